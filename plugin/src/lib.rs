@@ -1,0 +1,90 @@
+//! The Personio connector for hrsync.
+//!
+//! Compiled to a `wasm32-wasip2` component that exports the `hr-source`
+//! interface of `wit/hr-source.wit`. The host runs it sandboxed; everything
+//! Personio-specific lives here:
+//!
+//! - [`settings`]: the admin's settings, parsed and validated once per call;
+//! - [`api`]: the v1 REST client (auth, token rotation, paging, errors);
+//! - [`attributes`]: tolerant parsing of Personio's attribute shapes;
+//! - [`mapping`]: raw employee → canonical person;
+//! - [`diff`]: directory vs. incoming people → change plan.
+//!
+//! Only [`api`] performs I/O; the other modules are pure and unit-tested
+//! natively with `cargo test -p hrsync-personio`.
+
+pub mod api;
+pub mod attributes;
+pub mod diff;
+pub mod mapping;
+pub mod settings;
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "hr-connector",
+    additional_derives: [PartialEq, Eq],
+});
+
+use exports::hrsync::connector::hr_source::Guest;
+use hrsync::connector::types::{
+    Capabilities, CheckReport, ConnectorError, ConnectorInfo, DiffOptions, DirectoryUser, Entry,
+    FetchRequest, Mapped, Page, Person, Plan, RawRecord,
+};
+
+/// The exported component.
+struct Personio;
+
+impl Guest for Personio {
+    fn describe() -> ConnectorInfo {
+        ConnectorInfo {
+            id: "personio".into(),
+            name: "Personio".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Employees and reporting lines from Personio (API v1).".into(),
+            settings: settings::specs(),
+            capabilities: Capabilities::SUPERVISORS
+                | Capabilities::TERMINATION_DATES
+                | Capabilities::INCREMENTAL_FETCH
+                | Capabilities::CUSTOM_ATTRIBUTES,
+            default_hosts: vec![settings::DEFAULT_BASE_URL.into()],
+        }
+    }
+
+    fn check(settings: Vec<Entry>) -> Result<CheckReport, ConnectorError> {
+        let settings = settings::Settings::parse(&settings)?;
+        api::check(&settings)
+    }
+
+    fn fetch_page(settings: Vec<Entry>, request: FetchRequest) -> Result<Page, ConnectorError> {
+        let settings = settings::Settings::parse(&settings)?;
+        api::fetch_page(&settings, &request)
+    }
+
+    fn map_fields(settings: Vec<Entry>, records: Vec<RawRecord>) -> Result<Mapped, ConnectorError> {
+        let settings = settings::Settings::parse(&settings)?;
+        Ok(mapping::map_records(&settings, &records))
+    }
+
+    fn diff(
+        settings: Vec<Entry>,
+        current: Vec<DirectoryUser>,
+        incoming: Vec<Person>,
+        options: DiffOptions,
+    ) -> Result<Plan, ConnectorError> {
+        let settings = settings::Settings::parse(&settings)?;
+        Ok(diff::diff(&settings, &current, &incoming, &options))
+    }
+}
+
+// Natively (unit tests) the component exports would be invalid linker symbols.
+#[cfg(target_family = "wasm")]
+export!(Personio);
+
+/// Writes a line to the host's run log.
+pub(crate) fn log(level: hrsync::connector::host::Level, message: &str) {
+    #[cfg(target_family = "wasm")]
+    hrsync::connector::host::log(level, message);
+    // Natively (unit tests) there is no host to log to.
+    #[cfg(not(target_family = "wasm"))]
+    let _ = (level, message);
+}
