@@ -1,0 +1,255 @@
+//! The one checked egress point: every outbound HTTP request a connector
+//! makes passes through [`EgressHooks::send_request`], which allows only the
+//! origins granted to the integration and clamps the timeouts.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::uri::Scheme;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// An origin a connector may contact: scheme, host and port, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    /// Parses `https://api.personio.de`, `http://127.0.0.1:8081`, with an
+    /// optional trailing `/`. Paths, queries, credentials and wildcards are
+    /// refused: a grant is for a whole origin, spelled out.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = url::Url::parse(text.trim())
+            .map_err(|e| format!("`{text}` is not an origin like https://api.example.com ({e})"))?;
+        let https = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            other => return Err(format!("`{text}`: scheme `{other}` is not allowed; use https:// (or http:// for loopback tests)")),
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("`{text}`: an origin must not contain credentials"));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("`{text}`: give only scheme, host and port, without a path"));
+        }
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("`{text}` has no host"))?;
+        if host.contains('*') {
+            return Err(format!("`{text}`: wildcards are not allowed; list each host"));
+        }
+        let port = url.port_or_known_default().ok_or_else(|| format!("`{text}` has no port"))?;
+        Ok(Origin { https, host: host.to_ascii_lowercase(), port })
+    }
+
+    /// The origin of a request URI, if it has scheme and authority.
+    fn of_uri(uri: &http::Uri) -> Option<Self> {
+        let https = match uri.scheme() {
+            Some(s) if *s == Scheme::HTTPS => true,
+            Some(s) if *s == Scheme::HTTP => false,
+            _ => return None,
+        };
+        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        Some(Origin { https, host, port })
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let default = if self.https { 443 } else { 80 };
+        if self.port == default { write!(f, "{scheme}://{host}") } else { write!(f, "{scheme}://{host}:{}", self.port) }
+    }
+}
+
+/// The origins one integration may contact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants(Vec<Origin>);
+
+impl Grants {
+    /// Parses a list of origins; the first bad one is reported.
+    pub fn parse<S: AsRef<str>>(origins: &[S]) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for o in origins {
+            let origin = Origin::parse(o.as_ref())?;
+            if !out.contains(&origin) {
+                out.push(origin);
+            }
+        }
+        Ok(Grants(out))
+    }
+
+    /// No outbound HTTP at all.
+    pub fn none() -> Self {
+        Grants(Vec::new())
+    }
+
+    pub fn allows(&self, origin: &Origin) -> bool {
+        self.0.contains(origin)
+    }
+
+    pub fn origins(&self) -> &[Origin] {
+        &self.0
+    }
+}
+
+/// Timeouts applied to every outbound request, whatever the guest asks for.
+/// wasmtime's defaults are 600 s each, far too long for an admin waiting on a preview.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub between_bytes: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(30),
+            between_bytes: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The guest's options, each clamped to our maximum.
+    fn clamp(&self, requested: Option<RequestOptions>) -> RequestOptions {
+        let pick = |asked: Option<Duration>, max: Duration| Some(asked.map_or(max, |a| a.min(max)));
+        let r = requested.unwrap_or_default();
+        RequestOptions {
+            connect_timeout: pick(r.connect_timeout, self.connect),
+            first_byte_timeout: pick(r.first_byte_timeout, self.first_byte),
+            between_bytes_timeout: pick(r.between_bytes_timeout, self.between_bytes),
+        }
+    }
+}
+
+/// What happened at the egress point during one run.
+#[derive(Debug, Clone, Default)]
+pub struct EgressLog {
+    /// Requests sent (allowed).
+    pub sent: u64,
+    /// `METHOD scheme://host:port/path` of each denied request.
+    pub denied: Vec<String>,
+}
+
+/// The wasi-http hooks of one run.
+pub struct EgressHooks {
+    pub(crate) connector: String,
+    pub(crate) grants: Grants,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) log: Arc<Mutex<EgressLog>>,
+}
+
+impl WasiHttpHooks for EgressHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<
+        dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>>
+            + Send,
+    > {
+        let allowed = Origin::of_uri(request.uri()).is_some_and(|o| self.grants.allows(&o));
+        if !allowed {
+            let line = format!("{} {}", request.method(), strip_query(request.uri()));
+            tracing::warn!(connector = %self.connector, request = %line, "outbound request denied: origin not granted");
+            self.log.lock().expect("egress log").denied.push(line);
+            drop(fut);
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        self.log.lock().expect("egress log").sent += 1;
+        let options = self.timeouts.clamp(options);
+        drop(fut);
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
+    }
+}
+
+/// The URI without its query, which may carry credentials.
+fn strip_query(uri: &http::Uri) -> String {
+    let mut s = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        s.push_str(scheme);
+        s.push_str("://");
+    }
+    if let Some(a) = uri.authority() {
+        s.push_str(a.as_str());
+    }
+    s.push_str(uri.path());
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_parse_to_scheme_host_port() {
+        let o = Origin::parse("https://API.Personio.de/").unwrap();
+        assert_eq!(o.to_string(), "https://api.personio.de");
+        assert_eq!(o.port, 443);
+        let local = Origin::parse("http://127.0.0.1:8081").unwrap();
+        assert_eq!(local.to_string(), "http://127.0.0.1:8081");
+        assert_eq!(Origin::parse("http://[::1]:9000").unwrap().to_string(), "http://[::1]:9000");
+    }
+
+    #[test]
+    fn anything_but_an_origin_is_refused_with_a_reason() {
+        for (bad, why) in [
+            ("api.personio.de", "not an origin"),
+            ("ftp://x.io", "scheme `ftp`"),
+            ("https://u:p@x.io", "credentials"),
+            ("https://x.io/v1", "without a path"),
+            ("https://x.io/?a=1", "without a path"),
+            ("https://*.x.io", "wildcards"),
+        ] {
+            let err = Origin::parse(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn grants_match_scheme_host_and_port_exactly() {
+        let g = Grants::parse(&["https://api.personio.de", "http://127.0.0.1:8081"]).unwrap();
+        let uri = |u: &str| Origin::of_uri(&u.parse().unwrap()).unwrap();
+        assert!(g.allows(&uri("https://api.personio.de/v1/auth?x=1")));
+        assert!(g.allows(&uri("https://api.personio.de:443/v1")));
+        assert!(g.allows(&uri("http://127.0.0.1:8081/v1")));
+        assert!(!g.allows(&uri("http://api.personio.de/v1")), "scheme differs");
+        assert!(!g.allows(&uri("https://api.personio.de:8443/")), "port differs");
+        assert!(!g.allows(&uri("http://127.0.0.1:8082/")), "port differs");
+        assert!(!g.allows(&uri("https://evil.personio.de.attacker.io/")));
+        assert!(!Grants::none().allows(&uri("https://api.personio.de/")));
+    }
+
+    #[test]
+    fn timeouts_are_clamped_never_raised() {
+        let t = Timeouts::default();
+        let asked = RequestOptions {
+            connect_timeout: Some(Duration::from_secs(600)),
+            first_byte_timeout: Some(Duration::from_secs(1)),
+            between_bytes_timeout: None,
+        };
+        let got = t.clamp(Some(asked));
+        assert_eq!(got.connect_timeout, Some(t.connect));
+        assert_eq!(got.first_byte_timeout, Some(Duration::from_secs(1)));
+        assert_eq!(got.between_bytes_timeout, Some(t.between_bytes));
+    }
+
+    #[test]
+    fn logged_requests_omit_the_query() {
+        assert_eq!(strip_query(&"https://x.io/v1/auth?client_secret=s".parse().unwrap()), "https://x.io/v1/auth");
+    }
+}
