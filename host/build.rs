@@ -19,12 +19,24 @@ fn main() {
 }
 
 /// Builds `package` for wasm32-wasip2 in release mode; returns the .wasm path.
-pub fn build_component(root: &std::path::Path, out_dir: &std::path::Path, package: &str) -> PathBuf {
+pub fn build_component(
+    root: &std::path::Path,
+    out_dir: &std::path::Path,
+    package: &str,
+) -> PathBuf {
     let target_dir = out_dir.join("wasm-target");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", package, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            package,
+            "--target-dir",
+        ])
         .arg(&target_dir)
         // The outer build's flags are for the host target, not for wasm.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -35,7 +47,12 @@ pub fn build_component(root: &std::path::Path, out_dir: &std::path::Path, packag
         .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
         .status()
         .expect("run cargo for the wasm32-wasip2 component");
-    assert!(status.success(), "building {package} for wasm32-wasip2 failed (is the target installed? rust-toolchain.toml lists it)");
+    assert!(
+        status.success(),
+        "building {package} for wasm32-wasip2 failed (is the target installed? rust-toolchain.toml lists it)"
+    );
     let file = package.replace('-', "_");
-    target_dir.join("wasm32-wasip2/release").join(format!("{file}.wasm"))
+    target_dir
+        .join("wasm32-wasip2/release")
+        .join(format!("{file}.wasm"))
 }

@@ -1,1 +1,558 @@
-fn main() {}
+//! The `hrsync` command line.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use hrsync::connectors;
+use hrsync::runtime::egress::Grants;
+use hrsync::runtime::{Connector, Limits, RunError, Runtime, wit};
+use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig};
+use hrsync::sync::{self, FetchError, FetchOptions, Fetched};
+
+/// Exit codes scripts can rely on.
+mod exit {
+    pub const INVALID_INPUT: u8 = 2;
+    pub const SOURCE_FAILED: u8 = 3;
+    pub const CONNECTOR_FAILED: u8 = 4;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "hrsync",
+    version,
+    about = "Import employees and reporting lines from HR systems into a user directory."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// Where hrsync keeps its data (compiled connector cache, later the directory).
+    #[arg(
+        long,
+        env = "HRSYNC_DATA_DIR",
+        default_value = "hrsync-data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// Load this connector component (.wasm) in addition to the bundled ones.
+    #[arg(long = "connector", value_name = "PATH.wasm", global = true)]
+    connectors: Vec<PathBuf>,
+    /// Load every .wasm in this directory [default: DATA_DIR/connectors].
+    #[arg(long, value_name = "DIR", global = true)]
+    connectors_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Personio sandbox alone and print its URL and credentials.
+    Sandbox(SandboxArgs),
+    /// List loaded connectors with their WIT version.
+    Connectors {
+        #[arg(long)]
+        json: bool,
+    },
+    /// "Test connection": authenticate and report readable and missing attributes.
+    Check(SourceArgs),
+    /// Fetch and map every person from the source; print a summary.
+    Fetch(FetchArgs),
+    /// Start the sandbox and pull its company through the Personio connector.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct SandboxArgs {
+    /// Number of employees of the generated company.
+    #[arg(long, default_value_t = 200)]
+    people: usize,
+    #[arg(long, default_value_t = 8081)]
+    port: u16,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+}
+
+#[derive(Args)]
+struct SourceArgs {
+    /// Connector id.
+    #[arg(long, default_value = "personio")]
+    connector_id: String,
+    /// API base URL (sets the `api-base-url` setting and grants its origin).
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long, env = "HRSYNC_CLIENT_ID")]
+    client_id: Option<String>,
+    /// Prefer the environment variable: arguments show up in process lists.
+    #[arg(long, env = "HRSYNC_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// Any connector setting, as KEY=VALUE.
+    #[arg(long = "setting", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+    /// Allow outbound HTTP to this origin [default: the connector's declared hosts].
+    #[arg(long = "grant", value_name = "ORIGIN")]
+    grants: Vec<String>,
+    /// Run against a fresh in-process sandbox of this many people instead of a URL.
+    #[arg(long, value_name = "PEOPLE", conflicts_with = "url")]
+    sandbox: Option<usize>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct FetchArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Incremental fetch: only people changed since this RFC 3339 instant.
+    #[arg(long)]
+    updated_since: Option<String>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    #[arg(long, default_value_t = 200)]
+    people: usize,
+    /// Exit after the first fetch instead of serving the sandbox.
+    #[arg(long)]
+    once: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HRSYNC_LOG")
+                .unwrap_or_else(|_| "warn,hrsync=info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let run = e
+        .downcast_ref::<RunError>()
+        .or_else(|| match e.downcast_ref::<FetchError>() {
+            Some(FetchError::Run(r)) | Some(FetchError::RetriesExhausted { last: r, .. }) => {
+                Some(r)
+            }
+            _ => None,
+        });
+    match run {
+        Some(RunError::Source {
+            error: wit::ConnectorError::InvalidSettings(_),
+            ..
+        }) => exit::INVALID_INPUT,
+        Some(RunError::Source { .. }) => exit::SOURCE_FAILED,
+        Some(_) => exit::CONNECTOR_FAILED,
+        None if e.downcast_ref::<FetchError>().is_some() => exit::CONNECTOR_FAILED,
+        None if e.downcast_ref::<hrsync::runtime::LoadError>().is_some() => exit::CONNECTOR_FAILED,
+        None => exit::INVALID_INPUT,
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Sandbox(args) => serve_sandbox(args).await,
+        Command::Connectors { json } => list_connectors(&cli.global, json).await,
+        Command::Check(args) => check(&cli.global, args).await,
+        Command::Fetch(args) => fetch(&cli.global, args).await,
+        Command::Demo(args) => demo(&cli.global, args).await,
+    }
+}
+
+async fn runtime_and_connectors(global: &Global) -> anyhow::Result<(Runtime, Vec<Connector>)> {
+    let runtime = Runtime::new(Limits::default(), Some(global.data_dir.join("cache")))?;
+    let dir = global
+        .connectors_dir
+        .clone()
+        .unwrap_or_else(|| global.data_dir.join("connectors"));
+    let loaded = connectors::load_all(&runtime, Some(&dir), &global.connectors).await?;
+    Ok((runtime, loaded))
+}
+
+async fn serve_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    let sandbox = Sandbox::new(SandboxConfig::new(args.people, args.seed));
+    let running = sandbox
+        .serve(SocketAddr::new(args.bind, args.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{}; pick another --port",
+                args.bind, args.port
+            )
+        })?;
+    println!(
+        "Personio sandbox: {} employees at {}",
+        sandbox.len(),
+        running.url
+    );
+    println!("  client id:     {DEMO_CLIENT_ID}");
+    println!("  client secret: {DEMO_CLIENT_SECRET}");
+    println!(
+        "  limited credential (German labels, no email/supervisor): sandbox-limited / sandbox-limited-secret"
+    );
+    println!(
+        "  try: hrsync fetch --url {} --client-id {DEMO_CLIENT_ID} --client-secret {DEMO_CLIENT_SECRET}",
+        running.url
+    );
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    running.stop().await;
+    Ok(())
+}
+
+async fn list_connectors(global: &Global, json: bool) -> anyhow::Result<()> {
+    let (_, loaded) = runtime_and_connectors(global).await?;
+    if json {
+        let list: Vec<_> = loaded
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.info.id, "name": c.info.name, "version": c.info.version,
+                    "wit_version": c.wit_version, "origin": c.origin, "sha256": c.digest,
+                    "default_hosts": c.info.default_hosts,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    println!(
+        "{:<12} {:<12} {:<9} {:<10} ORIGIN",
+        "ID", "NAME", "VERSION", "WIT"
+    );
+    for c in &loaded {
+        println!(
+            "{:<12} {:<12} {:<9} {:<10} {}",
+            c.info.id, c.info.name, c.info.version, c.wit_version, c.origin
+        );
+    }
+    Ok(())
+}
+
+/// Settings and grants for a source command; keeps an in-process sandbox alive.
+struct Source {
+    connector: Connector,
+    settings: Vec<wit::Entry>,
+    grants: Grants,
+    _sandbox: Option<hrsync::sandbox::Running>,
+}
+
+async fn source(loaded: &[Connector], args: &SourceArgs) -> anyhow::Result<Source> {
+    let connector = loaded
+        .iter()
+        .find(|c| c.info.id == args.connector_id)
+        .with_context(|| {
+            let ids: Vec<&str> = loaded.iter().map(|c| c.info.id.as_str()).collect();
+            format!(
+                "no connector `{}` is loaded; loaded: {}",
+                args.connector_id,
+                ids.join(", ")
+            )
+        })?
+        .clone();
+    let mut settings: BTreeMap<String, String> = BTreeMap::new();
+    let mut url = args.url.clone();
+    let mut running = None;
+    let (mut id, mut secret) = (args.client_id.clone(), args.client_secret.clone());
+    if let Some(people) = args.sandbox {
+        let sandbox = Sandbox::new(SandboxConfig::new(people, 42));
+        let r = sandbox.serve("127.0.0.1:0".parse()?).await?;
+        url = Some(r.url.clone());
+        id = id.or(Some(DEMO_CLIENT_ID.into()));
+        secret = secret.or(Some(DEMO_CLIENT_SECRET.into()));
+        running = Some(r);
+    }
+    if let Some(u) = &url {
+        settings.insert("api-base-url".into(), u.clone());
+    }
+    if let Some(v) = id {
+        settings.insert("client-id".into(), v);
+    }
+    if let Some(v) = secret {
+        settings.insert("client-secret".into(), v);
+    }
+    for pair in &args.settings {
+        let (k, v) = pair
+            .split_once('=')
+            .with_context(|| format!("--setting `{pair}` must look like KEY=VALUE"))?;
+        settings.insert(k.trim().into(), v.into());
+    }
+    let known: Vec<&str> = connector
+        .info
+        .settings
+        .iter()
+        .map(|s| s.key.as_str())
+        .collect();
+    if let Some(unknown) = settings.keys().find(|k| !known.contains(&k.as_str())) {
+        bail!(
+            "connector `{}` has no setting `{unknown}`; its settings are: {}",
+            connector.info.id,
+            known.join(", ")
+        );
+    }
+    let grants = if !args.grants.is_empty() {
+        Grants::parse(&args.grants).map_err(anyhow::Error::msg)?
+    } else if let Some(u) = &url {
+        let origin = url::Url::parse(u)
+            .with_context(|| format!("--url `{u}` is not a URL"))?
+            .origin()
+            .ascii_serialization();
+        Grants::parse(&[origin]).map_err(anyhow::Error::msg)?
+    } else {
+        Grants::parse(&connector.info.default_hosts).map_err(anyhow::Error::msg)?
+    };
+    let settings = settings
+        .into_iter()
+        .map(|(key, value)| wit::Entry { key, value })
+        .collect();
+    Ok(Source {
+        connector,
+        settings,
+        grants,
+        _sandbox: running,
+    })
+}
+
+async fn check(global: &Global, args: SourceArgs) -> anyhow::Result<()> {
+    let (runtime, loaded) = runtime_and_connectors(global).await?;
+    let src = source(&loaded, &args).await?;
+    let mut session = runtime.session(&src.connector, src.grants.clone()).await?;
+    let report = session.check(&src.settings).await?;
+    if args.json {
+        let missing: Vec<_> = report
+            .missing
+            .iter()
+            .map(|m| serde_json::json!({"key": m.key, "purpose": m.purpose, "hint": m.hint, "required": m.required}))
+            .collect();
+        let readable: Vec<_> = report
+            .readable
+            .iter()
+            .map(|a| serde_json::json!({"key": a.key, "label": a.label}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": report.missing.iter().all(|m| !m.required),
+                "account": report.account, "readable": readable, "missing": missing, "warnings": report.warnings,
+            }))?
+        );
+    } else {
+        println!(
+            "Connected. The credential can read {} attributes.",
+            report.readable.len()
+        );
+        for m in &report.missing {
+            let tag = if m.required {
+                "MISSING (required)"
+            } else {
+                "missing"
+            };
+            println!("  {tag}: {} — needed for {}. {}", m.key, m.purpose, m.hint);
+        }
+        for w in &report.warnings {
+            println!("  warning: {w}");
+        }
+    }
+    if report.missing.iter().any(|m| m.required) {
+        std::process::exit(exit::SOURCE_FAILED.into());
+    }
+    Ok(())
+}
+
+async fn fetch(global: &Global, args: FetchArgs) -> anyhow::Result<()> {
+    let (runtime, loaded) = runtime_and_connectors(global).await?;
+    let src = source(&loaded, &args.source).await?;
+    let options = FetchOptions {
+        updated_since: args.updated_since.clone(),
+        ..FetchOptions::default()
+    };
+    let started = Instant::now();
+    let fetched = fetch_with_progress(&runtime, &src, &options).await?;
+    print_summary(&fetched, started.elapsed(), args.source.json)
+}
+
+async fn fetch_with_progress(
+    runtime: &Runtime,
+    src: &Source,
+    options: &FetchOptions,
+) -> anyhow::Result<Fetched> {
+    let mut session = runtime.session(&src.connector, src.grants.clone()).await?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"),
+    );
+    let result = sync::fetch_all(&mut session, &src.settings, options, |p| {
+        match p.total {
+            Some(t) => bar.set_message(format!(
+                "fetched {} of {t} people ({} pages)",
+                p.records, p.pages
+            )),
+            None => bar.set_message(format!("fetched {} people ({} pages)", p.records, p.pages)),
+        }
+        bar.tick();
+    })
+    .await;
+    bar.finish_and_clear();
+    Ok(result?)
+}
+
+fn print_summary(
+    fetched: &Fetched,
+    elapsed: std::time::Duration,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in &fetched.people {
+        let s = match p.status {
+            wit::PersonStatus::Active => "active",
+            wit::PersonStatus::Onboarding => "onboarding",
+            wit::PersonStatus::Leave => "leave",
+            wit::PersonStatus::Inactive => "inactive",
+        };
+        *by_status.entry(s).or_default() += 1;
+    }
+    let errors = fetched
+        .issues
+        .iter()
+        .filter(|i| i.severity == wit::Severity::Error)
+        .count();
+    if json {
+        let issues: Vec<_> = fetched
+            .issues
+            .iter()
+            .map(|i| serde_json::json!({"source_id": i.source_id, "name": i.name, "field": i.field,
+                "severity": if i.severity == wit::Severity::Error { "error" } else { "warning" }, "message": i.message}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "people": fetched.people.len(), "records": fetched.records, "pages": fetched.pages,
+                "by_status": by_status, "with_manager": fetched.people.iter().filter(|p| p.supervisor_id.is_some()).count(),
+                "retries": fetched.retries, "elapsed_ms": elapsed.as_millis() as u64, "issues": issues,
+            }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "Fetched {} people in {} pages ({:.2} s, {} retries).",
+        fetched.people.len(),
+        fetched.pages,
+        elapsed.as_secs_f64(),
+        fetched.retries
+    );
+    let counts: Vec<String> = by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    println!("  by status: {}", counts.join(", "));
+    println!(
+        "  with a manager: {}",
+        fetched
+            .people
+            .iter()
+            .filter(|p| p.supervisor_id.is_some())
+            .count()
+    );
+    println!("  issues: {} ({errors} errors)", fetched.issues.len());
+    for i in fetched.issues.iter().take(10) {
+        let who = i.name.clone().or(i.source_id.clone()).unwrap_or_default();
+        println!("    - {who}: {}", i.message);
+    }
+    if fetched.issues.len() > 10 {
+        println!(
+            "    … and {} more (use --json for all)",
+            fetched.issues.len() - 10
+        );
+    }
+    Ok(())
+}
+
+async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
+    let sandbox = Sandbox::new(SandboxConfig::new(args.people, 42));
+    let running = sandbox
+        .serve(args.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}; pick another --bind", args.bind))?;
+    println!(
+        "hrsync demo: a Personio sandbox with {} employees at {}",
+        sandbox.len(),
+        running.url
+    );
+    let (runtime, loaded) = runtime_and_connectors(global).await?;
+    let source_args = SourceArgs {
+        connector_id: "personio".into(),
+        url: Some(running.url.clone()),
+        client_id: Some(DEMO_CLIENT_ID.into()),
+        client_secret: Some(DEMO_CLIENT_SECRET.into()),
+        settings: vec!["company-subdomain=acme".into()],
+        grants: vec![],
+        sandbox: None,
+        json: false,
+    };
+    let src = source(&loaded, &source_args).await?;
+    let c = &src.connector;
+    println!(
+        "Loaded connector {} {} ({} bytes sandboxed, WIT {}).",
+        c.info.name,
+        c.info.version,
+        connectors::BUNDLED_PERSONIO.len(),
+        c.wit_version
+    );
+    let started = Instant::now();
+    let fetched = fetch_with_progress(&runtime, &src, &FetchOptions::default()).await?;
+    print_summary(&fetched, started.elapsed(), false)?;
+    println!("\nA few people and their managers:");
+    let names: BTreeMap<&str, String> = fetched
+        .people
+        .iter()
+        .map(|p| {
+            (
+                p.source_id.as_str(),
+                format!("{} {}", p.first_name, p.last_name),
+            )
+        })
+        .collect();
+    for p in fetched.people.iter().take(8) {
+        let manager = p
+            .supervisor_id
+            .as_deref()
+            .and_then(|s| names.get(s))
+            .cloned()
+            .unwrap_or_else(|| "—".into());
+        println!(
+            "  {:<28} {:<26} {:<18} reports to {manager}",
+            format!("{} {}", p.first_name, p.last_name),
+            p.job_title.as_deref().unwrap_or(""),
+            p.department.as_deref().unwrap_or("")
+        );
+    }
+    if args.once {
+        running.stop().await;
+        return Ok(());
+    }
+    println!(
+        "\nThe sandbox keeps serving at {}. Try:\n  hrsync fetch --url {} --client-id {DEMO_CLIENT_ID} --client-secret {DEMO_CLIENT_SECRET}\nPress Ctrl-C to stop.",
+        running.url, running.url
+    );
+    tokio::signal::ctrl_c().await?;
+    running.stop().await;
+    Ok(())
+}

@@ -7,11 +7,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::hrsync::connector::types::Change;
 use crate::hrsync::connector::types::{
-    Date, DeactivationReason, Deactivation, DiffOptions, DirectoryUser, FieldChange, Gender, Issue,
+    Date, Deactivation, DeactivationReason, DiffOptions, DirectoryUser, FieldChange, Gender, Issue,
     MissingUser, Person, PersonStatus, Plan, Severity, UserStatus, UserUpdate,
 };
-use crate::hrsync::connector::types::Change;
 use crate::settings::Settings;
 
 /// The directory status a source status maps to.
@@ -51,35 +51,84 @@ pub fn field_changes(user: &DirectoryUser, person: &Person) -> Vec<FieldChange> 
     let mut changes = Vec::new();
     let mut field = |name: &str, b: Option<String>, a: Option<String>| {
         if b != a {
-            changes.push(FieldChange { field: name.into(), before: b, after: a });
+            changes.push(FieldChange {
+                field: name.into(),
+                before: b,
+                after: a,
+            });
         }
     };
-    field("first-name", Some(before.first_name.clone()), Some(person.first_name.clone()));
-    field("last-name", Some(before.last_name.clone()), Some(person.last_name.clone()));
-    field("preferred-name", before.preferred_name.clone(), person.preferred_name.clone());
+    field(
+        "first-name",
+        Some(before.first_name.clone()),
+        Some(person.first_name.clone()),
+    );
+    field(
+        "last-name",
+        Some(before.last_name.clone()),
+        Some(person.last_name.clone()),
+    );
+    field(
+        "preferred-name",
+        before.preferred_name.clone(),
+        person.preferred_name.clone(),
+    );
     field("email", before.email.clone(), person.email.clone());
-    field("employee-id", before.employee_id.clone(), person.employee_id.clone());
-    field("gender", before.gender.as_ref().map(gender_text), person.gender.as_ref().map(gender_text));
+    field(
+        "employee-id",
+        before.employee_id.clone(),
+        person.employee_id.clone(),
+    );
+    field(
+        "gender",
+        before.gender.as_ref().map(gender_text),
+        person.gender.as_ref().map(gender_text),
+    );
     field(
         "status",
         Some(status_name(user.status).into()),
         Some(status_name(directory_status(person.status)).into()),
     );
-    field("manager", before.supervisor_id.clone(), person.supervisor_id.clone());
-    field("start-date", before.start_date.as_ref().map(date_text), person.start_date.as_ref().map(date_text));
+    field(
+        "manager",
+        before.supervisor_id.clone(),
+        person.supervisor_id.clone(),
+    );
+    field(
+        "start-date",
+        before.start_date.as_ref().map(date_text),
+        person.start_date.as_ref().map(date_text),
+    );
     field(
         "termination-date",
         before.termination_date.as_ref().map(date_text),
         person.termination_date.as_ref().map(date_text),
     );
-    field("job-title", before.job_title.clone(), person.job_title.clone());
-    field("department", before.department.clone(), person.department.clone());
+    field(
+        "job-title",
+        before.job_title.clone(),
+        person.job_title.clone(),
+    );
+    field(
+        "department",
+        before.department.clone(),
+        person.department.clone(),
+    );
     field("office", before.office.clone(), person.office.clone());
     field("team", before.team.clone(), person.team.clone());
-    let keys: std::collections::BTreeSet<&str> =
-        before.custom.iter().chain(&person.custom).map(|e| e.key.as_str()).collect();
+    let keys: std::collections::BTreeSet<&str> = before
+        .custom
+        .iter()
+        .chain(&person.custom)
+        .map(|e| e.key.as_str())
+        .collect();
     for key in keys {
-        let get = |p: &Person| p.custom.iter().find(|e| e.key == key).map(|e| e.value.clone());
+        let get = |p: &Person| {
+            p.custom
+                .iter()
+                .find(|e| e.key == key)
+                .map(|e| e.value.clone())
+        };
         field(&format!("custom.{key}"), get(before), get(person));
     }
     // A blank empty-string and a missing value are the same to admins.
@@ -88,8 +137,16 @@ pub fn field_changes(user: &DirectoryUser, person: &Person) -> Vec<FieldChange> 
 }
 
 /// Computes the plan that makes the directory match the source.
-pub fn diff(settings: &Settings, current: &[DirectoryUser], incoming: &[Person], options: &DiffOptions) -> Plan {
-    let mut plan = Plan { changes: Vec::new(), issues: Vec::new() };
+pub fn diff(
+    settings: &Settings,
+    current: &[DirectoryUser],
+    incoming: &[Person],
+    options: &DiffOptions,
+) -> Plan {
+    let mut plan = Plan {
+        changes: Vec::new(),
+        issues: Vec::new(),
+    };
     let mut by_source: HashMap<&str, &DirectoryUser> = HashMap::new();
     let mut unmanaged_by_email: HashMap<String, &DirectoryUser> = HashMap::new();
     for user in current {
@@ -109,7 +166,12 @@ pub fn diff(settings: &Settings, current: &[DirectoryUser], incoming: &[Person],
     let mut adopted: HashSet<u64> = HashSet::new();
     for person in incoming {
         if !seen.insert(person.source_id.as_str()) {
-            plan.issues.push(issue(person, Severity::Error, None, "the source returned this person twice; the second copy was ignored"));
+            plan.issues.push(issue(
+                person,
+                Severity::Error,
+                None,
+                "the source returned this person twice; the second copy was ignored",
+            ));
             continue;
         }
         if let Some(user) = by_source.get(person.source_id.as_str()) {
@@ -150,7 +212,10 @@ pub fn diff(settings: &Settings, current: &[DirectoryUser], incoming: &[Person],
         let mut missing: Vec<&DirectoryUser> = by_source
             .values()
             .copied()
-            .filter(|u| u.status != UserStatus::Inactive && !seen.contains(u.source_id.as_deref().unwrap_or("")))
+            .filter(|u| {
+                u.status != UserStatus::Inactive
+                    && !seen.contains(u.source_id.as_deref().unwrap_or(""))
+            })
             .collect();
         missing.sort_by_key(|u| u.user_id);
         for user in missing {
@@ -167,7 +232,10 @@ pub fn diff(settings: &Settings, current: &[DirectoryUser], incoming: &[Person],
                     }],
                 })
             } else {
-                Change::Missing(MissingUser { user_id: user.user_id, runs })
+                Change::Missing(MissingUser {
+                    user_id: user.user_id,
+                    runs,
+                })
             });
         }
     }
@@ -177,11 +245,17 @@ pub fn diff(settings: &Settings, current: &[DirectoryUser], incoming: &[Person],
 fn change_for_managed(user: &DirectoryUser, person: &Person) -> Option<Change> {
     let changes = field_changes(user, person);
     let incoming = directory_status(person.status);
-    let update = |changes| UserUpdate { user_id: user.user_id, person: person.clone(), changes };
+    let update = |changes| UserUpdate {
+        user_id: user.user_id,
+        person: person.clone(),
+        changes,
+    };
     match (user.status, incoming) {
-        (UserStatus::Inactive, UserStatus::Inactive) | (UserStatus::Active | UserStatus::PendingStart, UserStatus::Active | UserStatus::PendingStart) => {
-            (!changes.is_empty()).then(|| Change::Update(update(changes)))
-        }
+        (UserStatus::Inactive, UserStatus::Inactive)
+        | (
+            UserStatus::Active | UserStatus::PendingStart,
+            UserStatus::Active | UserStatus::PendingStart,
+        ) => (!changes.is_empty()).then(|| Change::Update(update(changes))),
         (UserStatus::Inactive, _) => Some(Change::Reactivate(update(changes))),
         (_, UserStatus::Inactive) => Some(Change::Deactivate(Deactivation {
             user_id: user.user_id,
@@ -195,7 +269,11 @@ fn change_for_managed(user: &DirectoryUser, person: &Person) -> Option<Change> {
 fn issue(person: &Person, severity: Severity, field: Option<&str>, message: &str) -> Issue {
     Issue {
         source_id: Some(person.source_id.clone()),
-        name: Some(format!("{} {}", person.first_name, person.last_name).trim().to_string()),
+        name: Some(
+            format!("{} {}", person.first_name, person.last_name)
+                .trim()
+                .to_string(),
+        ),
         field: field.map(Into::into),
         severity,
         message: message.into(),
@@ -222,7 +300,11 @@ mod tests {
             gender: None,
             status,
             supervisor_id: None,
-            start_date: Some(Date { year: 2020, month: 1, day: 1 }),
+            start_date: Some(Date {
+                year: 2020,
+                month: 1,
+                day: 1,
+            }),
             termination_date: None,
             job_title: Some("Engineer".into()),
             department: Some("Eng".into()),
@@ -245,7 +327,10 @@ mod tests {
     }
 
     fn full() -> DiffOptions {
-        DiffOptions { complete: true, missing_after: 2 }
+        DiffOptions {
+            complete: true,
+            missing_after: 2,
+        }
     }
 
     fn company() -> Vec<Person> {
@@ -263,9 +348,19 @@ mod tests {
     #[test]
     fn the_directory_against_itself_is_empty() {
         let people = company();
-        let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
+        let current: Vec<_> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| user_of(i as u64 + 1, p, true))
+            .collect();
         let plan = diff(&settings(), &current, &people, &full());
-        assert_eq!(plan, Plan { changes: vec![], issues: vec![] });
+        assert_eq!(
+            plan,
+            Plan {
+                changes: vec![],
+                issues: vec![]
+            }
+        );
     }
 
     #[test]
@@ -281,19 +376,30 @@ mod tests {
             .collect();
         // Inactive people are not in the default filter.
         assert_eq!(created, vec!["1", "2", "3"]);
-        let all = Settings::parse(&[Entry { key: "import-statuses".into(), value: "active,onboarding,leave,inactive".into() }]).unwrap();
+        let all = Settings::parse(&[Entry {
+            key: "import-statuses".into(),
+            value: "active,onboarding,leave,inactive".into(),
+        }])
+        .unwrap();
         assert_eq!(diff(&all, &[], &company(), &full()).changes.len(), 4);
     }
 
     #[test]
     fn field_updates_carry_before_and_after() {
         let people = company();
-        let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
+        let current: Vec<_> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| user_of(i as u64 + 1, p, true))
+            .collect();
         let mut incoming = people.clone();
         incoming[1].job_title = Some("Lead".into());
         incoming[1].last_name = "Renamed".into();
         incoming[2].supervisor_id = Some("1".into());
-        incoming[0].custom = vec![Entry { key: "dynamic_1".into(), value: "x".into() }];
+        incoming[0].custom = vec![Entry {
+            key: "dynamic_1".into(),
+            value: "x".into(),
+        }];
         let plan = diff(&settings(), &current, &incoming, &full());
         let updates: HashMap<u64, Vec<FieldChange>> = plan
             .changes
@@ -303,8 +409,18 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        let fc = |f: &str, b: Option<&str>, a: Option<&str>| FieldChange { field: f.into(), before: b.map(Into::into), after: a.map(Into::into) };
-        assert_eq!(updates[&2], vec![fc("last-name", Some("Last"), Some("Renamed")), fc("job-title", Some("Engineer"), Some("Lead"))]);
+        let fc = |f: &str, b: Option<&str>, a: Option<&str>| FieldChange {
+            field: f.into(),
+            before: b.map(Into::into),
+            after: a.map(Into::into),
+        };
+        assert_eq!(
+            updates[&2],
+            vec![
+                fc("last-name", Some("Last"), Some("Renamed")),
+                fc("job-title", Some("Engineer"), Some("Lead"))
+            ]
+        );
         assert_eq!(updates[&3], vec![fc("manager", Some("2"), Some("1"))]);
         assert_eq!(updates[&1], vec![fc("custom.dynamic_1", None, Some("x"))]);
         assert_eq!(updates.len(), 3);
@@ -313,24 +429,42 @@ mod tests {
     #[test]
     fn leavers_are_deactivated_and_rehires_reactivated() {
         let people = company();
-        let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
+        let current: Vec<_> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| user_of(i as u64 + 1, p, true))
+            .collect();
         let mut incoming = people.clone();
         incoming[1].status = PersonStatus::Inactive;
-        incoming[1].termination_date = Some(Date { year: 2026, month: 6, day: 30 });
+        incoming[1].termination_date = Some(Date {
+            year: 2026,
+            month: 6,
+            day: 30,
+        });
         incoming[3].status = PersonStatus::Active;
         let plan = diff(&settings(), &current, &incoming, &full());
         assert_eq!(plan.changes.len(), 2);
         match &plan.changes[0] {
             Change::Deactivate(d) => {
-                assert_eq!((d.user_id, d.reason), (2, DeactivationReason::InactiveInSource));
-                assert!(d.changes.iter().any(|c| c.field == "termination-date" && c.after.as_deref() == Some("2026-06-30")));
+                assert_eq!(
+                    (d.user_id, d.reason),
+                    (2, DeactivationReason::InactiveInSource)
+                );
+                assert!(
+                    d.changes.iter().any(|c| c.field == "termination-date"
+                        && c.after.as_deref() == Some("2026-06-30"))
+                );
             }
             other => panic!("{other:?}"),
         }
         match &plan.changes[1] {
             Change::Reactivate(u) => {
                 assert_eq!(u.user_id, 4);
-                assert!(u.changes.iter().any(|c| c.field == "status" && c.after.as_deref() == Some("active")));
+                assert!(
+                    u.changes
+                        .iter()
+                        .any(|c| c.field == "status" && c.after.as_deref() == Some("active"))
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -339,12 +473,18 @@ mod tests {
     #[test]
     fn onboarding_people_who_start_become_active_by_update() {
         let people = company();
-        let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
+        let current: Vec<_> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| user_of(i as u64 + 1, p, true))
+            .collect();
         let mut incoming = people.clone();
         incoming[2].status = PersonStatus::Active;
         let plan = diff(&settings(), &current, &incoming, &full());
         match &plan.changes[..] {
-            [Change::Update(u)] => assert_eq!(u.changes[0].before.as_deref(), Some("pending-start")),
+            [Change::Update(u)] => {
+                assert_eq!(u.changes[0].before.as_deref(), Some("pending-start"))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -375,13 +515,23 @@ mod tests {
     fn names_never_match() {
         let mut existing = person("x", Some("other@x.io"), PersonStatus::Active);
         existing.first_name = "First2".into();
-        let plan = diff(&settings(), &[user_of(50, &existing, false)], &[person("2", Some("b@x.io"), PersonStatus::Active)], &full());
+        let plan = diff(
+            &settings(),
+            &[user_of(50, &existing, false)],
+            &[person("2", Some("b@x.io"), PersonStatus::Active)],
+            &full(),
+        );
         assert!(matches!(&plan.changes[..], [Change::Create(_)]));
     }
 
     #[test]
     fn people_without_email_are_reported_not_created() {
-        let plan = diff(&settings(), &[], &[person("1", None, PersonStatus::Active)], &full());
+        let plan = diff(
+            &settings(),
+            &[],
+            &[person("1", None, PersonStatus::Active)],
+            &full(),
+        );
         assert!(plan.changes.is_empty());
         assert_eq!(plan.issues[0].field.as_deref(), Some("email"));
         // ...but an already linked person without email is still updated.
@@ -395,29 +545,65 @@ mod tests {
     #[test]
     fn missing_people_are_reported_then_deactivated() {
         let people = company();
-        let mut current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
-        let incoming: Vec<_> = people.iter().filter(|p| p.source_id != "2").cloned().collect();
+        let mut current: Vec<_> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| user_of(i as u64 + 1, p, true))
+            .collect();
+        let incoming: Vec<_> = people
+            .iter()
+            .filter(|p| p.source_id != "2")
+            .cloned()
+            .collect();
         let plan = diff(&settings(), &current, &incoming, &full());
-        assert_eq!(plan.changes, vec![Change::Missing(MissingUser { user_id: 2, runs: 1 })]);
+        assert_eq!(
+            plan.changes,
+            vec![Change::Missing(MissingUser {
+                user_id: 2,
+                runs: 1
+            })]
+        );
 
         current[1].missing_runs = 1;
         let plan = diff(&settings(), &current, &incoming, &full());
         match &plan.changes[..] {
-            [Change::Deactivate(d)] => assert_eq!((d.user_id, d.reason), (2, DeactivationReason::MissingFromSource)),
+            [Change::Deactivate(d)] => assert_eq!(
+                (d.user_id, d.reason),
+                (2, DeactivationReason::MissingFromSource)
+            ),
             other => panic!("{other:?}"),
         }
 
         // Incremental runs never infer absence.
-        let partial = DiffOptions { complete: false, missing_after: 2 };
-        assert!(diff(&settings(), &current, &incoming, &partial).changes.is_empty());
+        let partial = DiffOptions {
+            complete: false,
+            missing_after: 2,
+        };
+        assert!(
+            diff(&settings(), &current, &incoming, &partial)
+                .changes
+                .is_empty()
+        );
     }
 
     #[test]
     fn inactive_users_missing_from_the_source_stay_quiet() {
         let people = company();
-        let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
-        let incoming: Vec<_> = people.iter().filter(|p| p.source_id != "4").cloned().collect();
-        assert!(diff(&settings(), &current, &incoming, &full()).changes.is_empty());
+        let current: Vec<_> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| user_of(i as u64 + 1, p, true))
+            .collect();
+        let incoming: Vec<_> = people
+            .iter()
+            .filter(|p| p.source_id != "4")
+            .cloned()
+            .collect();
+        assert!(
+            diff(&settings(), &current, &incoming, &full())
+                .changes
+                .is_empty()
+        );
     }
 
     #[test]
@@ -431,7 +617,11 @@ mod tests {
     #[test]
     fn changes_only_name_known_users() {
         let people = company();
-        let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 10, p, true)).collect();
+        let current: Vec<_> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| user_of(i as u64 + 10, p, true))
+            .collect();
         let mut incoming = people.clone();
         incoming.iter_mut().for_each(|p| p.job_title = None);
         let known: HashSet<u64> = current.iter().map(|u| u.user_id).collect();
