@@ -14,11 +14,7 @@ pub static BUNDLED_PERSONIO: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/p
 /// Loads the bundled connector, then every `*.wasm` in `dir` (if given) and
 /// every path in `extra`. A later connector with the same id replaces an
 /// earlier one, so a connector on disk overrides the bundled build.
-pub async fn load_all(
-    runtime: &Runtime,
-    dir: Option<&Path>,
-    extra: &[PathBuf],
-) -> anyhow::Result<Vec<Connector>> {
+pub async fn load_all(runtime: &Runtime, dir: Option<&Path>, extra: &[PathBuf]) -> anyhow::Result<Vec<Connector>> {
     let mut out: Vec<Connector> = Vec::new();
     let mut add = |c: Connector| match out.iter_mut().find(|o| o.info.id == c.info.id) {
         Some(slot) => *slot = c,
@@ -27,8 +23,8 @@ pub async fn load_all(
     add(runtime.load("bundled:personio", BUNDLED_PERSONIO).await?);
     let mut paths = Vec::new();
     if let Some(dir) = dir.filter(|d| d.exists()) {
-        for entry in std::fs::read_dir(dir)
-            .with_context(|| format!("reading connectors directory {}", dir.display()))?
+        for entry in
+            std::fs::read_dir(dir).with_context(|| format!("reading connectors directory {}", dir.display()))?
         {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "wasm") {
@@ -46,7 +42,6 @@ pub async fn load_all(
 
 /// Loads one component file.
 pub async fn load_file(runtime: &Runtime, path: &Path) -> anyhow::Result<Connector> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading connector {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading connector {}", path.display()))?;
     Ok(runtime.load(&path.display().to_string(), &bytes).await?)
 }

@@ -37,12 +37,7 @@ struct Cli {
 #[derive(Args)]
 struct Global {
     /// Where hrsync keeps its data (compiled connector cache, later the directory).
-    #[arg(
-        long,
-        env = "HRSYNC_DATA_DIR",
-        default_value = "hrsync-data",
-        global = true
-    )]
+    #[arg(long, env = "HRSYNC_DATA_DIR", default_value = "hrsync-data", global = true)]
     data_dir: PathBuf,
     /// Load this connector component (.wasm) in addition to the bundled ones.
     #[arg(long = "connector", value_name = "PATH.wasm", global = true)]
@@ -133,8 +128,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HRSYNC_LOG")
-                .unwrap_or_else(|_| "warn,hrsync=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("HRSYNC_LOG").unwrap_or_else(|_| "warn,hrsync=info".into()),
         )
         .init();
     let cli = Cli::parse();
@@ -149,19 +143,12 @@ fn main() -> ExitCode {
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
-    let run = e
-        .downcast_ref::<RunError>()
-        .or_else(|| match e.downcast_ref::<FetchError>() {
-            Some(FetchError::Run(r)) | Some(FetchError::RetriesExhausted { last: r, .. }) => {
-                Some(r)
-            }
-            _ => None,
-        });
+    let run = e.downcast_ref::<RunError>().or_else(|| match e.downcast_ref::<FetchError>() {
+        Some(FetchError::Run(r)) | Some(FetchError::RetriesExhausted { last: r, .. }) => Some(r),
+        _ => None,
+    });
     match run {
-        Some(RunError::Source {
-            error: wit::ConnectorError::InvalidSettings(_),
-            ..
-        }) => exit::INVALID_INPUT,
+        Some(RunError::Source { error: wit::ConnectorError::InvalidSettings(_), .. }) => exit::INVALID_INPUT,
         Some(RunError::Source { .. }) => exit::SOURCE_FAILED,
         Some(_) => exit::CONNECTOR_FAILED,
         None if e.downcast_ref::<FetchError>().is_some() => exit::CONNECTOR_FAILED,
@@ -182,10 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn runtime_and_connectors(global: &Global) -> anyhow::Result<(Runtime, Vec<Connector>)> {
     let runtime = Runtime::new(Limits::default(), Some(global.data_dir.join("cache")))?;
-    let dir = global
-        .connectors_dir
-        .clone()
-        .unwrap_or_else(|| global.data_dir.join("connectors"));
+    let dir = global.connectors_dir.clone().unwrap_or_else(|| global.data_dir.join("connectors"));
     let loaded = connectors::load_all(&runtime, Some(&dir), &global.connectors).await?;
     Ok((runtime, loaded))
 }
@@ -195,22 +179,11 @@ async fn serve_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     let running = sandbox
         .serve(SocketAddr::new(args.bind, args.port))
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}:{}; pick another --port",
-                args.bind, args.port
-            )
-        })?;
-    println!(
-        "Personio sandbox: {} employees at {}",
-        sandbox.len(),
-        running.url
-    );
+        .with_context(|| format!("cannot listen on {}:{}; pick another --port", args.bind, args.port))?;
+    println!("Personio sandbox: {} employees at {}", sandbox.len(), running.url);
     println!("  client id:     {DEMO_CLIENT_ID}");
     println!("  client secret: {DEMO_CLIENT_SECRET}");
-    println!(
-        "  limited credential (German labels, no email/supervisor): sandbox-limited / sandbox-limited-secret"
-    );
+    println!("  limited credential (German labels, no email/supervisor): sandbox-limited / sandbox-limited-secret");
     println!(
         "  try: hrsync fetch --url {} --client-id {DEMO_CLIENT_ID} --client-secret {DEMO_CLIENT_SECRET}",
         running.url
@@ -237,15 +210,9 @@ async fn list_connectors(global: &Global, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
-    println!(
-        "{:<12} {:<12} {:<9} {:<10} ORIGIN",
-        "ID", "NAME", "VERSION", "WIT"
-    );
+    println!("{:<12} {:<12} {:<9} {:<10} ORIGIN", "ID", "NAME", "VERSION", "WIT");
     for c in &loaded {
-        println!(
-            "{:<12} {:<12} {:<9} {:<10} {}",
-            c.info.id, c.info.name, c.info.version, c.wit_version, c.origin
-        );
+        println!("{:<12} {:<12} {:<9} {:<10} {}", c.info.id, c.info.name, c.info.version, c.wit_version, c.origin);
     }
     Ok(())
 }
@@ -264,11 +231,7 @@ async fn source(loaded: &[Connector], args: &SourceArgs) -> anyhow::Result<Sourc
         .find(|c| c.info.id == args.connector_id)
         .with_context(|| {
             let ids: Vec<&str> = loaded.iter().map(|c| c.info.id.as_str()).collect();
-            format!(
-                "no connector `{}` is loaded; loaded: {}",
-                args.connector_id,
-                ids.join(", ")
-            )
+            format!("no connector `{}` is loaded; loaded: {}", args.connector_id, ids.join(", "))
         })?
         .clone();
     let mut settings: BTreeMap<String, String> = BTreeMap::new();
@@ -293,45 +256,24 @@ async fn source(loaded: &[Connector], args: &SourceArgs) -> anyhow::Result<Sourc
         settings.insert("client-secret".into(), v);
     }
     for pair in &args.settings {
-        let (k, v) = pair
-            .split_once('=')
-            .with_context(|| format!("--setting `{pair}` must look like KEY=VALUE"))?;
+        let (k, v) = pair.split_once('=').with_context(|| format!("--setting `{pair}` must look like KEY=VALUE"))?;
         settings.insert(k.trim().into(), v.into());
     }
-    let known: Vec<&str> = connector
-        .info
-        .settings
-        .iter()
-        .map(|s| s.key.as_str())
-        .collect();
+    let known: Vec<&str> = connector.info.settings.iter().map(|s| s.key.as_str()).collect();
     if let Some(unknown) = settings.keys().find(|k| !known.contains(&k.as_str())) {
-        bail!(
-            "connector `{}` has no setting `{unknown}`; its settings are: {}",
-            connector.info.id,
-            known.join(", ")
-        );
+        bail!("connector `{}` has no setting `{unknown}`; its settings are: {}", connector.info.id, known.join(", "));
     }
     let grants = if !args.grants.is_empty() {
         Grants::parse(&args.grants).map_err(anyhow::Error::msg)?
     } else if let Some(u) = &url {
-        let origin = url::Url::parse(u)
-            .with_context(|| format!("--url `{u}` is not a URL"))?
-            .origin()
-            .ascii_serialization();
+        let origin =
+            url::Url::parse(u).with_context(|| format!("--url `{u}` is not a URL"))?.origin().ascii_serialization();
         Grants::parse(&[origin]).map_err(anyhow::Error::msg)?
     } else {
         Grants::parse(&connector.info.default_hosts).map_err(anyhow::Error::msg)?
     };
-    let settings = settings
-        .into_iter()
-        .map(|(key, value)| wit::Entry { key, value })
-        .collect();
-    Ok(Source {
-        connector,
-        settings,
-        grants,
-        _sandbox: running,
-    })
+    let settings = settings.into_iter().map(|(key, value)| wit::Entry { key, value }).collect();
+    Ok(Source { connector, settings, grants, _sandbox: running })
 }
 
 async fn check(global: &Global, args: SourceArgs) -> anyhow::Result<()> {
@@ -345,11 +287,8 @@ async fn check(global: &Global, args: SourceArgs) -> anyhow::Result<()> {
             .iter()
             .map(|m| serde_json::json!({"key": m.key, "purpose": m.purpose, "hint": m.hint, "required": m.required}))
             .collect();
-        let readable: Vec<_> = report
-            .readable
-            .iter()
-            .map(|a| serde_json::json!({"key": a.key, "label": a.label}))
-            .collect();
+        let readable: Vec<_> =
+            report.readable.iter().map(|a| serde_json::json!({"key": a.key, "label": a.label})).collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
@@ -358,16 +297,9 @@ async fn check(global: &Global, args: SourceArgs) -> anyhow::Result<()> {
             }))?
         );
     } else {
-        println!(
-            "Connected. The credential can read {} attributes.",
-            report.readable.len()
-        );
+        println!("Connected. The credential can read {} attributes.", report.readable.len());
         for m in &report.missing {
-            let tag = if m.required {
-                "MISSING (required)"
-            } else {
-                "missing"
-            };
+            let tag = if m.required { "MISSING (required)" } else { "missing" };
             println!("  {tag}: {} — needed for {}. {}", m.key, m.purpose, m.hint);
         }
         for w in &report.warnings {
@@ -383,31 +315,19 @@ async fn check(global: &Global, args: SourceArgs) -> anyhow::Result<()> {
 async fn fetch(global: &Global, args: FetchArgs) -> anyhow::Result<()> {
     let (runtime, loaded) = runtime_and_connectors(global).await?;
     let src = source(&loaded, &args.source).await?;
-    let options = FetchOptions {
-        updated_since: args.updated_since.clone(),
-        ..FetchOptions::default()
-    };
+    let options = FetchOptions { updated_since: args.updated_since.clone(), ..FetchOptions::default() };
     let started = Instant::now();
     let fetched = fetch_with_progress(&runtime, &src, &options).await?;
     print_summary(&fetched, started.elapsed(), args.source.json)
 }
 
-async fn fetch_with_progress(
-    runtime: &Runtime,
-    src: &Source,
-    options: &FetchOptions,
-) -> anyhow::Result<Fetched> {
+async fn fetch_with_progress(runtime: &Runtime, src: &Source, options: &FetchOptions) -> anyhow::Result<Fetched> {
     let mut session = runtime.session(&src.connector, src.grants.clone()).await?;
     let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"),
-    );
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"));
     let result = sync::fetch_all(&mut session, &src.settings, options, |p| {
         match p.total {
-            Some(t) => bar.set_message(format!(
-                "fetched {} of {t} people ({} pages)",
-                p.records, p.pages
-            )),
+            Some(t) => bar.set_message(format!("fetched {} of {t} people ({} pages)", p.records, p.pages)),
             None => bar.set_message(format!("fetched {} people ({} pages)", p.records, p.pages)),
         }
         bar.tick();
@@ -417,11 +337,7 @@ async fn fetch_with_progress(
     Ok(result?)
 }
 
-fn print_summary(
-    fetched: &Fetched,
-    elapsed: std::time::Duration,
-    json: bool,
-) -> anyhow::Result<()> {
+fn print_summary(fetched: &Fetched, elapsed: std::time::Duration, json: bool) -> anyhow::Result<()> {
     let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
     for p in &fetched.people {
         let s = match p.status {
@@ -432,17 +348,15 @@ fn print_summary(
         };
         *by_status.entry(s).or_default() += 1;
     }
-    let errors = fetched
-        .issues
-        .iter()
-        .filter(|i| i.severity == wit::Severity::Error)
-        .count();
+    let errors = fetched.issues.iter().filter(|i| i.severity == wit::Severity::Error).count();
     if json {
         let issues: Vec<_> = fetched
             .issues
             .iter()
-            .map(|i| serde_json::json!({"source_id": i.source_id, "name": i.name, "field": i.field,
-                "severity": if i.severity == wit::Severity::Error { "error" } else { "warning" }, "message": i.message}))
+            .map(|i| {
+                serde_json::json!({"source_id": i.source_id, "name": i.name, "field": i.field,
+                "severity": if i.severity == wit::Severity::Error { "error" } else { "warning" }, "message": i.message})
+            })
             .collect();
         println!(
             "{}",
@@ -463,24 +377,14 @@ fn print_summary(
     );
     let counts: Vec<String> = by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
     println!("  by status: {}", counts.join(", "));
-    println!(
-        "  with a manager: {}",
-        fetched
-            .people
-            .iter()
-            .filter(|p| p.supervisor_id.is_some())
-            .count()
-    );
+    println!("  with a manager: {}", fetched.people.iter().filter(|p| p.supervisor_id.is_some()).count());
     println!("  issues: {} ({errors} errors)", fetched.issues.len());
     for i in fetched.issues.iter().take(10) {
         let who = i.name.clone().or(i.source_id.clone()).unwrap_or_default();
         println!("    - {who}: {}", i.message);
     }
     if fetched.issues.len() > 10 {
-        println!(
-            "    … and {} more (use --json for all)",
-            fetched.issues.len() - 10
-        );
+        println!("    … and {} more (use --json for all)", fetched.issues.len() - 10);
     }
     Ok(())
 }
@@ -491,11 +395,7 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
         .serve(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}; pick another --bind", args.bind))?;
-    println!(
-        "hrsync demo: a Personio sandbox with {} employees at {}",
-        sandbox.len(),
-        running.url
-    );
+    println!("hrsync demo: a Personio sandbox with {} employees at {}", sandbox.len(), running.url);
     let (runtime, loaded) = runtime_and_connectors(global).await?;
     let source_args = SourceArgs {
         connector_id: "personio".into(),
@@ -520,23 +420,10 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     let fetched = fetch_with_progress(&runtime, &src, &FetchOptions::default()).await?;
     print_summary(&fetched, started.elapsed(), false)?;
     println!("\nA few people and their managers:");
-    let names: BTreeMap<&str, String> = fetched
-        .people
-        .iter()
-        .map(|p| {
-            (
-                p.source_id.as_str(),
-                format!("{} {}", p.first_name, p.last_name),
-            )
-        })
-        .collect();
+    let names: BTreeMap<&str, String> =
+        fetched.people.iter().map(|p| (p.source_id.as_str(), format!("{} {}", p.first_name, p.last_name))).collect();
     for p in fetched.people.iter().take(8) {
-        let manager = p
-            .supervisor_id
-            .as_deref()
-            .and_then(|s| names.get(s))
-            .cloned()
-            .unwrap_or_else(|| "—".into());
+        let manager = p.supervisor_id.as_deref().and_then(|s| names.get(s)).cloned().unwrap_or_else(|| "—".into());
         println!(
             "  {:<28} {:<26} {:<18} reports to {manager}",
             format!("{} {}", p.first_name, p.last_name),

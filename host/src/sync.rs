@@ -22,11 +22,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            attempts: 6,
-            max_wait: Duration::from_secs(120),
-            total_wait: Duration::from_secs(600),
-        }
+        RetryPolicy { attempts: 6, max_wait: Duration::from_secs(120), total_wait: Duration::from_secs(600) }
     }
 }
 
@@ -67,11 +63,7 @@ pub enum FetchError {
     #[error(transparent)]
     Run(#[from] RunError),
     #[error("gave up after {attempts} attempts and {waited:?} of waiting; last error: {last}")]
-    RetriesExhausted {
-        attempts: u32,
-        waited: Duration,
-        last: RunError,
-    },
+    RetriesExhausted { attempts: u32, waited: Duration, last: RunError },
     #[error(
         "connector `{connector}` returned cursor `{cursor}` twice; its paging would never end. Report this to the connector's author."
     )]
@@ -85,25 +77,16 @@ pub async fn fetch_all(
     options: &FetchOptions,
     mut progress: impl FnMut(Progress),
 ) -> Result<Fetched, FetchError> {
-    let mut fetched = Fetched {
-        complete: options.updated_since.is_none(),
-        ..Fetched::default()
-    };
+    let mut fetched = Fetched { complete: options.updated_since.is_none(), ..Fetched::default() };
     let mut seen_ids: HashSet<String> = HashSet::new();
     let mut seen_cursors: HashSet<String> = HashSet::new();
     let mut cursor: Option<String> = None;
     let mut total = None;
     loop {
-        let request = wit::FetchRequest {
-            cursor: cursor.clone(),
-            updated_since: options.updated_since.clone(),
-        };
-        let page = with_retries(
-            session,
-            &options.retry,
-            &mut fetched,
-            async |s: &mut Session| s.fetch_page(settings, &request).await,
-        )
+        let request = wit::FetchRequest { cursor: cursor.clone(), updated_since: options.updated_since.clone() };
+        let page = with_retries(session, &options.retry, &mut fetched, async |s: &mut Session| {
+            s.fetch_page(settings, &request).await
+        })
         .await?;
         fetched.pages += 1;
         total = page.total.or(total);
@@ -111,10 +94,7 @@ pub async fn fetch_all(
         let mut records = Vec::with_capacity(page.records.len());
         for record in page.records {
             if record.source_id.trim().is_empty() {
-                fetched.issues.push(host_issue(
-                    None,
-                    "the connector returned a record without a source id; skipped",
-                ));
+                fetched.issues.push(host_issue(None, "the connector returned a record without a source id; skipped"));
             } else if !seen_ids.insert(record.source_id.clone()) {
                 fetched.issues.push(host_issue(
                     Some(&record.source_id),
@@ -131,20 +111,13 @@ pub async fn fetch_all(
             fetched.people.extend(mapped.people);
             fetched.issues.extend(mapped.issues);
         }
-        progress(Progress {
-            pages: fetched.pages,
-            records: fetched.records,
-            total,
-        });
+        progress(Progress { pages: fetched.pages, records: fetched.records, total });
 
         match page.next_cursor {
             None => return Ok(fetched),
             Some(next) => {
                 if !seen_cursors.insert(next.clone()) {
-                    return Err(FetchError::RepeatedCursor {
-                        connector: session.connector().into(),
-                        cursor: next,
-                    });
+                    return Err(FetchError::RepeatedCursor { connector: session.connector().into(), cursor: next });
                 }
                 cursor = Some(next);
             }
@@ -167,26 +140,15 @@ async fn with_retries<T>(
             Err(e) => e,
         };
         let wait = match error.source_error() {
-            Some(
-                wit::ConnectorError::RateLimited(r)
-                | wit::ConnectorError::TemporarilyUnavailable(r),
-            ) => Duration::from_secs(r.after_seconds.into())
-                .clamp(Duration::from_millis(100), policy.max_wait),
+            Some(wit::ConnectorError::RateLimited(r) | wit::ConnectorError::TemporarilyUnavailable(r)) => {
+                Duration::from_secs(r.after_seconds.into()).clamp(Duration::from_millis(100), policy.max_wait)
+            }
             _ => return Err(error.into()),
         };
         if attempt >= policy.attempts || fetched.waited + wait > policy.total_wait {
-            return Err(FetchError::RetriesExhausted {
-                attempts: attempt,
-                waited: fetched.waited,
-                last: error,
-            });
+            return Err(FetchError::RetriesExhausted { attempts: attempt, waited: fetched.waited, last: error });
         }
-        tracing::info!(
-            connector = session.connector(),
-            ?wait,
-            attempt,
-            "{error}; waiting before retrying"
-        );
+        tracing::info!(connector = session.connector(), ?wait, attempt, "{error}; waiting before retrying");
         tokio::time::sleep(wait).await;
         fetched.waited += wait;
         fetched.retries += 1;
@@ -196,15 +158,8 @@ async fn with_retries<T>(
 
 /// The host does not trust mapped output: every person must come from a
 /// record of this page, once, with real calendar dates.
-fn check_mapped(
-    connector: &str,
-    records: &[wit::RawRecord],
-    mapped: &wit::Mapped,
-) -> Result<(), RunError> {
-    let invalid = |reason: String| RunError::InvalidOutput {
-        connector: connector.into(),
-        reason,
-    };
+fn check_mapped(connector: &str, records: &[wit::RawRecord], mapped: &wit::Mapped) -> Result<(), RunError> {
+    let invalid = |reason: String| RunError::InvalidOutput { connector: connector.into(), reason };
     let ids: HashSet<&str> = records.iter().map(|r| r.source_id.as_str()).collect();
     let mut people = HashSet::new();
     for p in &mapped.people {
@@ -215,15 +170,9 @@ fn check_mapped(
             )));
         }
         if !people.insert(p.source_id.as_str()) {
-            return Err(invalid(format!(
-                "map-fields returned person `{}` twice",
-                p.source_id
-            )));
+            return Err(invalid(format!("map-fields returned person `{}` twice", p.source_id)));
         }
-        for (field, date) in [
-            ("start-date", &p.start_date),
-            ("termination-date", &p.termination_date),
-        ] {
+        for (field, date) in [("start-date", &p.start_date), ("termination-date", &p.termination_date)] {
             if let Some(d) = date
                 && chrono::NaiveDate::from_ymd_opt(d.year, d.month.into(), d.day.into()).is_none()
             {

@@ -13,8 +13,7 @@ use serde_json::Value;
 use crate::attributes::{Attributes, id_of};
 use crate::hrsync::connector::host::Level;
 use crate::hrsync::connector::types::{
-    CheckReport, ConnectorError, FetchRequest, MissingAttribute, Page, RawRecord, Retry,
-    SourceAttribute,
+    CheckReport, ConnectorError, FetchRequest, MissingAttribute, Page, RawRecord, Retry, SourceAttribute,
 };
 use crate::settings::{APP_ID, Settings};
 
@@ -48,10 +47,7 @@ pub fn check(settings: &Settings) -> Result<CheckReport, ConnectorError> {
         .filter_map(|a| {
             let key = a.get("key").and_then(Value::as_str)?;
             let label = a.get("label").and_then(Value::as_str).unwrap_or(key);
-            Some(SourceAttribute {
-                key: key.into(),
-                label: label.into(),
-            })
+            Some(SourceAttribute { key: key.into(), label: label.into() })
         })
         .collect();
     let keys: HashSet<&str> = readable.iter().map(|a| a.key.as_str()).collect();
@@ -71,12 +67,7 @@ pub fn check(settings: &Settings) -> Result<CheckReport, ConnectorError> {
     if missing.iter().any(|m| m.key == "supervisor") {
         warnings.push("Without `supervisor`, reporting lines are not imported.".to_string());
     }
-    Ok(CheckReport {
-        account: settings.subdomain.clone(),
-        readable,
-        missing,
-        warnings,
-    })
+    Ok(CheckReport { account: settings.subdomain.clone(), readable, missing, warnings })
 }
 
 /// The attributes the mapping needs: (key, purpose, required).
@@ -84,11 +75,7 @@ fn needed_attributes(settings: &Settings) -> Vec<(String, &'static str, bool)> {
     let mut needed: Vec<(String, &'static str, bool)> = vec![
         ("first_name".into(), "the user's first name", true),
         ("last_name".into(), "the user's last name", true),
-        (
-            "email".into(),
-            "the work email that signs users in and matches existing users",
-            true,
-        ),
+        ("email".into(), "the work email that signs users in and matches existing users", true),
         ("status".into(), "who is active, starting or has left", true),
         ("supervisor".into(), "reporting lines (managers)", false),
         ("hire_date".into(), "start dates", false),
@@ -99,10 +86,7 @@ fn needed_attributes(settings: &Settings) -> Vec<(String, &'static str, bool)> {
         ("preferred_name".into(), "preferred names", false),
         ("gender".into(), "gender", false),
     ];
-    for (key, purpose) in [
-        (&settings.department, "departments"),
-        (&settings.employee_id, "employee IDs"),
-    ] {
+    for (key, purpose) in [(&settings.department, "departments"), (&settings.employee_id, "employee IDs")] {
         if key != "id" && !needed.iter().any(|(k, _, _)| k == key) {
             needed.push((key.clone(), purpose, false));
         }
@@ -120,16 +104,12 @@ pub fn fetch_page(settings: &Settings, request: &FetchRequest) -> Result<Page, C
             STATE.with_borrow_mut(|s| s.seen.clear());
             0
         }
-        Some(c) => c.parse().map_err(|_| {
-            ConnectorError::InvalidSettings(format!(
-                "cursor `{c}` was not issued by this connector"
-            ))
-        })?,
+        Some(c) => c
+            .parse()
+            .map_err(|_| ConnectorError::InvalidSettings(format!("cursor `{c}` was not issued by this connector")))?,
     };
-    let mut query: Vec<(String, String)> = vec![
-        ("limit".into(), PAGE_SIZE.to_string()),
-        ("offset".into(), offset.to_string()),
-    ];
+    let mut query: Vec<(String, String)> =
+        vec![("limit".into(), PAGE_SIZE.to_string()), ("offset".into(), offset.to_string())];
     if let Some(since) = &request.updated_since {
         query.push(("updated_since".into(), personio_timestamp(since)?));
     }
@@ -141,18 +121,13 @@ pub fn fetch_page(settings: &Settings, request: &FetchRequest) -> Result<Page, C
         .get("data")
         .and_then(Value::as_array)
         .ok_or_else(|| bad("/v1/company/employees returned no `data` list"))?;
-    let total = body
-        .pointer("/metadata/total_elements")
-        .and_then(lenient_u64);
+    let total = body.pointer("/metadata/total_elements").and_then(lenient_u64);
 
     let mut records = Vec::with_capacity(data.len());
     let mut duplicates = 0;
     STATE.with_borrow_mut(|state| {
         for item in data {
-            let Some(id) = Attributes::of_employee(item)
-                .and_then(|a| a.value("id"))
-                .and_then(id_of)
-            else {
+            let Some(id) = Attributes::of_employee(item).and_then(|a| a.value("id")).and_then(id_of) else {
                 crate::log(Level::Warn, "skipped an employee without an id");
                 continue;
             };
@@ -160,17 +135,11 @@ pub fn fetch_page(settings: &Settings, request: &FetchRequest) -> Result<Page, C
                 duplicates += 1;
                 continue;
             }
-            records.push(RawRecord {
-                source_id: id,
-                payload: item.to_string(),
-            });
+            records.push(RawRecord { source_id: id, payload: item.to_string() });
         }
     });
     if duplicates > 0 {
-        crate::log(
-            Level::Warn,
-            &format!("offset {offset}: dropped {duplicates} employees already returned"),
-        );
+        crate::log(Level::Warn, &format!("offset {offset}: dropped {duplicates} employees already returned"));
     }
 
     let next = offset + data.len();
@@ -180,25 +149,16 @@ pub fn fetch_page(settings: &Settings, request: &FetchRequest) -> Result<Page, C
         // A page of nothing new is a repeated page: stop rather than loop.
         || records.is_empty();
     if !data.is_empty() && records.is_empty() {
-        crate::log(
-            Level::Warn,
-            &format!("offset {offset}: the page repeated earlier ones; stopping"),
-        );
+        crate::log(Level::Warn, &format!("offset {offset}: the page repeated earlier ones; stopping"));
     }
-    Ok(Page {
-        records,
-        next_cursor: (!last).then(|| next.to_string()),
-        total,
-    })
+    Ok(Page { records, next_cursor: (!last).then(|| next.to_string()), total })
 }
 
 /// RFC 3339 → Personio's `2022-12-24T08:15:30` (UTC).
 fn personio_timestamp(since: &str) -> Result<String, ConnectorError> {
     chrono::DateTime::parse_from_rfc3339(since)
         .map(|t| t.naive_utc().format("%Y-%m-%dT%H:%M:%S").to_string())
-        .map_err(|e| {
-            ConnectorError::InvalidSettings(format!("updated-since `{since}` is not RFC 3339: {e}"))
-        })
+        .map_err(|e| ConnectorError::InvalidSettings(format!("updated-since `{since}` is not RFC 3339: {e}")))
 }
 
 fn lenient_u64(v: &Value) -> Option<u64> {
@@ -214,9 +174,7 @@ fn authenticate(settings: &Settings) -> Result<String, ConnectorError> {
         .header("X-Personio-App-ID", APP_ID)
         .header("Accept", "application/json")
         .header("Content-Type", "application/json")
-        .body(
-            serde_json::json!({"client_id": client_id, "client_secret": client_secret}).to_string(),
-        )
+        .body(serde_json::json!({"client_id": client_id, "client_secret": client_secret}).to_string())
         .connect_timeout(CONNECT_TIMEOUT)
         .send()
         .map_err(|e| unreachable(settings, &e))?;
@@ -246,11 +204,7 @@ fn authenticate(settings: &Settings) -> Result<String, ConnectorError> {
 
 /// A GET with the run's token: re-authenticates once on 401/403, follows
 /// token rotation, and classifies failures.
-fn get(
-    settings: &Settings,
-    path: &str,
-    query: &[(String, String)],
-) -> Result<Value, ConnectorError> {
+fn get(settings: &Settings, path: &str, query: &[(String, String)]) -> Result<Value, ConnectorError> {
     let url = format!("{}{path}", settings.base_url);
     let mut reauthenticated = false;
     loop {
@@ -281,10 +235,7 @@ fn get(
         match status {
             200..=299 => return parse_json(path, &body),
             401 | 403 if !reauthenticated => {
-                crate::log(
-                    Level::Info,
-                    &format!("{path}: HTTP {status}, authenticating again"),
-                );
+                crate::log(Level::Info, &format!("{path}: HTTP {status}, authenticating again"));
                 STATE.with_borrow_mut(|s| s.token = None);
                 reauthenticated = true;
             }
@@ -300,63 +251,37 @@ fn get(
 }
 
 fn classify(status: u16, retry_after: Option<u32>, path: &str, body: &[u8]) -> ConnectorError {
-    let message = format!(
-        "Personio answered HTTP {status} for {path}: {}",
-        error_message(body)
-    );
+    let message = format!("Personio answered HTTP {status} for {path}: {}", error_message(body));
     match status {
-        429 => ConnectorError::RateLimited(Retry {
-            after_seconds: retry_after.unwrap_or(1).max(1),
-            message,
-        }),
-        502..=504 => ConnectorError::TemporarilyUnavailable(Retry {
-            after_seconds: retry_after.unwrap_or(2).max(1),
-            message,
-        }),
+        429 => ConnectorError::RateLimited(Retry { after_seconds: retry_after.unwrap_or(1).max(1), message }),
+        502..=504 => {
+            ConnectorError::TemporarilyUnavailable(Retry { after_seconds: retry_after.unwrap_or(2).max(1), message })
+        }
         _ => ConnectorError::BadResponse(message),
     }
 }
 
 fn retry_after(response: &waki::Response) -> Option<u32> {
-    response
-        .header("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    response.header("retry-after")?.to_str().ok()?.trim().parse().ok()
 }
 
 /// The `error.message` of a Personio error body, or a short excerpt.
 fn error_message(body: &[u8]) -> String {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    if let Some(m) = parsed
-        .as_ref()
-        .and_then(|v| v.pointer("/error/message"))
-        .and_then(Value::as_str)
-    {
+    if let Some(m) = parsed.as_ref().and_then(|v| v.pointer("/error/message")).and_then(Value::as_str) {
         return m.trim().to_string();
     }
     let text = String::from_utf8_lossy(body);
     let excerpt: String = text.chars().take(200).collect();
-    if excerpt.trim().is_empty() {
-        "empty body".into()
-    } else {
-        excerpt
-    }
+    if excerpt.trim().is_empty() { "empty body".into() } else { excerpt }
 }
 
 fn parse_json(path: &str, body: &[u8]) -> Result<Value, ConnectorError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        bad(&format!(
-            "{path} returned malformed JSON ({e}); try again later or contact Personio support"
-        ))
+        bad(&format!("{path} returned malformed JSON ({e}); try again later or contact Personio support"))
     })?;
     if value.get("success").and_then(Value::as_bool) == Some(false) {
-        return Err(bad(&format!(
-            "{path} reported failure: {}",
-            error_message(body)
-        )));
+        return Err(bad(&format!("{path} reported failure: {}", error_message(body))));
     }
     Ok(value)
 }
@@ -365,17 +290,11 @@ fn bad(message: &str) -> ConnectorError {
     ConnectorError::BadResponse(message.into())
 }
 
+/// A transport failure. (When hrsync's sandbox denied the request, the host
+/// reports that denial itself, with the origins that are granted.)
 fn unreachable(settings: &Settings, error: &anyhow::Error) -> ConnectorError {
-    let detail = format!("{error:#}");
-    if detail.contains("HttpRequestDenied") {
-        ConnectorError::Unreachable(format!(
-            "hrsync's sandbox denied the request to {}: grant this origin in the integration's outbound hosts",
-            settings.base_url
-        ))
-    } else {
-        ConnectorError::Unreachable(format!(
-            "could not reach {} ({detail}); check the API base URL and the network",
-            settings.base_url
-        ))
-    }
+    ConnectorError::Unreachable(format!(
+        "could not reach {} ({error:#}); check the API base URL and the network",
+        settings.base_url
+    ))
 }

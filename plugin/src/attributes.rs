@@ -18,10 +18,7 @@ impl<'a> Attributes<'a> {
     pub fn of_employee(employee: &'a Value) -> Option<Self> {
         match employee.get("attributes") {
             Some(Value::Object(map)) => Some(Self(map)),
-            _ => employee
-                .as_object()
-                .filter(|m| m.contains_key("id"))
-                .map(Self),
+            _ => employee.as_object().filter(|m| m.contains_key("id")).map(Self),
         }
     }
 
@@ -32,11 +29,7 @@ impl<'a> Attributes<'a> {
 
     /// The attribute object or bare value, by key or, for custom fields, by `universal_id`.
     fn raw(&self, key: &str) -> Option<&'a Value> {
-        self.0.get(key).or_else(|| {
-            self.0
-                .values()
-                .find(|v| v.get("universal_id").and_then(Value::as_str) == Some(key))
-        })
+        self.0.get(key).or_else(|| self.0.values().find(|v| v.get("universal_id").and_then(Value::as_str) == Some(key)))
     }
 
     /// The attribute's value; `None` when absent or null.
@@ -58,16 +51,10 @@ impl<'a> Attributes<'a> {
     /// A custom attribute's displayable value: tags (by `type`, or in any of
     /// their encodings) are joined by ", ", everything else as [`Self::text`].
     pub fn custom_text(&self, key: &str) -> Option<String> {
-        let is_tags = self
-            .raw(key)
-            .and_then(|r| r.get("type"))
-            .and_then(Value::as_str)
-            == Some("tags");
+        let is_tags = self.raw(key).and_then(|r| r.get("type")).and_then(Value::as_str) == Some("tags");
         let looks_like_array = match self.value(key)? {
             Value::Array(_) => true,
-            Value::String(s) => {
-                s.trim_start().starts_with('[') && serde_json::from_str::<Vec<Value>>(s).is_ok()
-            }
+            Value::String(s) => s.trim_start().starts_with('[') && serde_json::from_str::<Vec<Value>>(s).is_ok(),
             _ => false,
         };
         if is_tags || looks_like_array {
@@ -83,9 +70,9 @@ impl<'a> Attributes<'a> {
         match self.value(key) {
             None => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => parse_date(s)
-                .map(Some)
-                .ok_or_else(|| format!("`{s}` is not a date (expected YYYY-MM-DD…)")),
+            Some(Value::String(s)) => {
+                parse_date(s).map(Some).ok_or_else(|| format!("`{s}` is not a date (expected YYYY-MM-DD…)"))
+            }
             Some(other) => Err(format!("`{other}` is not a date (expected a string)")),
         }
     }
@@ -172,11 +159,7 @@ pub fn parse_date(text: &str) -> Option<Date> {
         }
     }
     use chrono::Datelike;
-    Some(Date {
-        year: date.year(),
-        month: date.month() as u8,
-        day: date.day() as u8,
-    })
+    Some(Date { year: date.year(), month: date.month() as u8, day: date.day() as u8 })
 }
 
 #[cfg(test)]
@@ -189,19 +172,12 @@ mod tests {
     }
 
     fn d(y: i32, m: u8, day: u8) -> Date {
-        Date {
-            year: y,
-            month: m,
-            day,
-        }
+        Date { year: y, month: m, day }
     }
 
     #[test]
     fn dates_keep_the_local_day_in_every_shape() {
-        assert_eq!(
-            parse_date("2014-11-09T00:00:00+01:00"),
-            Some(d(2014, 11, 9))
-        );
+        assert_eq!(parse_date("2014-11-09T00:00:00+01:00"), Some(d(2014, 11, 9)));
         assert_eq!(parse_date("2012-02-01T00:00:00+0100"), Some(d(2012, 2, 1)));
         assert_eq!(parse_date("2021-01-01"), Some(d(2021, 1, 1)));
         assert_eq!(parse_date("2021-01-01T00:00:00Z"), Some(d(2021, 1, 1)));
@@ -212,14 +188,7 @@ mod tests {
 
     #[test]
     fn impossible_or_free_text_dates_are_rejected() {
-        for bad in [
-            "2024-02-30",
-            "09.11.2014",
-            "next monday",
-            "2024-13-01",
-            "2024-01-01Tnoon",
-            "",
-        ] {
+        for bad in ["2024-02-30", "09.11.2014", "next monday", "2024-13-01", "2024-01-01Tnoon", ""] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
     }
@@ -275,50 +244,23 @@ mod tests {
             json!(7),
         ];
         for shape in shapes {
-            let e = employee(
-                json!({"id": {"value": 1}, "supervisor": {"label": "Supervisor", "value": shape}}),
-            );
-            assert_eq!(
-                Attributes::of_employee(&e)
-                    .unwrap()
-                    .reference_id("supervisor")
-                    .as_deref(),
-                Some("7"),
-                "{e}"
-            );
+            let e = employee(json!({"id": {"value": 1}, "supervisor": {"label": "Supervisor", "value": shape}}));
+            assert_eq!(Attributes::of_employee(&e).unwrap().reference_id("supervisor").as_deref(), Some("7"), "{e}");
         }
-        let none = employee(
-            json!({"id": {"value": 1}, "supervisor": {"label": "Supervisor", "value": null}}),
-        );
-        assert_eq!(
-            Attributes::of_employee(&none)
-                .unwrap()
-                .reference_id("supervisor"),
-            None
-        );
+        let none = employee(json!({"id": {"value": 1}, "supervisor": {"label": "Supervisor", "value": null}}));
+        assert_eq!(Attributes::of_employee(&none).unwrap().reference_id("supervisor"), None);
     }
 
     #[test]
     fn tags_in_three_encodings() {
         let want = vec!["Rust".to_string(), "Go".to_string()];
-        for value in [
-            json!(["Rust", "Go"]),
-            json!("Rust, Go"),
-            json!("[\"Rust\",\"Go\"]"),
-        ] {
-            let e = employee(
-                json!({"id": {"value": 1}, "dynamic_2": {"label": "Skills", "value": value, "type": "tags"}}),
-            );
+        for value in [json!(["Rust", "Go"]), json!("Rust, Go"), json!("[\"Rust\",\"Go\"]")] {
+            let e =
+                employee(json!({"id": {"value": 1}, "dynamic_2": {"label": "Skills", "value": value, "type": "tags"}}));
             assert_eq!(Attributes::of_employee(&e).unwrap().tags("dynamic_2"), want);
         }
-        let empty =
-            employee(json!({"id": {"value": 1}, "dynamic_2": {"label": "Skills", "value": ""}}));
-        assert!(
-            Attributes::of_employee(&empty)
-                .unwrap()
-                .tags("dynamic_2")
-                .is_empty()
-        );
+        let empty = employee(json!({"id": {"value": 1}, "dynamic_2": {"label": "Skills", "value": ""}}));
+        assert!(Attributes::of_employee(&empty).unwrap().tags("dynamic_2").is_empty());
     }
 
     #[test]

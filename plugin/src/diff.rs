@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::hrsync::connector::types::Change;
 use crate::hrsync::connector::types::{
-    Date, Deactivation, DeactivationReason, DiffOptions, DirectoryUser, FieldChange, Gender, Issue,
-    MissingUser, Person, PersonStatus, Plan, Severity, UserStatus, UserUpdate,
+    Date, Deactivation, DeactivationReason, DiffOptions, DirectoryUser, FieldChange, Gender, Issue, MissingUser,
+    Person, PersonStatus, Plan, Severity, UserStatus, UserUpdate,
 };
 use crate::settings::Settings;
 
@@ -51,84 +51,31 @@ pub fn field_changes(user: &DirectoryUser, person: &Person) -> Vec<FieldChange> 
     let mut changes = Vec::new();
     let mut field = |name: &str, b: Option<String>, a: Option<String>| {
         if b != a {
-            changes.push(FieldChange {
-                field: name.into(),
-                before: b,
-                after: a,
-            });
+            changes.push(FieldChange { field: name.into(), before: b, after: a });
         }
     };
-    field(
-        "first-name",
-        Some(before.first_name.clone()),
-        Some(person.first_name.clone()),
-    );
-    field(
-        "last-name",
-        Some(before.last_name.clone()),
-        Some(person.last_name.clone()),
-    );
-    field(
-        "preferred-name",
-        before.preferred_name.clone(),
-        person.preferred_name.clone(),
-    );
+    field("first-name", Some(before.first_name.clone()), Some(person.first_name.clone()));
+    field("last-name", Some(before.last_name.clone()), Some(person.last_name.clone()));
+    field("preferred-name", before.preferred_name.clone(), person.preferred_name.clone());
     field("email", before.email.clone(), person.email.clone());
-    field(
-        "employee-id",
-        before.employee_id.clone(),
-        person.employee_id.clone(),
-    );
-    field(
-        "gender",
-        before.gender.as_ref().map(gender_text),
-        person.gender.as_ref().map(gender_text),
-    );
-    field(
-        "status",
-        Some(status_name(user.status).into()),
-        Some(status_name(directory_status(person.status)).into()),
-    );
-    field(
-        "manager",
-        before.supervisor_id.clone(),
-        person.supervisor_id.clone(),
-    );
-    field(
-        "start-date",
-        before.start_date.as_ref().map(date_text),
-        person.start_date.as_ref().map(date_text),
-    );
+    field("employee-id", before.employee_id.clone(), person.employee_id.clone());
+    field("gender", before.gender.as_ref().map(gender_text), person.gender.as_ref().map(gender_text));
+    field("status", Some(status_name(user.status).into()), Some(status_name(directory_status(person.status)).into()));
+    field("manager", before.supervisor_id.clone(), person.supervisor_id.clone());
+    field("start-date", before.start_date.as_ref().map(date_text), person.start_date.as_ref().map(date_text));
     field(
         "termination-date",
         before.termination_date.as_ref().map(date_text),
         person.termination_date.as_ref().map(date_text),
     );
-    field(
-        "job-title",
-        before.job_title.clone(),
-        person.job_title.clone(),
-    );
-    field(
-        "department",
-        before.department.clone(),
-        person.department.clone(),
-    );
+    field("job-title", before.job_title.clone(), person.job_title.clone());
+    field("department", before.department.clone(), person.department.clone());
     field("office", before.office.clone(), person.office.clone());
     field("team", before.team.clone(), person.team.clone());
-    let keys: std::collections::BTreeSet<&str> = before
-        .custom
-        .iter()
-        .chain(&person.custom)
-        .map(|e| e.key.as_str())
-        .collect();
+    let keys: std::collections::BTreeSet<&str> =
+        before.custom.iter().chain(&person.custom).map(|e| e.key.as_str()).collect();
     for key in keys {
-        let get = |p: &Person| {
-            p.custom
-                .iter()
-                .find(|e| e.key == key)
-                .map(|e| e.value.clone())
-        };
+        let get = |p: &Person| p.custom.iter().find(|e| e.key == key).map(|e| e.value.clone());
         field(&format!("custom.{key}"), get(before), get(person));
     }
     // A blank empty-string and a missing value are the same to admins.
@@ -137,16 +84,8 @@ pub fn field_changes(user: &DirectoryUser, person: &Person) -> Vec<FieldChange> 
 }
 
 /// Computes the plan that makes the directory match the source.
-pub fn diff(
-    settings: &Settings,
-    current: &[DirectoryUser],
-    incoming: &[Person],
-    options: &DiffOptions,
-) -> Plan {
-    let mut plan = Plan {
-        changes: Vec::new(),
-        issues: Vec::new(),
-    };
+pub fn diff(settings: &Settings, current: &[DirectoryUser], incoming: &[Person], options: &DiffOptions) -> Plan {
+    let mut plan = Plan { changes: Vec::new(), issues: Vec::new() };
     let mut by_source: HashMap<&str, &DirectoryUser> = HashMap::new();
     let mut unmanaged_by_email: HashMap<String, &DirectoryUser> = HashMap::new();
     for user in current {
@@ -212,10 +151,7 @@ pub fn diff(
         let mut missing: Vec<&DirectoryUser> = by_source
             .values()
             .copied()
-            .filter(|u| {
-                u.status != UserStatus::Inactive
-                    && !seen.contains(u.source_id.as_deref().unwrap_or(""))
-            })
+            .filter(|u| u.status != UserStatus::Inactive && !seen.contains(u.source_id.as_deref().unwrap_or("")))
             .collect();
         missing.sort_by_key(|u| u.user_id);
         for user in missing {
@@ -232,10 +168,7 @@ pub fn diff(
                     }],
                 })
             } else {
-                Change::Missing(MissingUser {
-                    user_id: user.user_id,
-                    runs,
-                })
+                Change::Missing(MissingUser { user_id: user.user_id, runs })
             });
         }
     }
@@ -245,17 +178,12 @@ pub fn diff(
 fn change_for_managed(user: &DirectoryUser, person: &Person) -> Option<Change> {
     let changes = field_changes(user, person);
     let incoming = directory_status(person.status);
-    let update = |changes| UserUpdate {
-        user_id: user.user_id,
-        person: person.clone(),
-        changes,
-    };
+    let update = |changes| UserUpdate { user_id: user.user_id, person: person.clone(), changes };
     match (user.status, incoming) {
         (UserStatus::Inactive, UserStatus::Inactive)
-        | (
-            UserStatus::Active | UserStatus::PendingStart,
-            UserStatus::Active | UserStatus::PendingStart,
-        ) => (!changes.is_empty()).then(|| Change::Update(update(changes))),
+        | (UserStatus::Active | UserStatus::PendingStart, UserStatus::Active | UserStatus::PendingStart) => {
+            (!changes.is_empty()).then(|| Change::Update(update(changes)))
+        }
         (UserStatus::Inactive, _) => Some(Change::Reactivate(update(changes))),
         (_, UserStatus::Inactive) => Some(Change::Deactivate(Deactivation {
             user_id: user.user_id,
@@ -269,11 +197,7 @@ fn change_for_managed(user: &DirectoryUser, person: &Person) -> Option<Change> {
 fn issue(person: &Person, severity: Severity, field: Option<&str>, message: &str) -> Issue {
     Issue {
         source_id: Some(person.source_id.clone()),
-        name: Some(
-            format!("{} {}", person.first_name, person.last_name)
-                .trim()
-                .to_string(),
-        ),
+        name: Some(format!("{} {}", person.first_name, person.last_name).trim().to_string()),
         field: field.map(Into::into),
         severity,
         message: message.into(),
@@ -300,11 +224,7 @@ mod tests {
             gender: None,
             status,
             supervisor_id: None,
-            start_date: Some(Date {
-                year: 2020,
-                month: 1,
-                day: 1,
-            }),
+            start_date: Some(Date { year: 2020, month: 1, day: 1 }),
             termination_date: None,
             job_title: Some("Engineer".into()),
             department: Some("Eng".into()),
@@ -327,10 +247,7 @@ mod tests {
     }
 
     fn full() -> DiffOptions {
-        DiffOptions {
-            complete: true,
-            missing_after: 2,
-        }
+        DiffOptions { complete: true, missing_after: 2 }
     }
 
     fn company() -> Vec<Person> {
@@ -348,19 +265,9 @@ mod tests {
     #[test]
     fn the_directory_against_itself_is_empty() {
         let people = company();
-        let current: Vec<_> = people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| user_of(i as u64 + 1, p, true))
-            .collect();
+        let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
         let plan = diff(&settings(), &current, &people, &full());
-        assert_eq!(
-            plan,
-            Plan {
-                changes: vec![],
-                issues: vec![]
-            }
-        );
+        assert_eq!(plan, Plan { changes: vec![], issues: vec![] });
     }
 
     #[test]
@@ -387,19 +294,12 @@ mod tests {
     #[test]
     fn field_updates_carry_before_and_after() {
         let people = company();
-        let current: Vec<_> = people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| user_of(i as u64 + 1, p, true))
-            .collect();
+        let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
         let mut incoming = people.clone();
         incoming[1].job_title = Some("Lead".into());
         incoming[1].last_name = "Renamed".into();
         incoming[2].supervisor_id = Some("1".into());
-        incoming[0].custom = vec![Entry {
-            key: "dynamic_1".into(),
-            value: "x".into(),
-        }];
+        incoming[0].custom = vec![Entry { key: "dynamic_1".into(), value: "x".into() }];
         let plan = diff(&settings(), &current, &incoming, &full());
         let updates: HashMap<u64, Vec<FieldChange>> = plan
             .changes
@@ -416,10 +316,7 @@ mod tests {
         };
         assert_eq!(
             updates[&2],
-            vec![
-                fc("last-name", Some("Last"), Some("Renamed")),
-                fc("job-title", Some("Engineer"), Some("Lead"))
-            ]
+            vec![fc("last-name", Some("Last"), Some("Renamed")), fc("job-title", Some("Engineer"), Some("Lead"))]
         );
         assert_eq!(updates[&3], vec![fc("manager", Some("2"), Some("1"))]);
         assert_eq!(updates[&1], vec![fc("custom.dynamic_1", None, Some("x"))]);
@@ -429,30 +326,18 @@ mod tests {
     #[test]
     fn leavers_are_deactivated_and_rehires_reactivated() {
         let people = company();
-        let current: Vec<_> = people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| user_of(i as u64 + 1, p, true))
-            .collect();
+        let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
         let mut incoming = people.clone();
         incoming[1].status = PersonStatus::Inactive;
-        incoming[1].termination_date = Some(Date {
-            year: 2026,
-            month: 6,
-            day: 30,
-        });
+        incoming[1].termination_date = Some(Date { year: 2026, month: 6, day: 30 });
         incoming[3].status = PersonStatus::Active;
         let plan = diff(&settings(), &current, &incoming, &full());
         assert_eq!(plan.changes.len(), 2);
         match &plan.changes[0] {
             Change::Deactivate(d) => {
-                assert_eq!(
-                    (d.user_id, d.reason),
-                    (2, DeactivationReason::InactiveInSource)
-                );
+                assert_eq!((d.user_id, d.reason), (2, DeactivationReason::InactiveInSource));
                 assert!(
-                    d.changes.iter().any(|c| c.field == "termination-date"
-                        && c.after.as_deref() == Some("2026-06-30"))
+                    d.changes.iter().any(|c| c.field == "termination-date" && c.after.as_deref() == Some("2026-06-30"))
                 );
             }
             other => panic!("{other:?}"),
@@ -460,11 +345,7 @@ mod tests {
         match &plan.changes[1] {
             Change::Reactivate(u) => {
                 assert_eq!(u.user_id, 4);
-                assert!(
-                    u.changes
-                        .iter()
-                        .any(|c| c.field == "status" && c.after.as_deref() == Some("active"))
-                );
+                assert!(u.changes.iter().any(|c| c.field == "status" && c.after.as_deref() == Some("active")));
             }
             other => panic!("{other:?}"),
         }
@@ -473,11 +354,7 @@ mod tests {
     #[test]
     fn onboarding_people_who_start_become_active_by_update() {
         let people = company();
-        let current: Vec<_> = people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| user_of(i as u64 + 1, p, true))
-            .collect();
+        let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
         let mut incoming = people.clone();
         incoming[2].status = PersonStatus::Active;
         let plan = diff(&settings(), &current, &incoming, &full());
@@ -526,12 +403,7 @@ mod tests {
 
     #[test]
     fn people_without_email_are_reported_not_created() {
-        let plan = diff(
-            &settings(),
-            &[],
-            &[person("1", None, PersonStatus::Active)],
-            &full(),
-        );
+        let plan = diff(&settings(), &[], &[person("1", None, PersonStatus::Active)], &full());
         assert!(plan.changes.is_empty());
         assert_eq!(plan.issues[0].field.as_deref(), Some("email"));
         // ...but an already linked person without email is still updated.
@@ -545,65 +417,29 @@ mod tests {
     #[test]
     fn missing_people_are_reported_then_deactivated() {
         let people = company();
-        let mut current: Vec<_> = people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| user_of(i as u64 + 1, p, true))
-            .collect();
-        let incoming: Vec<_> = people
-            .iter()
-            .filter(|p| p.source_id != "2")
-            .cloned()
-            .collect();
+        let mut current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
+        let incoming: Vec<_> = people.iter().filter(|p| p.source_id != "2").cloned().collect();
         let plan = diff(&settings(), &current, &incoming, &full());
-        assert_eq!(
-            plan.changes,
-            vec![Change::Missing(MissingUser {
-                user_id: 2,
-                runs: 1
-            })]
-        );
+        assert_eq!(plan.changes, vec![Change::Missing(MissingUser { user_id: 2, runs: 1 })]);
 
         current[1].missing_runs = 1;
         let plan = diff(&settings(), &current, &incoming, &full());
         match &plan.changes[..] {
-            [Change::Deactivate(d)] => assert_eq!(
-                (d.user_id, d.reason),
-                (2, DeactivationReason::MissingFromSource)
-            ),
+            [Change::Deactivate(d)] => assert_eq!((d.user_id, d.reason), (2, DeactivationReason::MissingFromSource)),
             other => panic!("{other:?}"),
         }
 
         // Incremental runs never infer absence.
-        let partial = DiffOptions {
-            complete: false,
-            missing_after: 2,
-        };
-        assert!(
-            diff(&settings(), &current, &incoming, &partial)
-                .changes
-                .is_empty()
-        );
+        let partial = DiffOptions { complete: false, missing_after: 2 };
+        assert!(diff(&settings(), &current, &incoming, &partial).changes.is_empty());
     }
 
     #[test]
     fn inactive_users_missing_from_the_source_stay_quiet() {
         let people = company();
-        let current: Vec<_> = people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| user_of(i as u64 + 1, p, true))
-            .collect();
-        let incoming: Vec<_> = people
-            .iter()
-            .filter(|p| p.source_id != "4")
-            .cloned()
-            .collect();
-        assert!(
-            diff(&settings(), &current, &incoming, &full())
-                .changes
-                .is_empty()
-        );
+        let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
+        let incoming: Vec<_> = people.iter().filter(|p| p.source_id != "4").cloned().collect();
+        assert!(diff(&settings(), &current, &incoming, &full()).changes.is_empty());
     }
 
     #[test]
@@ -617,11 +453,7 @@ mod tests {
     #[test]
     fn changes_only_name_known_users() {
         let people = company();
-        let current: Vec<_> = people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| user_of(i as u64 + 10, p, true))
-            .collect();
+        let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 10, p, true)).collect();
         let mut incoming = people.clone();
         incoming.iter_mut().for_each(|p| p.job_title = None);
         let known: HashSet<u64> = current.iter().map(|u| u.user_id).collect();

@@ -27,8 +27,8 @@ wit_bindgen::generate!({
 
 use exports::hrsync::connector::hr_source::Guest;
 use hrsync::connector::types::{
-    Capabilities, CheckReport, ConnectorError, ConnectorInfo, DiffOptions, DirectoryUser, Entry,
-    FetchRequest, Mapped, Page, Person, Plan, RawRecord,
+    Capabilities, CheckReport, ConnectorError, ConnectorInfo, DiffOptions, DirectoryUser, Entry, FetchRequest, Mapped,
+    Page, Person, Plan, RawRecord,
 };
 
 /// The exported component.

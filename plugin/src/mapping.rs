@@ -3,9 +3,7 @@
 use serde_json::Value;
 
 use crate::attributes::Attributes;
-use crate::hrsync::connector::types::{
-    Entry, Gender, Issue, Mapped, Person, PersonStatus, RawRecord, Severity,
-};
+use crate::hrsync::connector::types::{Entry, Gender, Issue, Mapped, Person, PersonStatus, RawRecord, Severity};
 use crate::settings::Settings;
 
 /// The standard attributes the mapping reads; requested with `attributes[]`.
@@ -57,17 +55,12 @@ pub fn is_plausible_email(email: &str) -> bool {
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !email
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
 }
 
 /// Maps every record; unmappable records are left out and reported.
 pub fn map_records(settings: &Settings, records: &[RawRecord]) -> Mapped {
-    let mut mapped = Mapped {
-        people: Vec::with_capacity(records.len()),
-        issues: Vec::new(),
-    };
+    let mut mapped = Mapped { people: Vec::with_capacity(records.len()), issues: Vec::new() };
     for record in records {
         if let Some(person) = map_record(settings, record, &mut mapped.issues) {
             mapped.people.push(person);
@@ -95,28 +88,16 @@ impl Reporter<'_> {
 }
 
 fn map_record(settings: &Settings, record: &RawRecord, issues: &mut Vec<Issue>) -> Option<Person> {
-    let mut out = Reporter {
-        issues,
-        source_id: &record.source_id,
-        name: None,
-    };
+    let mut out = Reporter { issues, source_id: &record.source_id, name: None };
     let payload: Value = match serde_json::from_str(&record.payload) {
         Ok(v) => v,
         Err(e) => {
-            out.report(
-                Severity::Error,
-                None,
-                format!("the record is not valid JSON ({e}); it was skipped"),
-            );
+            out.report(Severity::Error, None, format!("the record is not valid JSON ({e}); it was skipped"));
             return None;
         }
     };
     let Some(a) = Attributes::of_employee(&payload) else {
-        out.report(
-            Severity::Error,
-            None,
-            "the record has no `attributes` object; it was skipped".into(),
-        );
+        out.report(Severity::Error, None, "the record has no `attributes` object; it was skipped".into());
         return None;
     };
     match a.text("id") {
@@ -133,13 +114,13 @@ fn map_record(settings: &Settings, record: &RawRecord, issues: &mut Vec<Issue>) 
 
     let first_name = a.text("first_name").unwrap_or_default();
     let last_name = a.text("last_name").unwrap_or_default();
-    out.name =
-        Some(format!("{first_name} {last_name}").trim().to_string()).filter(|n| !n.is_empty());
+    out.name = Some(format!("{first_name} {last_name}").trim().to_string()).filter(|n| !n.is_empty());
     if first_name.is_empty() && last_name.is_empty() {
         out.report(
             Severity::Error,
             Some("first-name"),
-            "the person has neither first nor last name (is `first_name` whitelisted for this credential?); skipped".into(),
+            "the person has neither first nor last name (is `first_name` whitelisted for this credential?); skipped"
+                .into(),
         );
         return None;
     }
@@ -169,11 +150,7 @@ fn map_record(settings: &Settings, record: &RawRecord, issues: &mut Vec<Issue>) 
     let email = match a.text("email") {
         Some(e) if is_plausible_email(&e) => Some(e),
         Some(e) => {
-            out.report(
-                Severity::Warning,
-                Some("email"),
-                format!("`{e}` is not a valid email address; ignored"),
-            );
+            out.report(Severity::Warning, Some("email"), format!("`{e}` is not a valid email address; ignored"));
             None
         }
         None => {
@@ -189,11 +166,7 @@ fn map_record(settings: &Settings, record: &RawRecord, issues: &mut Vec<Issue>) 
     let gender = a.text("gender").and_then(|g| {
         let parsed = parse_gender(&g);
         if parsed.is_none() {
-            out.report(
-                Severity::Warning,
-                Some("gender"),
-                format!("unknown gender `{g}`; left empty"),
-            );
+            out.report(Severity::Warning, Some("gender"), format!("unknown gender `{g}`; left empty"));
         }
         parsed
     });
@@ -201,11 +174,7 @@ fn map_record(settings: &Settings, record: &RawRecord, issues: &mut Vec<Issue>) 
     let mut date = |key: &str, field: &str| match a.date(key) {
         Ok(d) => d,
         Err(e) => {
-            out.report(
-                Severity::Warning,
-                Some(field),
-                format!("{key}: {e}; left empty"),
-            );
+            out.report(Severity::Warning, Some(field), format!("{key}: {e}; left empty"));
             None
         }
     };
@@ -215,11 +184,7 @@ fn map_record(settings: &Settings, record: &RawRecord, issues: &mut Vec<Issue>) 
     let supervisor_id = a.reference_id("supervisor").filter(|s| {
         let own = *s == record.source_id;
         if own {
-            out.report(
-                Severity::Warning,
-                Some("supervisor"),
-                "the person is their own supervisor; ignored".into(),
-            );
+            out.report(Severity::Warning, Some("supervisor"), "the person is their own supervisor; ignored".into());
         }
         !own
     });
@@ -227,20 +192,11 @@ fn map_record(settings: &Settings, record: &RawRecord, issues: &mut Vec<Issue>) 
     let custom = settings
         .custom
         .iter()
-        .filter_map(|key| {
-            a.custom_text(key).map(|value| Entry {
-                key: key.clone(),
-                value,
-            })
-        })
+        .filter_map(|key| a.custom_text(key).map(|value| Entry { key: key.clone(), value }))
         .collect();
 
-    let profile_url = settings.subdomain.as_ref().map(|sub| {
-        format!(
-            "https://{sub}.personio.de/staff/details/{}",
-            record.source_id
-        )
-    });
+    let profile_url =
+        settings.subdomain.as_ref().map(|sub| format!("https://{sub}.personio.de/staff/details/{}", record.source_id));
 
     Some(Person {
         source_id: record.source_id.clone(),
@@ -270,21 +226,13 @@ mod tests {
     use serde_json::json;
 
     fn settings(pairs: &[(&str, &str)]) -> Settings {
-        let entries: Vec<Entry> = pairs
-            .iter()
-            .map(|(k, v)| Entry {
-                key: k.to_string(),
-                value: v.to_string(),
-            })
-            .collect();
+        let entries: Vec<Entry> =
+            pairs.iter().map(|(k, v)| Entry { key: k.to_string(), value: v.to_string() }).collect();
         Settings::parse(&entries).unwrap()
     }
 
     fn record(id: &str, attributes: Value) -> RawRecord {
-        RawRecord {
-            source_id: id.into(),
-            payload: json!({"type": "Employee", "attributes": attributes}).to_string(),
-        }
+        RawRecord { source_id: id.into(), payload: json!({"type": "Employee", "attributes": attributes}).to_string() }
     }
 
     fn attr(value: Value) -> Value {
@@ -304,32 +252,19 @@ mod tests {
             ("employee-id-attribute", "dynamic_1003"),
         ]);
         let employee = full();
-        let rec = RawRecord {
-            source_id: "1042".into(),
-            payload: employee.to_string(),
-        };
+        let rec = RawRecord { source_id: "1042".into(), payload: employee.to_string() };
         let m = map_records(&s, &[rec]);
         assert_eq!(m.issues, vec![]);
         let p = &m.people[0];
         assert_eq!(p.source_id, "1042");
         assert_eq!(p.employee_id.as_deref(), Some("E-1042"));
-        assert_eq!(
-            (p.first_name.as_str(), p.last_name.as_str()),
-            ("Zoë", "Åström")
-        );
+        assert_eq!((p.first_name.as_str(), p.last_name.as_str()), ("Zoë", "Åström"));
         assert_eq!(p.preferred_name.as_deref(), Some("Zo"));
         assert_eq!(p.email.as_deref(), Some("zoe.astrom@acme.example"));
         assert_eq!(p.gender, Some(Gender::Female));
         assert_eq!(p.status, PersonStatus::Active);
         assert_eq!(p.supervisor_id.as_deref(), Some("7"));
-        assert_eq!(
-            p.start_date,
-            Some(Date {
-                year: 2019,
-                month: 4,
-                day: 1
-            })
-        );
+        assert_eq!(p.start_date, Some(Date { year: 2019, month: 4, day: 1 }));
         assert_eq!(p.termination_date, None);
         assert_eq!(p.job_title.as_deref(), Some("Staff Engineer"));
         assert_eq!(p.department.as_deref(), Some("Engineering"));
@@ -338,38 +273,20 @@ mod tests {
         assert_eq!(
             p.custom,
             vec![
-                Entry {
-                    key: "dynamic_1001".into(),
-                    value: "CC-100".into()
-                },
-                Entry {
-                    key: "dynamic_1002".into(),
-                    value: "Rust, WebAssembly".into()
-                },
+                Entry { key: "dynamic_1001".into(), value: "CC-100".into() },
+                Entry { key: "dynamic_1002".into(), value: "Rust, WebAssembly".into() },
             ]
         );
-        assert_eq!(
-            p.profile_url.as_deref(),
-            Some("https://acme.personio.de/staff/details/1042")
-        );
+        assert_eq!(p.profile_url.as_deref(), Some("https://acme.personio.de/staff/details/1042"));
     }
 
     #[test]
     fn department_can_come_from_team_or_a_custom_attribute() {
         let employee = full();
-        let rec = RawRecord {
-            source_id: "1042".into(),
-            payload: employee.to_string(),
-        };
-        let team = map_records(
-            &settings(&[("department-attribute", "team")]),
-            std::slice::from_ref(&rec),
-        );
+        let rec = RawRecord { source_id: "1042".into(), payload: employee.to_string() };
+        let team = map_records(&settings(&[("department-attribute", "team")]), std::slice::from_ref(&rec));
         assert_eq!(team.people[0].department.as_deref(), Some("Platform"));
-        let custom = map_records(
-            &settings(&[("department-attribute", "dynamic_1001")]),
-            &[rec],
-        );
+        let custom = map_records(&settings(&[("department-attribute", "dynamic_1001")]), &[rec]);
         assert_eq!(custom.people[0].department.as_deref(), Some("CC-100"));
     }
 
@@ -419,19 +336,10 @@ mod tests {
 
     #[test]
     fn absent_status_is_a_warning_and_defaults_to_active() {
-        let m = map_records(
-            &settings(&[]),
-            &[record(
-                "1",
-                json!({"id": attr(json!(1)), "last_name": attr(json!("B"))}),
-            )],
-        );
+        let m =
+            map_records(&settings(&[]), &[record("1", json!({"id": attr(json!(1)), "last_name": attr(json!("B"))}))]);
         assert_eq!(m.people[0].status, PersonStatus::Active);
-        assert!(
-            m.issues
-                .iter()
-                .any(|i| i.field.as_deref() == Some("status"))
-        );
+        assert!(m.issues.iter().any(|i| i.field.as_deref() == Some("status")));
     }
 
     #[test]
@@ -446,20 +354,8 @@ mod tests {
         );
         let p = &m.people[0];
         assert_eq!(p.start_date, None);
-        assert_eq!(
-            p.termination_date,
-            Some(Date {
-                year: 2024,
-                month: 6,
-                day: 30
-            })
-        );
-        assert!(
-            m.issues
-                .iter()
-                .any(|i| i.field.as_deref() == Some("start-date")
-                    && i.message.contains("01.02.2020"))
-        );
+        assert_eq!(p.termination_date, Some(Date { year: 2024, month: 6, day: 30 }));
+        assert!(m.issues.iter().any(|i| i.field.as_deref() == Some("start-date") && i.message.contains("01.02.2020")));
     }
 
     #[test]
@@ -467,18 +363,9 @@ mod tests {
         let m = map_records(
             &settings(&[]),
             &[
-                record(
-                    "2",
-                    json!({"id": attr(json!(1)), "first_name": attr(json!("A"))}),
-                ),
-                RawRecord {
-                    source_id: "3".into(),
-                    payload: "{not json".into(),
-                },
-                RawRecord {
-                    source_id: "4".into(),
-                    payload: "[]".into(),
-                },
+                record("2", json!({"id": attr(json!(1)), "first_name": attr(json!("A"))})),
+                RawRecord { source_id: "3".into(), payload: "{not json".into() },
+                RawRecord { source_id: "4".into(), payload: "[]".into() },
             ],
         );
         assert!(m.people.is_empty());
@@ -502,15 +389,9 @@ mod tests {
 
     #[test]
     fn mapping_is_deterministic() {
-        let rec = RawRecord {
-            source_id: "1042".into(),
-            payload: full().to_string(),
-        };
+        let rec = RawRecord { source_id: "1042".into(), payload: full().to_string() };
         let s = settings(&[("custom-attributes", "dynamic_1001")]);
-        assert_eq!(
-            map_records(&s, std::slice::from_ref(&rec)),
-            map_records(&s, &[rec])
-        );
+        assert_eq!(map_records(&s, std::slice::from_ref(&rec)), map_records(&s, &[rec]));
     }
 
     #[test]
@@ -518,9 +399,7 @@ mod tests {
         for ok in ["a@b.co", "first.last+tag@sub.example.org", "zoë@例え.jp"] {
             assert!(is_plausible_email(ok), "{ok}");
         }
-        for bad in [
-            "", "a", "a@b", "@b.co", "a@b@c.co", "a b@c.co", "a@.co", "a@co.",
-        ] {
+        for bad in ["", "a", "a@b", "@b.co", "a@b@c.co", "a b@c.co", "a@.co", "a@co."] {
             assert!(!is_plausible_email(bad), "{bad}");
         }
     }

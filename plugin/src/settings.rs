@@ -1,9 +1,7 @@
 //! The connector's settings: their schema (shown by the host as a form) and
 //! their parsed, validated form.
 
-use crate::hrsync::connector::types::{
-    ConnectorError, Entry, PersonStatus, SettingKind, SettingSpec,
-};
+use crate::hrsync::connector::types::{ConnectorError, Entry, PersonStatus, SettingKind, SettingSpec};
 
 /// Personio's public API origin.
 pub const DEFAULT_BASE_URL: &str = "https://api.personio.de";
@@ -24,16 +22,15 @@ const DEFAULT_STATUSES: &str = "active,onboarding,leave";
 
 /// The settings schema returned by `describe`.
 pub fn specs() -> Vec<SettingSpec> {
-    let spec =
-        |key: &str, label: &str, kind, required, default: Option<&str>, help: &str| SettingSpec {
-            key: key.into(),
-            label: label.into(),
-            kind,
-            required,
-            default_value: default.map(Into::into),
-            choices: Vec::new(),
-            help: help.into(),
-        };
+    let spec = |key: &str, label: &str, kind, required, default: Option<&str>, help: &str| SettingSpec {
+        key: key.into(),
+        label: label.into(),
+        kind,
+        required,
+        default_value: default.map(Into::into),
+        choices: Vec::new(),
+        help: help.into(),
+    };
     vec![
         spec(
             CLIENT_ID,
@@ -125,31 +122,17 @@ impl Settings {
     /// where they are used ([`Settings::credentials`]), so that the pure
     /// `map-fields` and `diff` work without them.
     pub fn parse(entries: &[Entry]) -> Result<Self, ConnectorError> {
-        let get = |key: &str| {
-            entries
-                .iter()
-                .rev()
-                .find(|e| e.key == key)
-                .map(|e| e.value.trim())
-                .filter(|v| !v.is_empty())
-        };
-        let base_url = get(BASE_URL)
-            .unwrap_or(DEFAULT_BASE_URL)
-            .trim_end_matches('/')
-            .to_string();
+        let get =
+            |key: &str| entries.iter().rev().find(|e| e.key == key).map(|e| e.value.trim()).filter(|v| !v.is_empty());
+        let base_url = get(BASE_URL).unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/').to_string();
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
             return Err(invalid(format!(
                 "`{BASE_URL}` must start with https:// (got `{base_url}`); leave it empty for {DEFAULT_BASE_URL}"
             )));
         }
         let statuses = parse_statuses(get(STATUSES).unwrap_or(DEFAULT_STATUSES))?;
-        let subdomain = get(SUBDOMAIN).map(|s| {
-            s.trim_start_matches("https://")
-                .split('.')
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        });
+        let subdomain =
+            get(SUBDOMAIN).map(|s| s.trim_start_matches("https://").split('.').next().unwrap_or_default().to_string());
         if let Some(sub) = &subdomain
             && (sub.is_empty() || !sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         {
@@ -170,12 +153,7 @@ impl Settings {
         let employee_id = attribute(EMPLOYEE_ID, "id")?;
         let department = attribute(DEPARTMENT, "department")?;
         let mut custom = Vec::new();
-        for key in get(CUSTOM)
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-        {
+        for key in get(CUSTOM).unwrap_or_default().split(',').map(str::trim).filter(|k| !k.is_empty()) {
             if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(invalid(format!(
                     "`{CUSTOM}` lists `{key}`, which is not an attribute key; use keys like `dynamic_1001`"
@@ -200,10 +178,7 @@ impl Settings {
 
     /// The credentials, or an error naming the missing setting.
     pub fn credentials(&self) -> Result<(&str, &str), ConnectorError> {
-        for (key, value) in [
-            (CLIENT_ID, &self.client_id),
-            (CLIENT_SECRET, &self.client_secret),
-        ] {
+        for (key, value) in [(CLIENT_ID, &self.client_id), (CLIENT_SECRET, &self.client_secret)] {
             if value.is_empty() {
                 return Err(invalid(format!(
                     "`{key}` is empty: create an API credential in Personio (Settings → Integrations → API credentials) and paste it here"
@@ -215,14 +190,8 @@ impl Settings {
 
     /// The attribute keys to request (`attributes[]`): only what is mapped.
     pub fn projection(&self) -> Vec<String> {
-        let mut keys: Vec<String> = crate::mapping::STANDARD_ATTRIBUTES
-            .iter()
-            .map(|k| k.to_string())
-            .collect();
-        for extra in [&self.employee_id, &self.department]
-            .into_iter()
-            .chain(&self.custom)
-        {
+        let mut keys: Vec<String> = crate::mapping::STANDARD_ATTRIBUTES.iter().map(|k| k.to_string()).collect();
+        for extra in [&self.employee_id, &self.department].into_iter().chain(&self.custom) {
             if !keys.contains(extra) {
                 keys.push(extra.clone());
             }
@@ -233,26 +202,16 @@ impl Settings {
 
 fn parse_statuses(value: &str) -> Result<Vec<PersonStatus>, ConnectorError> {
     let mut out = Vec::new();
-    for name in value
-        .split(',')
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-    {
+    for name in value.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()) {
         let status = crate::mapping::parse_status(&name).ok_or_else(|| {
-            invalid(format!(
-                "`{STATUSES}` contains `{name}`; choose from {}",
-                STATUS_NAMES.join(", ")
-            ))
+            invalid(format!("`{STATUSES}` contains `{name}`; choose from {}", STATUS_NAMES.join(", ")))
         })?;
         if !out.contains(&status) {
             out.push(status);
         }
     }
     if out.is_empty() {
-        return Err(invalid(format!(
-            "`{STATUSES}` is empty; choose at least one of {}",
-            STATUS_NAMES.join(", ")
-        )));
+        return Err(invalid(format!("`{STATUSES}` is empty; choose at least one of {}", STATUS_NAMES.join(", "))));
     }
     Ok(out)
 }
@@ -266,27 +225,14 @@ mod tests {
     use super::*;
 
     fn entries(pairs: &[(&str, &str)]) -> Vec<Entry> {
-        pairs
-            .iter()
-            .map(|(k, v)| Entry {
-                key: k.to_string(),
-                value: v.to_string(),
-            })
-            .collect()
+        pairs.iter().map(|(k, v)| Entry { key: k.to_string(), value: v.to_string() }).collect()
     }
 
     #[test]
     fn defaults_apply_to_empty_settings() {
         let s = Settings::parse(&[]).unwrap();
         assert_eq!(s.base_url, DEFAULT_BASE_URL);
-        assert_eq!(
-            s.statuses,
-            vec![
-                PersonStatus::Active,
-                PersonStatus::Onboarding,
-                PersonStatus::Leave
-            ]
-        );
+        assert_eq!(s.statuses, vec![PersonStatus::Active, PersonStatus::Onboarding, PersonStatus::Leave]);
         assert_eq!(s.employee_id, "id");
         assert!(s.credentials().is_err());
     }
@@ -323,12 +269,8 @@ mod tests {
 
     #[test]
     fn projection_holds_mapped_attributes_once() {
-        let s = Settings::parse(&entries(&[
-            (EMPLOYEE_ID, "dynamic_9"),
-            (DEPARTMENT, "team"),
-            (CUSTOM, "dynamic_9"),
-        ]))
-        .unwrap();
+        let s = Settings::parse(&entries(&[(EMPLOYEE_ID, "dynamic_9"), (DEPARTMENT, "team"), (CUSTOM, "dynamic_9")]))
+            .unwrap();
         let p = s.projection();
         assert_eq!(p.iter().filter(|k| *k == "dynamic_9").count(), 1);
         assert!(p.contains(&"team".to_string()) && p.contains(&"email".to_string()));

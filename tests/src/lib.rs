@@ -1,1 +1,78 @@
+//! Helpers shared by the end-to-end tests: the real compiled components, a
+//! sandbox on loopback, settings.
 
+use std::time::Duration;
+
+use hrsync::runtime::egress::Grants;
+use hrsync::runtime::{Connector, Limits, Runtime, wit};
+use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Running, Sandbox, SandboxConfig};
+use tokio::sync::OnceCell;
+
+/// The hostile test connector, built by this crate's build script.
+pub static HOSTILE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile.wasm"));
+
+/// Key/value settings.
+pub fn entries(pairs: &[(&str, &str)]) -> Vec<wit::Entry> {
+    pairs.iter().map(|(k, v)| wit::Entry { key: k.to_string(), value: v.to_string() }).collect()
+}
+
+/// Where compiled components are cached, so each is compiled once per machine.
+fn cache_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("hrsync-e2e-component-cache")
+}
+
+/// Limits small enough for hostile components to hit quickly.
+pub fn test_limits() -> Limits {
+    Limits {
+        memory_bytes: 64 << 20,
+        cpu_per_call: Duration::from_secs(2),
+        wall_per_call: Duration::from_secs(20),
+        ..Limits::default()
+    }
+}
+
+/// A runtime with test limits and the bundled Personio connector, loaded once per test binary.
+pub async fn personio() -> &'static (Runtime, Connector) {
+    static SHARED: OnceCell<(Runtime, Connector)> = OnceCell::const_new();
+    SHARED
+        .get_or_init(|| async {
+            let runtime = Runtime::new(test_limits(), Some(cache_dir())).expect("runtime");
+            let connector = runtime
+                .load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO)
+                .await
+                .expect("the bundled Personio connector loads");
+            (runtime, connector)
+        })
+        .await
+}
+
+/// The hostile connector on a runtime with test limits, loaded once per test binary.
+pub async fn hostile() -> &'static (Runtime, Connector) {
+    static SHARED: OnceCell<(Runtime, Connector)> = OnceCell::const_new();
+    SHARED
+        .get_or_init(|| async {
+            let runtime = Runtime::new(test_limits(), Some(cache_dir())).expect("runtime");
+            let connector = runtime.load("hostile.wasm", HOSTILE).await.expect("the hostile connector loads");
+            (runtime, connector)
+        })
+        .await
+}
+
+/// A sandbox of `people` (seed 7) served on loopback.
+pub async fn sandbox(people: usize) -> (Sandbox, Running) {
+    let sandbox = Sandbox::new(SandboxConfig::new(people, 7));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.expect("serve the sandbox");
+    (sandbox, running)
+}
+
+/// Personio settings pointing at a sandbox, with the demo credential.
+pub fn personio_settings(url: &str, extra: &[(&str, &str)]) -> Vec<wit::Entry> {
+    let mut pairs = vec![("api-base-url", url), ("client-id", DEMO_CLIENT_ID), ("client-secret", DEMO_CLIENT_SECRET)];
+    pairs.extend_from_slice(extra);
+    entries(&pairs)
+}
+
+/// A grant for exactly the sandbox's origin.
+pub fn grant(url: &str) -> Grants {
+    Grants::parse(&[url]).expect("a loopback origin")
+}

@@ -10,19 +10,11 @@ use wasmtime::component::Component;
 
 /// Hex SHA-256 of the component bytes.
 pub fn digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Compiles `bytes`, or loads the artifact cached for them by this engine build.
-pub fn compile(
-    engine: &Engine,
-    cache_dir: Option<&Path>,
-    digest: &str,
-    bytes: &[u8],
-) -> Result<Component, String> {
+pub fn compile(engine: &Engine, cache_dir: Option<&Path>, digest: &str, bytes: &[u8]) -> Result<Component, String> {
     let Some(dir) = cache_dir else {
         return Component::new(engine, bytes).map_err(|e| format!("{e:#}"));
     };
@@ -48,9 +40,7 @@ pub fn compile(
 
 fn store(dir: &Path, path: &Path, component: &Component) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let bytes = component
-        .serialize()
-        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+    let bytes = component.serialize().map_err(|e| std::io::Error::other(format!("{e:#}")))?;
     // Write then rename, so a crash never leaves a truncated artifact behind.
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;

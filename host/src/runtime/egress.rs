@@ -37,27 +37,14 @@ impl Origin {
             return Err(format!("`{text}`: an origin must not contain credentials"));
         }
         if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err(format!(
-                "`{text}`: give only scheme, host and port, without a path"
-            ));
+            return Err(format!("`{text}`: give only scheme, host and port, without a path"));
         }
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("`{text}` has no host"))?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("`{text}` has no host"))?;
         if host.contains('*') {
-            return Err(format!(
-                "`{text}`: wildcards are not allowed; list each host"
-            ));
+            return Err(format!("`{text}`: wildcards are not allowed; list each host"));
         }
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| format!("`{text}` has no port"))?;
-        Ok(Origin {
-            https,
-            host: host.to_ascii_lowercase(),
-            port,
-        })
+        let port = url.port_or_known_default().ok_or_else(|| format!("`{text}` has no port"))?;
+        Ok(Origin { https, host: host.to_ascii_lowercase(), port })
     }
 
     /// The origin of a request URI, if it has scheme and authority.
@@ -67,11 +54,7 @@ impl Origin {
             Some(s) if *s == Scheme::HTTP => false,
             _ => return None,
         };
-        let host = uri
-            .host()?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         Some(Origin { https, host, port })
     }
@@ -80,17 +63,9 @@ impl Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.https { "https" } else { "http" };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         let default = if self.https { 443 } else { 80 };
-        if self.port == default {
-            write!(f, "{scheme}://{host}")
-        } else {
-            write!(f, "{scheme}://{host}:{}", self.port)
-        }
+        if self.port == default { write!(f, "{scheme}://{host}") } else { write!(f, "{scheme}://{host}:{}", self.port) }
     }
 }
 
@@ -183,10 +158,7 @@ impl WasiHttpHooks for EgressHooks {
     ) -> Box<
         dyn Future<
                 Output = Result<
-                    (
-                        http::Response<WasiBody>,
-                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-                    ),
+                    (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>),
                     HttpError,
                 >,
             > + Send,
@@ -204,8 +176,7 @@ impl WasiHttpHooks for EgressHooks {
         drop(fut);
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
@@ -239,10 +210,7 @@ mod tests {
         assert_eq!(o.port, 443);
         let local = Origin::parse("http://127.0.0.1:8081").unwrap();
         assert_eq!(local.to_string(), "http://127.0.0.1:8081");
-        assert_eq!(
-            Origin::parse("http://[::1]:9000").unwrap().to_string(),
-            "http://[::1]:9000"
-        );
+        assert_eq!(Origin::parse("http://[::1]:9000").unwrap().to_string(), "http://[::1]:9000");
     }
 
     #[test]
@@ -267,14 +235,8 @@ mod tests {
         assert!(g.allows(&uri("https://api.personio.de/v1/auth?x=1")));
         assert!(g.allows(&uri("https://api.personio.de:443/v1")));
         assert!(g.allows(&uri("http://127.0.0.1:8081/v1")));
-        assert!(
-            !g.allows(&uri("http://api.personio.de/v1")),
-            "scheme differs"
-        );
-        assert!(
-            !g.allows(&uri("https://api.personio.de:8443/")),
-            "port differs"
-        );
+        assert!(!g.allows(&uri("http://api.personio.de/v1")), "scheme differs");
+        assert!(!g.allows(&uri("https://api.personio.de:8443/")), "port differs");
         assert!(!g.allows(&uri("http://127.0.0.1:8082/")), "port differs");
         assert!(!g.allows(&uri("https://evil.personio.de.attacker.io/")));
         assert!(!Grants::none().allows(&uri("https://api.personio.de/")));
@@ -296,9 +258,6 @@ mod tests {
 
     #[test]
     fn logged_requests_omit_the_query() {
-        assert_eq!(
-            strip_query(&"https://x.io/v1/auth?client_secret=s".parse().unwrap()),
-            "https://x.io/v1/auth"
-        );
+        assert_eq!(strip_query(&"https://x.io/v1/auth?client_secret=s".parse().unwrap()), "https://x.io/v1/auth");
     }
 }

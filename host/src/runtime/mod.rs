@@ -70,14 +70,16 @@ pub enum LoadError {
         "{name} is not a valid WebAssembly component: {reason}. Build connectors for wasm32-wasip2 (e.g. `cargo build --target wasm32-wasip2`)."
     )]
     InvalidComponent { name: String, reason: String },
-    #[error(
-        "{name} does not export `hrsync:connector/hr-source`; build it against the `hr-connector` world in wit/"
-    )]
+    #[error("{name} does not export `hrsync:connector/hr-source`; build it against the `hr-connector` world in wit/")]
     NotAConnector { name: String },
     #[error("{name} targets hrsync:connector@{found}, which this hrsync does not support; supported versions: {}. Rebuild it against one of them or upgrade hrsync.", SUPPORTED_WIT_VERSIONS.join(", "))]
     UnsupportedWit { name: String, found: String },
     #[error("{name} imports something hrsync does not provide: {reason}")]
     Link { name: String, reason: String },
+    #[error(
+        "{name} exports hr-source, but not as the contract defines it: {reason}. Rebuild it against the WIT in wit/."
+    )]
+    Exports { name: String, reason: String },
     #[error("{name}: `describe` failed: {source}")]
     Describe { name: String, source: Box<RunError> },
     #[error("{name}: `describe` is invalid: {reason}")]
@@ -89,13 +91,8 @@ pub enum LoadError {
 pub enum RunError {
     /// The connector reported an error through the contract.
     #[error("connector `{connector}`: {}", explain(error))]
-    Source {
-        connector: String,
-        error: wit::ConnectorError,
-    },
-    #[error(
-        "connector `{connector}` crashed: {cause}. This is a bug in the connector; report it to its author."
-    )]
+    Source { connector: String, error: wit::ConnectorError },
+    #[error("connector `{connector}` crashed: {cause}. This is a bug in the connector; report it to its author.")]
     Trap { connector: String, cause: String },
     #[error(
         "connector `{connector}` ran for more than {budget:?} of CPU in one call and was stopped (an infinite loop?)"
@@ -107,6 +104,11 @@ pub enum RunError {
     Timeout { connector: String, after: Duration },
     #[error("connector `{connector}` returned invalid data: {reason}")]
     InvalidOutput { connector: String, reason: String },
+    /// The connector tried an origin the integration has not granted.
+    #[error(
+        "connector `{connector}` was denied {request}: that origin is not granted to this integration (granted: {granted}). If the connector should reach it, add the origin to the integration's outbound hosts."
+    )]
+    EgressDenied { connector: String, request: String, granted: String },
     #[error("connector `{connector}` cannot be called again in this run after an earlier failure")]
     Poisoned { connector: String },
 }
@@ -128,19 +130,12 @@ pub fn explain(error: &wit::ConnectorError) -> String {
         E::CredentialsRejected(m) => format!("credentials rejected: {m}"),
         E::PermissionDenied(missing) => {
             let keys: Vec<&str> = missing.iter().map(|m| m.key.as_str()).collect();
-            format!(
-                "permission denied; the credential cannot read: {}",
-                keys.join(", ")
-            )
+            format!("permission denied; the credential cannot read: {}", keys.join(", "))
         }
-        E::RateLimited(r) => format!(
-            "rate limited (retry after {} s): {}",
-            r.after_seconds, r.message
-        ),
-        E::TemporarilyUnavailable(r) => format!(
-            "temporarily unavailable (retry after {} s): {}",
-            r.after_seconds, r.message
-        ),
+        E::RateLimited(r) => format!("rate limited (retry after {} s): {}", r.after_seconds, r.message),
+        E::TemporarilyUnavailable(r) => {
+            format!("temporarily unavailable (retry after {} s): {}", r.after_seconds, r.message)
+        }
         E::Unreachable(m) => format!("source unreachable: {m}"),
         E::InvalidSettings(m) => format!("invalid settings: {m}"),
         E::BadResponse(m) => format!("bad response from the source: {m}"),
@@ -181,10 +176,7 @@ pub struct Connector {
 
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connector")
-            .field("id", &self.info.id)
-            .field("origin", &self.origin)
-            .finish()
+        f.debug_struct("Connector").field("id", &self.info.id).field("origin", &self.origin).finish()
     }
 }
 
@@ -195,34 +187,29 @@ impl Runtime {
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         HrConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let weak = engine.weak();
         let flag = stop.clone();
-        std::thread::Builder::new()
-            .name("hrsync-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
+        std::thread::Builder::new().name("hrsync-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
                 }
-            })?;
-        Ok(Runtime {
-            engine,
-            linker,
-            limits,
-            cache_dir,
-            _ticker: Ticker(stop),
-        })
+            }
+        })?;
+        Ok(Runtime { engine, linker, limits, cache_dir, _ticker: Ticker(stop) })
+    }
+
+    /// The content hash that names a component in the cache and in `hrsync connectors`.
+    pub fn digest(bytes: &[u8]) -> String {
+        cache::digest(bytes)
     }
 
     pub fn limits(&self) -> &Limits {
@@ -235,44 +222,22 @@ impl Runtime {
     pub async fn load(&self, name: &str, bytes: &[u8]) -> Result<Connector, LoadError> {
         let digest = cache::digest(bytes);
         let component = cache::compile(&self.engine, self.cache_dir.as_deref(), &digest, bytes)
-            .map_err(|reason| LoadError::InvalidComponent {
-                name: name.into(),
-                reason,
-            })?;
+            .map_err(|reason| LoadError::InvalidComponent { name: name.into(), reason })?;
         let wit_version = self.check_exports(name, &component)?;
-        let instance_pre =
-            self.linker
-                .instantiate_pre(&component)
-                .map_err(|e| LoadError::Link {
-                    name: name.into(),
-                    reason: format!("{e:#}"),
-                })?;
-        let pre = HrConnectorPre::new(instance_pre).map_err(|e| LoadError::Link {
-            name: name.into(),
-            reason: format!("{e:#}"),
-        })?;
-        let mut connector = Connector {
-            info: placeholder_info(name),
-            wit_version,
-            origin: name.into(),
-            digest,
-            pre,
-        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link { name: name.into(), reason: format!("{e:#}") })?;
+        let pre = HrConnectorPre::new(instance_pre)
+            .map_err(|e| LoadError::Exports { name: name.into(), reason: format!("{e:#}") })?;
+        let mut connector = Connector { info: placeholder_info(name), wit_version, origin: name.into(), digest, pre };
         let mut session = self
             .session(&connector, Grants::none())
             .await
-            .map_err(|e| LoadError::Describe {
-                name: name.into(),
-                source: Box::new(e),
-            })?;
-        let info = session.describe().await.map_err(|e| LoadError::Describe {
-            name: name.into(),
-            source: Box::new(e),
-        })?;
-        validate_info(&info).map_err(|reason| LoadError::InvalidDescription {
-            name: name.into(),
-            reason,
-        })?;
+            .map_err(|e| LoadError::Describe { name: name.into(), source: Box::new(e) })?;
+        let info =
+            session.describe().await.map_err(|e| LoadError::Describe { name: name.into(), source: Box::new(e) })?;
+        validate_info(&info).map_err(|reason| LoadError::InvalidDescription { name: name.into(), reason })?;
         connector.info = info;
         Ok(connector)
     }
@@ -283,27 +248,17 @@ impl Runtime {
             .exports(&self.engine)
             .filter_map(|(export, _)| export.strip_prefix(EXPORT_PREFIX).map(str::to_string))
             .collect();
-        match versions
-            .iter()
-            .find(|v| SUPPORTED_WIT_VERSIONS.contains(&v.as_str()))
-        {
+        match versions.iter().find(|v| SUPPORTED_WIT_VERSIONS.contains(&v.as_str())) {
             Some(v) => Ok(v.clone()),
             None => match versions.first() {
-                Some(found) => Err(LoadError::UnsupportedWit {
-                    name: name.into(),
-                    found: found.clone(),
-                }),
+                Some(found) => Err(LoadError::UnsupportedWit { name: name.into(), found: found.clone() }),
                 None => Err(LoadError::NotAConnector { name: name.into() }),
             },
         }
     }
 
     /// A fresh, sandboxed instance for one run.
-    pub async fn session(
-        &self,
-        connector: &Connector,
-        grants: Grants,
-    ) -> Result<Session, RunError> {
+    pub async fn session(&self, connector: &Connector, grants: Grants) -> Result<Session, RunError> {
         let id = connector.info.id.clone();
         let output = MemoryOutputPipe::new(self.limits.log_bytes);
         let wasi = WasiCtx::builder()
@@ -315,20 +270,16 @@ impl Runtime {
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
         let egress_log = Arc::new(Mutex::new(EgressLog::default()));
+        let granted = match grants.origins() {
+            [] => "none".to_string(),
+            origins => origins.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", "),
+        };
         let state = RunState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            egress: EgressHooks {
-                connector: id.clone(),
-                grants,
-                timeouts: self.limits.http,
-                log: egress_log.clone(),
-            },
-            memory: MemoryCap {
-                limit: self.limits.memory_bytes,
-                hit: false,
-            },
+            egress: EgressHooks { connector: id.clone(), grants, timeouts: self.limits.http, log: egress_log.clone() },
+            memory: MemoryCap { limit: self.limits.memory_bytes, hit: false },
             logs: Vec::new(),
             log_budget: self.limits.log_bytes,
             ticks: 0,
@@ -356,6 +307,8 @@ impl Runtime {
             limits: self.limits.clone(),
             output,
             egress_log,
+            denied_before: 0,
+            granted,
             poisoned: false,
         };
         let instantiate = connector.pre.instantiate_async(&mut session.store);
@@ -381,16 +334,10 @@ fn placeholder_info(name: &str) -> wit::ConnectorInfo {
 /// Checks what `describe` returned; the host relies on these facts.
 fn validate_info(info: &wit::ConnectorInfo) -> Result<(), String> {
     let kebab = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     };
     if !kebab(&info.id) {
-        return Err(format!(
-            "id `{}` must be lower-kebab-case (a-z, 0-9, -), at most 64 characters",
-            info.id
-        ));
+        return Err(format!("id `{}` must be lower-kebab-case (a-z, 0-9, -), at most 64 characters", info.id));
     }
     if info.name.trim().is_empty() {
         return Err("name is empty".into());
@@ -403,10 +350,7 @@ fn validate_info(info: &wit::ConnectorInfo) -> Result<(), String> {
         if !keys.insert(s.key.as_str()) {
             return Err(format!("setting `{}` is declared twice", s.key));
         }
-        let choice = matches!(
-            s.kind,
-            wit::SettingKind::Choice | wit::SettingKind::MultiChoice
-        );
+        let choice = matches!(s.kind, wit::SettingKind::Choice | wit::SettingKind::MultiChoice);
         if choice && s.choices.is_empty() {
             return Err(format!("setting `{}` is a choice without choices", s.key));
         }
@@ -423,6 +367,10 @@ pub struct Session {
     limits: Limits,
     output: MemoryOutputPipe,
     egress_log: Arc<Mutex<EgressLog>>,
+    /// Denials logged before the current call started.
+    denied_before: usize,
+    /// The granted origins, for error messages.
+    granted: String,
     poisoned: bool,
 }
 
@@ -436,6 +384,7 @@ pub struct LogLine {
 macro_rules! guest_call {
     ($self:ident, $method:ident $(, $arg:expr)*) => {{
         $self.ready()?;
+        $self.denied_before = $self.egress().denied.len();
         let instance = $self.instance.as_ref().expect("instantiated");
         let call = instance.hrsync_connector_hr_source().$method(&mut $self.store $(, $arg)*);
         let result = tokio::time::timeout($self.limits.wall_per_call, call).await;
@@ -501,19 +450,27 @@ impl Session {
         self.source(r)
     }
 
+    /// Maps a contract error. A failure after the egress point denied a
+    /// request is reported as that denial: the host knows the cause for sure,
+    /// whatever the guest's HTTP client made of it.
     fn source<T>(&self, result: Result<T, wit::ConnectorError>) -> Result<T, RunError> {
-        result.map_err(|error| RunError::Source {
-            connector: self.connector.clone(),
-            error,
+        result.map_err(|error| {
+            let egress = self.egress();
+            match egress.denied.get(self.denied_before) {
+                Some(request) => RunError::EgressDenied {
+                    connector: self.connector.clone(),
+                    request: request.clone(),
+                    granted: self.granted.clone(),
+                },
+                None => RunError::Source { connector: self.connector.clone(), error },
+            }
         })
     }
 
     /// Resets the per-call CPU budget; refuses calls into a failed instance.
     fn ready(&mut self) -> Result<(), RunError> {
         if self.poisoned {
-            return Err(RunError::Poisoned {
-                connector: self.connector.clone(),
-            });
+            return Err(RunError::Poisoned { connector: self.connector.clone() });
         }
         self.store.data_mut().ticks = 0;
         self.store.set_epoch_deadline(1);
@@ -521,41 +478,33 @@ impl Session {
     }
 
     /// Turns the outcome of a guest call into a [`RunError`] naming the cause.
-    fn settle<T>(
-        &mut self,
-        result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
-    ) -> Result<T, RunError> {
+    fn settle<T>(&mut self, result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>) -> Result<T, RunError> {
         let connector = self.connector.clone();
         let error = match result {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => e,
             Err(_) => {
                 self.poisoned = true;
-                return Err(RunError::Timeout {
-                    connector,
-                    after: self.limits.wall_per_call,
-                });
+                return Err(RunError::Timeout { connector, after: self.limits.wall_per_call });
             }
         };
         self.poisoned = true;
         let state = self.store.data();
         Err(if state.memory.hit {
-            RunError::MemoryExhausted {
-                connector,
-                limit: self.limits.memory_bytes,
-            }
+            RunError::MemoryExhausted { connector, limit: self.limits.memory_bytes }
         } else if state.cpu_exhausted {
-            RunError::CpuExhausted {
-                connector,
-                budget: self.limits.cpu_per_call,
-            }
+            RunError::CpuExhausted { connector, budget: self.limits.cpu_per_call }
         } else {
             let mut cause = match error.downcast_ref::<wasmtime::Trap>() {
                 Some(trap) => format!("trap: {trap}"),
                 None => format!("{error:#}"),
             };
-            if let Some(panic) = self.output().lines().find(|l| l.contains("panicked at")) {
-                cause.push_str(&format!(" ({panic})"));
+            // Rust guests print the panic location and message before trapping.
+            let output = self.output();
+            let mut lines = output.lines().skip_while(|l| !l.contains("panicked at"));
+            if let Some(location) = lines.next() {
+                let message = lines.next().unwrap_or_default();
+                cause.push_str(&format!(" ({} {message})", location.trim_end_matches(':')));
             }
             RunError::Trap { connector, cause }
         })
@@ -570,12 +519,7 @@ struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.hit = true;
             return Ok(false);
@@ -583,12 +527,7 @@ impl ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -610,20 +549,13 @@ struct RunState {
 
 impl WasiView for RunState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl WasiHttpView for RunState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.egress,
-        }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
     }
 }
 

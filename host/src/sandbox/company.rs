@@ -143,66 +143,18 @@ const DEPARTMENTS: &[(&str, &[&str], &[&str])] = &[
     (
         "Engineering",
         &["Platform", "Payments", "Mobile", "Data"],
-        &[
-            "Software Engineer",
-            "Senior Software Engineer",
-            "Staff Engineer",
-            "Engineering Manager",
-            "QA Engineer",
-        ],
+        &["Software Engineer", "Senior Software Engineer", "Staff Engineer", "Engineering Manager", "QA Engineer"],
     ),
-    (
-        "Sales",
-        &["DACH", "EMEA", "Inside Sales"],
-        &[
-            "Account Executive",
-            "Sales Development Rep",
-            "Sales Manager",
-        ],
-    ),
-    (
-        "Marketing",
-        &["Brand", "Growth"],
-        &["Marketing Manager", "Content Writer", "Growth Analyst"],
-    ),
-    (
-        "Customer Success",
-        &["Support", "Onboarding"],
-        &["Support Agent", "Customer Success Manager"],
-    ),
-    (
-        "Finance",
-        &["Accounting", "Controlling"],
-        &["Accountant", "Controller", "Finance Manager"],
-    ),
-    (
-        "People",
-        &["Recruiting", "People Ops"],
-        &["Recruiter", "People Partner", "HR Generalist"],
-    ),
-    (
-        "Operations",
-        &["Facilities", "IT"],
-        &["Office Manager", "IT Administrator", "Operations Lead"],
-    ),
-    (
-        "Product",
-        &["Core", "Design"],
-        &["Product Manager", "Product Designer", "UX Researcher"],
-    ),
+    ("Sales", &["DACH", "EMEA", "Inside Sales"], &["Account Executive", "Sales Development Rep", "Sales Manager"]),
+    ("Marketing", &["Brand", "Growth"], &["Marketing Manager", "Content Writer", "Growth Analyst"]),
+    ("Customer Success", &["Support", "Onboarding"], &["Support Agent", "Customer Success Manager"]),
+    ("Finance", &["Accounting", "Controlling"], &["Accountant", "Controller", "Finance Manager"]),
+    ("People", &["Recruiting", "People Ops"], &["Recruiter", "People Partner", "HR Generalist"]),
+    ("Operations", &["Facilities", "IT"], &["Office Manager", "IT Administrator", "Operations Lead"]),
+    ("Product", &["Core", "Design"], &["Product Manager", "Product Designer", "UX Researcher"]),
 ];
 const OFFICES: &[&str] = &["Berlin", "München", "Madrid", "London", "Remote"];
-const SKILLS: &[&str] = &[
-    "Rust",
-    "SQL",
-    "Negotiation",
-    "Excel",
-    "Figma",
-    "German",
-    "Spanish",
-    "Leadership",
-    "Python",
-];
+const SKILLS: &[&str] = &["Rust", "SQL", "Negotiation", "Excel", "Figma", "German", "Spanish", "Leadership", "Python"];
 
 /// The reference "today" and the email domain of a generated company.
 #[derive(Debug, Clone)]
@@ -252,21 +204,12 @@ pub fn generate(spec: &CompanySpec) -> Vec<Employee> {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let mut used_emails = std::collections::HashSet::new();
     let mut people: Vec<Employee> = Vec::with_capacity(spec.people);
-    let base_time = spec
-        .today
-        .and_hms_opt(6, 0, 0)
-        .expect("valid time")
-        .and_utc()
-        .timestamp();
+    let base_time = spec.today.and_hms_opt(6, 0, 0).expect("valid time").and_utc().timestamp();
     for i in 0..spec.people {
         let id = 1000 + i as u64;
         let (first, gender) = *FIRST.choose(&mut rng).expect("names");
         let last = *LAST.choose(&mut rng).expect("names");
-        let dep_index = if i == 0 {
-            7
-        } else {
-            rng.random_range(0..DEPARTMENTS.len())
-        };
+        let dep_index = if i == 0 { 7 } else { rng.random_range(0..DEPARTMENTS.len()) };
         let (dep, teams, titles) = DEPARTMENTS[dep_index];
         let team_index = rng.random_range(0..teams.len());
         // Managers are drawn from earlier people, biased towards the top,
@@ -286,14 +229,10 @@ pub fn generate(spec: &CompanySpec) -> Vec<Employee> {
             Status::Onboarding => spec.today + Duration::days(rng.random_range(3..90)),
             _ => spec.today - Duration::days(rng.random_range(30..3650)),
         };
-        let termination_date = (status == Status::Inactive)
-            .then(|| spec.today - Duration::days(rng.random_range(1..365)));
+        let termination_date =
+            (status == Status::Inactive).then(|| spec.today - Duration::days(rng.random_range(1..365)));
         let email = if i > 0 && rng.random_bool(0.02) {
-            if rng.random_bool(0.5) {
-                Email::Empty
-            } else {
-                Email::Null
-            }
+            if rng.random_bool(0.5) { Email::Empty } else { Email::Null }
         } else {
             let stem = format!("{}.{}", ascii_fold(first), ascii_fold(last));
             let mut candidate = format!("{stem}@{}", spec.domain);
@@ -304,25 +243,16 @@ pub fn generate(spec: &CompanySpec) -> Vec<Employee> {
             }
             Email::Address(candidate)
         };
-        let gender = if rng.random_bool(0.05) {
-            None
-        } else {
-            Some(gender)
-        };
+        let gender = if rng.random_bool(0.05) { None } else { Some(gender) };
         let office_index = rng.random_range(0..OFFICES.len());
         let skill_count = rng.random_range(0..3);
-        let skills = SKILLS
-            .choose_multiple(&mut rng, skill_count)
-            .map(|s| s.to_string())
-            .collect();
+        let skills = SKILLS.choose_multiple(&mut rng, skill_count).map(|s| s.to_string()).collect();
         let last_modified = base_time - rng.random_range(86_400..86_400 * 400);
         people.push(Employee {
             id,
             first_name: first.into(),
             last_name: last.into(),
-            preferred_name: rng
-                .random_bool(0.1)
-                .then(|| first.chars().take(3).collect()),
+            preferred_name: rng.random_bool(0.1).then(|| first.chars().take(3).collect()),
             email,
             gender,
             status,
@@ -334,18 +264,9 @@ pub fn generate(spec: &CompanySpec) -> Vec<Employee> {
             supervisor,
             hire_date,
             termination_date,
-            department: Some(Unit {
-                id: 281_500 + dep_index as u64,
-                name: dep.into(),
-            }),
-            office: Some(Unit {
-                id: 7_000 + office_index as u64,
-                name: OFFICES[office_index].into(),
-            }),
-            team: Some(Unit {
-                id: 5_000 + dep_index as u64 * 10 + team_index as u64,
-                name: teams[team_index].into(),
-            }),
+            department: Some(Unit { id: 281_500 + dep_index as u64, name: dep.into() }),
+            office: Some(Unit { id: 7_000 + office_index as u64, name: OFFICES[office_index].into() }),
+            team: Some(Unit { id: 5_000 + dep_index as u64 * 10 + team_index as u64, name: teams[team_index].into() }),
             cost_center: format!("CC-{}", 100 + dep_index),
             skills,
             last_modified,
@@ -374,9 +295,7 @@ mod tests {
         let b = generate(&spec(200, 7));
         let c = generate(&spec(200, 8));
         let names = |p: &[Employee]| {
-            p.iter()
-                .map(|e| format!("{} {} {:?}", e.first_name, e.last_name, e.supervisor))
-                .collect::<Vec<_>>()
+            p.iter().map(|e| format!("{} {} {:?}", e.first_name, e.last_name, e.supervisor)).collect::<Vec<_>>()
         };
         assert_eq!(names(&a), names(&b));
         assert_ne!(names(&a), names(&c));
@@ -396,25 +315,13 @@ mod tests {
     fn the_mix_is_realistic() {
         let people = generate(&spec(5000, 3));
         let count = |s| people.iter().filter(|e| e.status == s).count();
-        for s in [
-            Status::Active,
-            Status::Onboarding,
-            Status::Leave,
-            Status::Inactive,
-        ] {
+        for s in [Status::Active, Status::Onboarding, Status::Leave, Status::Inactive] {
             assert!(count(s) > 50, "{s:?}: {}", count(s));
         }
         assert!(
-            people
-                .iter()
-                .any(|e| e.email != Email::Address(String::new())
-                    && !matches!(e.email, Email::Address(_)))
+            people.iter().any(|e| e.email != Email::Address(String::new()) && !matches!(e.email, Email::Address(_)))
         );
-        assert!(
-            people
-                .iter()
-                .any(|e| !e.first_name.is_ascii() || !e.last_name.is_ascii())
-        );
+        assert!(people.iter().any(|e| !e.first_name.is_ascii() || !e.last_name.is_ascii()));
         let emails: std::collections::HashSet<_> = people
             .iter()
             .filter_map(|e| match &e.email {
@@ -424,10 +331,7 @@ mod tests {
             .collect();
         assert_eq!(
             emails.len(),
-            people
-                .iter()
-                .filter(|e| matches!(e.email, Email::Address(_)))
-                .count(),
+            people.iter().filter(|e| matches!(e.email, Email::Address(_))).count(),
             "emails are unique"
         );
         assert!(

@@ -54,11 +54,7 @@ impl Credential {
     }
 
     fn may_read(&self, key: &str) -> bool {
-        key == "id"
-            || self
-                .whitelist
-                .as_ref()
-                .is_none_or(|w| w.iter().any(|k| k == key))
+        key == "id" || self.whitelist.as_ref().is_none_or(|w| w.iter().any(|k| k == key))
     }
 }
 
@@ -114,10 +110,7 @@ impl SandboxConfig {
                 domain: "acme.example".into(),
             },
             company_name: "Acme Demo GmbH".into(),
-            credentials: vec![
-                Credential::full(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
-                limited,
-            ],
+            credentials: vec![Credential::full(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET), limited],
             per_minute: 300,
             per_second: 15,
             auth_per_minute: 60,
@@ -286,9 +279,7 @@ impl Sandbox {
         let mut s = self.lock();
         let id = s.employees.iter().map(|e| e.id).max().unwrap_or(999) + 1;
         let now = chrono::Utc::now().timestamp();
-        let department = hire
-            .department
-            .map(|name| unit_named(&s.employees, &name, |e| &e.department));
+        let department = hire.department.map(|name| unit_named(&s.employees, &name, |e| &e.department));
         let employee = Employee {
             id,
             first_name: hire.first_name,
@@ -316,15 +307,8 @@ impl Sandbox {
     /// Changes an employee and bumps `last_modified_at`.
     pub fn apply(&self, id: u64, edit: Edit) -> Result<(), String> {
         let mut s = self.lock();
-        let department = edit
-            .department
-            .as_ref()
-            .map(|name| unit_named(&s.employees, name, |e| &e.department));
-        let e = s
-            .employees
-            .iter_mut()
-            .find(|e| e.id == id)
-            .ok_or_else(|| format!("no employee {id}"))?;
+        let department = edit.department.as_ref().map(|name| unit_named(&s.employees, name, |e| &e.department));
+        let e = s.employees.iter_mut().find(|e| e.id == id).ok_or_else(|| format!("no employee {id}"))?;
         if let Some(v) = edit.first_name {
             e.first_name = v;
         }
@@ -332,11 +316,7 @@ impl Sandbox {
             e.last_name = v;
         }
         if let Some(v) = edit.email {
-            e.email = if v.is_empty() {
-                Email::Empty
-            } else {
-                Email::Address(v)
-            };
+            e.email = if v.is_empty() { Email::Empty } else { Email::Address(v) };
         }
         if let Some(v) = edit.supervisor_id {
             e.supervisor = v;
@@ -370,18 +350,11 @@ impl Sandbox {
 }
 
 /// The unit with that name, or a new one.
-fn unit_named(
-    employees: &[Employee],
-    name: &str,
-    field: impl Fn(&Employee) -> &Option<Unit>,
-) -> Unit {
+fn unit_named(employees: &[Employee], name: &str, field: impl Fn(&Employee) -> &Option<Unit>) -> Unit {
     employees
         .iter()
         .filter_map(|e| field(e).as_ref())
         .find(|u| u.name == name)
         .cloned()
-        .unwrap_or_else(|| Unit {
-            id: 290_000 + employees.len() as u64,
-            name: name.into(),
-        })
+        .unwrap_or_else(|| Unit { id: 290_000 + employees.len() as u64, name: name.into() })
 }

@@ -35,11 +35,7 @@ impl AttributeDef {
 
     /// The entry of `/company/employees/attributes`.
     pub fn describe(&self, language: Language) -> Value {
-        let options: Vec<&str> = if self.kind == "tags" {
-            vec!["Rust", "SQL", "Negotiation", "Excel"]
-        } else {
-            vec![]
-        };
+        let options: Vec<&str> = if self.kind == "tags" { vec!["Rust", "SQL", "Negotiation", "Excel"] } else { vec![] };
         json!({"key": self.key, "label": self.label(language), "type": self.kind, "universal_id": self.universal_id, "options": options})
     }
 }
@@ -51,135 +47,33 @@ const fn def(
     kind: &'static str,
     universal_id: Option<&'static str>,
 ) -> AttributeDef {
-    AttributeDef {
-        key,
-        en,
-        de,
-        kind,
-        universal_id,
-    }
+    AttributeDef { key, en, de, kind, universal_id }
 }
 
 /// Every attribute the sandbox serves.
 pub const ATTRIBUTES: &[AttributeDef] = &[
     def("id", "ID", "ID", "integer", Some("id")),
-    def(
-        "first_name",
-        "First name",
-        "Vorname",
-        "standard",
-        Some("first_name"),
-    ),
-    def(
-        "last_name",
-        "Last name",
-        "Nachname",
-        "standard",
-        Some("last_name"),
-    ),
-    def(
-        "preferred_name",
-        "Name (preferred)",
-        "Name (bevorzugt)",
-        "standard",
-        Some("preferred_name"),
-    ),
+    def("first_name", "First name", "Vorname", "standard", Some("first_name")),
+    def("last_name", "Last name", "Nachname", "standard", Some("last_name")),
+    def("preferred_name", "Name (preferred)", "Name (bevorzugt)", "standard", Some("preferred_name")),
     def("email", "Email", "E-Mail", "standard", Some("email")),
     def("gender", "Gender", "Geschlecht", "standard", Some("gender")),
     def("status", "Status", "Status", "standard", Some("status")),
-    def(
-        "position",
-        "Position",
-        "Position",
-        "standard",
-        Some("position"),
-    ),
-    def(
-        "supervisor",
-        "Supervisor",
-        "Vorgesetzte*r",
-        "standard",
-        Some("supervisor"),
-    ),
-    def(
-        "employment_type",
-        "Employment type",
-        "Beschäftigungsart",
-        "standard",
-        Some("employment_type"),
-    ),
-    def(
-        "weekly_working_hours",
-        "Weekly hours",
-        "Wochenstunden",
-        "standard",
-        Some("weekly_working_hours"),
-    ),
-    def(
-        "hire_date",
-        "Hire date",
-        "Eintrittsdatum",
-        "date",
-        Some("hire_date"),
-    ),
-    def(
-        "termination_date",
-        "Termination date",
-        "Kündigungsdatum",
-        "date",
-        Some("termination_date"),
-    ),
-    def(
-        "created_at",
-        "created_at",
-        "created_at",
-        "date",
-        Some("created_at"),
-    ),
-    def(
-        "last_modified_at",
-        "Last modified",
-        "Zuletzt geändert",
-        "date",
-        Some("last_modified_at"),
-    ),
-    def(
-        "subcompany",
-        "Subcompany",
-        "Subunternehmen",
-        "standard",
-        Some("subcompany"),
-    ),
-    def(
-        "office",
-        "Workplace",
-        "Arbeitsort",
-        "standard",
-        Some("office"),
-    ),
-    def(
-        "department",
-        "Department",
-        "Abteilung",
-        "standard",
-        Some("department"),
-    ),
+    def("position", "Position", "Position", "standard", Some("position")),
+    def("supervisor", "Supervisor", "Vorgesetzte*r", "standard", Some("supervisor")),
+    def("employment_type", "Employment type", "Beschäftigungsart", "standard", Some("employment_type")),
+    def("weekly_working_hours", "Weekly hours", "Wochenstunden", "standard", Some("weekly_working_hours")),
+    def("hire_date", "Hire date", "Eintrittsdatum", "date", Some("hire_date")),
+    def("termination_date", "Termination date", "Kündigungsdatum", "date", Some("termination_date")),
+    def("created_at", "created_at", "created_at", "date", Some("created_at")),
+    def("last_modified_at", "Last modified", "Zuletzt geändert", "date", Some("last_modified_at")),
+    def("subcompany", "Subcompany", "Subunternehmen", "standard", Some("subcompany")),
+    def("office", "Workplace", "Arbeitsort", "standard", Some("office")),
+    def("department", "Department", "Abteilung", "standard", Some("department")),
     def("team", "Team", "Team", "standard", Some("team")),
-    def(
-        "dynamic_1001",
-        "Cost center code",
-        "Kostenstellen-Code",
-        "standard",
-        None,
-    ),
+    def("dynamic_1001", "Cost center code", "Kostenstellen-Code", "standard", None),
     def("dynamic_1002", "Skills", "Fähigkeiten", "tags", None),
-    def(
-        "dynamic_1003",
-        "Employee number",
-        "Personalnummer",
-        "standard",
-        Some("employee_number"),
-    ),
+    def("dynamic_1003", "Employee number", "Personalnummer", "standard", Some("employee_number")),
 ];
 
 /// How much of an employee to render.
@@ -232,26 +126,14 @@ fn value_of(e: &Employee, key: &str, company: &str) -> Value {
                 json!({"type": "Employee", "attributes": {"id": {"label": "ID", "value": id, "type": "integer", "universal_id": "id"}}})
             }
         },
-        "employment_type" => json!(if e.id % 17 == 0 {
-            "external"
-        } else {
-            "internal"
-        }),
+        "employment_type" => json!(if e.id % 17 == 0 { "external" } else { "internal" }),
         // Personio sends this number as a string.
         "weekly_working_hours" => json!(if e.id % 9 == 0 { "30" } else { "40" }),
         "hire_date" => json!(date(e.hire_date, e.id)),
-        "termination_date" => e
-            .termination_date
-            .map_or(Value::Null, |d| json!(date(d, e.id))),
+        "termination_date" => e.termination_date.map_or(Value::Null, |d| json!(date(d, e.id))),
         "created_at" => json!(timestamp(e.created)),
         "last_modified_at" => json!(timestamp(e.last_modified)),
-        "subcompany" => unit(
-            &Some(Unit {
-                id: 7033,
-                name: company.into(),
-            }),
-            "Subcompany",
-        ),
+        "subcompany" => unit(&Some(Unit { id: 7033, name: company.into() }), "Subcompany"),
         "office" => unit(&e.office, "Office"),
         "department" => unit(&e.department, "Department"),
         "team" => unit(&e.team, "Team"),
@@ -280,10 +162,7 @@ fn date(d: NaiveDate, id: u64) -> String {
 
 fn timestamp(unix: i64) -> String {
     let offset = chrono::FixedOffset::east_opt(3600).expect("valid offset");
-    DateTime::from_timestamp(unix, 0)
-        .expect("valid time")
-        .with_timezone(&offset)
-        .to_rfc3339()
+    DateTime::from_timestamp(unix, 0).expect("valid time").with_timezone(&offset).to_rfc3339()
 }
 
 /// Tags in the three encodings seen: array, comma list, JSON in a string.

@@ -67,21 +67,12 @@ pub(super) async fn serve(sandbox: Sandbox, addr: SocketAddr) -> std::io::Result
             })
             .await;
     });
-    Ok(Running {
-        url: format!("http://{addr}"),
-        addr,
-        shutdown: Some(tx),
-        task: Some(task),
-    })
+    Ok(Running { url: format!("http://{addr}"), addr, shutdown: Some(tx), task: Some(task) })
 }
 
 /// Personio's error envelope.
 fn error(status: StatusCode, code: u16, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"success": false, "error": {"code": code, "message": message}})),
-    )
-        .into_response()
+    (status, axum::Json(json!({"success": false, "error": {"code": code, "message": message}}))).into_response()
 }
 
 fn too_many() -> Response {
@@ -89,16 +80,8 @@ fn too_many() -> Response {
 }
 
 /// Drops instants older than `span` and says whether one more fits under `max`.
-fn admit(
-    window: &mut std::collections::VecDeque<Instant>,
-    span: Duration,
-    max: u32,
-    now: Instant,
-) -> bool {
-    while window
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= span)
-    {
+fn admit(window: &mut std::collections::VecDeque<Instant>, span: Duration, max: u32, now: Instant) -> bool {
+    while window.front().is_some_and(|t| now.duration_since(*t) >= span) {
         window.pop_front();
     }
     (window.len() as u32) < max
@@ -111,12 +94,8 @@ impl State {
         let per_minute = self.config.per_minute;
         let per_second = self.config.per_second;
         let minute_ok = admit(&mut self.window, Duration::from_secs(60), per_minute, now);
-        let recent = self
-            .window
-            .iter()
-            .rev()
-            .take_while(|t| now.duration_since(**t) < Duration::from_secs(1))
-            .count() as u32;
+        let recent =
+            self.window.iter().rev().take_while(|t| now.duration_since(**t) < Duration::from_secs(1)).count() as u32;
         if !minute_ok || recent >= per_second {
             self.stats.rate_limited += 1;
             return true;
@@ -127,44 +106,23 @@ impl State {
 
     /// Checks the bearer token; returns the credential index and the token to echo.
     fn authorize(&mut self, headers: &HeaderMap) -> Result<(usize, String), Response> {
-        let Some(value) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
+        let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
             self.stats.unauthorized += 1;
-            return Err(error(
-                StatusCode::UNAUTHORIZED,
-                401,
-                "Authorization is not provided",
-            ));
+            return Err(error(StatusCode::UNAUTHORIZED, 401, "Authorization is not provided"));
         };
-        let token = value
-            .trim()
-            .trim_start_matches("Bearer ")
-            .trim()
-            .to_string();
+        let token = value.trim().trim_start_matches("Bearer ").trim().to_string();
         let now = Instant::now();
         let credential = match self.tokens.get(&token) {
             Some(t) if t.expires > now => t.credential,
             _ => {
                 self.stats.unauthorized += 1;
-                return Err(error(
-                    StatusCode::FORBIDDEN,
-                    403,
-                    "Provided authorization is not valid",
-                ));
+                return Err(error(StatusCode::FORBIDDEN, 403, "Provided authorization is not valid"));
             }
         };
         if self.config.rotate_tokens {
             let expires = self.tokens.remove(&token).expect("checked above").expires;
             let next = new_token();
-            self.tokens.insert(
-                next.clone(),
-                Token {
-                    credential,
-                    expires,
-                },
-            );
+            self.tokens.insert(next.clone(), Token { credential, expires });
             return Ok((credential, next));
         }
         Ok((credential, token))
@@ -184,65 +142,32 @@ fn with_token(token: &str, response: Response) -> Response {
 }
 
 /// `POST /v1/auth`: credentials as query, JSON or form body.
-async fn auth(
-    AxumState(sandbox): AxumState<Sandbox>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> Response {
+async fn auth(AxumState(sandbox): AxumState<Sandbox>, RawQuery(query): RawQuery, body: Bytes) -> Response {
     let mut pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) {
-        pairs.extend(
-            map.into_iter()
-                .filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))),
-        );
+        pairs.extend(map.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))));
     } else {
         pairs.extend(url::form_urlencoded::parse(&body).into_owned());
     }
-    let field = |name: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let field = |name: &str| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
     let (id, secret) = (field("client_id"), field("client_secret"));
 
     let mut s = sandbox.lock();
     s.stats.auth += 1;
     let limit = s.config.auth_per_minute;
-    if !admit(
-        &mut s.auth_window,
-        Duration::from_secs(60),
-        limit,
-        Instant::now(),
-    ) {
+    if !admit(&mut s.auth_window, Duration::from_secs(60), limit, Instant::now()) {
         s.stats.rate_limited += 1;
         return too_many();
     }
     s.auth_window.push_back(Instant::now());
-    let Some(index) = s
-        .config
-        .credentials
-        .iter()
-        .position(|c| c.client_id == id && c.client_secret == secret)
-    else {
+    let Some(index) = s.config.credentials.iter().position(|c| c.client_id == id && c.client_secret == secret) else {
         return error(StatusCode::UNAUTHORIZED, 0, "Wrong credentials");
     };
     let token = new_token();
     let ttl = s.config.token_ttl;
-    s.tokens.insert(
-        token.clone(),
-        Token {
-            credential: index,
-            expires: Instant::now() + ttl,
-        },
-    );
-    axum::Json(json!({"success": true, "data": {"token": token, "expires_in": ttl.as_secs()}}))
-        .into_response()
+    s.tokens.insert(token.clone(), Token { credential: index, expires: Instant::now() + ttl });
+    axum::Json(json!({"success": true, "data": {"token": token, "expires_in": ttl.as_secs()}})).into_response()
 }
 
 /// What a list request asked for.
@@ -255,38 +180,31 @@ struct ListQuery {
 }
 
 fn parse_list_query(raw: &str) -> Result<ListQuery, String> {
-    let mut q = ListQuery {
-        limit: 50,
-        offset: 0,
-        attributes: Vec::new(),
-        updated_since: None,
-        email: None,
-    };
+    let mut q = ListQuery { limit: 50, offset: 0, attributes: Vec::new(), updated_since: None, email: None };
     for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
         match key.as_ref() {
             "limit" => {
-                let n: usize = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("limit must be a number, got `{value}`"))?;
+                let n: usize = value.trim().parse().map_err(|_| format!("limit must be a number, got `{value}`"))?;
                 if n == 0 {
                     return Err("limit must be at least 1".into());
                 }
                 q.limit = n.min(100);
             }
             "offset" => {
-                q.offset = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("offset must be a number, got `{value}`"))?
+                q.offset = value.trim().parse().map_err(|_| format!("offset must be a number, got `{value}`"))?
             }
             "attributes[]" | "attributes" => q.attributes.push(value.into_owned()),
             "email" => q.email = Some(value.into_owned()),
             "updated_since" => {
                 let v = value.trim();
                 let t = chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S")
-                    .or_else(|_| chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).expect("midnight")))
-                    .map_err(|_| format!("updated_since must look like 2022-12-24T08:15:30 or 2022-12-24, got `{v}`"))?;
+                    .or_else(|_| {
+                        chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                            .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight"))
+                    })
+                    .map_err(|_| {
+                        format!("updated_since must look like 2022-12-24T08:15:30 or 2022-12-24, got `{v}`")
+                    })?;
                 q.updated_since = Some(t.and_utc().timestamp());
             }
             _ => {}
@@ -302,11 +220,7 @@ enum Outcome {
 }
 
 /// `GET /v1/company/employees`.
-async fn list(
-    AxumState(sandbox): AxumState<Sandbox>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
+async fn list(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let outcome = list_locked(&sandbox, &headers, &query.unwrap_or_default());
     match outcome {
         Outcome::Respond(r) => r,
@@ -351,19 +265,11 @@ fn list_locked(sandbox: &Sandbox, headers: &HeaderMap, query: &str) -> Outcome {
         }
         Some(Fault::Status { status }) => {
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return Outcome::Respond(with_token(
-                &token,
-                error(code, status, "Service temporarily unavailable"),
-            ));
+            return Outcome::Respond(with_token(&token, error(code, status, "Service temporarily unavailable")));
         }
         Some(Fault::Malformed) => {
             let body = r#"{"success":true,"metadata":{"total_elements":3,"#;
-            let r = (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response();
+            let r = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
             return Outcome::Respond(with_token(&token, r));
         }
         Some(Fault::Slow { millis }) => delay = Some(Duration::from_millis(millis)),
@@ -386,21 +292,11 @@ fn list_locked(sandbox: &Sandbox, headers: &HeaderMap, query: &str) -> Outcome {
         })
         .collect();
     let total = matching.len().saturating_sub(shrink);
-    let include = |key: &str| {
-        cred.may_read(key) && (q.attributes.is_empty() || q.attributes.iter().any(|a| a == key))
-    };
-    let view = View {
-        language: cred.language,
-        legacy: cred.legacy,
-        include: &include,
-        company: &s.config.company_name,
-    };
-    let data: Vec<Value> = matching[..total]
-        .iter()
-        .skip(q.offset)
-        .take(q.limit)
-        .map(|e| render::employee(e, &view))
-        .collect();
+    let include = |key: &str| cred.may_read(key) && (q.attributes.is_empty() || q.attributes.iter().any(|a| a == key));
+    let view =
+        View { language: cred.language, legacy: cred.legacy, include: &include, company: &s.config.company_name };
+    let data: Vec<Value> =
+        matching[..total].iter().skip(q.offset).take(q.limit).map(|e| render::employee(e, &view)).collect();
     let body = json!({
         "success": true,
         "metadata": {
@@ -420,11 +316,7 @@ fn list_locked(sandbox: &Sandbox, headers: &HeaderMap, query: &str) -> Outcome {
 }
 
 /// `GET /v1/company/employees/{id}`.
-async fn one(
-    AxumState(sandbox): AxumState<Sandbox>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn one(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let mut s = sandbox.lock();
     s.stats.employee_requests += 1;
     let (credential, token) = match s.authorize(&headers) {
@@ -435,28 +327,14 @@ async fn one(
         return too_many();
     }
     let cred = s.config.credentials[credential].clone();
-    let Some(e) = id
-        .parse::<u64>()
-        .ok()
-        .and_then(|id| s.employees.iter().find(|e| e.id == id))
-    else {
+    let Some(e) = id.parse::<u64>().ok().and_then(|id| s.employees.iter().find(|e| e.id == id)) else {
         // Personio's 404 message is German, with a trailing space.
-        return with_token(
-            &token,
-            error(StatusCode::NOT_FOUND, 404, "Mitarbeiter nicht gefunden "),
-        );
+        return with_token(&token, error(StatusCode::NOT_FOUND, 404, "Mitarbeiter nicht gefunden "));
     };
     let include = |key: &str| cred.may_read(key);
-    let view = View {
-        language: cred.language,
-        legacy: cred.legacy,
-        include: &include,
-        company: &s.config.company_name,
-    };
-    with_token(
-        &token,
-        axum::Json(json!({"success": true, "data": render::employee(e, &view)})).into_response(),
-    )
+    let view =
+        View { language: cred.language, legacy: cred.legacy, include: &include, company: &s.config.company_name };
+    with_token(&token, axum::Json(json!({"success": true, "data": render::employee(e, &view)})).into_response())
 }
 
 /// `GET /v1/company/employees/attributes`: what this credential may read.
@@ -473,10 +351,7 @@ async fn attributes(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap) 
         .filter(|a| a.key != "id" && cred.may_read(a.key))
         .map(|a| a.describe(cred.language))
         .collect();
-    with_token(
-        &token,
-        axum::Json(json!({"success": true, "data": data})).into_response(),
-    )
+    with_token(&token, axum::Json(json!({"success": true, "data": data})).into_response())
 }
 
 async fn info(AxumState(sandbox): AxumState<Sandbox>) -> Response {
@@ -487,7 +362,8 @@ async fn info(AxumState(sandbox): AxumState<Sandbox>) -> Response {
         .iter()
         .map(|c| json!({"client_id": c.client_id, "client_secret": c.client_secret, "whitelist": c.whitelist, "language": c.language}))
         .collect();
-    axum::Json(json!({"company": s.config.company_name, "employees": s.employees.len(), "credentials": credentials})).into_response()
+    axum::Json(json!({"company": s.config.company_name, "employees": s.employees.len(), "credentials": credentials}))
+        .into_response()
 }
 
 async fn hire(AxumState(sandbox): AxumState<Sandbox>, axum::Json(h): axum::Json<Hire>) -> Response {
@@ -507,17 +383,10 @@ async fn edit(
 }
 
 async fn remove(AxumState(sandbox): AxumState<Sandbox>, Path(id): Path<u64>) -> Response {
-    if sandbox.remove(id) {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        StatusCode::NOT_FOUND.into_response()
-    }
+    if sandbox.remove(id) { StatusCode::NO_CONTENT.into_response() } else { StatusCode::NOT_FOUND.into_response() }
 }
 
-async fn faults(
-    AxumState(sandbox): AxumState<Sandbox>,
-    axum::Json(f): axum::Json<Vec<Fault>>,
-) -> Response {
+async fn faults(AxumState(sandbox): AxumState<Sandbox>, axum::Json(f): axum::Json<Vec<Fault>>) -> Response {
     sandbox.inject(f);
     StatusCode::NO_CONTENT.into_response()
 }
@@ -532,25 +401,15 @@ mod tests {
 
     #[test]
     fn list_queries_follow_personio() {
-        let q = parse_list_query("limit=200&offset=300&attributes[]=email&attributes%5B%5D=status&updated_since=2022-12-24T08:15:30").unwrap();
-        assert_eq!(
-            (q.limit, q.offset),
-            (100, 300),
-            "limit is capped at 100, offset is an item offset"
-        );
+        let q = parse_list_query(
+            "limit=200&offset=300&attributes[]=email&attributes%5B%5D=status&updated_since=2022-12-24T08:15:30",
+        )
+        .unwrap();
+        assert_eq!((q.limit, q.offset), (100, 300), "limit is capped at 100, offset is an item offset");
         assert_eq!(q.attributes, vec!["email", "status"]);
         assert_eq!(q.updated_since, Some(1_671_869_730));
-        assert_eq!(
-            parse_list_query("updated_since=2022-12-24")
-                .unwrap()
-                .updated_since,
-            Some(1_671_840_000)
-        );
-        assert_eq!(
-            parse_list_query("").unwrap().limit,
-            50,
-            "the default page size since 2025"
-        );
+        assert_eq!(parse_list_query("updated_since=2022-12-24").unwrap().updated_since, Some(1_671_840_000));
+        assert_eq!(parse_list_query("").unwrap().limit, 50, "the default page size since 2025");
         for bad in ["limit=0", "limit=x", "offset=-1", "updated_since=yesterday"] {
             assert!(parse_list_query(bad).is_err(), "{bad}");
         }
@@ -565,11 +424,6 @@ mod tests {
             w.push_back(now);
         }
         assert!(!admit(&mut w, Duration::from_secs(60), 3, now));
-        assert!(admit(
-            &mut w,
-            Duration::from_secs(60),
-            3,
-            now + Duration::from_secs(61)
-        ));
+        assert!(admit(&mut w, Duration::from_secs(60), 3, now + Duration::from_secs(61)));
     }
 }

@@ -1,0 +1,41 @@
+// Shared by the build scripts of `hrsync` and `hrsync-e2e` (via `include!`):
+// builds a workspace package as a wasm32-wasip2 component with a nested cargo.
+
+/// Builds `package` for wasm32-wasip2 in release mode; returns the .wasm path.
+pub fn build_component(
+    root: &std::path::Path,
+    out_dir: &std::path::Path,
+    package: &str,
+) -> PathBuf {
+    let target_dir = out_dir.join("wasm-target");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            package,
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        // The outer build's flags are for the host target, not for wasm.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_TARGET_DIR")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+        .status()
+        .expect("run cargo for the wasm32-wasip2 component");
+    assert!(
+        status.success(),
+        "building {package} for wasm32-wasip2 failed (is the target installed? rust-toolchain.toml lists it)"
+    );
+    let file = package.replace('-', "_");
+    target_dir
+        .join("wasm32-wasip2/release")
+        .join(format!("{file}.wasm"))
+}

@@ -1,0 +1,187 @@
+//! A deliberately misbehaving connector. Its `mode` setting picks the
+//! misbehaviour of `fetch-page`; the e2e tests check that the host contains
+//! each one and names the cause.
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "hr-connector",
+});
+
+use exports::hrsync::connector::hr_source::Guest;
+use hrsync::connector::types::*;
+
+struct Hostile;
+
+fn mode(settings: &[Entry]) -> &str {
+    settings.iter().find(|e| e.key == "mode").map(|e| e.value.as_str()).unwrap_or("")
+}
+
+fn setting<'a>(settings: &'a [Entry], key: &str) -> &'a str {
+    settings.iter().find(|e| e.key == key).map(|e| e.value.as_str()).unwrap_or("")
+}
+
+impl Guest for Hostile {
+    fn describe() -> ConnectorInfo {
+        ConnectorInfo {
+            id: "hostile".into(),
+            name: "Hostile".into(),
+            version: "0.0.1".into(),
+            description: "Misbehaves on purpose.".into(),
+            settings: vec![SettingSpec {
+                key: "mode".into(),
+                label: "Mode".into(),
+                kind: SettingKind::Text,
+                required: true,
+                default_value: None,
+                choices: vec![],
+                help: "trap | loop | memory | repeat-cursor | bad-date | stranger | probe | egress".into(),
+            }],
+            capabilities: Capabilities::empty(),
+            default_hosts: vec![],
+        }
+    }
+
+    fn check(settings: Vec<Entry>) -> Result<CheckReport, ConnectorError> {
+        // Reports what the sandbox lets the guest see.
+        let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+        let fs = match std::fs::read_dir("/") {
+            Ok(entries) => format!("fs: listed {} entries", entries.count()),
+            Err(e) => format!("fs: denied ({e})"),
+        };
+        let cwd_file = match std::fs::read("Cargo.toml") {
+            Ok(_) => "file: read".to_string(),
+            Err(e) => format!("file: denied ({e})"),
+        };
+        let port: u16 = setting(&settings, "port").parse().unwrap_or(80);
+        Ok(CheckReport {
+            account: None,
+            readable: vec![],
+            missing: vec![],
+            warnings: vec![format!("env: {} variables", env.len()), fs, cwd_file, tcp_probe(port)],
+        })
+    }
+
+    fn fetch_page(settings: Vec<Entry>, request: FetchRequest) -> Result<Page, ConnectorError> {
+        match mode(&settings) {
+            "trap" => panic!("hostile connector trapped on purpose"),
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 16 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "repeat-cursor" => Ok(Page {
+                records: vec![RawRecord {
+                    source_id: request.cursor.clone().unwrap_or("a".into()) + "x",
+                    payload: "{}".into(),
+                }],
+                next_cursor: Some("same".into()),
+                total: None,
+            }),
+            "egress" => {
+                let url = setting(&settings, "url");
+                match waki_free_get(url) {
+                    Ok(()) => Ok(Page { records: vec![], next_cursor: None, total: Some(0) }),
+                    Err(e) => Err(ConnectorError::Unreachable(e)),
+                }
+            }
+            _ => Ok(Page {
+                records: vec![RawRecord { source_id: "1".into(), payload: "{}".into() }],
+                next_cursor: None,
+                total: Some(1),
+            }),
+        }
+    }
+
+    fn map_fields(settings: Vec<Entry>, records: Vec<RawRecord>) -> Result<Mapped, ConnectorError> {
+        let mut person = Person {
+            source_id: records.first().map(|r| r.source_id.clone()).unwrap_or_default(),
+            employee_id: None,
+            first_name: "Mallory".into(),
+            last_name: "Hostile".into(),
+            preferred_name: None,
+            email: Some("mallory@example.com".into()),
+            gender: None,
+            status: PersonStatus::Active,
+            supervisor_id: None,
+            start_date: None,
+            termination_date: None,
+            job_title: None,
+            department: None,
+            office: None,
+            team: None,
+            custom: vec![],
+            profile_url: None,
+        };
+        match mode(&settings) {
+            "bad-date" => person.start_date = Some(Date { year: 2024, month: 2, day: 30 }),
+            "stranger" => person.source_id = "never-fetched".into(),
+            _ => {}
+        }
+        Ok(Mapped { people: vec![person], issues: vec![] })
+    }
+
+    fn diff(_: Vec<Entry>, _: Vec<DirectoryUser>, _: Vec<Person>, _: DiffOptions) -> Result<Plan, ConnectorError> {
+        Ok(Plan { changes: vec![], issues: vec![] })
+    }
+}
+
+/// Tries a raw TCP connection through wasi:sockets.
+#[cfg(target_family = "wasm")]
+fn tcp_probe(port: u16) -> String {
+    use wasi::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    let socket = match wasi::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4) {
+        Ok(s) => s,
+        Err(e) => return format!("tcp: denied at create ({e:?})"),
+    };
+    let network = wasi::sockets::instance_network::instance_network();
+    let addr = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) });
+    if let Err(e) = socket.start_connect(&network, addr) {
+        return format!("tcp: denied at connect ({e:?})");
+    }
+    socket.subscribe().block();
+    match socket.finish_connect() {
+        Ok(_) => "tcp: connected".into(),
+        Err(e) => format!("tcp: denied at finish ({e:?})"),
+    }
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn tcp_probe(_port: u16) -> String {
+    "tcp: not probed natively".into()
+}
+
+/// A plain wasi:http GET, to test the egress point.
+#[cfg(target_family = "wasm")]
+fn waki_free_get(url: &str) -> Result<(), String> {
+    use wasi::http::outgoing_handler;
+    use wasi::http::types::{Fields, OutgoingRequest, Scheme};
+    let rest = url.strip_prefix("http://").ok_or("only http:// urls")?;
+    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_scheme(Some(&Scheme::Http)).map_err(|_| "scheme")?;
+    request.set_authority(Some(authority)).map_err(|_| "authority")?;
+    request.set_path_with_query(Some(&path)).map_err(|_| "path")?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    future.subscribe().block();
+    match future.get() {
+        Some(Ok(Ok(_))) => Ok(()),
+        Some(Ok(Err(e))) => Err(format!("{e:?}")),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn waki_free_get(_url: &str) -> Result<(), String> {
+    Err("not natively".into())
+}
+
+#[cfg(target_family = "wasm")]
+export!(Hostile);
