@@ -44,7 +44,9 @@ impl Origin {
             return Err(format!("`{text}`: wildcards are not allowed; list each host"));
         }
         let port = url.port_or_known_default().ok_or_else(|| format!("`{text}` has no port"))?;
-        Ok(Origin { https, host: host.to_ascii_lowercase(), port })
+        // IPv6 hosts come bracketed; store them bare, as `of_uri` does.
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        Ok(Origin { https, host, port })
     }
 
     /// The origin of a request URI, if it has scheme and authority.

@@ -126,9 +126,9 @@ fn value_of(e: &Employee, key: &str, company: &str) -> Value {
                 json!({"type": "Employee", "attributes": {"id": {"label": "ID", "value": id, "type": "integer", "universal_id": "id"}}})
             }
         },
-        "employment_type" => json!(if e.id % 17 == 0 { "external" } else { "internal" }),
+        "employment_type" => json!(if e.id.is_multiple_of(17) { "external" } else { "internal" }),
         // Personio sends this number as a string.
-        "weekly_working_hours" => json!(if e.id % 9 == 0 { "30" } else { "40" }),
+        "weekly_working_hours" => json!(if e.id.is_multiple_of(9) { "30" } else { "40" }),
         "hire_date" => json!(date(e.hire_date, e.id)),
         "termination_date" => e.termination_date.map_or(Value::Null, |d| json!(date(d, e.id))),
         "created_at" => json!(timestamp(e.created)),

@@ -105,10 +105,10 @@ impl State {
     }
 
     /// Checks the bearer token; returns the credential index and the token to echo.
-    fn authorize(&mut self, headers: &HeaderMap) -> Result<(usize, String), Response> {
+    fn authorize(&mut self, headers: &HeaderMap) -> Result<(usize, String), Denied> {
         let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
             self.stats.unauthorized += 1;
-            return Err(error(StatusCode::UNAUTHORIZED, 401, "Authorization is not provided"));
+            return Err(Denied::NotProvided);
         };
         let token = value.trim().trim_start_matches("Bearer ").trim().to_string();
         let now = Instant::now();
@@ -116,7 +116,7 @@ impl State {
             Some(t) if t.expires > now => t.credential,
             _ => {
                 self.stats.unauthorized += 1;
-                return Err(error(StatusCode::FORBIDDEN, 403, "Provided authorization is not valid"));
+                return Err(Denied::NotValid);
             }
         };
         if self.config.rotate_tokens {
@@ -126,6 +126,21 @@ impl State {
             return Ok((credential, next));
         }
         Ok((credential, token))
+    }
+}
+
+/// Why a request's token was refused, with Personio's status and message.
+enum Denied {
+    NotProvided,
+    NotValid,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::NotProvided => error(StatusCode::UNAUTHORIZED, 401, "Authorization is not provided"),
+            Denied::NotValid => error(StatusCode::FORBIDDEN, 403, "Provided authorization is not valid"),
+        }
     }
 }
 
@@ -243,7 +258,7 @@ fn list_locked(sandbox: &Sandbox, headers: &HeaderMap, query: &str) -> Outcome {
     }
     let (credential, token) = match s.authorize(headers) {
         Ok(v) => v,
-        Err(r) => return Outcome::Respond(r),
+        Err(d) => return Outcome::Respond(d.into_response()),
     };
     if s.rate_limited() {
         return Outcome::Respond(too_many());
@@ -321,7 +336,7 @@ async fn one(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, Path(id
     s.stats.employee_requests += 1;
     let (credential, token) = match s.authorize(&headers) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(d) => return d.into_response(),
     };
     if s.rate_limited() {
         return too_many();
@@ -343,7 +358,7 @@ async fn attributes(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap) 
     s.stats.attribute_requests += 1;
     let (credential, token) = match s.authorize(&headers) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(d) => return d.into_response(),
     };
     let cred = &s.config.credentials[credential];
     let data: Vec<Value> = ATTRIBUTES

@@ -1,0 +1,211 @@
+//! The sandbox's responses validated against Personio's official v1 OpenAPI
+//! spec (`../shared/personio/personnel-data-api-v1.openapi.yaml`), over a
+//! minimal raw HTTP client so the checks do not go through the code under test.
+
+use std::path::PathBuf;
+
+use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Fault, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+fn spec_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/personio/personnel-data-api-v1.openapi.yaml")
+}
+
+/// OpenAPI 3.0 schemas → JSON Schema: `nullable` becomes "or null", and
+/// `example`s go. Attribute `value`s may also be null: API-NOTES documents
+/// null departments, supervisors, dates and emails the spec's types omit.
+fn to_json_schema(v: &mut Value, key: Option<&str>) {
+    match v {
+        Value::Object(map) => {
+            let nullable = map.remove("nullable").and_then(|n| n.as_bool()).unwrap_or(false);
+            map.remove("example");
+            for (k, child) in map.iter_mut() {
+                to_json_schema(child, Some(k));
+            }
+            if nullable || key == Some("value") {
+                let original = std::mem::take(v);
+                *v = json!({"anyOf": [original, {"type": "null"}]});
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| to_json_schema(i, None)),
+        _ => {}
+    }
+}
+
+/// A validator for `#/components/schemas/{pointer}`.
+fn validator(pointer: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(spec_path()).unwrap_or_else(|e| {
+        panic!("the official spec must be at {} ({e}); CI copies shared/ beside the checkout", spec_path().display())
+    });
+    let spec: Value = serde_yaml::from_str(&text).expect("the spec is YAML");
+    let mut components = spec["components"].clone();
+    if let Value::Object(map) = &mut components {
+        for child in map.values_mut() {
+            to_json_schema(child, None);
+        }
+    }
+    let schema = json!({"$ref": format!("#/components/schemas/{pointer}"), "components": components});
+    jsonschema::validator_for(&schema).expect("the converted spec is a valid JSON Schema")
+}
+
+fn assert_valid(validator: &jsonschema::Validator, instance: &Value, what: &str) {
+    let errors: Vec<String> =
+        validator.iter_errors(instance).take(5).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{what} violates the spec: {errors:#?}");
+}
+
+async fn token(url: &str) -> String {
+    let (_, body) = http::post_json(
+        &format!("{url}/v1/auth"),
+        &json!({"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}),
+    )
+    .await;
+    body["data"]["token"].as_str().expect("a token").to_string()
+}
+
+#[tokio::test]
+async fn employee_lists_single_employees_and_errors_match_the_official_spec() {
+    // The spec's EmployeesResponse is allOf [Response (data: object), {data: array}],
+    // which no document satisfies; the list-specific half is the real contract.
+    let list_schema = validator("EmployeesResponse/allOf/1");
+    let one_schema = validator("EmployeeResponse");
+    let error_schema = validator("ErrorResponse");
+
+    let sandbox = Sandbox::new(SandboxConfig::new(250, 11));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let token = token(&running.url).await;
+
+    for offset in [0, 100, 200] {
+        let (status, body) =
+            http::get(&format!("{}/v1/company/employees?limit=100&offset={offset}", running.url), &token).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["success"], json!(true));
+        assert_valid(&list_schema, &body, &format!("page at offset {offset}"));
+        assert_eq!(body["metadata"]["total_elements"], json!(250));
+        assert_eq!(body["metadata"]["current_page"], json!(offset / 100));
+        assert_eq!(body["metadata"]["total_pages"], json!(3));
+        assert_eq!(body["data"].as_array().unwrap().len(), if offset == 200 { 50 } else { 100 });
+    }
+    let id = sandbox.employees()[3].id;
+    let (status, body) = http::get(&format!("{}/v1/company/employees/{id}", running.url), &token).await;
+    assert_eq!(status, 200);
+    assert_valid(&one_schema, &body, "a single employee");
+
+    let (status, body) = http::get(&format!("{}/v1/company/employees/999999", running.url), &token).await;
+    assert_eq!(status, 404);
+    assert_valid(&error_schema, &body, "404");
+    assert!(body["error"]["message"].as_str().unwrap().ends_with(' '), "Personio's German 404 has a trailing space");
+
+    let (status, body) = http::get(&format!("{}/v1/company/employees", running.url), "not-a-token").await;
+    assert_eq!(status, 403);
+    assert_valid(&error_schema, &body, "403");
+
+    sandbox.inject([Fault::RateLimit { retry_after: None }]);
+    let (status, body) = http::get(&format!("{}/v1/company/employees", running.url), &token).await;
+    assert_eq!(status, 429);
+    assert_valid(&error_schema, &body, "429");
+    running.stop().await;
+}
+
+#[test]
+fn the_validator_rejects_a_response_that_breaks_the_spec() {
+    let list_schema = validator("EmployeesResponse/allOf/1");
+    let broken = json!({
+        "success": true,
+        "metadata": {"total_elements": "many", "current_page": 0, "total_pages": 1},
+        "offset": 0, "limit": 100,
+        "data": [{"type": "Employee", "attributes": {"department": {"label": "Department",
+            "value": {"type": "Department", "attributes": {"id": "x", "name": 5}}}}}]
+    });
+    let errors = list_schema.iter_errors(&broken).count();
+    assert!(errors >= 2, "total_elements and the department's id and name are wrong, got {errors} errors");
+}
+
+#[tokio::test]
+async fn projection_and_whitelists_leave_attributes_absent_not_null() {
+    let sandbox = Sandbox::new(SandboxConfig::new(20, 2));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let token = token(&running.url).await;
+    let url = format!("{}/v1/company/employees?attributes[]=first_name&attributes[]=email", running.url);
+    let (_, body) = http::get(&url, &token).await;
+    let keys: Vec<&String> = body["data"][0]["attributes"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["email", "first_name", "id"]);
+
+    let (_, auth) = http::post_json(
+        &format!("{}/v1/auth", running.url),
+        &json!({"client_id": "sandbox-limited", "client_secret": "sandbox-limited-secret"}),
+    )
+    .await;
+    let limited = auth["data"]["token"].as_str().unwrap();
+    let (_, body) = http::get(&format!("{}/v1/company/employees", running.url), limited).await;
+    let attributes = body["data"][0]["attributes"].as_object().unwrap();
+    assert!(!attributes.contains_key("email") && !attributes.contains_key("supervisor"));
+    assert_eq!(attributes["first_name"]["label"], json!("Vorname"), "the limited tenant speaks German");
+    assert_eq!(body["limit"], json!(50), "the default page size is 50");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn auth_accepts_query_json_and_form_and_rejects_wrong_credentials() {
+    let sandbox = Sandbox::new(SandboxConfig::new(5, 1));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("{}/v1/auth", running.url);
+    let (status, body) =
+        http::post_json(&url, &json!({"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET})).await;
+    assert_eq!((status, body["data"]["expires_in"].clone()), (200, json!(86400)));
+    let query = format!("{url}?client_id={DEMO_CLIENT_ID}&client_secret={DEMO_CLIENT_SECRET}");
+    assert_eq!(http::request("POST", &query, "", "").await.0, 200);
+    let form = format!("client_id={DEMO_CLIENT_ID}&client_secret={DEMO_CLIENT_SECRET}");
+    let header = "Content-Type: application/x-www-form-urlencoded\r\n";
+    assert_eq!(http::request("POST", &url, header, &form).await.0, 200);
+    let (status, body) = http::post_json(&url, &json!({"client_id": DEMO_CLIENT_ID, "client_secret": "nope"})).await;
+    assert_eq!(status, 401);
+    assert_eq!(body, json!({"success": false, "error": {"code": 0, "message": "Wrong credentials"}}));
+    running.stop().await;
+}
+
+/// A minimal HTTP/1.1 client over a raw TCP stream.
+mod http {
+    use serde_json::Value;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub async fn get(url: &str, token: &str) -> (u16, Value) {
+        let (status, body) = request("GET", url, &format!("Authorization: Bearer {token}\r\n"), "").await;
+        (status, serde_json::from_str(&body).expect("a JSON body"))
+    }
+
+    pub async fn post_json(url: &str, json: &Value) -> (u16, Value) {
+        let (status, body) = request("POST", url, "Content-Type: application/json\r\n", &json.to_string()).await;
+        (status, serde_json::from_str(&body).expect("a JSON body"))
+    }
+
+    pub async fn request(method: &str, url: &str, headers: &str, body: &str) -> (u16, String) {
+        let rest = url.strip_prefix("http://").expect("an http:// URL");
+        let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
+        let mut stream = tokio::net::TcpStream::connect(authority).await.expect("connect");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        let (head, body) = response.split_once("\r\n\r\n").expect("a header block");
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+        let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+        (status, if chunked { dechunk(body) } else { body.to_string() })
+    }
+
+    fn dechunk(mut body: &str) -> String {
+        let mut out = String::new();
+        while let Some((size, rest)) = body.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&rest[..n]);
+            body = &rest[n + 2..];
+        }
+        out
+    }
+}
