@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use hrsync::connectors;
 use hrsync::runtime::egress::Grants;
 use hrsync::runtime::{Connector, Limits, RunError, Runtime, wit};
-use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig};
+use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, RateLimit, Sandbox, SandboxConfig};
 use hrsync::sync::{self, FetchError, FetchOptions, Fetched};
 
 /// Exit codes scripts can rely on.
@@ -75,6 +75,26 @@ struct SandboxArgs {
     seed: u64,
     #[arg(long, default_value = "127.0.0.1")]
     bind: std::net::IpAddr,
+    /// Rate limit of the employee endpoints as PER_MINUTE/PER_SECOND (Personio's), or `off`.
+    #[arg(long, default_value = "300/15", value_parser = parse_rate_limit)]
+    rate_limit: RateLimitArg,
+}
+
+/// `--rate-limit`: limits, or none.
+#[derive(Clone)]
+struct RateLimitArg(Option<RateLimit>);
+
+fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
+    if text == "off" {
+        return Ok(RateLimitArg(None));
+    }
+    let parsed = text.split_once('/').and_then(|(m, s)| Some((m.trim().parse().ok()?, s.trim().parse().ok()?)));
+    match parsed {
+        Some((per_minute, per_second)) if per_minute > 0 && per_second > 0 => {
+            Ok(RateLimitArg(Some(RateLimit { per_minute, per_second })))
+        }
+        _ => Err(format!("`{text}` is not PER_MINUTE/PER_SECOND (e.g. 300/15) or `off`")),
+    }
 }
 
 #[derive(Args)]
@@ -176,6 +196,7 @@ async fn runtime_and_connectors(global: &Global) -> anyhow::Result<(Runtime, Vec
 
 async fn serve_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     let sandbox = Sandbox::new(SandboxConfig::new(args.people, args.seed));
+    sandbox.set_rate_limit(args.rate_limit.0);
     let running = sandbox
         .serve(SocketAddr::new(args.bind, args.port))
         .await

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::attributes::{Attributes, id_of};
+use crate::attributes::id_of;
 use crate::hrsync::connector::host::Level;
 use crate::hrsync::connector::types::{
     CheckReport, ConnectorError, FetchRequest, MissingAttribute, Page, RawRecord, Retry, SourceAttribute,
@@ -37,7 +37,8 @@ thread_local! {
 pub fn check(settings: &Settings) -> Result<CheckReport, ConnectorError> {
     STATE.with_borrow_mut(|s| s.token = None);
     authenticate(settings)?;
-    let body = get(settings, "/v1/company/employees/attributes", &[])?;
+    let body =
+        parse_json("/v1/company/employees/attributes", &get(settings, "/v1/company/employees/attributes", &[])?)?;
     let list = body
         .get("data")
         .and_then(Value::as_array)
@@ -117,17 +118,20 @@ pub fn fetch_page(settings: &Settings, request: &FetchRequest) -> Result<Page, C
         query.push(("attributes[]".into(), key));
     }
     let body = get(settings, "/v1/company/employees", &query)?;
-    let data = body
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("/v1/company/employees returned no `data` list"))?;
-    let total = body.pointer("/metadata/total_elements").and_then(lenient_u64);
+    // The items are kept as the raw JSON Personio sent: no parse-and-print
+    // round trip, which is most of a page's cost.
+    let page: EmployeePage<'_> = serde_json::from_slice(&body).map_err(|e| malformed("/v1/company/employees", &e))?;
+    if page.success == Some(false) {
+        return Err(bad(&format!("/v1/company/employees reported failure: {}", error_message(&body))));
+    }
+    let data = page.data.ok_or_else(|| bad("/v1/company/employees returned no `data` list"))?;
+    let total = page.metadata.as_ref().and_then(|m| m.get("total_elements")).and_then(lenient_u64);
 
     let mut records = Vec::with_capacity(data.len());
     let mut duplicates = 0;
     STATE.with_borrow_mut(|state| {
-        for item in data {
-            let Some(id) = Attributes::of_employee(item).and_then(|a| a.value("id")).and_then(id_of) else {
+        for item in &data {
+            let Some(id) = item_id(item) else {
                 crate::log(Level::Warn, "skipped an employee without an id");
                 continue;
             };
@@ -135,7 +139,7 @@ pub fn fetch_page(settings: &Settings, request: &FetchRequest) -> Result<Page, C
                 duplicates += 1;
                 continue;
             }
-            records.push(RawRecord { source_id: id, payload: item.to_string() });
+            records.push(RawRecord { source_id: id, payload: item.get().to_string() });
         }
     });
     if duplicates > 0 {
@@ -204,7 +208,7 @@ fn authenticate(settings: &Settings) -> Result<String, ConnectorError> {
 
 /// A GET with the run's token: re-authenticates once on 401/403, follows
 /// token rotation, and classifies failures.
-fn get(settings: &Settings, path: &str, query: &[(String, String)]) -> Result<Value, ConnectorError> {
+fn get(settings: &Settings, path: &str, query: &[(String, String)]) -> Result<Vec<u8>, ConnectorError> {
     let url = format!("{}{path}", settings.base_url);
     let mut reauthenticated = false;
     loop {
@@ -233,7 +237,7 @@ fn get(settings: &Settings, path: &str, query: &[(String, String)]) -> Result<Va
         let retry_after = retry_after(&response);
         let body = response.body().map_err(|e| unreachable(settings, &e))?;
         match status {
-            200..=299 => return parse_json(path, &body),
+            200..=299 => return Ok(body),
             401 | 403 if !reauthenticated => {
                 crate::log(Level::Info, &format!("{path}: HTTP {status}, authenticating again"));
                 STATE.with_borrow_mut(|s| s.token = None);
@@ -276,10 +280,43 @@ fn error_message(body: &[u8]) -> String {
     if excerpt.trim().is_empty() { "empty body".into() } else { excerpt }
 }
 
+/// One page of `/company/employees`, items left as raw JSON.
+#[derive(serde::Deserialize)]
+struct EmployeePage<'a> {
+    success: Option<bool>,
+    metadata: Option<serde_json::Map<String, Value>>,
+    #[serde(borrow)]
+    data: Option<Vec<&'a serde_json::value::RawValue>>,
+}
+
+/// Just enough of an employee to read its id.
+#[derive(serde::Deserialize)]
+struct IdOnly {
+    attributes: Option<IdAttribute>,
+    id: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct IdAttribute {
+    id: Option<Value>,
+}
+
+/// The employee id of a raw item, in any of Personio's shapes.
+fn item_id(item: &serde_json::value::RawValue) -> Option<String> {
+    let parsed: IdOnly = serde_json::from_str(item.get()).ok()?;
+    let id = parsed.attributes.and_then(|a| a.id).or(parsed.id)?;
+    match &id {
+        Value::Object(map) => id_of(map.get("value")?),
+        other => id_of(other),
+    }
+}
+
+fn malformed(path: &str, e: &serde_json::Error) -> ConnectorError {
+    bad(&format!("{path} returned malformed JSON ({e}); try again later or contact Personio support"))
+}
+
 fn parse_json(path: &str, body: &[u8]) -> Result<Value, ConnectorError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        bad(&format!("{path} returned malformed JSON ({e}); try again later or contact Personio support"))
-    })?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| malformed(path, &e))?;
     if value.get("success").and_then(Value::as_bool) == Some(false) {
         return Err(bad(&format!("{path} reported failure: {}", error_message(body))));
     }

@@ -64,10 +64,8 @@ pub struct SandboxConfig {
     pub company: CompanySpec,
     pub company_name: String,
     pub credentials: Vec<Credential>,
-    /// Requests per minute to the employee endpoints (Personio: 300).
-    pub per_minute: u32,
-    /// Requests per second to the employee endpoints (Personio: 15).
-    pub per_second: u32,
+    /// Limits of the employee endpoints; `None` serves as fast as asked.
+    pub rate_limit: Option<RateLimit>,
     /// `/v1/auth` calls per minute (Personio: 60).
     pub auth_per_minute: u32,
     pub token_ttl: Duration,
@@ -111,13 +109,24 @@ impl SandboxConfig {
             },
             company_name: "Acme Demo GmbH".into(),
             credentials: vec![Credential::full(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET), limited],
-            per_minute: 300,
-            per_second: 15,
+            rate_limit: Some(RateLimit::PERSONIO),
             auth_per_minute: 60,
             token_ttl: Duration::from_secs(86_400),
             rotate_tokens: false,
         }
     }
+}
+
+/// Request limits of the employee endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    pub per_second: u32,
+}
+
+impl RateLimit {
+    /// Personio's documented limits for `/company/employees`.
+    pub const PERSONIO: RateLimit = RateLimit { per_minute: 300, per_second: 15 };
 }
 
 /// A fault to inject into the next request(s) to `/v1/company/employees`.
@@ -264,10 +273,8 @@ impl Sandbox {
         self.lock().config.rotate_tokens = rotate;
     }
 
-    pub fn set_rate_limits(&self, per_minute: u32, per_second: u32) {
-        let mut s = self.lock();
-        s.config.per_minute = per_minute;
-        s.config.per_second = per_second;
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        self.lock().config.rate_limit = limit;
     }
 
     pub fn add_credential(&self, credential: Credential) {

@@ -90,13 +90,12 @@ fn admit(window: &mut std::collections::VecDeque<Instant>, span: Duration, max: 
 impl State {
     /// Sliding-window limits of the employee endpoints.
     fn rate_limited(&mut self) -> bool {
+        let Some(limit) = self.config.rate_limit else { return false };
         let now = Instant::now();
-        let per_minute = self.config.per_minute;
-        let per_second = self.config.per_second;
-        let minute_ok = admit(&mut self.window, Duration::from_secs(60), per_minute, now);
-        let recent =
+        let minute_ok = admit(&mut self.window, Duration::from_secs(60), limit.per_minute, now);
+        let last_second =
             self.window.iter().rev().take_while(|t| now.duration_since(**t) < Duration::from_secs(1)).count() as u32;
-        if !minute_ok || recent >= per_second {
+        if !minute_ok || last_second >= limit.per_second {
             self.stats.rate_limited += 1;
             return true;
         }
