@@ -4,11 +4,15 @@
 //!
 //! - [`runtime`]: loads connector components and runs them sandboxed;
 //! - [`connectors`]: the bundled Personio connector and connectors found on disk;
-//! - [`sync`]: drives a connector through a complete fetch;
+//! - [`directory`]: users, integrations and run history (SQLite by default);
+//! - [`secrets`]: encryption at rest for credentials;
+//! - [`sync`]: fetch, plan, preview, import and revert;
 //! - [`sandbox`]: a faithful local imitation of the Personio API.
 
 pub mod connectors;
+pub mod directory;
 pub mod runtime;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod secrets;
 pub mod sync;

@@ -80,3 +80,17 @@ fn a_file_that_is_not_a_component_is_refused_by_name() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("hrsync-cli-not-a-component.wasm is not a valid WebAssembly component"));
 }
+
+#[test]
+fn a_connector_file_is_loaded_at_runtime_and_replaces_the_bundled_build() {
+    let dir = std::env::temp_dir().join(format!("hrsync-cli-connectors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("personio-local.wasm");
+    std::fs::write(&path, hrsync::connectors::BUNDLED_PERSONIO).unwrap();
+    let out = hrsync(&["connectors", "--json", "--connectors-dir", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "same id: the file replaces the bundled build");
+    assert_eq!(v[0]["origin"], path.to_str().unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,14 @@
 //! Helpers shared by the end-to-end tests: the real compiled components, a
 //! sandbox on loopback, settings.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use hrsync::directory::sqlite::SqliteStore;
+use hrsync::directory::{DirectoryStore, IntegrationConfig, IntegrationId, User, UserQuery};
+use hrsync::secrets::SecretBox;
+use hrsync::sync::SyncEngine;
 
 use hrsync::runtime::egress::Grants;
 use hrsync::runtime::{Connector, Limits, Runtime, wit};
@@ -32,11 +39,11 @@ pub fn test_limits() -> Limits {
 }
 
 /// A runtime with test limits and the bundled Personio connector, loaded once per test binary.
-pub async fn personio() -> &'static (Runtime, Connector) {
-    static SHARED: OnceCell<(Runtime, Connector)> = OnceCell::const_new();
+pub async fn personio() -> &'static (Arc<Runtime>, Connector) {
+    static SHARED: OnceCell<(Arc<Runtime>, Connector)> = OnceCell::const_new();
     SHARED
         .get_or_init(|| async {
-            let runtime = Runtime::new(test_limits(), Some(cache_dir())).expect("runtime");
+            let runtime = Arc::new(Runtime::new(test_limits(), Some(cache_dir())).expect("runtime"));
             let connector = runtime
                 .load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO)
                 .await
@@ -75,4 +82,54 @@ pub fn personio_settings(url: &str, extra: &[(&str, &str)]) -> Vec<wit::Entry> {
 /// A grant for exactly the sandbox's origin.
 pub fn grant(url: &str) -> Grants {
     Grants::parse(&[url]).expect("a loopback origin")
+}
+
+/// A directory database, a sandbox company and a Personio integration pointing at it.
+pub struct World {
+    pub sandbox: Sandbox,
+    pub running: Running,
+    pub store: Arc<SqliteStore>,
+    pub engine: SyncEngine,
+    pub integration: IntegrationId,
+    pub db: PathBuf,
+}
+
+impl World {
+    /// `people` sandbox employees; `statuses` is the `import-statuses` setting.
+    pub async fn new(people: usize, statuses: &str) -> World {
+        let (sandbox, running) = sandbox(people).await;
+        let dir = std::env::temp_dir().join(format!("hrsync-world-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("hrsync.db");
+        let store = Arc::new(SqliteStore::open(&db, SecretBox::from_key(&[9; 32])).expect("open the directory"));
+        let (runtime, connector) = personio().await;
+        let mut config = IntegrationConfig::new("personio", "Acme");
+        for e in personio_settings(&running.url, &[("import-statuses", statuses), ("company-subdomain", "acme")]) {
+            config.settings.insert(e.key, e.value);
+        }
+        config.secret_keys.insert("client-secret".into());
+        config.grants = vec![running.url.clone()];
+        let integration = store.create_integration(&config).unwrap();
+        let engine = SyncEngine::new(runtime.clone(), store.clone(), vec![connector.clone()]);
+        World { sandbox, running, store, engine, integration, db }
+    }
+
+    /// Every user, in a stable order.
+    pub fn users(&self) -> Vec<User> {
+        let (mut users, _) = self.store.users(&UserQuery { limit: 1_000_000, ..UserQuery::default() }).unwrap();
+        users.sort_by_key(|u| u.id);
+        users
+    }
+
+    /// The user managed for a sandbox employee id.
+    pub fn user_of(&self, employee: u64) -> Option<User> {
+        let sid = employee.to_string();
+        self.users().into_iter().find(|u| u.managed_by.as_ref().is_some_and(|(_, s)| *s == sid))
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
 }

@@ -1,8 +1,6 @@
 //! Drives a connector through a complete fetch: pages until the cursor runs
 //! out, waits out rate limits and transient failures within a bound, maps
 //! each page as it arrives, and checks what the connector returns.
-//!
-//! The sync-engine issue builds preview, import and history on top of this.
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,0 +1,725 @@
+//! The embedded [`DirectoryStore`]: one SQLite file in the data directory,
+//! WAL mode, foreign keys on, versioned migrations applied at open.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite_migration::{M, Migrations};
+
+use super::*;
+use crate::secrets::SecretBox;
+
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_directory.sql")];
+
+/// SQLite storage. Operations are short; one connection behind a mutex keeps
+/// every write serialised, which SQLite wants anyway.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    secrets: SecretBox,
+}
+
+const USER_COLUMNS: &str = "id, email, first_name, last_name, preferred_name, gender, status, manager_id, start_date, \
+     termination_date, job_title, employee_id, department, office, team, custom, integration_id, source_id, \
+     missing_runs, profile_url, informed_at, created_at, updated_at";
+
+const RUN_COLUMNS: &str = "id, integration_id, kind, trigger, actor, state, preview_id, reverts_id, started_at, \
+     finished_at, counts, error, fingerprint";
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, Some(message)) = &e
+        && f.code == rusqlite::ErrorCode::ConstraintViolation
+        && message.contains("users.email")
+    {
+        return StoreError::EmailTaken(message.clone());
+    }
+    StoreError::Other(e.into())
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("serialisable")
+}
+
+fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value).expect("serialisable") {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(text: String) -> rusqlite::Result<T> {
+    serde_json::from_value(serde_json::Value::String(text))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn conversion(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn text_error(message: String) -> rusqlite::Error {
+    conversion(std::io::Error::other(message))
+}
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    let date = |i: usize| -> rusqlite::Result<Option<NaiveDate>> {
+        row.get::<_, Option<String>>(i)?
+            .map(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(conversion))
+            .transpose()
+    };
+    let custom: String = row.get(15)?;
+    let integration: Option<i64> = row.get(16)?;
+    let source: Option<String> = row.get(17)?;
+    Ok(User {
+        id: UserId(row.get(0)?),
+        profile: Profile {
+            email: Email::parse(&row.get::<_, String>(1)?).map_err(text_error)?,
+            first_name: row.get(2)?,
+            last_name: row.get(3)?,
+            preferred_name: row.get(4)?,
+            gender: row.get(5)?,
+            status: UserStatus::parse(&row.get::<_, String>(6)?).map_err(text_error)?,
+            start_date: date(8)?,
+            termination_date: date(9)?,
+            job_title: row.get(10)?,
+            employee_id: row.get(11)?,
+            department: row.get(12)?,
+            office: row.get(13)?,
+            team: row.get(14)?,
+            custom: serde_json::from_str(&custom).map_err(conversion)?,
+            profile_url: row.get(19)?,
+        },
+        manager_id: row.get::<_, Option<i64>>(7)?.map(UserId),
+        managed_by: integration.zip(source).map(|(i, s)| (IntegrationId(i), s)),
+        missing_runs: row.get(18)?,
+        informed_at: row.get(20)?,
+        created_at: row.get(21)?,
+        updated_at: row.get(22)?,
+    })
+}
+
+fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
+    let counts: String = row.get(10)?;
+    Ok(Run {
+        id: RunId(row.get(0)?),
+        integration_id: IntegrationId(row.get(1)?),
+        kind: parse_enum(row.get(2)?)?,
+        trigger: parse_enum(row.get(3)?)?,
+        actor: row.get(4)?,
+        state: parse_enum(row.get(5)?)?,
+        preview_id: row.get::<_, Option<i64>>(6)?.map(RunId),
+        reverts_id: row.get::<_, Option<i64>>(7)?.map(RunId),
+        started_at: row.get(8)?,
+        finished_at: row.get(9)?,
+        counts: serde_json::from_str(&counts).map_err(conversion)?,
+        error: row.get(11)?,
+        fingerprint: row.get(12)?,
+    })
+}
+
+fn change_from_row(row: &Row<'_>) -> rusqlite::Result<ChangeRecord> {
+    let fields: String = row.get(4)?;
+    Ok(ChangeRecord {
+        user_id: row.get::<_, Option<i64>>(0)?.map(UserId),
+        source_id: row.get(1)?,
+        name: row.get(2)?,
+        kind: ChangeKind::parse(&row.get::<_, String>(3)?).map_err(text_error)?,
+        fields: serde_json::from_str(&fields).map_err(conversion)?,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and applies pending migrations.
+    pub fn open(path: &Path, secrets: SecretBox) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let conn =
+            Connection::open(path).with_context(|| format!("opening the directory database {}", path.display()))?;
+        Self::init(conn, secrets).with_context(|| format!("preparing {}", path.display()))
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory(secrets: SecretBox) -> anyhow::Result<Self> {
+        Self::init(Connection::open_in_memory()?, secrets)
+    }
+
+    fn init(mut conn: Connection, secrets: SecretBox) -> anyhow::Result<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let migrations = Migrations::new(MIGRATIONS.iter().map(|m| M::up(m)).collect());
+        migrations.to_latest(&mut conn).context("applying database migrations")?;
+        Ok(SqliteStore { conn: Mutex::new(conn), secrets })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().expect("database connection")
+    }
+
+    fn seal_settings(&self, config: &IntegrationConfig) -> String {
+        let sealed: BTreeMap<&String, String> = config
+            .settings
+            .iter()
+            .map(|(k, v)| {
+                let value =
+                    if config.secret_keys.contains(k) && !v.is_empty() { self.secrets.seal(v) } else { v.clone() };
+                (k, value)
+            })
+            .collect();
+        json_text(&sealed)
+    }
+
+    fn integration_from_row(&self, row: &Row<'_>) -> rusqlite::Result<Integration> {
+        let settings: BTreeMap<String, String> = serde_json::from_str(&row.get::<_, String>(3)?).map_err(conversion)?;
+        let mut config = IntegrationConfig::new(&row.get::<_, String>(1)?, &row.get::<_, String>(2)?);
+        for (key, value) in settings {
+            if SecretBox::is_sealed(&value) {
+                let plain =
+                    self.secrets.open_sealed(&value).map_err(|e| text_error(format!("setting `{key}`: {e}")))?;
+                config.secret_keys.insert(key.clone());
+                config.settings.insert(key, plain);
+            } else {
+                config.settings.insert(key, value);
+            }
+        }
+        config.grants = serde_json::from_str(&row.get::<_, String>(4)?).map_err(conversion)?;
+        config.auto_import = row.get(5)?;
+        config.send_emails = row.get(6)?;
+        config.interval_minutes = row.get(7)?;
+        config.missing_after = row.get(8)?;
+        config.max_deactivate_share = row.get(9)?;
+        config.max_email_share = row.get(10)?;
+        Ok(Integration { id: IntegrationId(row.get(0)?), config })
+    }
+
+    const INTEGRATION_COLUMNS: &str = "id, connector_id, name, settings, grants, auto_import, send_emails, \
+         interval_minutes, missing_after, max_deactivate_share, max_email_share";
+}
+
+/// Writes a profile into the columns of `users`, `?1`..`?15` in this order.
+fn profile_params(p: &Profile) -> [Box<dyn rusqlite::ToSql + '_>; 15] {
+    let date = |d: &Option<NaiveDate>| d.map(|d| d.to_string());
+    [
+        Box::new(p.email.as_str()),
+        Box::new(&p.first_name),
+        Box::new(&p.last_name),
+        Box::new(&p.preferred_name),
+        Box::new(&p.gender),
+        Box::new(p.status.as_str()),
+        Box::new(date(&p.start_date)),
+        Box::new(date(&p.termination_date)),
+        Box::new(&p.job_title),
+        Box::new(&p.employee_id),
+        Box::new(&p.department),
+        Box::new(&p.office),
+        Box::new(&p.team),
+        Box::new(json_text(&p.custom)),
+        Box::new(&p.profile_url),
+    ]
+}
+
+fn insert_user(
+    tx: &Transaction<'_>,
+    p: &Profile,
+    managed_by: &Option<(IntegrationId, String)>,
+    missing: u32,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<UserId> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO users (email, first_name, last_name, preferred_name, gender, status, start_date, termination_date, \
+         job_title, employee_id, department, office, team, custom, profile_url, integration_id, source_id, missing_runs, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19)",
+    )?;
+    let mut values: Vec<Box<dyn rusqlite::ToSql + '_>> = profile_params(p).into_iter().collect();
+    values.push(Box::new(managed_by.as_ref().map(|m| m.0.0)));
+    values.push(Box::new(managed_by.as_ref().map(|m| m.1.clone())));
+    values.push(Box::new(missing));
+    values.push(Box::new(now));
+    stmt.execute(rusqlite::params_from_iter(values.iter().map(|b| b.as_ref())))?;
+    Ok(UserId(tx.last_insert_rowid()))
+}
+
+impl DirectoryStore for SqliteStore {
+    fn create_integration(&self, config: &IntegrationConfig) -> Result<IntegrationId, StoreError> {
+        let conn = self.conn();
+        let now = Utc::now();
+        conn.execute(
+            "INSERT INTO integrations (connector_id, name, settings, grants, auto_import, send_emails, interval_minutes, \
+             missing_after, max_deactivate_share, max_email_share, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+            params![
+                config.connector_id,
+                config.name,
+                self.seal_settings(config),
+                json_text(&config.grants),
+                config.auto_import,
+                config.send_emails,
+                config.interval_minutes,
+                config.missing_after,
+                config.max_deactivate_share,
+                config.max_email_share,
+                now
+            ],
+        )
+        .map_err(sql)?;
+        Ok(IntegrationId(conn.last_insert_rowid()))
+    }
+
+    fn update_integration(&self, id: IntegrationId, config: &IntegrationConfig) -> Result<(), StoreError> {
+        let n = self
+            .conn()
+            .execute(
+                "UPDATE integrations SET connector_id = ?2, name = ?3, settings = ?4, grants = ?5, auto_import = ?6, \
+                 send_emails = ?7, interval_minutes = ?8, missing_after = ?9, max_deactivate_share = ?10, \
+                 max_email_share = ?11, updated_at = ?12 WHERE id = ?1",
+                params![
+                    id.0,
+                    config.connector_id,
+                    config.name,
+                    self.seal_settings(config),
+                    json_text(&config.grants),
+                    config.auto_import,
+                    config.send_emails,
+                    config.interval_minutes,
+                    config.missing_after,
+                    config.max_deactivate_share,
+                    config.max_email_share,
+                    Utc::now()
+                ],
+            )
+            .map_err(sql)?;
+        if n == 0 { Err(StoreError::NoIntegration(id)) } else { Ok(()) }
+    }
+
+    fn integration(&self, id: IntegrationId) -> Result<Integration, StoreError> {
+        let conn = self.conn();
+        conn.query_row(
+            &format!("SELECT {} FROM integrations WHERE id = ?1", Self::INTEGRATION_COLUMNS),
+            [id.0],
+            |row| self.integration_from_row(row),
+        )
+        .optional()
+        .map_err(sql)?
+        .ok_or(StoreError::NoIntegration(id))
+    }
+
+    fn integrations(&self) -> Result<Vec<Integration>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!("SELECT {} FROM integrations ORDER BY id", Self::INTEGRATION_COLUMNS))
+            .map_err(sql)?;
+        let rows = stmt.query_map([], |row| self.integration_from_row(row)).map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
+    }
+
+    fn create_user(&self, user: &NewUser) -> Result<UserId, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        let id = insert_user(&tx, &user.profile, &None, 0, Utc::now()).map_err(sql)?;
+        if let Some(m) = user.manager_id {
+            tx.execute("UPDATE users SET manager_id = ?2 WHERE id = ?1", params![id.0, m.0]).map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        Ok(id)
+    }
+
+    fn user(&self, id: UserId) -> Result<User, StoreError> {
+        self.conn()
+            .query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id.0], user_from_row)
+            .optional()
+            .map_err(sql)?
+            .ok_or(StoreError::NoUser(id))
+    }
+
+    fn users(&self, query: &UserQuery) -> Result<(Vec<User>, u64), StoreError> {
+        let conn = self.conn();
+        let pattern = query
+            .search
+            .as_ref()
+            .map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+        let filter = "(?1 IS NULL OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' \
+             OR department LIKE ?1 ESCAPE '\\' OR employee_id LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR integration_id = ?2)";
+        let integration = query.integration.map(|i| i.0);
+        let total: u64 = conn
+            .query_row(&format!("SELECT COUNT(*) FROM users WHERE {filter}"), params![pattern, integration], |r| {
+                r.get(0)
+            })
+            .map_err(sql)?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE {filter} ORDER BY last_name, first_name, id LIMIT ?3 OFFSET ?4"
+            ))
+            .map_err(sql)?;
+        let users = stmt
+            .query_map(params![pattern, integration, query.limit.max(1), query.offset], user_from_row)
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        Ok((users, total))
+    }
+
+    fn users_for_sync(&self, integration: IntegrationId) -> Result<Vec<User>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE integration_id = ?1 OR integration_id IS NULL ORDER BY id"
+            ))
+            .map_err(sql)?;
+        stmt.query_map([integration.0], user_from_row).map_err(sql)?.collect::<Result<_, _>>().map_err(sql)
+    }
+
+    fn index(&self) -> Result<Vec<IndexEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT id, manager_id, email, first_name, last_name, preferred_name FROM users")
+            .map_err(sql)?;
+        stmt.query_map([], |r| {
+            let first: String = r.get::<_, Option<String>>(5)?.map_or(r.get(3)?, |p| p);
+            let last: String = r.get(4)?;
+            Ok(IndexEntry {
+                id: UserId(r.get(0)?),
+                manager_id: r.get::<_, Option<i64>>(1)?.map(UserId),
+                email: Email::parse(&r.get::<_, String>(2)?).map_err(text_error)?,
+                name: format!("{first} {last}").trim().to_string(),
+            })
+        })
+        .map_err(sql)?
+        .collect::<Result<_, _>>()
+        .map_err(sql)
+    }
+
+    fn begin_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
+        let exists: bool = tx
+            .query_row("SELECT EXISTS (SELECT 1 FROM integrations WHERE id = ?1)", [run.integration_id.0], |r| r.get(0))
+            .map_err(sql)?;
+        if !exists {
+            return Err(StoreError::NoIntegration(run.integration_id));
+        }
+        if run.kind != RunKind::Preview {
+            let busy: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM runs WHERE integration_id = ?1 AND kind != 'preview' \
+                     AND state IN ('queued', 'running'))",
+                    [run.integration_id.0],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
+            if busy {
+                return Err(StoreError::AlreadyRunning(run.integration_id));
+            }
+        }
+        tx.execute(
+            "INSERT INTO runs (integration_id, kind, trigger, actor, state, preview_id, reverts_id, started_at) \
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7)",
+            params![
+                run.integration_id.0,
+                enum_text(&run.kind),
+                enum_text(&run.trigger),
+                run.actor,
+                run.preview_id.map(|r| r.0),
+                run.reverts_id.map(|r| r.0),
+                Utc::now()
+            ],
+        )
+        .map_err(sql)?;
+        let id = RunId(tx.last_insert_rowid());
+        tx.commit().map_err(sql)?;
+        Ok(id)
+    }
+
+    fn finish_run(&self, id: RunId, outcome: &RunOutcome) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        write_history(&tx, id, outcome.changes.iter().map(|c| (c.user_id, c)), &outcome.issues).map_err(sql)?;
+        end_run(&tx, id, outcome.state, &outcome.counts, outcome.error.as_deref(), outcome.fingerprint.as_deref())?;
+        tx.commit().map_err(sql)
+    }
+
+    fn apply(&self, id: RunId, apply: &Apply, fingerprint: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        let now = Utc::now();
+        // Emails may move between users within one run (A takes B's old
+        // address): park changing addresses first so UNIQUE holds throughout.
+        {
+            let mut park = tx
+                .prepare_cached("UPDATE users SET email = '~' || id || '@parked.invalid' WHERE id = ?1 AND email != ?2")
+                .map_err(sql)?;
+            for u in &apply.updates {
+                if let Target::Existing(uid) = u.target {
+                    park.execute(params![uid.0, u.profile.email.as_str()]).map_err(sql)?;
+                }
+            }
+        }
+        let mut ids: Vec<UserId> = Vec::with_capacity(apply.creates.len());
+        for u in &apply.creates {
+            ids.push(insert_user(&tx, &u.profile, &u.managed_by, u.missing_runs, now).map_err(sql)?);
+        }
+        let resolve = |t: Target| match t {
+            Target::Existing(id) => id,
+            Target::New(i) => ids[i],
+        };
+        {
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE users SET email = ?1, first_name = ?2, last_name = ?3, preferred_name = ?4, gender = ?5, \
+                     status = ?6, start_date = ?7, termination_date = ?8, job_title = ?9, employee_id = ?10, \
+                     department = ?11, office = ?12, team = ?13, custom = ?14, profile_url = ?15, integration_id = ?16, \
+                     source_id = ?17, missing_runs = ?18, updated_at = ?19 WHERE id = ?20",
+                )
+                .map_err(sql)?;
+            for u in &apply.updates {
+                let mut values: Vec<Box<dyn rusqlite::ToSql + '_>> = profile_params(&u.profile).into_iter().collect();
+                values.push(Box::new(u.managed_by.as_ref().map(|m| m.0.0)));
+                values.push(Box::new(u.managed_by.as_ref().map(|m| m.1.clone())));
+                values.push(Box::new(u.missing_runs));
+                values.push(Box::new(now));
+                values.push(Box::new(resolve(u.target).0));
+                update.execute(rusqlite::params_from_iter(values.iter().map(|b| b.as_ref()))).map_err(sql)?;
+            }
+            // Managers last: every user of the run exists now.
+            let mut manager = tx.prepare_cached("UPDATE users SET manager_id = ?2 WHERE id = ?1").map_err(sql)?;
+            for u in apply.creates.iter().chain(&apply.updates) {
+                manager.execute(params![resolve(u.target).0, u.manager.map(|m| resolve(m).0)]).map_err(sql)?;
+            }
+        }
+        let changes: Vec<(Option<UserId>, ChangeRecord)> = apply
+            .changes
+            .iter()
+            .map(|c| {
+                let mut fields = c.fields.clone();
+                if let Some(f) = fields.iter_mut().find(|f| f.field == MANAGER_FIELD) {
+                    f.after_id = c.manager_after.map(resolve);
+                }
+                let user = resolve(c.target);
+                (
+                    Some(user),
+                    ChangeRecord {
+                        user_id: Some(user),
+                        source_id: c.source_id.clone(),
+                        name: c.name.clone(),
+                        kind: c.kind,
+                        fields,
+                    },
+                )
+            })
+            .collect();
+        write_history(&tx, id, changes.iter().map(|(u, c)| (*u, c)), &apply.issues).map_err(sql)?;
+        end_run(&tx, id, RunState::Succeeded, &apply.counts, None, Some(fingerprint))?;
+        tx.commit().map_err(sql)
+    }
+
+    fn run(&self, id: RunId) -> Result<Run, StoreError> {
+        self.conn()
+            .query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), [id.0], run_from_row)
+            .optional()
+            .map_err(sql)?
+            .ok_or(StoreError::NoRun(id))
+    }
+
+    fn runs(&self, integration: Option<IntegrationId>, limit: u64) -> Result<Vec<Run>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE ?1 IS NULL OR integration_id = ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .map_err(sql)?;
+        stmt.query_map(params![integration.map(|i| i.0), limit], run_from_row)
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)
+    }
+
+    fn run_changes(&self, id: RunId, user: Option<UserId>) -> Result<Vec<ChangeRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT user_id, source_id, name, kind, fields FROM run_changes \
+                 WHERE run_id = ?1 AND (?2 IS NULL OR user_id = ?2) ORDER BY seq",
+            )
+            .map_err(sql)?;
+        stmt.query_map(params![id.0, user.map(|u| u.0)], change_from_row)
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)
+    }
+
+    fn run_issues(&self, id: RunId) -> Result<Vec<IssueRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT source_id, name, field, severity, message FROM run_issues WHERE run_id = ?1 ORDER BY seq")
+            .map_err(sql)?;
+        stmt.query_map([id.0], |r| {
+            Ok(IssueRecord {
+                source_id: r.get(0)?,
+                name: r.get(1)?,
+                field: r.get(2)?,
+                severity: r.get(3)?,
+                message: r.get(4)?,
+            })
+        })
+        .map_err(sql)?
+        .collect::<Result<_, _>>()
+        .map_err(sql)
+    }
+
+    fn user_history(&self, user: UserId) -> Result<Vec<(RunId, ChangeRecord)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT c.user_id, c.source_id, c.name, c.kind, c.fields, c.run_id FROM run_changes c \
+                 JOIN runs r ON r.id = c.run_id WHERE c.user_id = ?1 AND r.kind != 'preview' ORDER BY c.run_id DESC",
+            )
+            .map_err(sql)?;
+        stmt.query_map([user.0], |r| Ok((RunId(r.get(5)?), change_from_row(r)?)))
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)
+    }
+
+    fn fail_interrupted_runs(&self) -> Result<u64, StoreError> {
+        let n = self
+            .conn()
+            .execute(
+                "UPDATE runs SET state = 'failed', finished_at = ?1, \
+                 error = 'interrupted: hrsync stopped while this run was in progress; nothing was applied' \
+                 WHERE state IN ('queued', 'running')",
+                [Utc::now()],
+            )
+            .map_err(sql)?;
+        Ok(n as u64)
+    }
+}
+
+fn write_history<'a>(
+    tx: &Transaction<'_>,
+    run: RunId,
+    changes: impl Iterator<Item = (Option<UserId>, &'a ChangeRecord)>,
+    issues: &[IssueRecord],
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO run_changes (run_id, seq, user_id, source_id, name, kind, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (seq, (user, c)) in changes.enumerate() {
+        insert.execute(params![
+            run.0,
+            seq,
+            user.map(|u| u.0),
+            c.source_id,
+            c.name,
+            c.kind.as_str(),
+            json_text(&c.fields)
+        ])?;
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO run_issues (run_id, seq, source_id, name, field, severity, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (seq, i) in issues.iter().enumerate() {
+        insert.execute(params![run.0, seq, i.source_id, i.name, i.field, i.severity, i.message])?;
+    }
+    Ok(())
+}
+
+fn end_run(
+    tx: &Transaction<'_>,
+    id: RunId,
+    state: RunState,
+    counts: &Counts,
+    error: Option<&str>,
+    fingerprint: Option<&str>,
+) -> Result<(), StoreError> {
+    let n = tx
+        .execute(
+            "UPDATE runs SET state = ?2, counts = ?3, error = ?4, fingerprint = ?5, finished_at = ?6 WHERE id = ?1",
+            params![id.0, enum_text(&state), json_text(counts), error, fingerprint, Utc::now()],
+        )
+        .map_err(sql)?;
+    if n == 0 { Err(StoreError::NoRun(id)) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> SqliteStore {
+        SqliteStore::in_memory(SecretBox::from_key(&[3; 32])).unwrap()
+    }
+
+    fn profile(email: &str) -> Profile {
+        Profile {
+            email: Email::parse(email).unwrap(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            preferred_name: None,
+            gender: None,
+            status: UserStatus::Active,
+            start_date: None,
+            termination_date: None,
+            job_title: None,
+            employee_id: None,
+            department: None,
+            office: None,
+            team: None,
+            custom: BTreeMap::new(),
+            profile_url: None,
+        }
+    }
+
+    #[test]
+    fn secrets_are_encrypted_at_rest_and_decrypted_on_read() {
+        let s = store();
+        let mut config = IntegrationConfig::new("personio", "Acme");
+        config.settings.insert("client-id".into(), "id-1".into());
+        config.settings.insert("client-secret".into(), "papi-super-secret".into());
+        config.secret_keys.insert("client-secret".into());
+        let id = s.create_integration(&config).unwrap();
+        let raw: String =
+            s.conn().query_row("SELECT settings FROM integrations WHERE id = ?1", [id.0], |r| r.get(0)).unwrap();
+        assert!(!raw.contains("papi-super-secret") && raw.contains("enc:v1:") && raw.contains("id-1"), "{raw}");
+        assert_eq!(s.integration(id).unwrap().config, config);
+    }
+
+    #[test]
+    fn emails_are_unique_regardless_of_case() {
+        let s = store();
+        s.create_user(&NewUser { profile: profile("ada@x.io"), manager_id: None }).unwrap();
+        let err = s.create_user(&NewUser { profile: profile("ADA@X.IO"), manager_id: None }).unwrap_err();
+        assert!(matches!(err, StoreError::EmailTaken(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_second_import_of_one_integration_is_refused_while_one_runs() {
+        let s = store();
+        let id = s.create_integration(&IntegrationConfig::new("personio", "Acme")).unwrap();
+        let run = |kind| NewRun {
+            integration_id: id,
+            kind,
+            trigger: Trigger::Manual,
+            actor: None,
+            preview_id: None,
+            reverts_id: None,
+        };
+        let first = s.begin_run(&run(RunKind::Import)).unwrap();
+        assert!(matches!(s.begin_run(&run(RunKind::Import)), Err(StoreError::AlreadyRunning(_))));
+        s.begin_run(&run(RunKind::Preview)).expect("previews do not write, so they may overlap");
+        assert_eq!(s.fail_interrupted_runs().unwrap(), 2);
+        assert_eq!(s.run(first).unwrap().state, RunState::Failed);
+        s.begin_run(&run(RunKind::Import)).expect("free again");
+    }
+
+    #[test]
+    fn search_escapes_like_wildcards() {
+        let s = store();
+        s.create_user(&NewUser { profile: profile("a_b@x.io"), manager_id: None }).unwrap();
+        s.create_user(&NewUser { profile: profile("axb@x.io"), manager_id: None }).unwrap();
+        let (found, total) =
+            s.users(&UserQuery { search: Some("a_b".into()), limit: 10, ..UserQuery::default() }).unwrap();
+        assert_eq!((found.len(), total), (1, 1));
+    }
+}

@@ -1,0 +1,524 @@
+//! Preview, import and revert, each recorded as a run.
+//!
+//! A run fetches every page through the connector, asks it for a diff
+//! against the directory, has [`plan`](super::plan) check and translate the
+//! result, and then either stores it as a preview or applies it in one
+//! transaction together with its history entry. Failures and blocked runs
+//! are recorded too, so admins see why nothing changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::fetch::{FetchError, FetchOptions, Progress, RetryPolicy, fetch_all};
+use super::plan::{self, PlanError, PlanInput, Planned};
+use crate::directory::{
+    Apply, ChangeKind, ChangeRecord, Counts, DirectoryStore, FieldChange, Integration, IntegrationId, IssueRecord,
+    MANAGER_FIELD, NewRun, PlannedChange, PlannedUser, Run, RunId, RunKind, RunOutcome, RunState, StoreError, Target,
+    Trigger, User, UserId, UserStatus,
+};
+use crate::runtime::egress::Grants;
+use crate::runtime::{Connector, RunError, Runtime, wit};
+
+/// Reports fetch progress, e.g. to a progress bar.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Why a run did not apply.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("run {run} failed: {source}")]
+    Fetch { run: RunId, source: FetchError },
+    #[error("run {run} failed: {source}")]
+    Connector { run: RunId, source: RunError },
+    #[error("run {run} failed: {source}")]
+    Plan { run: RunId, source: PlanError },
+    #[error("run {run} is blocked by the mass-change safeguard: {reason}")]
+    Blocked { run: RunId, reason: String, counts: Counts },
+    #[error(
+        "run {run} was not applied: the source changed since preview {preview} (the preview's plan differs from the current one); review a new preview, or import with --accept-drift"
+    )]
+    Drift { run: RunId, preview: RunId },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl SyncError {
+    /// The same error, recorded under `run`.
+    fn at(self, run: RunId) -> SyncError {
+        match self {
+            SyncError::Fetch { source, .. } => SyncError::Fetch { run, source },
+            SyncError::Connector { source, .. } => SyncError::Connector { run, source },
+            SyncError::Plan { source, .. } => SyncError::Plan { run, source },
+            other => other,
+        }
+    }
+
+    /// The run this error was recorded under, if one was started.
+    pub fn run(&self) -> Option<RunId> {
+        match self {
+            SyncError::Fetch { run, .. }
+            | SyncError::Connector { run, .. }
+            | SyncError::Plan { run, .. }
+            | SyncError::Blocked { run, .. }
+            | SyncError::Drift { run, .. } => Some(*run),
+            SyncError::Store(_) | SyncError::Invalid(_) => None,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone)]
+pub struct RunRequest {
+    pub integration: IntegrationId,
+    pub automatic: bool,
+    pub actor: Option<String>,
+    /// Import exactly what preview N showed, or report the drift.
+    pub from_preview: Option<RunId>,
+    /// Apply although the mass-change safeguard tripped (manual runs only).
+    pub override_safeguard: bool,
+    pub accept_drift: bool,
+    pub progress: Option<ProgressFn>,
+}
+
+impl RunRequest {
+    /// A manual run of `integration` with no options.
+    pub fn manual(integration: IntegrationId) -> Self {
+        RunRequest {
+            integration,
+            automatic: false,
+            actor: None,
+            from_preview: None,
+            override_safeguard: false,
+            accept_drift: false,
+            progress: None,
+        }
+    }
+}
+
+/// A finished run with what it changed (or, for previews, would change).
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run: Run,
+    pub changes: Vec<ChangeRecord>,
+    pub issues: Vec<IssueRecord>,
+}
+
+/// The sync engine: connectors, runtime and directory together.
+pub struct SyncEngine {
+    runtime: Arc<Runtime>,
+    store: Arc<dyn DirectoryStore>,
+    connectors: Vec<Connector>,
+    pub retry: RetryPolicy,
+}
+
+impl SyncEngine {
+    pub fn new(runtime: Arc<Runtime>, store: Arc<dyn DirectoryStore>, connectors: Vec<Connector>) -> Self {
+        SyncEngine { runtime, store, connectors, retry: RetryPolicy::default() }
+    }
+
+    pub fn store(&self) -> &Arc<dyn DirectoryStore> {
+        &self.store
+    }
+
+    pub fn connectors(&self) -> &[Connector] {
+        &self.connectors
+    }
+
+    pub fn connector(&self, id: &str) -> Result<&Connector, SyncError> {
+        self.connectors.iter().find(|c| c.info.id == id).ok_or_else(|| {
+            let ids: Vec<&str> = self.connectors.iter().map(|c| c.info.id.as_str()).collect();
+            SyncError::Invalid(format!("connector `{id}` is not loaded (loaded: {})", ids.join(", ")))
+        })
+    }
+
+    /// Computes what an import would change and stores it as a preview.
+    pub async fn preview(&self, request: &RunRequest) -> Result<RunReport, SyncError> {
+        let integration = self.store.integration(request.integration)?;
+        let run = self.begin(&integration, RunKind::Preview, request, None)?;
+        let planned = match self.compute(&integration, request).await {
+            Ok(p) => p,
+            Err(e) => return Err(self.fail(run, e)),
+        };
+        let outcome = RunOutcome {
+            state: RunState::Succeeded,
+            counts: planned.apply.counts.clone(),
+            error: None,
+            fingerprint: Some(planned.fingerprint.clone()),
+            changes: preview_records(&planned.apply),
+            issues: planned.apply.issues.clone(),
+        };
+        self.store.finish_run(run, &outcome)?;
+        self.report(run)
+    }
+
+    /// Fetches, plans and applies in one transaction.
+    pub async fn import(&self, request: &RunRequest) -> Result<RunReport, SyncError> {
+        let integration = self.store.integration(request.integration)?;
+        if let Some(p) = request.from_preview {
+            let preview = self.store.run(p)?;
+            if preview.kind != RunKind::Preview || preview.integration_id != integration.id {
+                return Err(SyncError::Invalid(format!("run {p} is not a preview of integration {}", integration.id)));
+            }
+        }
+        let run = self.begin(&integration, RunKind::Import, request, None)?;
+        let planned = match self.compute(&integration, request).await {
+            Ok(p) => p,
+            Err(e) => return Err(self.fail(run, e)),
+        };
+        if let Some(p) = request.from_preview {
+            let preview = self.store.run(p)?;
+            if preview.fingerprint.as_deref() != Some(planned.fingerprint.as_str()) && !request.accept_drift {
+                let e = SyncError::Drift { run, preview: p };
+                self.end(run, RunState::Failed, &planned, Some(e.to_string()))?;
+                return Err(e);
+            }
+        }
+        if let Some(reason) = plan::safeguard(&integration, &planned)
+            && (request.automatic || !request.override_safeguard)
+        {
+            self.end(run, RunState::Blocked, &planned, Some(reason.clone()))?;
+            return Err(SyncError::Blocked { run, reason, counts: planned.apply.counts });
+        }
+        self.apply(run, planned.apply, planned.fingerprint).await?;
+        self.report(run)
+    }
+
+    /// Restores the values a run recorded as "before" — for every person, or
+    /// one — where no later run changed them since. With `dry_run`, only
+    /// reports what it would do.
+    pub async fn revert(
+        &self,
+        target: RunId,
+        user: Option<UserId>,
+        actor: Option<String>,
+        dry_run: bool,
+    ) -> Result<(Apply, RunReport), SyncError> {
+        let original = self.store.run(target)?;
+        if original.kind == RunKind::Preview || original.state != RunState::Succeeded {
+            return Err(SyncError::Invalid(format!(
+                "run {target} is a {:?} run in state {:?}; only successful imports and reverts can be reverted",
+                original.kind, original.state
+            )));
+        }
+        let changes = self.store.run_changes(target, user)?;
+        if changes.is_empty() {
+            return Err(SyncError::Invalid(match user {
+                Some(u) => format!("run {target} did not change user {u}"),
+                None => format!("run {target} changed nobody"),
+            }));
+        }
+        let apply = self.plan_revert(&changes)?;
+        let integration = self.store.integration(original.integration_id)?;
+        if dry_run {
+            let report = RunReport {
+                run: Run {
+                    id: RunId(0),
+                    integration_id: integration.id,
+                    kind: RunKind::Revert,
+                    trigger: Trigger::Manual,
+                    actor,
+                    state: RunState::Queued,
+                    preview_id: None,
+                    reverts_id: Some(target),
+                    started_at: Utc::now(),
+                    finished_at: None,
+                    counts: apply.counts.clone(),
+                    error: None,
+                    fingerprint: None,
+                },
+                changes: preview_records(&apply),
+                issues: apply.issues.clone(),
+            };
+            return Ok((apply, report));
+        }
+        let request = RunRequest { actor, ..RunRequest::manual(integration.id) };
+        let run = self.begin(&integration, RunKind::Revert, &request, Some(target))?;
+        self.apply(run, apply.clone(), String::new()).await?;
+        Ok((apply, self.report(run)?))
+    }
+
+    fn begin(
+        &self,
+        integration: &Integration,
+        kind: RunKind,
+        request: &RunRequest,
+        reverts: Option<RunId>,
+    ) -> Result<RunId, SyncError> {
+        Ok(self.store.begin_run(&NewRun {
+            integration_id: integration.id,
+            kind,
+            trigger: if request.automatic { Trigger::Automatic } else { Trigger::Manual },
+            actor: request.actor.clone(),
+            preview_id: request.from_preview,
+            reverts_id: reverts,
+        })?)
+    }
+
+    /// Records a failure under its run and passes it on.
+    fn fail(&self, run: RunId, error: SyncError) -> SyncError {
+        let error = error.at(run);
+        let outcome = RunOutcome {
+            state: RunState::Failed,
+            counts: Counts::default(),
+            error: Some(error.to_string()),
+            fingerprint: None,
+            changes: Vec::new(),
+            issues: Vec::new(),
+        };
+        if let Err(e) = self.store.finish_run(run, &outcome) {
+            tracing::error!(%run, "could not record the failure of run {run}: {e}");
+        }
+        error
+    }
+
+    fn end(&self, run: RunId, state: RunState, planned: &Planned, error: Option<String>) -> Result<(), SyncError> {
+        let outcome = RunOutcome {
+            state,
+            counts: planned.apply.counts.clone(),
+            error,
+            fingerprint: Some(planned.fingerprint.clone()),
+            changes: preview_records(&planned.apply),
+            issues: planned.apply.issues.clone(),
+        };
+        Ok(self.store.finish_run(run, &outcome)?)
+    }
+
+    async fn apply(&self, run: RunId, apply: Apply, fingerprint: String) -> Result<(), SyncError> {
+        let store = self.store.clone();
+        let result = tokio::task::spawn_blocking(move || store.apply(run, &apply, &fingerprint))
+            .await
+            .map_err(|e| SyncError::Invalid(format!("the import task failed: {e}")))?;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(run, SyncError::Store(e))),
+        }
+    }
+
+    fn report(&self, run: RunId) -> Result<RunReport, SyncError> {
+        Ok(RunReport {
+            run: self.store.run(run)?,
+            changes: self.store.run_changes(run, None)?,
+            issues: self.store.run_issues(run)?,
+        })
+    }
+
+    /// Fetch, diff and plan, without writing.
+    async fn compute(&self, integration: &Integration, request: &RunRequest) -> Result<Planned, SyncError> {
+        let config = &integration.config;
+        let connector = self.connector(&config.connector_id)?;
+        let settings: Vec<wit::Entry> =
+            config.settings.iter().map(|(k, v)| wit::Entry { key: k.clone(), value: v.clone() }).collect();
+        let grants = Grants::parse(&config.grants)
+            .map_err(|e| SyncError::Invalid(format!("integration {}: granted host {e}", integration.id)))?;
+        let run = RunId(0);
+        let mut session =
+            self.runtime.session(connector, grants).await.map_err(|source| SyncError::Connector { run, source })?;
+        let options = FetchOptions { updated_since: None, retry: self.retry.clone() };
+        let progress = request.progress.clone();
+        let fetched = fetch_all(&mut session, &settings, &options, |p| {
+            if let Some(f) = &progress {
+                f(p)
+            }
+        })
+        .await
+        .map_err(|source| SyncError::Fetch { run, source })?;
+
+        let store = self.store.clone();
+        let id = integration.id;
+        let (current, index) =
+            tokio::task::spawn_blocking(move || Ok::<_, StoreError>((store.users_for_sync(id)?, store.index()?)))
+                .await
+                .map_err(|e| SyncError::Invalid(format!("reading the directory failed: {e}")))??;
+        let directory = directory_view(&current, id);
+        let options = wit::DiffOptions { complete: fetched.complete, missing_after: config.missing_after.max(1) };
+        let diff = session
+            .diff(&settings, &directory, &fetched.people, options)
+            .await
+            .map_err(|source| SyncError::Connector { run, source })?;
+        plan::plan(PlanInput {
+            connector: &connector.info.id,
+            integration,
+            current: &current,
+            index: &index,
+            incoming: &fetched.people,
+            issues: fetched.issues,
+            plan: diff,
+            today: Utc::now().date_naive(),
+        })
+        .map_err(|source| SyncError::Plan { run, source })
+    }
+
+    /// Restores recorded before-values where the current value is still the
+    /// recorded after-value.
+    fn plan_revert(&self, changes: &[ChangeRecord]) -> Result<Apply, SyncError> {
+        let mut apply = Apply::default();
+        for change in changes {
+            let Some(id) = change.user_id else { continue };
+            let user = match self.store.user(id) {
+                Ok(u) => u,
+                Err(StoreError::NoUser(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut profile = user.profile.clone();
+            let mut manager = user.manager_id;
+            let mut restored = Vec::new();
+            let current: BTreeMap<String, Option<String>> = user.profile.fields().into_iter().collect();
+            // A creation has no before-values; undoing it deactivates (below).
+            let restorable = if change.kind == ChangeKind::Create { &[][..] } else { &change.fields[..] };
+            for f in restorable {
+                let still = if f.field == MANAGER_FIELD {
+                    user.manager_id == f.after_id
+                } else {
+                    current.get(&f.field).cloned().flatten() == f.after
+                };
+                if !still {
+                    apply.issues.push(IssueRecord {
+                        source_id: change.source_id.clone(),
+                        name: Some(change.name.clone()),
+                        field: Some(f.field.clone()),
+                        severity: "warning".into(),
+                        message: format!(
+                            "{} was changed again after that run (now {}); not reverted",
+                            f.field,
+                            if f.field == MANAGER_FIELD {
+                                manager.map_or("none".to_string(), |m| format!("user {m}"))
+                            } else {
+                                current.get(&f.field).cloned().flatten().unwrap_or_else(|| "empty".into())
+                            }
+                        ),
+                    });
+                    continue;
+                }
+                if f.field == MANAGER_FIELD {
+                    manager = f.before_id;
+                } else if let Err(e) = profile.set_field(&f.field, f.before.clone()) {
+                    return Err(SyncError::Invalid(format!("user {id}: cannot restore {}: {e}", f.field)));
+                }
+                restored.push(FieldChange {
+                    field: f.field.clone(),
+                    before: f.after.clone(),
+                    after: f.before.clone(),
+                    before_id: f.after_id,
+                    after_id: f.before_id,
+                });
+            }
+            // Undoing a creation leaves the user inactive: people are never deleted.
+            if change.kind == ChangeKind::Create && profile.status != UserStatus::Inactive {
+                restored.push(FieldChange {
+                    field: "status".into(),
+                    before: Some(profile.status.as_str().into()),
+                    after: Some(UserStatus::Inactive.as_str().into()),
+                    before_id: None,
+                    after_id: None,
+                });
+                profile.status = UserStatus::Inactive;
+            }
+            let managed_by = if change.kind == ChangeKind::Link { None } else { user.managed_by.clone() };
+            if restored.is_empty() && managed_by == user.managed_by {
+                continue;
+            }
+            apply.counts.updated += 1;
+            apply.updates.push(PlannedUser {
+                target: Target::Existing(id),
+                profile: profile.clone(),
+                manager: manager.map(Target::Existing),
+                managed_by,
+                missing_runs: user.missing_runs,
+            });
+            apply.changes.push(PlannedChange {
+                target: Target::Existing(id),
+                source_id: change.source_id.clone(),
+                name: profile.display_name(),
+                kind: ChangeKind::Restore,
+                fields: restored,
+                manager_after: manager.map(Target::Existing),
+            });
+        }
+        apply.counts.issues = apply.issues.len() as u64;
+        Ok(apply)
+    }
+}
+
+/// History records of a plan that has not run: new people have no id yet.
+fn preview_records(apply: &Apply) -> Vec<ChangeRecord> {
+    apply
+        .changes
+        .iter()
+        .map(|c| ChangeRecord {
+            user_id: match c.target {
+                Target::Existing(id) => Some(id),
+                Target::New(_) => None,
+            },
+            source_id: c.source_id.clone(),
+            name: c.name.clone(),
+            kind: c.kind,
+            fields: c.fields.clone(),
+        })
+        .collect()
+}
+
+/// The directory as the connector's `diff` sees it.
+pub fn directory_view(users: &[User], integration: IntegrationId) -> Vec<wit::DirectoryUser> {
+    let source_of: HashMap<UserId, &str> = users
+        .iter()
+        .filter_map(|u| match &u.managed_by {
+            Some((i, s)) if *i == integration => Some((u.id, s.as_str())),
+            _ => None,
+        })
+        .collect();
+    users
+        .iter()
+        .map(|u| {
+            let p = &u.profile;
+            let date = |d: &Option<chrono::NaiveDate>| {
+                d.map(|d| {
+                    use chrono::Datelike;
+                    wit::Date { year: d.year(), month: d.month() as u8, day: d.day() as u8 }
+                })
+            };
+            let gender = p.gender.as_deref().and_then(|g| match g {
+                "male" => Some(wit::Gender::Male),
+                "female" => Some(wit::Gender::Female),
+                "diverse" => Some(wit::Gender::Diverse),
+                _ => None,
+            });
+            let source_id = source_of.get(&u.id).map(|s| s.to_string());
+            wit::DirectoryUser {
+                user_id: u.id.0 as u64,
+                source_id: source_id.clone(),
+                status: match p.status {
+                    UserStatus::Active => wit::UserStatus::Active,
+                    UserStatus::Inactive => wit::UserStatus::Inactive,
+                    UserStatus::PendingStart => wit::UserStatus::PendingStart,
+                },
+                missing_runs: u.missing_runs,
+                person: wit::Person {
+                    source_id: source_id.unwrap_or_default(),
+                    employee_id: p.employee_id.clone(),
+                    first_name: p.first_name.clone(),
+                    last_name: p.last_name.clone(),
+                    preferred_name: p.preferred_name.clone(),
+                    email: Some(p.email.to_string()),
+                    gender,
+                    status: match p.status {
+                        UserStatus::Active => wit::PersonStatus::Active,
+                        UserStatus::Inactive => wit::PersonStatus::Inactive,
+                        UserStatus::PendingStart => wit::PersonStatus::Onboarding,
+                    },
+                    supervisor_id: u.manager_id.and_then(|m| source_of.get(&m)).map(|s| s.to_string()),
+                    start_date: date(&p.start_date),
+                    termination_date: date(&p.termination_date),
+                    job_title: p.job_title.clone(),
+                    department: p.department.clone(),
+                    office: p.office.clone(),
+                    team: p.team.clone(),
+                    custom: p.custom.iter().map(|(k, v)| wit::Entry { key: k.clone(), value: v.clone() }).collect(),
+                    profile_url: p.profile_url.clone(),
+                },
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,620 @@
+//! The host's check of a connector's change plan, and its translation into
+//! what the directory will write.
+//!
+//! The connector proposes; the host decides. A plan that touches users the
+//! integration does not manage, or adopts a user whose email does not match,
+//! fails the run: the connector is broken or hostile. Problems with single
+//! people — an email another user already has, a supervisor that is not in
+//! the directory, a manager change that would close a reporting cycle, a
+//! person without email — skip that person or that field, and are reported.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+
+use crate::directory::{
+    Apply, ChangeKind, Counts, Email, FieldChange, IndexEntry, Integration, IntegrationId, IssueRecord, MANAGER_FIELD,
+    PlannedChange, PlannedUser, Profile, Target, User, UserId, UserStatus,
+};
+use crate::runtime::wit;
+
+/// A plan the host refuses as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "connector `{connector}` proposed to change user {user}, which this integration does not manage ({why}); nothing was applied. Report this to the connector's author."
+    )]
+    Forbidden { connector: String, user: UserId, why: String },
+    #[error("connector `{connector}` proposed {what}; nothing was applied. Report this to the connector's author.")]
+    Invalid { connector: String, what: String },
+}
+
+/// What a run would do, with the facts the safeguard needs.
+#[derive(Debug, Clone, Default)]
+pub struct Planned {
+    pub apply: Apply,
+    /// Users this integration managed before the run (active or not).
+    pub managed: usize,
+    pub deactivations: usize,
+    pub email_changes: usize,
+    /// SHA-256 over the planned changes: equal plans, equal fingerprints.
+    pub fingerprint: String,
+}
+
+/// Inputs of [`plan`].
+pub struct PlanInput<'a> {
+    pub connector: &'a str,
+    pub integration: &'a Integration,
+    /// `users_for_sync`: users this integration manages plus unmanaged ones.
+    pub current: &'a [User],
+    /// Every user of the directory.
+    pub index: &'a [IndexEntry],
+    pub incoming: &'a [wit::Person],
+    pub issues: Vec<wit::Issue>,
+    pub plan: wit::Plan,
+    pub today: NaiveDate,
+}
+
+/// The directory status for a person: future starters are pending.
+pub fn status_of(person: &wit::Person, today: NaiveDate) -> UserStatus {
+    let starts_later = person.start_date.as_ref().and_then(date).is_some_and(|d| d > today);
+    match person.status {
+        wit::PersonStatus::Inactive => UserStatus::Inactive,
+        wit::PersonStatus::Onboarding => UserStatus::PendingStart,
+        wit::PersonStatus::Active | wit::PersonStatus::Leave if starts_later => UserStatus::PendingStart,
+        wit::PersonStatus::Active | wit::PersonStatus::Leave => UserStatus::Active,
+    }
+}
+
+fn date(d: &wit::Date) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(d.year, d.month.into(), d.day.into())
+}
+
+fn gender(g: wit::Gender) -> String {
+    match g {
+        wit::Gender::Male => "male",
+        wit::Gender::Female => "female",
+        wit::Gender::Diverse => "diverse",
+    }
+    .into()
+}
+
+/// A profile from a person; the email falls back to `base`'s (a source that
+/// loses an email does not blank the user's sign-in address).
+fn profile_of(person: &wit::Person, base: Option<&Profile>, today: NaiveDate) -> Result<Profile, String> {
+    let email = match (&person.email, base) {
+        (Some(e), _) => Email::parse(e)?,
+        (None, Some(b)) => b.email.clone(),
+        (None, None) => return Err("the person has no work email in the source; add one there".into()),
+    };
+    Ok(Profile {
+        email,
+        first_name: person.first_name.clone(),
+        last_name: person.last_name.clone(),
+        preferred_name: person.preferred_name.clone(),
+        gender: person.gender.map(gender),
+        status: status_of(person, today),
+        start_date: person.start_date.as_ref().and_then(date),
+        termination_date: person.termination_date.as_ref().and_then(date),
+        job_title: person.job_title.clone(),
+        employee_id: person.employee_id.clone(),
+        department: person.department.clone(),
+        office: person.office.clone(),
+        team: person.team.clone(),
+        custom: person.custom.iter().map(|e| (e.key.clone(), e.value.clone())).collect(),
+        profile_url: person.profile_url.clone(),
+    })
+}
+
+fn issue(person: Option<&wit::Person>, field: Option<&str>, severity: &str, message: String) -> IssueRecord {
+    IssueRecord {
+        source_id: person.map(|p| p.source_id.clone()),
+        name: person.map(|p| format!("{} {}", p.first_name, p.last_name).trim().to_string()),
+        field: field.map(Into::into),
+        severity: severity.into(),
+        message,
+    }
+}
+
+/// One user the run touches, while it is being planned.
+struct Entry<'a> {
+    target: Target,
+    kind: ChangeKind,
+    before: Option<&'a User>,
+    profile: Profile,
+    person: Option<&'a wit::Person>,
+    managed_by: Option<(IntegrationId, String)>,
+    missing_runs: u32,
+    manager: Option<Target>,
+    skipped: bool,
+}
+
+/// Checks a connector's plan and turns it into what the directory writes.
+pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
+    let integration = input.integration.id;
+    let by_id: HashMap<UserId, &User> = input.current.iter().map(|u| (u.id, u)).collect();
+    let mine = |u: &User| matches!(&u.managed_by, Some((i, _)) if *i == integration);
+    let by_source: HashMap<&str, UserId> = input
+        .current
+        .iter()
+        .filter_map(|u| match &u.managed_by {
+            Some((i, s)) if *i == integration => Some((s.as_str(), u.id)),
+            _ => None,
+        })
+        .collect();
+    let mut issues: Vec<IssueRecord> = input
+        .issues
+        .iter()
+        .chain(&input.plan.issues)
+        .map(|i| IssueRecord {
+            source_id: i.source_id.clone(),
+            name: i.name.clone(),
+            field: i.field.clone(),
+            severity: if i.severity == wit::Severity::Error { "error" } else { "warning" }.into(),
+            message: i.message.clone(),
+        })
+        .collect();
+    let forbidden =
+        |user: UserId, why: &str| PlanError::Forbidden { connector: input.connector.into(), user, why: why.into() };
+    let managed_user = |id: u64| -> Result<&User, PlanError> {
+        let uid = UserId(id as i64);
+        match by_id.get(&uid) {
+            Some(u) if mine(u) => Ok(u),
+            Some(_) => Err(forbidden(uid, "it is not managed by this integration")),
+            None => Err(forbidden(uid, "no such user was given to the connector")),
+        }
+    };
+
+    let mut entries: Vec<Entry<'_>> = Vec::new();
+    let mut seen_users: HashSet<UserId> = HashSet::new();
+    let mut creates = 0usize;
+    for change in &input.plan.changes {
+        let entry = match change {
+            wit::Change::Create(p) => {
+                if let Some(existing) = by_source.get(p.source_id.as_str()) {
+                    return Err(PlanError::Invalid {
+                        connector: input.connector.into(),
+                        what: format!("to create `{}`, who already exists as user {existing}", p.source_id),
+                    });
+                }
+                match profile_of(p, None, input.today) {
+                    Ok(profile) => {
+                        creates += 1;
+                        Entry {
+                            target: Target::New(creates - 1),
+                            kind: ChangeKind::Create,
+                            before: None,
+                            profile,
+                            person: Some(p),
+                            managed_by: Some((integration, p.source_id.clone())),
+                            missing_runs: 0,
+                            manager: None,
+                            skipped: false,
+                        }
+                    }
+                    Err(message) => {
+                        issues.push(issue(Some(p), Some("email"), "error", format!("not created: {message}")));
+                        continue;
+                    }
+                }
+            }
+            wit::Change::Update(u) | wit::Change::Reactivate(u) => {
+                let user = managed_user(u.user_id)?;
+                if user.managed_by.as_ref().map(|m| m.1.as_str()) != Some(u.person.source_id.as_str()) {
+                    return Err(forbidden(user.id, "its source id differs from the person's"));
+                }
+                let kind =
+                    if matches!(change, wit::Change::Update(_)) { ChangeKind::Update } else { ChangeKind::Reactivate };
+                let profile = profile_of(&u.person, Some(&user.profile), input.today).unwrap_or_else(|m| {
+                    issues.push(issue(Some(&u.person), Some("email"), "warning", format!("email kept: {m}")));
+                    user.profile.clone()
+                });
+                Entry {
+                    target: Target::Existing(user.id),
+                    kind,
+                    before: Some(user),
+                    profile,
+                    person: Some(&u.person),
+                    managed_by: user.managed_by.clone(),
+                    missing_runs: 0,
+                    manager: user.manager_id.map(Target::Existing),
+                    skipped: false,
+                }
+            }
+            wit::Change::Link(u) => {
+                let uid = UserId(u.user_id as i64);
+                let user = by_id.get(&uid).ok_or_else(|| forbidden(uid, "no such user was given to the connector"))?;
+                if user.managed_by.is_some() {
+                    return Err(forbidden(uid, "it is already managed, so it cannot be adopted"));
+                }
+                let email_matches =
+                    u.person.email.as_ref().and_then(|e| Email::parse(e).ok()).is_some_and(|e| e == user.profile.email);
+                if !email_matches {
+                    return Err(forbidden(uid, "users are only adopted by a matching email"));
+                }
+                if by_source.contains_key(u.person.source_id.as_str()) {
+                    return Err(PlanError::Invalid {
+                        connector: input.connector.into(),
+                        what: format!(
+                            "to link `{}` to user {uid}, but that person is already linked",
+                            u.person.source_id
+                        ),
+                    });
+                }
+                Entry {
+                    target: Target::Existing(uid),
+                    kind: ChangeKind::Link,
+                    before: Some(user),
+                    profile: profile_of(&u.person, Some(&user.profile), input.today)
+                        .unwrap_or_else(|_| user.profile.clone()),
+                    person: Some(&u.person),
+                    managed_by: Some((integration, u.person.source_id.clone())),
+                    missing_runs: 0,
+                    manager: user.manager_id.map(Target::Existing),
+                    skipped: false,
+                }
+            }
+            wit::Change::Deactivate(d) => {
+                let user = managed_user(d.user_id)?;
+                let mut profile = match &d.person {
+                    Some(p) => profile_of(p, Some(&user.profile), input.today).unwrap_or_else(|_| user.profile.clone()),
+                    None => user.profile.clone(),
+                };
+                profile.status = UserStatus::Inactive;
+                Entry {
+                    target: Target::Existing(user.id),
+                    kind: ChangeKind::Deactivate,
+                    before: Some(user),
+                    profile,
+                    person: d.person.as_ref(),
+                    managed_by: user.managed_by.clone(),
+                    missing_runs: user.missing_runs,
+                    manager: user.manager_id.map(Target::Existing),
+                    skipped: false,
+                }
+            }
+            wit::Change::Missing(m) => {
+                let user = managed_user(m.user_id)?;
+                Entry {
+                    target: Target::Existing(user.id),
+                    kind: ChangeKind::Missing,
+                    before: Some(user),
+                    profile: user.profile.clone(),
+                    person: None,
+                    managed_by: user.managed_by.clone(),
+                    missing_runs: m.runs,
+                    manager: user.manager_id.map(Target::Existing),
+                    skipped: false,
+                }
+            }
+        };
+        if let Target::Existing(id) = entry.target
+            && !seen_users.insert(id)
+        {
+            return Err(PlanError::Invalid {
+                connector: input.connector.into(),
+                what: format!("two changes for user {id}"),
+            });
+        }
+        entries.push(entry);
+    }
+
+    check_emails(&mut entries, input.index, &mut issues);
+    let names = plan_managers(&mut entries, input.index, &by_source, &mut issues);
+
+    // People seen again after being missing start counting from zero.
+    let incoming_ids: HashSet<&str> = input.incoming.iter().map(|p| p.source_id.as_str()).collect();
+    let mut resets: Vec<PlannedUser> = input
+        .current
+        .iter()
+        .filter(|u| mine(u) && u.missing_runs > 0 && !seen_users.contains(&u.id))
+        .filter(|u| u.managed_by.as_ref().is_some_and(|(_, s)| incoming_ids.contains(s.as_str())))
+        .map(|u| PlannedUser {
+            target: Target::Existing(u.id),
+            profile: u.profile.clone(),
+            manager: u.manager_id.map(Target::Existing),
+            managed_by: u.managed_by.clone(),
+            missing_runs: 0,
+        })
+        .collect();
+
+    let mut planned = Planned { managed: by_source.len(), ..Planned::default() };
+    let mut counts = Counts::default();
+    for e in entries.iter().filter(|e| !e.skipped) {
+        let mut fields = field_changes(e.before.map(|u| &u.profile), &e.profile);
+        let manager_before = e.before.and_then(|u| u.manager_id).map(Target::Existing);
+        if manager_before != e.manager {
+            fields.push(FieldChange {
+                field: MANAGER_FIELD.into(),
+                before: manager_before.map(|t| names(t)),
+                after: e.manager.map(|t| names(t)),
+                before_id: manager_before.and_then(|t| match t {
+                    Target::Existing(id) => Some(id),
+                    Target::New(_) => None,
+                }),
+                after_id: None,
+            });
+            counts.manager_changes += 1;
+        }
+        let kind = match e.kind {
+            // An update whose every change was refused is no change.
+            ChangeKind::Update if fields.is_empty() => continue,
+            ChangeKind::Missing => ChangeKind::Missing,
+            k => k,
+        };
+        match kind {
+            ChangeKind::Create => counts.created += 1,
+            ChangeKind::Update => counts.updated += 1,
+            ChangeKind::Deactivate => counts.deactivated += 1,
+            ChangeKind::Reactivate => counts.reactivated += 1,
+            ChangeKind::Link => counts.linked += 1,
+            ChangeKind::Missing => counts.missing += 1,
+            ChangeKind::Restore => {}
+        }
+        if kind == ChangeKind::Deactivate {
+            planned.deactivations += 1;
+        }
+        if e.before.is_some_and(|b| b.profile.email != e.profile.email) {
+            planned.email_changes += 1;
+        }
+        let user = PlannedUser {
+            target: e.target,
+            profile: e.profile.clone(),
+            manager: e.manager,
+            managed_by: e.managed_by.clone(),
+            missing_runs: e.missing_runs,
+        };
+        match e.target {
+            Target::New(_) => planned.apply.creates.push(user),
+            Target::Existing(_) => planned.apply.updates.push(user),
+        }
+        planned.apply.changes.push(PlannedChange {
+            target: e.target,
+            source_id: e.managed_by.as_ref().map(|m| m.1.clone()),
+            name: e.profile.display_name(),
+            kind,
+            fields,
+            manager_after: e.manager,
+        });
+    }
+    planned.apply.updates.append(&mut resets);
+    // Targets of skipped creates no longer exist: renumber the rest.
+    renumber_creates(&mut planned.apply);
+    let changed: HashSet<&str> = planned.apply.changes.iter().filter_map(|c| c.source_id.as_deref()).collect();
+    counts.unchanged = input
+        .incoming
+        .iter()
+        .filter(|p| by_source.contains_key(p.source_id.as_str()) && !changed.contains(p.source_id.as_str()))
+        .count() as u64;
+    counts.issues = issues.len() as u64;
+    planned.apply.counts = counts;
+    planned.apply.issues = issues;
+    planned.fingerprint = fingerprint(&planned.apply);
+    Ok(planned)
+}
+
+/// The fields whose displayed value differs.
+fn field_changes(before: Option<&Profile>, after: &Profile) -> Vec<FieldChange> {
+    let old: HashMap<String, Option<String>> = before.map(|b| b.fields().into_iter().collect()).unwrap_or_default();
+    let mut out: Vec<FieldChange> = Vec::new();
+    let mut after_keys = HashSet::new();
+    for (field, value) in after.fields() {
+        after_keys.insert(field.clone());
+        let was = old.get(&field).cloned().flatten();
+        if was != value {
+            out.push(FieldChange { field, before: was, after: value, before_id: None, after_id: None });
+        }
+    }
+    if let Some(b) = before {
+        for (field, value) in b.fields() {
+            if !after_keys.contains(&field) && value.is_some() {
+                out.push(FieldChange { field, before: value, after: None, before_id: None, after_id: None });
+            }
+        }
+    }
+    out
+}
+
+/// No two users may hold one email. A person claiming an address that
+/// another user keeps, or that several incoming people claim, keeps their
+/// old address (or, if new, is not created).
+fn check_emails(entries: &mut [Entry<'_>], index: &[IndexEntry], issues: &mut Vec<IssueRecord>) {
+    let mut owner: HashMap<String, Target> = index.iter().map(|i| (i.email.key(), Target::Existing(i.id))).collect();
+    // Addresses given up in this run are free to claim.
+    for e in entries.iter() {
+        if let Some(b) = e.before
+            && b.profile.email != e.profile.email
+        {
+            owner.remove(&b.profile.email.key());
+        }
+    }
+    let mut claims: HashMap<String, usize> = HashMap::new();
+    for e in entries.iter().filter(|e| e.before.is_none_or(|b| b.profile.email != e.profile.email)) {
+        *claims.entry(e.profile.email.key()).or_default() += 1;
+    }
+    for e in entries.iter_mut() {
+        let key = e.profile.email.key();
+        let claiming = e.before.is_none_or(|b| b.profile.email != e.profile.email);
+        if !claiming {
+            continue;
+        }
+        let taken_by_other = owner.get(&key).is_some_and(|t| *t != e.target);
+        let contested = claims.get(&key).copied().unwrap_or(0) > 1;
+        if !(taken_by_other || contested) {
+            owner.insert(key, e.target);
+            continue;
+        }
+        let why = if contested {
+            "several people in the source have this email"
+        } else {
+            "another user already has this email"
+        };
+        match e.before {
+            None => {
+                e.skipped = true;
+                issues.push(issue(
+                    e.person,
+                    Some("email"),
+                    "error",
+                    format!("not created: {} ({why}); fix the emails in the source", e.profile.email),
+                ));
+            }
+            Some(b) => {
+                issues.push(issue(
+                    e.person,
+                    Some("email"),
+                    "error",
+                    format!("email not changed to {} ({why}); kept {}", e.profile.email, b.profile.email),
+                ));
+                e.profile.email = b.profile.email.clone();
+                owner.insert(b.profile.email.key(), e.target);
+            }
+        }
+    }
+}
+
+/// Resolves supervisors to users and refuses manager changes that would
+/// close a reporting cycle. Returns a namer for targets.
+fn plan_managers<'a>(
+    entries: &mut [Entry<'a>],
+    index: &'a [IndexEntry],
+    by_source: &HashMap<&str, UserId>,
+    issues: &mut Vec<IssueRecord>,
+) -> impl Fn(Target) -> String + 'a {
+    let mut source_to_target: HashMap<String, Target> =
+        by_source.iter().map(|(s, id)| (s.to_string(), Target::Existing(*id))).collect();
+    for e in entries.iter().filter(|e| !e.skipped) {
+        if let (Target::New(_), Some((_, s))) = (e.target, &e.managed_by) {
+            source_to_target.insert(s.clone(), e.target);
+        }
+    }
+    let mut graph: HashMap<Target, Option<Target>> =
+        index.iter().map(|i| (Target::Existing(i.id), i.manager_id.map(Target::Existing))).collect();
+    for e in entries.iter().filter(|e| !e.skipped) {
+        graph.entry(e.target).or_insert(None);
+    }
+    for e in entries.iter_mut().filter(|e| !e.skipped) {
+        let Some(person) = e.person else { continue };
+        let wanted = match &person.supervisor_id {
+            None => None,
+            Some(sid) => match source_to_target.get(sid) {
+                Some(t) => Some(*t),
+                None => {
+                    issues.push(issue(
+                        Some(person),
+                        Some(MANAGER_FIELD),
+                        "warning",
+                        format!("supervisor `{sid}` is not in the directory (not imported, filtered out, or without email); manager left unchanged"),
+                    ));
+                    continue;
+                }
+            },
+        };
+        if wanted == e.manager {
+            continue;
+        }
+        if let Some(m) = wanted
+            && closes_cycle(&graph, e.target, m)
+        {
+            issues.push(issue(
+                Some(person),
+                Some(MANAGER_FIELD),
+                "error",
+                "manager not changed: the new manager reports (directly or indirectly) to this person, which would make a reporting cycle; fix the supervisors in the source".into(),
+            ));
+            continue;
+        }
+        e.manager = wanted;
+        graph.insert(e.target, wanted);
+    }
+    let mut names: HashMap<Target, String> = index.iter().map(|i| (Target::Existing(i.id), i.name.clone())).collect();
+    for e in entries.iter() {
+        names.insert(e.target, e.profile.display_name());
+    }
+    move |t| names.get(&t).cloned().unwrap_or_else(|| "?".into())
+}
+
+/// Whether making `manager` the manager of `person` closes a loop.
+fn closes_cycle(graph: &HashMap<Target, Option<Target>>, person: Target, manager: Target) -> bool {
+    let mut current = Some(manager);
+    let mut steps = 0;
+    while let Some(t) = current {
+        if t == person {
+            return true;
+        }
+        steps += 1;
+        if steps > graph.len() {
+            // An existing loop above: do not add to it.
+            return true;
+        }
+        current = graph.get(&t).copied().flatten();
+    }
+    false
+}
+
+/// Creates skipped after numbering leave gaps; `Target::New(i)` must index `creates`.
+fn renumber_creates(apply: &mut Apply) {
+    let map: HashMap<Target, Target> =
+        apply.creates.iter().enumerate().map(|(i, u)| (u.target, Target::New(i))).collect();
+    let fix = |t: &mut Target| {
+        if let Target::New(_) = t {
+            *t = map.get(t).copied().unwrap_or(*t);
+        }
+    };
+    for u in apply.creates.iter_mut().chain(apply.updates.iter_mut()) {
+        fix(&mut u.target);
+        if let Some(m) = u.manager.as_mut() {
+            fix(m);
+        }
+    }
+    for c in apply.changes.iter_mut() {
+        fix(&mut c.target);
+        if let Some(m) = c.manager_after.as_mut() {
+            fix(m);
+        }
+    }
+}
+
+fn fingerprint(apply: &Apply) -> String {
+    let mut hasher = Sha256::new();
+    for c in &apply.changes {
+        hasher.update(c.kind.as_str());
+        hasher.update(c.source_id.as_deref().unwrap_or(""));
+        for f in &c.fields {
+            hasher.update(&f.field);
+            hasher.update([0]);
+            hasher.update(f.before.as_deref().unwrap_or("\u{0}"));
+            hasher.update([0]);
+            hasher.update(f.after.as_deref().unwrap_or("\u{0}"));
+        }
+        hasher.update([1]);
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a run must not apply by itself, if it would change too much.
+pub fn safeguard(integration: &Integration, planned: &Planned) -> Option<String> {
+    let c = &integration.config;
+    // Small absolute numbers never trip the safeguard: one leaver in a team
+    // of four is 25 %, but not a mass change.
+    const FLOOR: usize = 5;
+    let limit = |share: f64| ((share * planned.managed as f64).floor() as usize).max(FLOOR);
+    if planned.deactivations > limit(c.max_deactivate_share) {
+        return Some(format!(
+            "this run would deactivate {} of {} managed users (more than {:.0} %); check the source and the credential's permissions, then run it manually with the override",
+            planned.deactivations,
+            planned.managed,
+            c.max_deactivate_share * 100.0
+        ));
+    }
+    if planned.email_changes > limit(c.max_email_share) {
+        return Some(format!(
+            "this run would change the email of {} of {} managed users (more than {:.0} %); check the source, then run it manually with the override",
+            planned.email_changes,
+            planned.managed,
+            c.max_email_share * 100.0
+        ));
+    }
+    None
+}
