@@ -25,11 +25,21 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn demo_pulls_the_sandbox_company_through_the_connector() {
-    let out = hrsync(&["demo", "--once", "--bind", "127.0.0.1:0", "--people", "150"]);
+    let data = std::env::temp_dir().join(format!("hrsync-cli-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let out = hrsync_in(&data, &["demo", "--once", "--bind", "127.0.0.1:0", "--people", "150"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("Fetched 150 people in 2 pages"), "{text}");
+    let created: usize = text
+        .split(" created")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of created users: {text}"));
+    assert!(created > 130 && created <= 150, "{text}");
+    assert!(text.contains(&format!("The directory now has {created} users")), "{text}");
     assert!(text.contains("reports to"), "{text}");
+    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -93,4 +103,94 @@ fn a_connector_file_is_loaded_at_runtime_and_replaces_the_bundled_build() {
     assert_eq!(v.as_array().unwrap().len(), 1, "same id: the file replaces the bundled build");
     assert_eq!(v[0]["origin"], path.to_str().unwrap());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs hrsync with its own data directory.
+fn hrsync_in(data: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hrsync"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("HRSYNC_CLIENT_SECRET")
+        .env_remove("HRSYNC_SECRET_KEY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run hrsync")
+}
+
+fn json(o: &Output) -> Value {
+    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn integration_preview_import_history_users_and_revert_from_the_command_line() {
+    use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Edit, Sandbox, SandboxConfig, Status};
+    let sandbox = Sandbox::new(SandboxConfig::new(40, 5));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let data = std::env::temp_dir().join(format!("hrsync-cli-dir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let d = data.clone();
+    let url = running.url.clone();
+    let run = move |args: Vec<String>| {
+        let d = d.clone();
+        std::thread::spawn(move || hrsync_in(&d, &args.iter().map(String::as_str).collect::<Vec<_>>())).join().unwrap()
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let out = run(args(&[
+        "integration",
+        "add",
+        "--name",
+        "Acme",
+        "--url",
+        &url,
+        "--client-id",
+        DEMO_CLIENT_ID,
+        "--client-secret",
+        DEMO_CLIENT_SECRET,
+        "--setting",
+        "import-statuses=active,onboarding,leave,inactive",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = json(&run(args(&["integration", "list", "--json"])));
+    assert_eq!(list[0]["settings"]["client-secret"], serde_json::json!({"stored": true}));
+    assert!(!stdout(&run(args(&["integration", "list", "--json"]))).contains(DEMO_CLIENT_SECRET));
+
+    let out = run(args(&["import"]));
+    assert_eq!(out.status.code(), Some(2), "asks before applying: {}", stderr(&out));
+    assert!(stderr(&out).contains("--yes"));
+
+    let preview = json(&run(args(&["preview", "--json"])));
+    let created = preview["run"]["counts"]["created"].as_u64().unwrap();
+    assert!(created > 30);
+    let preview_id = preview["run"]["id"].as_i64().unwrap().to_string();
+    let import = json(&run(args(&["import", "--yes", "--from-preview", &preview_id, "--json"])));
+    assert_eq!(import["run"]["counts"]["created"].as_u64(), Some(created));
+    let users = json(&run(args(&["users", "--json"])));
+    assert_eq!(users["total"].as_u64(), Some(created));
+
+    // Terminate most of the company: the safeguard stops the import.
+    for e in sandbox.employees().iter().filter(|e| e.status == Status::Active).skip(1) {
+        sandbox.apply(e.id, Edit { status: Some(Status::Inactive), ..Edit::default() }).unwrap();
+    }
+    let blocked = run(args(&["import", "--yes"]));
+    assert_eq!(blocked.status.code(), Some(5), "{}", stderr(&blocked));
+    assert!(stderr(&blocked).contains("safeguard"), "{}", stderr(&blocked));
+    let forced = json(&run(args(&["import", "--yes", "--override", "--json"])));
+    let import_id = forced["run"]["id"].as_i64().unwrap().to_string();
+    assert!(forced["run"]["counts"]["deactivated"].as_u64().unwrap() > 10);
+
+    let history = json(&run(args(&["history", "--json"])));
+    let states: Vec<&str> = history.as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["succeeded", "blocked", "succeeded", "succeeded"]);
+    let drill = json(&run(args(&["history", &import_id, "--json"])));
+    assert!(drill["changes"].as_array().unwrap().iter().all(|c| c["kind"] == "deactivate"));
+
+    let reverted = json(&run(args(&["revert", &import_id, "--yes", "--json"])));
+    assert_eq!(reverted["run"]["kind"], "revert");
+    let active = json(&run(args(&["users", "--json", "--search", "acme.example"])));
+    assert!(active["users"].as_array().unwrap().iter().filter(|u| u["status"] == "inactive").count() < 10);
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
 }

@@ -21,7 +21,7 @@ fn fields(c: &ChangeRecord) -> BTreeMap<String, (Option<String>, Option<String>)
     c.fields.iter().map(|f| (f.field.clone(), (f.before.clone(), f.after.clone()))).collect()
 }
 
-fn by_name<'a>(changes: &'a [ChangeRecord], source_id: u64) -> &'a ChangeRecord {
+fn by_name(changes: &[ChangeRecord], source_id: u64) -> &ChangeRecord {
     let sid = source_id.to_string();
     changes
         .iter()

@@ -327,8 +327,8 @@ pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
         if manager_before != e.manager {
             fields.push(FieldChange {
                 field: MANAGER_FIELD.into(),
-                before: manager_before.map(|t| names(t)),
-                after: e.manager.map(|t| names(t)),
+                before: manager_before.map(&names),
+                after: e.manager.map(&names),
                 before_id: manager_before.and_then(|t| match t {
                     Target::Existing(id) => Some(id),
                     Target::New(_) => None,

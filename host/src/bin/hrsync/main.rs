@@ -1,5 +1,7 @@
 //! The `hrsync` command line.
 
+mod directory_cmds;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,8 +62,46 @@ enum Command {
     Check(SourceArgs),
     /// Fetch and map every person from the source; print a summary.
     Fetch(FetchArgs),
-    /// Start the sandbox and pull its company through the Personio connector.
+    /// Start the sandbox and import its company into the directory.
     Demo(DemoArgs),
+    /// Configure and list integrations.
+    Integration {
+        #[command(subcommand)]
+        command: directory_cmds::IntegrationCommand,
+    },
+    /// Show what an import would change, per person and field (stored as a preview).
+    Preview(directory_cmds::RunArgs),
+    /// Import: apply the changes in one transaction.
+    Import(directory_cmds::ImportArgs),
+    /// List runs, or show one run's changes per person.
+    History {
+        /// A run id.
+        run: Option<i64>,
+        /// Every recorded change to this user instead.
+        #[arg(long)]
+        user: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore the values a run changed (for everyone, or one user).
+    Revert {
+        run: i64,
+        #[arg(long)]
+        user: Option<i64>,
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List directory users.
+    Users {
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -163,15 +203,34 @@ fn main() -> ExitCode {
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
-    let run = e.downcast_ref::<RunError>().or_else(|| match e.downcast_ref::<FetchError>() {
-        Some(FetchError::Run(r)) | Some(FetchError::RetriesExhausted { last: r, .. }) => Some(r),
+    use hrsync::directory::StoreError;
+    use hrsync::sync::SyncError;
+    let fetch = e.downcast_ref::<FetchError>().or_else(|| match e.downcast_ref::<SyncError>() {
+        Some(SyncError::Fetch { source, .. }) => Some(source),
         _ => None,
     });
+    match e.downcast_ref::<SyncError>() {
+        Some(SyncError::Blocked { .. }) => return directory_cmds::exit::BLOCKED,
+        Some(SyncError::Drift { .. }) => return directory_cmds::exit::DRIFT,
+        Some(SyncError::Store(StoreError::AlreadyRunning(_))) => return directory_cmds::exit::ALREADY_RUNNING,
+        Some(SyncError::Plan { .. }) => return exit::CONNECTOR_FAILED,
+        _ => {}
+    }
+    let run = e
+        .downcast_ref::<RunError>()
+        .or_else(|| match e.downcast_ref::<SyncError>() {
+            Some(SyncError::Connector { source, .. }) => Some(source),
+            _ => None,
+        })
+        .or(match fetch {
+            Some(FetchError::Run(r)) | Some(FetchError::RetriesExhausted { last: r, .. }) => Some(r),
+            _ => None,
+        });
     match run {
         Some(RunError::Source { error: wit::ConnectorError::InvalidSettings(_), .. }) => exit::INVALID_INPUT,
         Some(RunError::Source { .. }) => exit::SOURCE_FAILED,
         Some(_) => exit::CONNECTOR_FAILED,
-        None if e.downcast_ref::<FetchError>().is_some() => exit::CONNECTOR_FAILED,
+        None if fetch.is_some() => exit::CONNECTOR_FAILED,
         None if e.downcast_ref::<hrsync::runtime::LoadError>().is_some() => exit::CONNECTOR_FAILED,
         None => exit::INVALID_INPUT,
     }
@@ -184,6 +243,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check(&cli.global, args).await,
         Command::Fetch(args) => fetch(&cli.global, args).await,
         Command::Demo(args) => demo(&cli.global, args).await,
+        command => directory_command(&cli.global, command).await,
+    }
+}
+
+async fn directory_command(global: &Global, command: Command) -> anyhow::Result<()> {
+    let (runtime, loaded) = runtime_and_connectors(global).await?;
+    let dir = directory_cmds::open(global, runtime, loaded)?;
+    match command {
+        Command::Integration { command: directory_cmds::IntegrationCommand::Add(args) } => {
+            let id = directory_cmds::add_integration(&dir, args)?;
+            println!("Added integration {id}. Next: hrsync preview --integration {id}");
+            Ok(())
+        }
+        Command::Integration { command: directory_cmds::IntegrationCommand::List { json } } => {
+            directory_cmds::list_integrations(&dir, json)
+        }
+        Command::Preview(args) => directory_cmds::preview(&dir, args).await,
+        Command::Import(args) => directory_cmds::import(&dir, args).await,
+        Command::History { run, user, json } => directory_cmds::history(&dir, run, user, json),
+        Command::Revert { run, user, yes, json } => directory_cmds::revert(&dir, run, user, yes, json).await,
+        Command::Users { search, page, json } => directory_cmds::users(&dir, search, page, json),
+        Command::Sandbox(_) | Command::Connectors { .. } | Command::Check(_) | Command::Fetch(_) | Command::Demo(_) => {
+            unreachable!("handled in run")
+        }
     }
 }
 
@@ -411,6 +494,9 @@ fn print_summary(fetched: &Fetched, elapsed: std::time::Duration, json: bool) ->
 }
 
 async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
+    use hrsync::directory::{DirectoryStore, IntegrationConfig};
+    use hrsync::sync::engine::RunRequest;
+
     let sandbox = Sandbox::new(SandboxConfig::new(args.people, 42));
     let running = sandbox
         .serve(args.bind)
@@ -418,47 +504,66 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}; pick another --bind", args.bind))?;
     println!("hrsync demo: a Personio sandbox with {} employees at {}", sandbox.len(), running.url);
     let (runtime, loaded) = runtime_and_connectors(global).await?;
-    let source_args = SourceArgs {
-        connector_id: "personio".into(),
-        url: Some(running.url.clone()),
-        client_id: Some(DEMO_CLIENT_ID.into()),
-        client_secret: Some(DEMO_CLIENT_SECRET.into()),
-        settings: vec!["company-subdomain=acme".into()],
-        grants: vec![],
-        sandbox: None,
-        json: false,
+    let c = loaded.iter().find(|c| c.info.id == "personio").context("the Personio connector is not loaded")?;
+    println!("Loaded connector {} {} (WIT {}), sandboxed.", c.info.name, c.info.version, c.wit_version);
+    let dir = directory_cmds::open(global, runtime, loaded.clone())?;
+
+    // One demo integration, pointed at this run's sandbox.
+    const NAME: &str = "Personio sandbox (demo)";
+    let mut config = IntegrationConfig::new("personio", NAME);
+    config.settings = BTreeMap::from([
+        ("api-base-url".to_string(), running.url.clone()),
+        ("client-id".to_string(), DEMO_CLIENT_ID.to_string()),
+        ("client-secret".to_string(), DEMO_CLIENT_SECRET.to_string()),
+        ("company-subdomain".to_string(), "acme".to_string()),
+    ]);
+    config.secret_keys.insert("client-secret".into());
+    config.grants = vec![running.url.clone()];
+    let integration = match dir.store.integrations()?.into_iter().find(|i| i.config.name == NAME) {
+        Some(existing) => {
+            dir.store.update_integration(existing.id, &config)?;
+            existing.id
+        }
+        None => dir.store.create_integration(&config)?,
     };
-    let src = source(&loaded, &source_args).await?;
-    let c = &src.connector;
-    println!(
-        "Loaded connector {} {} ({} bytes sandboxed, WIT {}).",
-        c.info.name,
-        c.info.version,
-        connectors::BUNDLED_PERSONIO.len(),
-        c.wit_version
-    );
     let started = Instant::now();
-    let fetched = fetch_with_progress(&runtime, &src, &FetchOptions::default()).await?;
-    print_summary(&fetched, started.elapsed(), false)?;
-    println!("\nA few people and their managers:");
-    let names: BTreeMap<&str, String> =
-        fetched.people.iter().map(|p| (p.source_id.as_str(), format!("{} {}", p.first_name, p.last_name))).collect();
-    for p in fetched.people.iter().take(8) {
-        let manager = p.supervisor_id.as_deref().and_then(|s| names.get(s)).cloned().unwrap_or_else(|| "—".into());
+    let report =
+        dir.engine.import(&RunRequest { actor: Some("demo".into()), ..RunRequest::manual(integration) }).await?;
+    let c = &report.run.counts;
+    println!(
+        "Imported in {:.2} s (run {}): {} created, {} updated, {} deactivated, {} unchanged, {} issues.",
+        started.elapsed().as_secs_f64(),
+        report.run.id,
+        c.created,
+        c.updated,
+        c.deactivated,
+        c.unchanged,
+        c.issues
+    );
+    let (users, total) = dir.store.users(&hrsync::directory::UserQuery { limit: 8, ..Default::default() })?;
+    println!("\nThe directory now has {total} users, for example:");
+    for u in users {
+        let manager = match u.manager_id {
+            Some(m) => dir.store.user(m)?.profile.display_name(),
+            None => "—".into(),
+        };
         println!(
-            "  {:<28} {:<26} {:<18} reports to {manager}",
-            format!("{} {}", p.first_name, p.last_name),
-            p.job_title.as_deref().unwrap_or(""),
-            p.department.as_deref().unwrap_or("")
+            "  {:<26} {:<24} {:<18} {:<13} reports to {manager}",
+            u.profile.display_name(),
+            u.profile.job_title.as_deref().unwrap_or(""),
+            u.profile.department.as_deref().unwrap_or(""),
+            u.profile.status.as_str()
         );
     }
     if args.once {
         running.stop().await;
         return Ok(());
     }
+    let data = global.data_dir.display();
     println!(
-        "\nThe sandbox keeps serving at {}. Try:\n  hrsync fetch --url {} --client-id {DEMO_CLIENT_ID} --client-secret {DEMO_CLIENT_SECRET}\nPress Ctrl-C to stop.",
-        running.url, running.url
+        "\nThe sandbox keeps serving at {url}. In another terminal, try:\n  hrsync --data-dir {data} history {run}\n  hrsync --data-dir {data} users --search müller\n  curl -X PATCH {url}/_sandbox/employees/1001 -H 'content-type: application/json' -d '{{\"last_name\":\"Renamed\"}}'\n  hrsync --data-dir {data} preview\nPress Ctrl-C to stop.",
+        url = running.url,
+        run = report.run.id,
     );
     tokio::signal::ctrl_c().await?;
     running.stop().await;

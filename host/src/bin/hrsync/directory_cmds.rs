@@ -1,0 +1,442 @@
+//! Commands on the directory: integrations, preview, import, history,
+//! revert, users.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use hrsync::directory::sqlite::SqliteStore;
+use hrsync::directory::{
+    ChangeKind, ChangeRecord, DirectoryStore, IntegrationConfig, IntegrationId, IssueRecord, Run, RunId, UserId,
+    UserQuery,
+};
+use hrsync::runtime::{Runtime, wit};
+use hrsync::secrets::SecretBox;
+use hrsync::sync::engine::{ProgressFn, RunRequest};
+use hrsync::sync::{RunReport, SyncEngine};
+
+use crate::Global;
+
+#[derive(Subcommand)]
+pub enum IntegrationCommand {
+    /// Configure a connector instance (e.g. one Personio company).
+    Add(AddArgs),
+    /// List configured integrations (secrets are never shown).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    /// Connector id, as `hrsync connectors` lists it.
+    #[arg(long, default_value = "personio")]
+    pub connector_id: String,
+    #[arg(long)]
+    pub name: String,
+    /// API base URL (sets `api-base-url` and grants its origin).
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long, env = "HRSYNC_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Prefer the environment variable: arguments show up in process lists.
+    #[arg(long, env = "HRSYNC_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Any connector setting, as KEY=VALUE.
+    #[arg(long = "setting", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// Allow outbound HTTP to this origin [default: the connector's hosts, or --url's].
+    #[arg(long = "grant", value_name = "ORIGIN")]
+    pub grants: Vec<String>,
+    /// Deactivate people missing from this many complete runs in a row.
+    #[arg(long, default_value_t = 2)]
+    pub missing_after: u32,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Integration id [default: the only one].
+    #[arg(long)]
+    pub integration: Option<i64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Apply without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Import what preview N showed; stop if the source changed since.
+    #[arg(long, value_name = "N")]
+    pub from_preview: Option<i64>,
+    /// Apply although the source changed since --from-preview.
+    #[arg(long)]
+    pub accept_drift: bool,
+    /// Apply although the mass-change safeguard tripped.
+    #[arg(long = "override")]
+    pub override_safeguard: bool,
+}
+
+/// Exit codes of directory commands, beyond those of `main`.
+pub mod exit {
+    pub const BLOCKED: u8 = 5;
+    pub const DRIFT: u8 = 6;
+    pub const ALREADY_RUNNING: u8 = 7;
+}
+
+pub struct Directory {
+    pub store: Arc<SqliteStore>,
+    pub engine: SyncEngine,
+}
+
+/// Opens the directory in the data directory and the engine over it.
+pub fn open(
+    global: &Global,
+    runtime: Runtime,
+    connectors: Vec<hrsync::runtime::Connector>,
+) -> anyhow::Result<Directory> {
+    let secrets = SecretBox::open(&global.data_dir)?;
+    let store = Arc::new(SqliteStore::open(&global.data_dir.join("hrsync.db"), secrets)?);
+    let interrupted = store.fail_interrupted_runs()?;
+    if interrupted > 0 {
+        tracing::warn!("{interrupted} run(s) were interrupted by a previous stop and are marked failed");
+    }
+    let engine = SyncEngine::new(Arc::new(runtime), store.clone(), connectors);
+    Ok(Directory { store, engine })
+}
+
+impl Directory {
+    /// The integration given, or the only one configured.
+    pub fn integration(&self, id: Option<i64>) -> anyhow::Result<IntegrationId> {
+        if let Some(id) = id {
+            return Ok(self.store.integration(IntegrationId(id))?.id);
+        }
+        let all = self.store.integrations()?;
+        match all.as_slice() {
+            [one] => Ok(one.id),
+            [] => bail!("no integration is configured; add one with `hrsync integration add`"),
+            _ => bail!(
+                "{} integrations are configured; pick one with --integration (see `hrsync integration list`)",
+                all.len()
+            ),
+        }
+    }
+}
+
+pub fn add_integration(dir: &Directory, args: AddArgs) -> anyhow::Result<IntegrationId> {
+    let connector = dir.engine.connector(&args.connector_id)?.clone();
+    let mut config = IntegrationConfig::new(&connector.info.id, &args.name);
+    config.missing_after = args.missing_after.max(1);
+    if let Some(u) = &args.url {
+        config.settings.insert("api-base-url".into(), u.clone());
+    }
+    if let Some(v) = args.client_id {
+        config.settings.insert("client-id".into(), v);
+    }
+    if let Some(v) = args.client_secret {
+        config.settings.insert("client-secret".into(), v);
+    }
+    for pair in &args.settings {
+        let (k, v) = pair.split_once('=').with_context(|| format!("--setting `{pair}` must look like KEY=VALUE"))?;
+        config.settings.insert(k.trim().into(), v.into());
+    }
+    for key in config.settings.keys() {
+        let Some(spec) = connector.info.settings.iter().find(|s| &s.key == key) else {
+            let known: Vec<&str> = connector.info.settings.iter().map(|s| s.key.as_str()).collect();
+            bail!("connector `{}` has no setting `{key}`; its settings are: {}", connector.info.id, known.join(", "));
+        };
+        if spec.kind == wit::SettingKind::Secret {
+            config.secret_keys.insert(key.clone());
+        }
+    }
+    config.grants = if !args.grants.is_empty() {
+        args.grants.clone()
+    } else if let Some(u) = &args.url {
+        vec![url::Url::parse(u).with_context(|| format!("--url `{u}` is not a URL"))?.origin().ascii_serialization()]
+    } else {
+        connector.info.default_hosts.clone()
+    };
+    hrsync::runtime::egress::Grants::parse(&config.grants).map_err(anyhow::Error::msg)?;
+    Ok(dir.store.create_integration(&config)?)
+}
+
+pub fn list_integrations(dir: &Directory, json: bool) -> anyhow::Result<()> {
+    let all = dir.store.integrations()?;
+    if json {
+        let list: Vec<_> = all
+            .iter()
+            .map(|i| {
+                // Secret values never leave the store: only whether one is set.
+                let settings: serde_json::Map<String, serde_json::Value> = i
+                    .config
+                    .settings
+                    .iter()
+                    .map(|(k, v)| {
+                        let shown = if i.config.secret_keys.contains(k) {
+                            serde_json::json!({"stored": !v.is_empty()})
+                        } else {
+                            serde_json::json!(v)
+                        };
+                        (k.clone(), shown)
+                    })
+                    .collect();
+                serde_json::json!({"id": i.id, "connector": i.config.connector_id, "name": i.config.name,
+                    "settings": settings, "grants": i.config.grants, "missing_after": i.config.missing_after})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    println!("{:<4} {:<12} {:<24} GRANTS", "ID", "CONNECTOR", "NAME");
+    for i in all {
+        println!("{:<4} {:<12} {:<24} {}", i.id, i.config.connector_id, i.config.name, i.config.grants.join(", "));
+    }
+    Ok(())
+}
+
+fn progress_bar() -> (indicatif::ProgressBar, ProgressFn) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"));
+    let b = bar.clone();
+    let f: ProgressFn = Arc::new(move |p| {
+        match p.total {
+            Some(t) => b.set_message(format!("fetched {} of {t} people", p.records)),
+            None => b.set_message(format!("fetched {} people", p.records)),
+        }
+        b.tick();
+    });
+    (bar, f)
+}
+
+pub async fn preview(dir: &Directory, args: RunArgs) -> anyhow::Result<()> {
+    let integration = dir.integration(args.integration)?;
+    let (bar, progress) = progress_bar();
+    let request = RunRequest { progress: Some(progress), ..RunRequest::manual(integration) };
+    let result = dir.engine.preview(&request).await;
+    bar.finish_and_clear();
+    let report = result?;
+    print_report(&report, args.json, "would")?;
+    if !args.json {
+        println!("\nApply exactly this with: hrsync import --from-preview {}", report.run.id);
+    }
+    Ok(())
+}
+
+pub async fn import(dir: &Directory, args: ImportArgs) -> anyhow::Result<()> {
+    let integration = dir.integration(args.run.integration)?;
+    let mut from_preview = args.from_preview.map(RunId);
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("import asks for confirmation; pass --yes to apply without asking");
+        }
+        let (bar, progress) = progress_bar();
+        let preview =
+            dir.engine.preview(&RunRequest { progress: Some(progress), ..RunRequest::manual(integration) }).await;
+        bar.finish_and_clear();
+        let preview = preview?;
+        print_report(&preview, false, "would")?;
+        print!("\nApply these changes? Nobody is emailed by a manual import. [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("Nothing was changed.");
+            return Ok(());
+        }
+        from_preview = from_preview.or(Some(preview.run.id));
+    }
+    let (bar, progress) = progress_bar();
+    let request = RunRequest {
+        from_preview,
+        accept_drift: args.accept_drift,
+        override_safeguard: args.override_safeguard,
+        actor: std::env::var("USER").ok(),
+        progress: Some(progress),
+        ..RunRequest::manual(integration)
+    };
+    let result = dir.engine.import(&request).await;
+    bar.finish_and_clear();
+    let report = result?;
+    print_report(&report, args.run.json, "did")
+}
+
+pub fn history(dir: &Directory, run: Option<i64>, user: Option<i64>, json: bool) -> anyhow::Result<()> {
+    if let Some(user) = user {
+        let entries = dir.store.user_history(UserId(user))?;
+        if json {
+            let list: Vec<_> = entries.iter().map(|(r, c)| serde_json::json!({"run": r, "change": c})).collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        } else {
+            for (run, change) in entries {
+                println!("run {run}:");
+                print_change(&change);
+            }
+        }
+        return Ok(());
+    }
+    let Some(run) = run else {
+        let runs = dir.store.runs(None, 50)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&runs)?);
+            return Ok(());
+        }
+        println!(
+            "{:<5} {:<8} {:<10} {:<10} {:<20} {:>7} {:>7} {:>7}  DETAIL",
+            "RUN", "KIND", "TRIGGER", "STATE", "STARTED", "NEW", "UPD", "DEACT"
+        );
+        for r in runs {
+            let detail = r.error.clone().unwrap_or_default();
+            println!(
+                "{:<5} {:<8} {:<10} {:<10} {:<20} {:>7} {:>7} {:>7}  {}",
+                r.id,
+                format!("{:?}", r.kind).to_lowercase(),
+                format!("{:?}", r.trigger).to_lowercase(),
+                format!("{:?}", r.state).to_lowercase(),
+                r.started_at.format("%Y-%m-%d %H:%M:%S"),
+                r.counts.created,
+                r.counts.updated,
+                r.counts.deactivated,
+                detail.chars().take(80).collect::<String>()
+            );
+        }
+        return Ok(());
+    };
+    let report = RunReport {
+        run: dir.store.run(RunId(run))?,
+        changes: dir.store.run_changes(RunId(run), None)?,
+        issues: dir.store.run_issues(RunId(run))?,
+    };
+    print_report(&report, json, "did")
+}
+
+pub async fn revert(dir: &Directory, run: i64, user: Option<i64>, yes: bool, json: bool) -> anyhow::Result<()> {
+    let user = user.map(UserId);
+    let (plan, preview) = dir.engine.revert(RunId(run), user, None, true).await?;
+    if plan.changes.is_empty() {
+        print_issues(&preview.issues);
+        bail!("nothing to revert: every recorded value was changed again since run {run}");
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("revert asks for confirmation; pass --yes to apply without asking");
+        }
+        print_report(&preview, false, "would")?;
+        print!("\nRestore these values? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("Nothing was changed.");
+            return Ok(());
+        }
+    }
+    let (_, report) = dir.engine.revert(RunId(run), user, std::env::var("USER").ok(), false).await?;
+    print_report(&report, json, "did")
+}
+
+pub fn users(dir: &Directory, search: Option<String>, page: u64, json: bool) -> anyhow::Result<()> {
+    const PAGE: u64 = 50;
+    let query = UserQuery { search, integration: None, offset: page.saturating_sub(1) * PAGE, limit: PAGE };
+    let (users, total) = dir.store.users(&query)?;
+    if json {
+        let list: Vec<_> = users
+            .iter()
+            .map(|u| {
+                serde_json::json!({"id": u.id, "email": u.profile.email, "name": u.profile.display_name(),
+                    "status": u.profile.status, "manager_id": u.manager_id, "department": u.profile.department,
+                    "job_title": u.profile.job_title, "source_id": u.managed_by.as_ref().map(|m| &m.1),
+                    "integration_id": u.managed_by.as_ref().map(|m| m.0), "informed_at": u.informed_at})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"total": total, "users": list}))?);
+        return Ok(());
+    }
+    println!("{:<6} {:<28} {:<36} {:<14} {:<20} MANAGER", "ID", "NAME", "EMAIL", "STATUS", "DEPARTMENT");
+    for u in &users {
+        println!(
+            "{:<6} {:<28} {:<36} {:<14} {:<20} {}",
+            u.id,
+            u.profile.display_name(),
+            u.profile.email,
+            u.profile.status.as_str(),
+            u.profile.department.as_deref().unwrap_or(""),
+            u.manager_id.map(|m| m.to_string()).unwrap_or_default()
+        );
+    }
+    println!("page {page} of {} ({total} users)", total.div_ceil(PAGE).max(1));
+    Ok(())
+}
+
+fn paint(code: &str, text: &str) -> String {
+    if std::io::stdout().is_terminal() { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+}
+
+fn print_report(report: &RunReport, json: bool, verb: &str) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"run": report.run, "changes": report.changes, "issues": report.issues})
+            )?
+        );
+        return Ok(());
+    }
+    print_run(&report.run, verb);
+    for c in &report.changes {
+        print_change(c);
+    }
+    print_issues(&report.issues);
+    Ok(())
+}
+
+fn print_run(r: &Run, verb: &str) {
+    let c = &r.counts;
+    println!(
+        "Run {} ({:?}, {:?}): {:?}. It {verb} create {}, update {}, change {} managers, deactivate {}, reactivate {}, link {}; {} missing from the source; {} unchanged; {} issues.",
+        r.id,
+        r.kind,
+        r.trigger,
+        r.state,
+        c.created,
+        c.updated,
+        c.manager_changes,
+        c.deactivated,
+        c.reactivated,
+        c.linked,
+        c.missing,
+        c.unchanged,
+        c.issues
+    );
+    if let Some(e) = &r.error {
+        println!("  {}", paint("31", e));
+    }
+}
+
+fn print_change(c: &ChangeRecord) {
+    let (mark, color) = match c.kind {
+        ChangeKind::Create => ("+", "32"),
+        ChangeKind::Deactivate => ("-", "31"),
+        ChangeKind::Missing => ("?", "33"),
+        _ => ("~", "36"),
+    };
+    let who = c.user_id.map(|u| format!(" (user {u})")).unwrap_or_default();
+    println!("{} {} {}{who}", paint(color, mark), c.kind.as_str(), c.name);
+    for f in &c.fields {
+        println!("    {:<18} {} → {}", f.field, f.before.as_deref().unwrap_or("—"), f.after.as_deref().unwrap_or("—"));
+    }
+}
+
+fn print_issues(issues: &[IssueRecord]) {
+    for i in issues.iter().take(20) {
+        let who = i.name.clone().or(i.source_id.clone()).unwrap_or_default();
+        println!("  {} {who}: {}", paint("33", &format!("[{}]", i.severity)), i.message);
+    }
+    if issues.len() > 20 {
+        println!("  … and {} more issues (use --json for all)", issues.len() - 20);
+    }
+}
