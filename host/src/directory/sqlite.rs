@@ -489,28 +489,30 @@ impl DirectoryStore for SqliteStore {
                 manager.execute(params![resolve(u.target).0, u.manager.map(|m| resolve(m).0)]).map_err(sql)?;
             }
         }
-        let changes: Vec<(Option<UserId>, ChangeRecord)> = apply
-            .changes
-            .iter()
-            .map(|c| {
-                let mut fields = c.fields.clone();
-                if let Some(f) = fields.iter_mut().find(|f| f.field == MANAGER_FIELD) {
-                    f.after_id = c.manager_after.map(resolve);
-                }
-                let user = resolve(c.target);
-                (
-                    Some(user),
-                    ChangeRecord {
-                        user_id: Some(user),
-                        source_id: c.source_id.clone(),
-                        name: c.name.clone(),
-                        kind: c.kind,
-                        fields,
-                    },
+        // History rows are written straight from the plan: no second copy of
+        // every change in memory.
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO run_changes (run_id, seq, user_id, source_id, name, kind, fields) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
-            })
-            .collect();
-        write_history(&tx, id, changes.iter().map(|(u, c)| (*u, c)), &apply.issues).map_err(sql)?;
+                .map_err(sql)?;
+            for (seq, c) in apply.changes.iter().enumerate() {
+                let fields = c.fields.iter().map(|f| {
+                    if f.field == MANAGER_FIELD {
+                        FieldChange { after_id: c.manager_after.map(resolve), ..f.clone() }
+                    } else {
+                        f.clone()
+                    }
+                });
+                let fields = json_text(&fields.collect::<Vec<_>>());
+                insert
+                    .execute(params![id.0, seq, resolve(c.target).0, c.source_id, c.name, c.kind.as_str(), fields])
+                    .map_err(sql)?;
+            }
+        }
+        write_history(&tx, id, std::iter::empty(), &apply.issues).map_err(sql)?;
         end_run(&tx, id, RunState::Succeeded, &apply.counts, None, Some(fingerprint))?;
         tx.commit().map_err(sql)
     }

@@ -6,7 +6,7 @@
 //! transaction together with its history entry. Failures and blocked runs
 //! are recorded too, so admins see why nothing changed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -338,12 +338,17 @@ impl SyncEngine {
             .diff(&settings, &directory, &fetched.people, options)
             .await
             .map_err(|source| SyncError::Connector { run, source })?;
+        let incoming: HashSet<String> = fetched.people.into_iter().map(|p| p.source_id).collect();
+        // The instance's linear memory only ever grows: free it (and the
+        // directory view) before planning, so the peaks do not add up.
+        drop(session);
+        drop(directory);
         plan::plan(PlanInput {
             connector: &connector.info.id,
             integration,
             current: &current,
             index: &index,
-            incoming: &fetched.people,
+            incoming: &incoming,
             issues: fetched.issues,
             plan: diff,
             today: Utc::now().date_naive(),

@@ -50,7 +50,8 @@ pub struct PlanInput<'a> {
     pub current: &'a [User],
     /// Every user of the directory.
     pub index: &'a [IndexEntry],
-    pub incoming: &'a [wit::Person],
+    /// Source ids of everyone the fetch returned.
+    pub incoming: &'a HashSet<String>,
     pub issues: Vec<wit::Issue>,
     pub plan: wit::Plan,
     pub today: NaiveDate,
@@ -302,14 +303,14 @@ pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
 
     check_emails(&mut entries, input.index, &mut issues);
     let names = plan_managers(&mut entries, input.index, &by_source, &mut issues);
+    let names = |t: Target| names.get(&t).cloned().unwrap_or_else(|| "?".into());
 
     // People seen again after being missing start counting from zero.
-    let incoming_ids: HashSet<&str> = input.incoming.iter().map(|p| p.source_id.as_str()).collect();
     let mut resets: Vec<PlannedUser> = input
         .current
         .iter()
         .filter(|u| mine(u) && u.missing_runs > 0 && !seen_users.contains(&u.id))
-        .filter(|u| u.managed_by.as_ref().is_some_and(|(_, s)| incoming_ids.contains(s.as_str())))
+        .filter(|u| u.managed_by.as_ref().is_some_and(|(_, s)| input.incoming.contains(s)))
         .map(|u| PlannedUser {
             target: Target::Existing(u.id),
             profile: u.profile.clone(),
@@ -321,7 +322,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
 
     let mut planned = Planned { managed: by_source.len(), ..Planned::default() };
     let mut counts = Counts::default();
-    for e in entries.iter().filter(|e| !e.skipped) {
+    for e in entries.into_iter().filter(|e| !e.skipped) {
         let mut fields = field_changes(e.before.map(|u| &u.profile), &e.profile);
         let manager_before = e.before.and_then(|u| u.manager_id).map(Target::Existing);
         if manager_before != e.manager {
@@ -358,17 +359,6 @@ pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
         if e.before.is_some_and(|b| b.profile.email != e.profile.email) {
             planned.email_changes += 1;
         }
-        let user = PlannedUser {
-            target: e.target,
-            profile: e.profile.clone(),
-            manager: e.manager,
-            managed_by: e.managed_by.clone(),
-            missing_runs: e.missing_runs,
-        };
-        match e.target {
-            Target::New(_) => planned.apply.creates.push(user),
-            Target::Existing(_) => planned.apply.updates.push(user),
-        }
         planned.apply.changes.push(PlannedChange {
             target: e.target,
             source_id: e.managed_by.as_ref().map(|m| m.1.clone()),
@@ -377,16 +367,25 @@ pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
             fields,
             manager_after: e.manager,
         });
+        let user = PlannedUser {
+            target: e.target,
+            profile: e.profile,
+            manager: e.manager,
+            managed_by: e.managed_by,
+            missing_runs: e.missing_runs,
+        };
+        match user.target {
+            Target::New(_) => planned.apply.creates.push(user),
+            Target::Existing(_) => planned.apply.updates.push(user),
+        }
     }
     planned.apply.updates.append(&mut resets);
     // Targets of skipped creates no longer exist: renumber the rest.
     renumber_creates(&mut planned.apply);
     let changed: HashSet<&str> = planned.apply.changes.iter().filter_map(|c| c.source_id.as_deref()).collect();
-    counts.unchanged = input
-        .incoming
-        .iter()
-        .filter(|p| by_source.contains_key(p.source_id.as_str()) && !changed.contains(p.source_id.as_str()))
-        .count() as u64;
+    counts.unchanged =
+        input.incoming.iter().filter(|s| by_source.contains_key(s.as_str()) && !changed.contains(s.as_str())).count()
+            as u64;
     counts.issues = issues.len() as u64;
     planned.apply.counts = counts;
     planned.apply.issues = issues;
@@ -475,13 +474,13 @@ fn check_emails(entries: &mut [Entry<'_>], index: &[IndexEntry], issues: &mut Ve
 }
 
 /// Resolves supervisors to users and refuses manager changes that would
-/// close a reporting cycle. Returns a namer for targets.
-fn plan_managers<'a>(
-    entries: &mut [Entry<'a>],
-    index: &'a [IndexEntry],
+/// close a reporting cycle. Returns every target's display name.
+fn plan_managers(
+    entries: &mut [Entry<'_>],
+    index: &[IndexEntry],
     by_source: &HashMap<&str, UserId>,
     issues: &mut Vec<IssueRecord>,
-) -> impl Fn(Target) -> String + 'a {
+) -> HashMap<Target, String> {
     let mut source_to_target: HashMap<String, Target> =
         by_source.iter().map(|(s, id)| (s.to_string(), Target::Existing(*id))).collect();
     for e in entries.iter().filter(|e| !e.skipped) {
@@ -532,7 +531,7 @@ fn plan_managers<'a>(
     for e in entries.iter() {
         names.insert(e.target, e.profile.display_name());
     }
-    move |t| names.get(&t).cloned().unwrap_or_else(|| "?".into())
+    names
 }
 
 /// Whether making `manager` the manager of `person` closes a loop.

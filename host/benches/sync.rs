@@ -1,0 +1,119 @@
+//! Benchmark (not a test): first import and no-change re-sync of 10,000 and
+//! 100,000 sandbox people through the real Personio component into SQLite.
+//!
+//! Run: `cargo bench -p hrsync --bench sync` (or `-- SIZE...`). Each size runs
+//! in a fresh child process so peak RSS is its own; the sandbox runs as a
+//! separate `hrsync sandbox --rate-limit off` process.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use hrsync::directory::sqlite::SqliteStore;
+use hrsync::directory::{DirectoryStore, IntegrationConfig};
+use hrsync::runtime::{Limits, Runtime};
+use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+use hrsync::secrets::SecretBox;
+use hrsync::sync::SyncEngine;
+use hrsync::sync::engine::RunRequest;
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// One size, in this process: prints `SIZE first_s resync_s peak_mib`.
+fn one(people: usize) -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut sandbox = Command::new(env!("CARGO_BIN_EXE_hrsync"))
+        .args(["sandbox", "--rate-limit", "off", "--people", &people.to_string(), "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut lines = BufReader::new(sandbox.stdout.take().expect("piped")).lines();
+    let first = lines.next().transpose()?.unwrap_or_default();
+    anyhow::ensure!(first.contains("Personio sandbox"), "the sandbox did not start: {first}");
+    std::thread::spawn(move || lines.for_each(drop));
+    let url = format!("http://127.0.0.1:{port}");
+
+    let dir = std::env::temp_dir().join(format!("hrsync-bench-sync-{}-{people}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let result = tokio::runtime::Runtime::new()?.block_on(async {
+        let runtime = Arc::new(Runtime::new(Limits::default(), Some(dir.join("cache")))?);
+        let connector = runtime.load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO).await?;
+        let store = Arc::new(SqliteStore::open(&dir.join("hrsync.db"), SecretBox::from_key(&[1; 32]))?);
+        let mut config = IntegrationConfig::new("personio", "bench");
+        config.settings.insert("api-base-url".into(), url.clone());
+        config.settings.insert("client-id".into(), DEMO_CLIENT_ID.into());
+        config.settings.insert("client-secret".into(), DEMO_CLIENT_SECRET.into());
+        config.secret_keys.insert("client-secret".into());
+        config.grants = vec![url.clone()];
+        let integration = store.create_integration(&config)?;
+        let engine = SyncEngine::new(runtime, store, vec![connector]);
+
+        let started = Instant::now();
+        let first = engine.import(&RunRequest::manual(integration)).await?;
+        let first_s = started.elapsed().as_secs_f64();
+        let first_peak = peak_rss_mib();
+        anyhow::ensure!(first.run.counts.created as usize > people * 9 / 10, "created {}", first.run.counts.created);
+        // The report lists every change; a caller that only needs the counts lets it go.
+        drop(first);
+        let started = Instant::now();
+        let again = engine.import(&RunRequest::manual(integration)).await?;
+        let resync_s = started.elapsed().as_secs_f64();
+        anyhow::ensure!(again.changes.is_empty(), "the re-sync changed {} people", again.changes.len());
+        println!("{people} {first_s:.3} {resync_s:.3} {first_peak:.1} {:.1}", peak_rss_mib());
+        Ok(())
+    });
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if args.first().map(String::as_str) == Some("--one") {
+        return one(args[1].parse()?);
+    }
+    let sizes: Vec<usize> = if args.is_empty() {
+        vec![10_000, 100_000]
+    } else {
+        args.iter().map(|a| a.parse()).collect::<Result<_, _>>()?
+    };
+    println!("import through the Personio component into SQLite (loopback sandbox, rate limit off):");
+    println!(
+        "{:>8} {:>10} {:>10} {:>16} {:>12} {:>16}",
+        "people", "first (s)", "people/s", "peak after (MiB)", "re-sync (s)", "peak after (MiB)"
+    );
+    let mut firsts = Vec::new();
+    for size in sizes {
+        let out = Command::new(std::env::current_exe()?).args(["--one", &size.to_string()]).output()?;
+        anyhow::ensure!(out.status.success(), "size {size} failed: {}", String::from_utf8_lossy(&out.stderr));
+        let line = String::from_utf8(out.stdout)?;
+        let f: Vec<f64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        println!(
+            "{:>8} {:>10.2} {:>10.0} {:>16.1} {:>12.2} {:>16.1}",
+            size,
+            f[1],
+            size as f64 / f[1],
+            f[3],
+            f[2],
+            f[4]
+        );
+        firsts.push((size, f[1]));
+    }
+    if let [(small, a), (large, b)] = firsts[..] {
+        println!(
+            "first-import time ratio {large}/{small}: {:.1} (linear would be {:.1})",
+            b / a,
+            large as f64 / small as f64
+        );
+    }
+    Ok(())
+}
