@@ -400,3 +400,24 @@ async fn secrets_never_reach_the_database_in_clear() {
     let config = w.store.integration(w.integration).unwrap().config;
     assert_eq!(config.settings["client-secret"], hrsync::sandbox::DEMO_CLIENT_SECRET);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn background_imports_answer_at_once_and_refuse_a_second_run() {
+    let w = World::new(400, ALL).await;
+    // Slow pages keep the first run busy while the second is asked for.
+    w.sandbox.inject([Fault::Slow { millis: 300 }, Fault::Slow { millis: 300 }]);
+    let engine = std::sync::Arc::new(w.engine);
+    let run = engine.start_import(RunRequest::manual(w.integration)).unwrap();
+    assert_eq!(w.store.run(run).unwrap().state, RunState::Running);
+    let second = engine.start_import(RunRequest::manual(w.integration)).unwrap_err();
+    assert!(second.to_string().contains("already queued or running"), "{second}");
+    let state = loop {
+        let state = w.store.run(run).unwrap().state;
+        if state != RunState::Running {
+            break state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(state, RunState::Succeeded);
+    assert!(w.store.run(run).unwrap().counts.created > 300);
+}

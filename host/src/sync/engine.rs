@@ -156,6 +156,27 @@ impl SyncEngine {
 
     /// Fetches, plans and applies in one transaction.
     pub async fn import(&self, request: &RunRequest) -> Result<RunReport, SyncError> {
+        let (integration, run) = self.begin_import(request)?;
+        self.finish_import(&integration, run, request).await?;
+        self.report(run)
+    }
+
+    /// Starts an import in the background and returns its run at once; a
+    /// second import of the same integration is refused right here
+    /// ([`StoreError::AlreadyRunning`]). The run's state in the store tells
+    /// how it ends.
+    pub fn start_import(self: &Arc<Self>, request: RunRequest) -> Result<RunId, SyncError> {
+        let (integration, run) = self.begin_import(&request)?;
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.finish_import(&integration, run, &request).await {
+                tracing::warn!(%run, "background import ended without applying: {e}");
+            }
+        });
+        Ok(run)
+    }
+
+    fn begin_import(&self, request: &RunRequest) -> Result<(Integration, RunId), SyncError> {
         let integration = self.store.integration(request.integration)?;
         if let Some(p) = request.from_preview {
             let preview = self.store.run(p)?;
@@ -164,7 +185,16 @@ impl SyncEngine {
             }
         }
         let run = self.begin(&integration, RunKind::Import, request, None)?;
-        let planned = match self.compute(&integration, request).await {
+        Ok((integration, run))
+    }
+
+    async fn finish_import(
+        &self,
+        integration: &Integration,
+        run: RunId,
+        request: &RunRequest,
+    ) -> Result<(), SyncError> {
+        let planned = match self.compute(integration, request).await {
             Ok(p) => p,
             Err(e) => return Err(self.fail(run, e)),
         };
@@ -176,14 +206,13 @@ impl SyncEngine {
                 return Err(e);
             }
         }
-        if let Some(reason) = plan::safeguard(&integration, &planned)
+        if let Some(reason) = plan::safeguard(integration, &planned)
             && (request.automatic || !request.override_safeguard)
         {
             self.end(run, RunState::Blocked, &planned, Some(reason.clone()))?;
             return Err(SyncError::Blocked { run, reason, counts: planned.apply.counts });
         }
-        self.apply(run, planned.apply, planned.fingerprint).await?;
-        self.report(run)
+        self.apply(run, planned.apply, planned.fingerprint).await
     }
 
     /// Restores the values a run recorded as "before" — for every person, or

@@ -82,10 +82,7 @@ pub async fn fetch_all(
     let mut total = None;
     loop {
         let request = wit::FetchRequest { cursor: cursor.clone(), updated_since: options.updated_since.clone() };
-        let page = with_retries(session, &options.retry, &mut fetched, async |s: &mut Session| {
-            s.fetch_page(settings, &request).await
-        })
-        .await?;
+        let page = fetch_page(session, settings, &request, &options.retry, &mut fetched).await?;
         fetched.pages += 1;
         total = page.total.or(total);
 
@@ -123,17 +120,18 @@ pub async fn fetch_all(
     }
 }
 
-/// Calls `call`, waiting and retrying while the connector says the source is
-/// rate limited or temporarily unavailable.
-async fn with_retries<T>(
+/// Fetches one page, waiting and retrying while the connector says the
+/// source is rate limited or temporarily unavailable.
+async fn fetch_page(
     session: &mut Session,
+    settings: &[wit::Entry],
+    request: &wit::FetchRequest,
     policy: &RetryPolicy,
     fetched: &mut Fetched,
-    call: impl AsyncFn(&mut Session) -> Result<T, RunError>,
-) -> Result<T, FetchError> {
+) -> Result<wit::Page, FetchError> {
     let mut attempt = 1;
     loop {
-        let error = match call(session).await {
+        let error = match session.fetch_page(settings, request).await {
             Ok(value) => return Ok(value),
             Err(e) => e,
         };
