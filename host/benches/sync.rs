@@ -5,8 +5,7 @@
 //! in a fresh child process so peak RSS is its own; the sandbox runs as a
 //! separate `hrsync sandbox --rate-limit off` process.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,28 +17,12 @@ use hrsync::secrets::SecretBox;
 use hrsync::sync::SyncEngine;
 use hrsync::sync::engine::RunRequest;
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kib| kib.parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
+mod common;
 
 /// One size, in this process: prints `SIZE first_s resync_s peak_mib`.
 fn one(people: usize) -> anyhow::Result<()> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut sandbox = Command::new(env!("CARGO_BIN_EXE_hrsync"))
-        .args(["sandbox", "--rate-limit", "off", "--people", &people.to_string(), "--port", &port.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut lines = BufReader::new(sandbox.stdout.take().expect("piped")).lines();
-    let first = lines.next().transpose()?.unwrap_or_default();
-    anyhow::ensure!(first.contains("Personio sandbox"), "the sandbox did not start: {first}");
-    std::thread::spawn(move || lines.for_each(drop));
-    let url = format!("http://127.0.0.1:{port}");
+    let sandbox = common::sandbox(people)?;
+    let url = sandbox.url.clone();
 
     let dir = std::env::temp_dir().join(format!("hrsync-bench-sync-{}-{people}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -59,7 +42,7 @@ fn one(people: usize) -> anyhow::Result<()> {
         let started = Instant::now();
         let first = engine.import(&RunRequest::manual(integration)).await?;
         let first_s = started.elapsed().as_secs_f64();
-        let first_peak = peak_rss_mib();
+        let first_peak = common::peak_rss_mib();
         anyhow::ensure!(first.run.counts.created as usize > people * 9 / 10, "created {}", first.run.counts.created);
         // The report lists every change; a caller that only needs the counts lets it go.
         drop(first);
@@ -67,11 +50,10 @@ fn one(people: usize) -> anyhow::Result<()> {
         let again = engine.import(&RunRequest::manual(integration)).await?;
         let resync_s = started.elapsed().as_secs_f64();
         anyhow::ensure!(again.changes.is_empty(), "the re-sync changed {} people", again.changes.len());
-        println!("{people} {first_s:.3} {resync_s:.3} {first_peak:.1} {:.1}", peak_rss_mib());
+        println!("{people} {first_s:.3} {resync_s:.3} {first_peak:.1} {:.1}", common::peak_rss_mib());
         Ok(())
     });
-    let _ = sandbox.kill();
-    let _ = sandbox.wait();
+    drop(sandbox);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }

@@ -225,23 +225,7 @@ async fn existing_users_are_adopted_by_email_never_duplicated() {
 }
 
 fn profile(email: &str, first: &str, last: &str) -> Profile {
-    Profile {
-        email: Email::parse(email).unwrap(),
-        first_name: first.into(),
-        last_name: last.into(),
-        preferred_name: None,
-        gender: None,
-        status: UserStatus::Active,
-        start_date: None,
-        termination_date: None,
-        job_title: None,
-        employee_id: None,
-        department: None,
-        office: None,
-        team: None,
-        custom: BTreeMap::new(),
-        profile_url: None,
-    }
+    Profile::new(Email::parse(email).unwrap(), first, last)
 }
 
 #[tokio::test]

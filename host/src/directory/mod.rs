@@ -151,6 +151,27 @@ pub struct Profile {
 pub const MANAGER_FIELD: &str = "manager";
 
 impl Profile {
+    /// An active person with just an email and a name.
+    pub fn new(email: Email, first_name: &str, last_name: &str) -> Self {
+        Profile {
+            email,
+            first_name: first_name.into(),
+            last_name: last_name.into(),
+            preferred_name: None,
+            gender: None,
+            status: UserStatus::Active,
+            start_date: None,
+            termination_date: None,
+            job_title: None,
+            employee_id: None,
+            department: None,
+            office: None,
+            team: None,
+            custom: BTreeMap::new(),
+            profile_url: None,
+        }
+    }
+
     /// Every displayable field, in a stable order; custom attributes as `custom.KEY`.
     pub fn fields(&self) -> Vec<(String, Option<String>)> {
         let date = |d: &Option<NaiveDate>| d.map(|d| d.to_string());

@@ -654,23 +654,7 @@ mod tests {
     }
 
     fn profile(email: &str) -> Profile {
-        Profile {
-            email: Email::parse(email).unwrap(),
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            preferred_name: None,
-            gender: None,
-            status: UserStatus::Active,
-            start_date: None,
-            termination_date: None,
-            job_title: None,
-            employee_id: None,
-            department: None,
-            office: None,
-            team: None,
-            custom: BTreeMap::new(),
-            profile_url: None,
-        }
+        Profile::new(Email::parse(email).unwrap(), "Ada", "Lovelace")
     }
 
     #[test]

@@ -240,12 +240,7 @@ pub async fn import(dir: &Directory, args: ImportArgs) -> anyhow::Result<()> {
         bar.finish_and_clear();
         let preview = preview?;
         print_report(&preview, false, "would")?;
-        print!("\nApply these changes? Nobody is emailed by a manual import. [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("Nothing was changed.");
+        if !confirm("Apply these changes? Nobody is emailed by a manual import.")? {
             return Ok(());
         }
         from_preview = from_preview.or(Some(preview.run.id));
@@ -326,12 +321,7 @@ pub async fn revert(dir: &Directory, run: i64, user: Option<i64>, yes: bool, jso
             bail!("revert asks for confirmation; pass --yes to apply without asking");
         }
         print_report(&preview, false, "would")?;
-        print!("\nRestore these values? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("Nothing was changed.");
+        if !confirm("Restore these values?")? {
             return Ok(());
         }
     }
@@ -370,6 +360,19 @@ pub fn users(dir: &Directory, search: Option<String>, page: u64, json: bool) -> 
     }
     println!("page {page} of {} ({total} users)", total.div_ceil(PAGE).max(1));
     Ok(())
+}
+
+/// Asks on the terminal; anything but yes changes nothing.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    print!("\n{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    let yes = matches!(answer.trim(), "y" | "Y" | "yes");
+    if !yes {
+        println!("Nothing was changed.");
+    }
+    Ok(yes)
 }
 
 fn paint(code: &str, text: &str) -> String {
