@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Fault, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
+mod common;
+use common as http;
+
 fn spec_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/personio/personnel-data-api-v1.openapi.yaml")
 }
@@ -154,58 +157,12 @@ async fn auth_accepts_query_json_and_form_and_rejects_wrong_credentials() {
         http::post_json(&url, &json!({"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET})).await;
     assert_eq!((status, body["data"]["expires_in"].clone()), (200, json!(86400)));
     let query = format!("{url}?client_id={DEMO_CLIENT_ID}&client_secret={DEMO_CLIENT_SECRET}");
-    assert_eq!(http::request("POST", &query, "", "").await.0, 200);
+    assert_eq!(http::request("POST", &query, &[], "").await.status, 200);
     let form = format!("client_id={DEMO_CLIENT_ID}&client_secret={DEMO_CLIENT_SECRET}");
-    let header = "Content-Type: application/x-www-form-urlencoded\r\n";
-    assert_eq!(http::request("POST", &url, header, &form).await.0, 200);
+    let header = [("Content-Type", "application/x-www-form-urlencoded")];
+    assert_eq!(http::request("POST", &url, &header, &form).await.status, 200);
     let (status, body) = http::post_json(&url, &json!({"client_id": DEMO_CLIENT_ID, "client_secret": "nope"})).await;
     assert_eq!(status, 401);
     assert_eq!(body, json!({"success": false, "error": {"code": 0, "message": "Wrong credentials"}}));
     running.stop().await;
-}
-
-/// A minimal HTTP/1.1 client over a raw TCP stream.
-mod http {
-    use serde_json::Value;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    pub async fn get(url: &str, token: &str) -> (u16, Value) {
-        let (status, body) = request("GET", url, &format!("Authorization: Bearer {token}\r\n"), "").await;
-        (status, serde_json::from_str(&body).expect("a JSON body"))
-    }
-
-    pub async fn post_json(url: &str, json: &Value) -> (u16, Value) {
-        let (status, body) = request("POST", url, "Content-Type: application/json\r\n", &json.to_string()).await;
-        (status, serde_json::from_str(&body).expect("a JSON body"))
-    }
-
-    pub async fn request(method: &str, url: &str, headers: &str, body: &str) -> (u16, String) {
-        let rest = url.strip_prefix("http://").expect("an http:// URL");
-        let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
-        let mut stream = tokio::net::TcpStream::connect(authority).await.expect("connect");
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await.expect("write");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.expect("read");
-        let (head, body) = response.split_once("\r\n\r\n").expect("a header block");
-        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-        let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-        (status, if chunked { dechunk(body) } else { body.to_string() })
-    }
-
-    fn dechunk(mut body: &str) -> String {
-        let mut out = String::new();
-        while let Some((size, rest)) = body.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.push_str(&rest[..n]);
-            body = &rest[n + 2..];
-        }
-        out
-    }
 }

@@ -13,7 +13,8 @@ use rusqlite_migration::{M, Migrations};
 use super::*;
 use crate::secrets::SecretBox;
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_directory.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../../migrations/0001_directory.sql"), include_str!("../../migrations/0002_accounts.sql")];
 
 /// SQLite storage. Operations are short; one connection behind a mutex keeps
 /// every write serialised, which SQLite wants anyway.

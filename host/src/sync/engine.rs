@@ -134,6 +134,17 @@ impl SyncEngine {
         })
     }
 
+    /// "Test connection" for a configured integration.
+    pub async fn check(&self, integration: IntegrationId) -> Result<wit::CheckReport, SyncError> {
+        let integration = self.store.integration(integration)?;
+        let connector = self.connector(&integration.config.connector_id)?;
+        let (settings, grants) = session_inputs(&integration)?;
+        let run = RunId(0);
+        let mut session =
+            self.runtime.session(connector, grants).await.map_err(|source| SyncError::Connector { run, source })?;
+        session.check(&settings).await.map_err(|source| SyncError::Connector { run, source })
+    }
+
     /// Computes what an import would change and stores it as a preview.
     pub async fn preview(&self, request: &RunRequest) -> Result<RunReport, SyncError> {
         let integration = self.store.integration(request.integration)?;
@@ -338,10 +349,7 @@ impl SyncEngine {
     async fn compute(&self, integration: &Integration, request: &RunRequest) -> Result<Planned, SyncError> {
         let config = &integration.config;
         let connector = self.connector(&config.connector_id)?;
-        let settings: Vec<wit::Entry> =
-            config.settings.iter().map(|(k, v)| wit::Entry { key: k.clone(), value: v.clone() }).collect();
-        let grants = Grants::parse(&config.grants)
-            .map_err(|e| SyncError::Invalid(format!("integration {}: granted host {e}", integration.id)))?;
+        let (settings, grants) = session_inputs(integration)?;
         let run = RunId(0);
         let mut session =
             self.runtime.session(connector, grants).await.map_err(|source| SyncError::Connector { run, source })?;
@@ -474,6 +482,15 @@ impl SyncEngine {
         apply.counts.issues = apply.issues.len() as u64;
         Ok(apply)
     }
+}
+
+/// The settings and grants a run of `integration` uses.
+fn session_inputs(integration: &Integration) -> Result<(Vec<wit::Entry>, Grants), SyncError> {
+    let config = &integration.config;
+    let settings = config.settings.iter().map(|(k, v)| wit::Entry { key: k.clone(), value: v.clone() }).collect();
+    let grants = Grants::parse(&config.grants)
+        .map_err(|e| SyncError::Invalid(format!("integration {}: granted host {e}", integration.id)))?;
+    Ok((settings, grants))
 }
 
 /// History records of a plan that has not run: new people have no id yet.

@@ -62,8 +62,10 @@ enum Command {
     Check(SourceArgs),
     /// Fetch and map every person from the source; print a summary.
     Fetch(FetchArgs),
-    /// Start the sandbox and import its company into the directory.
+    /// Start the sandbox, import its company and serve the admin API.
     Demo(DemoArgs),
+    /// Serve the admin API.
+    Serve(ServeArgs),
     /// Configure and list integrations.
     Integration {
         #[command(subcommand)]
@@ -174,6 +176,12 @@ struct FetchArgs {
 }
 
 #[derive(Args)]
+struct ServeArgs {
+    #[arg(long, env = "HRSYNC_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+}
+
+#[derive(Args)]
 struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
@@ -243,6 +251,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check(&cli.global, args).await,
         Command::Fetch(args) => fetch(&cli.global, args).await,
         Command::Demo(args) => demo(&cli.global, args).await,
+        Command::Serve(args) => {
+            let (runtime, loaded) = runtime_and_connectors(&cli.global).await?;
+            let dir = directory_cmds::open(&cli.global, runtime, loaded)?;
+            serve_web(&cli.global, dir, args.bind).await
+        }
         command => directory_command(&cli.global, command).await,
     }
 }
@@ -264,7 +277,12 @@ async fn directory_command(global: &Global, command: Command) -> anyhow::Result<
         Command::History { run, user, json } => directory_cmds::history(&dir, run, user, json),
         Command::Revert { run, user, yes, json } => directory_cmds::revert(&dir, run, user, yes, json).await,
         Command::Users { search, page, json } => directory_cmds::users(&dir, search, page, json),
-        Command::Sandbox(_) | Command::Connectors { .. } | Command::Check(_) | Command::Fetch(_) | Command::Demo(_) => {
+        Command::Sandbox(_)
+        | Command::Connectors { .. }
+        | Command::Check(_)
+        | Command::Fetch(_)
+        | Command::Demo(_)
+        | Command::Serve(_) => {
             unreachable!("handled in run")
         }
     }
@@ -498,10 +516,7 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     use hrsync::sync::engine::RunRequest;
 
     let sandbox = Sandbox::new(SandboxConfig::new(args.people, 42));
-    let running = sandbox
-        .serve(args.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}; pick another --bind", args.bind))?;
+    let running = sandbox.serve("127.0.0.1:0".parse()?).await.context("starting the Personio sandbox")?;
     println!("hrsync demo: a Personio sandbox with {} employees at {}", sandbox.len(), running.url);
     let (runtime, loaded) = runtime_and_connectors(global).await?;
     let c = loaded.iter().find(|c| c.info.id == "personio").context("the Personio connector is not loaded")?;
@@ -561,11 +576,37 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     }
     let data = global.data_dir.display();
     println!(
-        "\nThe sandbox keeps serving at {url}. In another terminal, try:\n  hrsync --data-dir {data} history {run}\n  hrsync --data-dir {data} users --search müller\n  curl -X PATCH {url}/_sandbox/employees/1001 -H 'content-type: application/json' -d '{{\"last_name\":\"Renamed\"}}'\n  hrsync --data-dir {data} preview\nPress Ctrl-C to stop.",
+        "\nThe sandbox keeps serving at {url}; change the company there and preview again:\n  curl -X PATCH {url}/_sandbox/employees/1001 -H 'content-type: application/json' -d '{{\"last_name\":\"Renamed\"}}'\n  hrsync --data-dir {data} preview\n  hrsync --data-dir {data} history {run}",
         url = running.url,
         run = report.run.id,
     );
-    tokio::signal::ctrl_c().await?;
+    let result = serve_web(global, dir, args.bind).await;
     running.stop().await;
+    result
+}
+
+/// Serves the admin API until Ctrl-C; creates and prints the first admin's
+/// one-time password if there is no admin yet.
+async fn serve_web(global: &Global, dir: directory_cmds::Directory, bind: SocketAddr) -> anyhow::Result<()> {
+    use hrsync::accounts::{ADMIN_PASSWORD_ENV, Accounts, FIRST_ADMIN};
+    let accounts = std::sync::Arc::new(Accounts::open(&global.data_dir.join("hrsync.db"))?);
+    let given = std::env::var(ADMIN_PASSWORD_ENV).ok();
+    match accounts.ensure_admin(given.as_deref())? {
+        Some(password) => println!(
+            "Created the admin account `{FIRST_ADMIN}` with the one-time password: {password}\n(set {ADMIN_PASSWORD_ENV} to choose it instead)"
+        ),
+        None if given.is_some() => println!("Admin `{FIRST_ADMIN}` uses the password from {ADMIN_PASSWORD_ENV}."),
+        None => {}
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}; pick another --bind"))?;
+    println!("hrsync serves the admin API at http://{}/api/v1 (Ctrl-C stops it).", listener.local_addr()?);
+    let state =
+        hrsync::web::AppState { engine: std::sync::Arc::new(dir.engine), accounts, throttle: Default::default() };
+    hrsync::web::serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -1,0 +1,461 @@
+//! The JSON API, `/api/v1/...`: everything the admin pages do.
+//!
+//! Secret settings never leave the server: responses say only whether one
+//! is stored, and an update that leaves a secret empty keeps the stored one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{self, Admin};
+use super::{ApiError, AppState};
+use crate::accounts::SESSION_LIFETIME;
+use crate::directory::{Integration, IntegrationConfig, IntegrationId, RunId, User, UserId, UserQuery};
+use crate::runtime::egress::Grants;
+use crate::runtime::{Connector, wit};
+use crate::sync::engine::RunRequest;
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/session", post(login).get(me).delete(logout))
+        .route("/api/v1/tokens", post(create_token))
+        .route("/api/v1/connectors", get(connectors))
+        .route("/api/v1/integrations", get(list_integrations).post(create_integration))
+        .route("/api/v1/integrations/{id}", get(get_integration).put(update_integration))
+        .route("/api/v1/integrations/{id}/check", post(check))
+        .route("/api/v1/integrations/{id}/previews", post(preview))
+        .route("/api/v1/integrations/{id}/imports", post(start_import))
+        .route("/api/v1/runs", get(runs))
+        .route("/api/v1/runs/{id}", get(run))
+        .route("/api/v1/runs/{id}/changes", get(run_changes))
+        .route("/api/v1/runs/{id}/revert", post(revert))
+        .route("/api/v1/users", get(users))
+        .route("/api/v1/users/{id}", get(user))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// Headers that keep browsers from sniffing, framing or leaking responses.
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert("x-content-type-options", header::HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", header::HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", header::HeaderValue::from_static("no-referrer"));
+    h.insert("cache-control", header::HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn readyz(State(state): State<AppState>) -> ApiResult {
+    state.engine.store().integrations().map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok("ready".into_response())
+}
+
+#[derive(Deserialize)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(login): Json<Login>,
+) -> ApiResult {
+    let keys = vec![format!("user:{}", login.username.to_lowercase()), format!("ip:{}", peer.ip())];
+    if let Some(wait) = state.throttle.locked(&keys) {
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed sign-ins; try again in {} minutes", wait.div_ceil(60)),
+        )
+        .into_response();
+        r.headers_mut().insert(header::RETRY_AFTER, wait.into());
+        return Ok(r);
+    }
+    let accounts = state.accounts.clone();
+    let (username, password) = (login.username.clone(), login.password);
+    // Argon2 is deliberately slow: keep it off the async workers.
+    let verified = tokio::task::spawn_blocking(move || accounts.verify(&username, &password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let Some(admin) = verified else {
+        state.throttle.failed(&keys);
+        return Err(ApiError::unauthorized("wrong username or password"));
+    };
+    state.throttle.succeeded(&keys);
+    let session = state.accounts.create_session(admin).map_err(ApiError::internal)?;
+    let cookie = auth::session_cookie(Some(&session.token), SESSION_LIFETIME.to_std().unwrap_or(Duration::ZERO));
+    let body = json!({"username": login.username, "csrf_token": session.csrf, "expires_at": session.expires_at});
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+async fn me(Admin(p): Admin) -> ApiResult {
+    Ok(Json(json!({"username": p.username, "csrf_token": p.csrf})).into_response())
+}
+
+async fn logout(State(state): State<AppState>, Admin(_): Admin, headers: HeaderMap) -> ApiResult {
+    if let Some(token) = auth::cookie(&headers, auth::SESSION_COOKIE) {
+        state.accounts.end_session(&token).map_err(ApiError::internal)?;
+    }
+    Ok(([(header::SET_COOKIE, auth::session_cookie(None, Duration::ZERO))], StatusCode::NO_CONTENT).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    name: String,
+}
+
+async fn create_token(State(state): State<AppState>, Admin(p): Admin, Json(t): Json<NewToken>) -> ApiResult {
+    if t.name.trim().is_empty() {
+        return Err(ApiError::bad_request("give the token a name, e.g. the script that uses it"));
+    }
+    let token = state.accounts.create_api_token(p.admin_id, t.name.trim()).map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(json!({"token": token, "note": "shown once; store it now"}))).into_response())
+}
+
+fn setting_kind(kind: wit::SettingKind) -> &'static str {
+    match kind {
+        wit::SettingKind::Text => "text",
+        wit::SettingKind::Secret => "secret",
+        wit::SettingKind::Flag => "flag",
+        wit::SettingKind::Choice => "choice",
+        wit::SettingKind::MultiChoice => "multi-choice",
+    }
+}
+
+fn connector_json(c: &Connector) -> Value {
+    let settings: Vec<Value> = c
+        .info
+        .settings
+        .iter()
+        .map(|s| {
+            json!({"key": s.key, "label": s.label, "kind": setting_kind(s.kind),
+                "required": s.required, "default": s.default_value, "choices": s.choices, "help": s.help})
+        })
+        .collect();
+    json!({"id": c.info.id, "name": c.info.name, "version": c.info.version, "description": c.info.description,
+    "wit_version": c.wit_version, "settings": settings, "default_hosts": c.info.default_hosts,
+    "capabilities": {
+        "supervisors": c.info.capabilities.contains(wit::Capabilities::SUPERVISORS),
+        "termination_dates": c.info.capabilities.contains(wit::Capabilities::TERMINATION_DATES),
+        "incremental_fetch": c.info.capabilities.contains(wit::Capabilities::INCREMENTAL_FETCH),
+        "custom_attributes": c.info.capabilities.contains(wit::Capabilities::CUSTOM_ATTRIBUTES),
+    }})
+}
+
+async fn connectors(State(state): State<AppState>, Admin(_): Admin) -> ApiResult {
+    let list: Vec<Value> = state.engine.connectors().iter().map(connector_json).collect();
+    Ok(Json(list).into_response())
+}
+
+/// An integration as the API shows it: secrets only as "stored".
+fn integration_json(i: &Integration) -> Value {
+    let settings: serde_json::Map<String, Value> = i
+        .config
+        .settings
+        .iter()
+        .map(|(k, v)| {
+            let shown = if i.config.secret_keys.contains(k) { json!({"stored": !v.is_empty()}) } else { json!(v) };
+            (k.clone(), shown)
+        })
+        .collect();
+    let c = &i.config;
+    json!({"id": i.id, "connector_id": c.connector_id, "name": c.name, "settings": settings, "grants": c.grants,
+        "auto_import": c.auto_import, "send_emails": c.send_emails, "interval_minutes": c.interval_minutes,
+        "missing_after": c.missing_after, "max_deactivate_share": c.max_deactivate_share,
+        "max_email_share": c.max_email_share})
+}
+
+async fn list_integrations(State(state): State<AppState>, Admin(_): Admin) -> ApiResult {
+    let list: Vec<Value> = state.engine.store().integrations()?.iter().map(integration_json).collect();
+    Ok(Json(list).into_response())
+}
+
+/// What an admin submits for an integration.
+#[derive(Deserialize)]
+struct IntegrationInput {
+    connector_id: Option<String>,
+    name: String,
+    #[serde(default)]
+    settings: BTreeMap<String, String>,
+    grants: Option<Vec<String>>,
+    #[serde(default)]
+    auto_import: bool,
+    #[serde(default)]
+    send_emails: bool,
+    interval_minutes: Option<u32>,
+    missing_after: Option<u32>,
+    max_deactivate_share: Option<f64>,
+    max_email_share: Option<f64>,
+}
+
+/// Validates input into a config; `existing` supplies stored secrets left empty.
+fn config_from(
+    state: &AppState,
+    input: IntegrationInput,
+    existing: Option<&Integration>,
+) -> ApiResult<IntegrationConfig> {
+    let connector_id = input
+        .connector_id
+        .or(existing.map(|e| e.config.connector_id.clone()))
+        .ok_or_else(|| ApiError::bad_request("connector_id is required"))?;
+    let connector = state.engine.connector(&connector_id)?;
+    if input.name.trim().is_empty() {
+        return Err(ApiError::bad_request("name is required"));
+    }
+    let mut config = IntegrationConfig::new(&connector_id, input.name.trim());
+    let secret_keys: BTreeSet<String> =
+        connector.info.settings.iter().filter(|s| s.kind == wit::SettingKind::Secret).map(|s| s.key.clone()).collect();
+    for (key, value) in input.settings {
+        if !connector.info.settings.iter().any(|s| s.key == key) {
+            let known: Vec<&str> = connector.info.settings.iter().map(|s| s.key.as_str()).collect();
+            return Err(ApiError::bad_request(format!(
+                "unknown setting `{key}`; {connector_id} has: {}",
+                known.join(", ")
+            )));
+        }
+        config.settings.insert(key, value);
+    }
+    // An empty secret keeps what is stored: forms never echo secrets back.
+    for key in &secret_keys {
+        let empty = config.settings.get(key).is_none_or(|v| v.is_empty());
+        if let (true, Some(old)) = (empty, existing.and_then(|e| e.config.settings.get(key))) {
+            config.settings.insert(key.clone(), old.clone());
+        }
+    }
+    config.secret_keys = secret_keys;
+    for spec in connector.info.settings.iter().filter(|s| s.required) {
+        if config.settings.get(&spec.key).is_none_or(|v| v.trim().is_empty()) {
+            return Err(ApiError::bad_request(format!("`{}` ({}) is required", spec.key, spec.label)));
+        }
+    }
+    config.grants = input.grants.unwrap_or_else(|| connector.info.default_hosts.clone());
+    Grants::parse(&config.grants).map_err(|e| ApiError::bad_request(format!("granted host {e}")))?;
+    config.auto_import = input.auto_import;
+    config.send_emails = input.send_emails;
+    config.interval_minutes = input.interval_minutes.unwrap_or(120);
+    if !(5..=1440).contains(&config.interval_minutes) {
+        return Err(ApiError::bad_request("interval_minutes must be between 5 (5 minutes) and 1440 (24 hours)"));
+    }
+    config.missing_after = input.missing_after.unwrap_or(2);
+    if config.missing_after == 0 {
+        return Err(ApiError::bad_request("missing_after must be at least 1"));
+    }
+    for (name, value, slot) in [
+        ("max_deactivate_share", input.max_deactivate_share, &mut config.max_deactivate_share),
+        ("max_email_share", input.max_email_share, &mut config.max_email_share),
+    ] {
+        if let Some(v) = value {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(ApiError::bad_request(format!("{name} is a share between 0 and 1, e.g. 0.2 for 20 %")));
+            }
+            *slot = v;
+        }
+    }
+    Ok(config)
+}
+
+async fn create_integration(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Json(input): Json<IntegrationInput>,
+) -> ApiResult {
+    let config = config_from(&state, input, None)?;
+    let id = state.engine.store().create_integration(&config)?;
+    let created = state.engine.store().integration(id)?;
+    Ok((StatusCode::CREATED, Json(integration_json(&created))).into_response())
+}
+
+async fn get_integration(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
+    Ok(Json(integration_json(&state.engine.store().integration(IntegrationId(id))?)).into_response())
+}
+
+async fn update_integration(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(id): Path<i64>,
+    Json(input): Json<IntegrationInput>,
+) -> ApiResult {
+    let existing = state.engine.store().integration(IntegrationId(id))?;
+    let config = config_from(&state, input, Some(&existing))?;
+    state.engine.store().update_integration(existing.id, &config)?;
+    Ok(Json(integration_json(&state.engine.store().integration(existing.id)?)).into_response())
+}
+
+async fn check(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
+    let report = state.engine.check(IntegrationId(id)).await?;
+    let missing: Vec<Value> = report
+        .missing
+        .iter()
+        .map(|m| json!({"key": m.key, "purpose": m.purpose, "hint": m.hint, "required": m.required}))
+        .collect();
+    let readable: Vec<Value> = report.readable.iter().map(|a| json!({"key": a.key, "label": a.label})).collect();
+    Ok(Json(json!({"ok": report.missing.iter().all(|m| !m.required), "account": report.account,
+        "readable": readable, "missing": missing, "warnings": report.warnings}))
+    .into_response())
+}
+
+async fn preview(State(state): State<AppState>, Admin(p): Admin, Path(id): Path<i64>) -> ApiResult {
+    let request = RunRequest { actor: Some(p.username), ..RunRequest::manual(IntegrationId(id)) };
+    let report = state.engine.preview(&request).await?;
+    Ok(Json(json!({"run": report.run, "issues": report.issues})).into_response())
+}
+
+/// A JSON body that may be left out entirely.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON for this call: {e}")))
+}
+
+#[derive(Deserialize, Default)]
+struct ImportInput {
+    from_preview: Option<i64>,
+    #[serde(default, rename = "override")]
+    override_safeguard: bool,
+    #[serde(default)]
+    accept_drift: bool,
+}
+
+async fn start_import(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let input: ImportInput = optional_json(&body)?;
+    let request = RunRequest {
+        actor: Some(p.username),
+        from_preview: input.from_preview.map(RunId),
+        override_safeguard: input.override_safeguard,
+        accept_drift: input.accept_drift,
+        ..RunRequest::manual(IntegrationId(id))
+    };
+    let run = state.engine.start_import(request)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run, "status_url": format!("/api/v1/runs/{run}")})))
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    integration: Option<i64>,
+    limit: Option<u64>,
+}
+
+async fn runs(State(state): State<AppState>, Admin(_): Admin, Query(q): Query<RunsQuery>) -> ApiResult {
+    let runs = state.engine.store().runs(q.integration.map(IntegrationId), q.limit.unwrap_or(50).min(500))?;
+    Ok(Json(runs).into_response())
+}
+
+async fn run(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
+    let store = state.engine.store();
+    let run = store.run(RunId(id))?;
+    let issues = store.run_issues(run.id)?;
+    Ok(Json(json!({"run": run, "issues": issues})).into_response())
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    offset: Option<usize>,
+    limit: Option<usize>,
+    user: Option<i64>,
+    kind: Option<String>,
+    search: Option<String>,
+}
+
+async fn run_changes(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(id): Path<i64>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult {
+    let all = state.engine.store().run_changes(RunId(id), q.user.map(UserId))?;
+    let needle = q.search.as_deref().map(str::to_lowercase);
+    let filtered: Vec<_> = all
+        .into_iter()
+        .filter(|c| q.kind.as_deref().is_none_or(|k| c.kind.as_str() == k))
+        .filter(|c| needle.as_deref().is_none_or(|n| c.name.to_lowercase().contains(n)))
+        .collect();
+    let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(50).clamp(1, 500));
+    let page: Vec<_> = filtered.iter().skip(offset).take(limit).collect();
+    Ok(Json(json!({"total": filtered.len(), "offset": offset, "changes": page})).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct RevertInput {
+    user_id: Option<i64>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn revert(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let input: RevertInput = optional_json(&body)?;
+    let (_, report) =
+        state.engine.revert(RunId(id), input.user_id.map(UserId), Some(p.username), input.dry_run).await?;
+    Ok(Json(json!({"run": report.run, "changes": report.changes, "issues": report.issues})).into_response())
+}
+
+fn user_json(u: &User) -> Value {
+    let p = &u.profile;
+    json!({"id": u.id, "email": p.email, "first_name": p.first_name, "last_name": p.last_name,
+        "preferred_name": p.preferred_name, "name": p.display_name(), "status": p.status, "manager_id": u.manager_id,
+        "job_title": p.job_title, "employee_id": p.employee_id, "department": p.department, "office": p.office,
+        "team": p.team, "start_date": p.start_date, "termination_date": p.termination_date, "custom": p.custom,
+        "integration_id": u.managed_by.as_ref().map(|m| m.0), "source_id": u.managed_by.as_ref().map(|m| &m.1),
+        "informed_at": u.informed_at, "created_at": u.created_at, "updated_at": u.updated_at})
+}
+
+async fn users(State(state): State<AppState>, Admin(_): Admin, Query(q): Query<PageQuery>) -> ApiResult {
+    let query = UserQuery {
+        search: q.search.filter(|s| !s.trim().is_empty()),
+        integration: None,
+        offset: q.offset.unwrap_or(0) as u64,
+        limit: q.limit.unwrap_or(50).clamp(1, 500) as u64,
+    };
+    let (users, total) = state.engine.store().users(&query)?;
+    let list: Vec<Value> = users.iter().map(user_json).collect();
+    Ok(Json(json!({"total": total, "offset": query.offset, "users": list})).into_response())
+}
+
+async fn user(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
+    let store = state.engine.store();
+    let user = store.user(UserId(id))?;
+    // The reporting line up to the top, guarded against loops.
+    let mut line = Vec::new();
+    let mut next = user.manager_id;
+    while let Some(m) = next {
+        if line.len() > 50 || m == user.id {
+            break;
+        }
+        let manager = store.user(m)?;
+        line.push(
+            json!({"id": manager.id, "name": manager.profile.display_name(), "job_title": manager.profile.job_title}),
+        );
+        next = manager.manager_id;
+    }
+    let history: Vec<Value> = store
+        .user_history(user.id)?
+        .into_iter()
+        .map(|(run, change)| json!({"run_id": run, "change": change}))
+        .collect();
+    Ok(Json(json!({"user": user_json(&user), "reporting_line": line, "history": history})).into_response())
+}

@@ -1,0 +1,324 @@
+//! The admin JSON API over real HTTP: authentication, CSRF, secrets, and
+//! every endpoint, with the real Personio component against the sandbox.
+
+use std::sync::Arc;
+
+use hrsync::accounts::Accounts;
+use hrsync::directory::sqlite::SqliteStore;
+use hrsync::runtime::{Limits, Runtime};
+use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Hire, Running, Sandbox, SandboxConfig};
+use hrsync::secrets::SecretBox;
+use hrsync::sync::SyncEngine;
+use hrsync::web::{AppState, auth::Throttle};
+use serde_json::{Value, json};
+
+mod common;
+use common::{Reply, request};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Server {
+    base: String,
+    sandbox: Sandbox,
+    sandbox_url: String,
+    _running: Running,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn server() -> Server {
+    let dir = std::env::temp_dir().join(format!("hrsync-api-{}-{}", std::process::id(), rand_suffix()));
+    let db = dir.join("hrsync.db");
+    let store = Arc::new(SqliteStore::open(&db, SecretBox::from_key(&[4; 32])).unwrap());
+    let accounts = Arc::new(Accounts::open(&db).unwrap());
+    accounts.ensure_admin(Some(PASSWORD)).unwrap();
+    let runtime =
+        Arc::new(Runtime::new(Limits::default(), Some(std::env::temp_dir().join("hrsync-api-cache"))).unwrap());
+    let connector = runtime.load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO).await.unwrap();
+    let engine = Arc::new(SyncEngine::new(runtime, store, vec![connector]));
+    let sandbox = Sandbox::new(SandboxConfig::new(60, 3));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState { engine, accounts, throttle: Arc::new(Throttle::default()) };
+    tokio::spawn(hrsync::web::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    Server { base, sandbox, sandbox_url: running.url.clone(), _running: running, _stop: stop }
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A signed-in browser: cookie and CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn sign_in(&self) -> Browser {
+        let r = request(
+            "POST",
+            &self.url("/api/v1/session"),
+            &[("Content-Type", "application/json")],
+            &json!({"username": "admin", "password": PASSWORD}).to_string(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let set_cookie = r.header("set-cookie").expect("a session cookie").to_string();
+        assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+        let cookie = set_cookie.split(';').next().unwrap().to_string();
+        Browser { cookie, csrf: r.json()["csrf_token"].as_str().unwrap().to_string() }
+    }
+
+    /// A request as the signed-in browser, with its CSRF token.
+    async fn call(&self, b: &Browser, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        request(
+            method,
+            &self.url(path),
+            &[("Cookie", &b.cookie), ("X-CSRF-Token", &b.csrf), ("Content-Type", "application/json")],
+            &body,
+        )
+        .await
+    }
+
+    async fn integration(&self, b: &Browser) -> i64 {
+        let r = self
+            .call(b, "POST", "/api/v1/integrations", Some(json!({
+                "connector_id": "personio", "name": "Acme",
+                "settings": {"api-base-url": self.sandbox_url, "client-id": DEMO_CLIENT_ID, "client-secret": DEMO_CLIENT_SECRET,
+                    "import-statuses": "active,onboarding,leave,inactive"},
+                "grants": [self.sandbox_url]
+            })))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["id"].as_i64().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn every_endpoint_requires_authentication() {
+    let s = server().await;
+    for (method, path) in [
+        ("GET", "/api/v1/session"),
+        ("DELETE", "/api/v1/session"),
+        ("POST", "/api/v1/tokens"),
+        ("GET", "/api/v1/connectors"),
+        ("GET", "/api/v1/integrations"),
+        ("POST", "/api/v1/integrations"),
+        ("GET", "/api/v1/integrations/1"),
+        ("PUT", "/api/v1/integrations/1"),
+        ("POST", "/api/v1/integrations/1/check"),
+        ("POST", "/api/v1/integrations/1/previews"),
+        ("POST", "/api/v1/integrations/1/imports"),
+        ("GET", "/api/v1/runs"),
+        ("GET", "/api/v1/runs/1"),
+        ("GET", "/api/v1/runs/1/changes"),
+        ("POST", "/api/v1/runs/1/revert"),
+        ("GET", "/api/v1/users"),
+        ("GET", "/api/v1/users/1"),
+    ] {
+        let r = request(method, &s.url(path), &[("Content-Type", "application/json")], "{}").await;
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains("sign in"), "{method} {path}");
+        let forged = request(method, &s.url(path), &[("Cookie", "hrsync_session=hs_forged")], "").await;
+        assert_eq!(forged.status, 401, "{method} {path} with a forged session");
+        let token = request(method, &s.url(path), &[("Authorization", "Bearer hrs_forged")], "").await;
+        assert_eq!(token.status, 401, "{method} {path} with a forged token");
+    }
+    assert_eq!(request("GET", &s.url("/healthz"), &[], "").await.status, 200);
+    assert_eq!(request("GET", &s.url("/readyz"), &[], "").await.status, 200);
+}
+
+#[tokio::test]
+async fn state_changes_from_a_browser_need_the_csrf_token() {
+    let s = server().await;
+    let b = s.sign_in().await;
+    let me = request("GET", &s.url("/api/v1/session"), &[("Cookie", &b.cookie)], "").await;
+    assert_eq!(me.json()["username"], "admin", "reads need no CSRF token");
+    for csrf in [None, Some("wrong")] {
+        let mut headers = vec![("Cookie", b.cookie.as_str()), ("Content-Type", "application/json")];
+        if let Some(c) = csrf {
+            headers.push(("X-CSRF-Token", c));
+        }
+        let r = request("POST", &s.url("/api/v1/tokens"), &headers, r#"{"name":"x"}"#).await;
+        assert_eq!(r.status, 403, "{csrf:?}: {}", r.body);
+        assert!(r.body.contains("CSRF"));
+    }
+    let token = s.call(&b, "POST", "/api/v1/tokens", Some(json!({"name": "ci"}))).await;
+    assert_eq!(token.status, 201, "{}", token.body);
+    let token = token.json()["token"].as_str().unwrap().to_string();
+    // Scripts with a token send no cookie, so no CSRF token is needed.
+    let r = request(
+        "POST",
+        &s.url("/api/v1/tokens"),
+        &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")],
+        r#"{"name":"y"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let out = s.call(&b, "DELETE", "/api/v1/session", None).await;
+    assert_eq!(out.status, 204);
+    let after = request("GET", &s.url("/api/v1/session"), &[("Cookie", &b.cookie)], "").await;
+    assert_eq!(after.status, 401, "signed out");
+}
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_are_throttled() {
+    let s = server().await;
+    let attempt = |password: &'static str| {
+        let url = s.url("/api/v1/session");
+        async move {
+            request(
+                "POST",
+                &url,
+                &[("Content-Type", "application/json")],
+                &json!({"username": "admin", "password": password}).to_string(),
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("wrong password!").await.status, 401);
+    }
+    let locked = attempt(PASSWORD).await;
+    assert_eq!(locked.status, 429, "even the right password waits: {}", locked.body);
+    assert!(locked.header("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn secrets_are_never_returned_and_kept_when_left_empty() {
+    let s = server().await;
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+    let mut bodies = Vec::new();
+    let one = s.call(&b, "GET", &format!("/api/v1/integrations/{id}"), None).await;
+    assert_eq!(one.json()["settings"]["client-secret"], json!({"stored": true}));
+    bodies.push(one.body);
+    bodies.push(s.call(&b, "GET", "/api/v1/integrations", None).await.body);
+    // An update that leaves the secret empty keeps it: the check still authenticates.
+    let updated = s
+        .call(
+            &b,
+            "PUT",
+            &format!("/api/v1/integrations/{id}"),
+            Some(json!({
+                "name": "Acme GmbH",
+                "settings": {"api-base-url": s.sandbox_url, "client-id": DEMO_CLIENT_ID, "client-secret": ""},
+                "grants": [s.sandbox_url]
+            })),
+        )
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    bodies.push(updated.body);
+    let check = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/check"), None).await;
+    assert_eq!(check.json()["ok"], true, "{}", check.body);
+    bodies.push(check.body);
+    for body in bodies {
+        assert!(!body.contains(DEMO_CLIENT_SECRET), "a response leaked the secret: {body}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_integration_settings_are_refused_with_what_to_fix() {
+    let s = server().await;
+    let b = s.sign_in().await;
+    for (body, needle) in [
+        (json!({"connector_id": "nope", "name": "x"}), "not loaded"),
+        (json!({"connector_id": "personio", "name": "x", "settings": {"client-id": "a"}}), "`client-secret`"),
+        (json!({"connector_id": "personio", "name": "x", "settings": {"salary": "1"}}), "unknown setting `salary`"),
+        (
+            json!({"connector_id": "personio", "name": "x", "settings": {"client-id": "a", "client-secret": "b"}, "grants": ["https://*.evil"]}),
+            "wildcards",
+        ),
+        (
+            json!({"connector_id": "personio", "name": "x", "settings": {"client-id": "a", "client-secret": "b"}, "interval_minutes": 1}),
+            "between 5",
+        ),
+    ] {
+        let r = s.call(&b, "POST", "/api/v1/integrations", Some(body)).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains(needle), "{needle}: {}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn preview_import_runs_users_and_revert_over_the_api() {
+    let s = server().await;
+    s.sandbox.hire(Hire {
+        first_name: "<script>alert(1)</script>".into(),
+        last_name: "Tables".into(),
+        email: Some("bobby@acme.example".into()),
+        ..Hire::default()
+    });
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+
+    let connectors = s.call(&b, "GET", "/api/v1/connectors", None).await.json();
+    assert_eq!(connectors[0]["id"], "personio");
+    assert!(
+        connectors[0]["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["key"] == "client-secret" && x["kind"] == "secret")
+    );
+
+    let preview = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/previews"), None).await.json();
+    let created = preview["run"]["counts"]["created"].as_u64().unwrap();
+    let preview_id = preview["run"]["id"].as_i64().unwrap();
+    let import = s
+        .call(&b, "POST", &format!("/api/v1/integrations/{id}/imports"), Some(json!({"from_preview": preview_id})))
+        .await;
+    assert_eq!(import.status, 202, "{}", import.body);
+    let run_id = import.json()["run_id"].as_i64().unwrap();
+    let again = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/imports"), None).await;
+    assert!(again.status == 409 || again.status == 202, "{}", again.body);
+    let run = loop {
+        let run = s.call(&b, "GET", &format!("/api/v1/runs/{run_id}"), None).await.json();
+        if run["run"]["state"] != "running" {
+            break run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(run["run"]["state"], "succeeded", "{run}");
+    assert_eq!(run["run"]["counts"]["created"].as_u64(), Some(created));
+
+    let page = s.call(&b, "GET", &format!("/api/v1/runs/{run_id}/changes?limit=10&offset=5"), None).await.json();
+    assert_eq!(page["total"].as_u64(), Some(created));
+    assert_eq!(page["changes"].as_array().unwrap().len(), 10);
+    let runs = s.call(&b, "GET", &format!("/api/v1/runs?integration={id}"), None).await.json();
+    assert!(runs.as_array().unwrap().len() >= 2);
+
+    let found = s.call(&b, "GET", "/api/v1/users?search=Tables", None).await;
+    assert_eq!(found.header("content-type"), Some("application/json"));
+    assert_eq!(found.header("x-content-type-options"), Some("nosniff"));
+    let found = found.json();
+    assert_eq!(found["total"], 1);
+    assert_eq!(found["users"][0]["first_name"], "<script>alert(1)</script>", "stored and returned as data");
+    let user_id = found["users"][0]["id"].as_i64().unwrap();
+    let detail = s.call(&b, "GET", &format!("/api/v1/users/{user_id}"), None).await.json();
+    assert_eq!(detail["history"][0]["run_id"].as_i64(), Some(run_id));
+    let with_manager = s.call(&b, "GET", "/api/v1/users?limit=500", None).await.json();
+    let managed = with_manager["users"].as_array().unwrap().iter().find(|u| !u["manager_id"].is_null()).unwrap();
+    let line = s.call(&b, "GET", &format!("/api/v1/users/{}", managed["id"]), None).await.json();
+    assert!(!line["reporting_line"].as_array().unwrap().is_empty());
+
+    let dry = s
+        .call(&b, "POST", &format!("/api/v1/runs/{run_id}/revert"), Some(json!({"user_id": user_id, "dry_run": true})))
+        .await;
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    assert_eq!(dry.json()["changes"][0]["fields"][0]["after"], "inactive");
+    let missing = s.call(&b, "GET", "/api/v1/runs/99999", None).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("does not exist"));
+}
