@@ -281,18 +281,21 @@ pub fn history(dir: &Directory, run: Option<i64>, user: Option<i64>, json: bool)
             return Ok(());
         }
         println!(
-            "{:<5} {:<8} {:<10} {:<10} {:<20} {:>7} {:>7} {:>7}  DETAIL",
-            "RUN", "KIND", "TRIGGER", "STATE", "STARTED", "NEW", "UPD", "DEACT"
+            "{:<5} {:<8} {:<10} {:<10} {:<20} {:>8} {:<10} {:>7} {:>7} {:>7}  DETAIL",
+            "RUN", "KIND", "TRIGGER", "STATE", "STARTED", "TOOK", "BY", "NEW", "UPD", "DEACT"
         );
         for r in runs {
             let detail = r.error.clone().unwrap_or_default();
+            let took = r.finished_at.map(|f| format!("{:.1}s", (f - r.started_at).num_milliseconds() as f64 / 1000.0));
             println!(
-                "{:<5} {:<8} {:<10} {:<10} {:<20} {:>7} {:>7} {:>7}  {}",
+                "{:<5} {:<8} {:<10} {:<10} {:<20} {:>8} {:<10} {:>7} {:>7} {:>7}  {}",
                 r.id,
                 format!("{:?}", r.kind).to_lowercase(),
                 format!("{:?}", r.trigger).to_lowercase(),
                 format!("{:?}", r.state).to_lowercase(),
                 r.started_at.format("%Y-%m-%d %H:%M:%S"),
+                took.unwrap_or_else(|| "—".into()),
+                r.actor.as_deref().unwrap_or("—"),
                 r.counts.created,
                 r.counts.updated,
                 r.counts.deactivated,

@@ -586,14 +586,14 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// Serves the admin API until Ctrl-C; creates and prints the first admin's
-/// one-time password if there is no admin yet.
+/// initial password if there is no admin yet.
 async fn serve_web(global: &Global, dir: directory_cmds::Directory, bind: SocketAddr) -> anyhow::Result<()> {
     use hrsync::accounts::{ADMIN_PASSWORD_ENV, Accounts, FIRST_ADMIN};
     let accounts = std::sync::Arc::new(Accounts::open(&global.data_dir.join("hrsync.db"))?);
     let given = std::env::var(ADMIN_PASSWORD_ENV).ok();
     match accounts.ensure_admin(given.as_deref())? {
         Some(password) => println!(
-            "Created the admin account `{FIRST_ADMIN}` with the one-time password: {password}\n(set {ADMIN_PASSWORD_ENV} to choose it instead)"
+            "Created the admin account `{FIRST_ADMIN}` with the initial password: {password}\n(set {ADMIN_PASSWORD_ENV} to choose it instead)"
         ),
         None if given.is_some() => println!("Admin `{FIRST_ADMIN}` uses the password from {ADMIN_PASSWORD_ENV}."),
         None => {}
