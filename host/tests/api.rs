@@ -296,6 +296,11 @@ async fn preview_import_runs_users_and_revert_over_the_api() {
     let page = s.call(&b, "GET", &format!("/api/v1/runs/{run_id}/changes?limit=10&offset=5"), None).await.json();
     assert_eq!(page["total"].as_u64(), Some(created));
     assert_eq!(page["changes"].as_array().unwrap().len(), 10);
+    let filtered =
+        s.call(&b, "GET", &format!("/api/v1/runs/{run_id}/changes?kind=create&search=TABLES"), None).await.json();
+    assert_eq!(filtered["total"], 1, "{filtered}");
+    let bad = s.call(&b, "GET", &format!("/api/v1/runs/{run_id}/changes?kind=bogus"), None).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
     let runs = s.call(&b, "GET", &format!("/api/v1/runs?integration={id}"), None).await.json();
     assert!(runs.as_array().unwrap().len() >= 2);
 

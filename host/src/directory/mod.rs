@@ -521,11 +521,24 @@ pub trait DirectoryStore: Send + Sync {
     fn run(&self, id: RunId) -> Result<Run, StoreError>;
     fn runs(&self, integration: Option<IntegrationId>, limit: u64) -> Result<Vec<Run>, StoreError>;
     fn run_changes(&self, id: RunId, user: Option<UserId>) -> Result<Vec<ChangeRecord>, StoreError>;
+    /// One page of a run's changes, filtered, with the filtered total.
+    fn run_changes_page(&self, id: RunId, filter: &ChangeFilter) -> Result<(Vec<ChangeRecord>, u64), StoreError>;
     fn run_issues(&self, id: RunId) -> Result<Vec<IssueRecord>, StoreError>;
     /// Every recorded change to one user, newest first, with its run.
     fn user_history(&self, user: UserId) -> Result<Vec<(RunId, ChangeRecord)>, StoreError>;
     /// Marks runs left queued/running by a crash as failed.
     fn fail_interrupted_runs(&self) -> Result<u64, StoreError>;
+}
+
+/// Which of a run's changes to list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangeFilter {
+    pub user: Option<UserId>,
+    pub kind: Option<ChangeKind>,
+    /// Case-insensitive substring of the person's name.
+    pub search: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
 }
 
 /// The directory-wide facts about one user that validation needs.

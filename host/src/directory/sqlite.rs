@@ -338,10 +338,7 @@ impl DirectoryStore for SqliteStore {
 
     fn users(&self, query: &UserQuery) -> Result<(Vec<User>, u64), StoreError> {
         let conn = self.conn();
-        let pattern = query
-            .search
-            .as_ref()
-            .map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+        let pattern = query.search.as_ref().map(|s| format!("%{}%", like_escape(s)));
         let filter = "(?1 IS NULL OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' \
              OR department LIKE ?1 ESCAPE '\\' OR employee_id LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR integration_id = ?2)";
         let integration = query.integration.map(|i| i.0);
@@ -553,6 +550,33 @@ impl DirectoryStore for SqliteStore {
             .map_err(sql)
     }
 
+    fn run_changes_page(&self, id: RunId, filter: &ChangeFilter) -> Result<(Vec<ChangeRecord>, u64), StoreError> {
+        let conn = self.conn();
+        let pattern = filter.search.as_ref().map(|s| format!("%{}%", like_escape(s)));
+        let kind = filter.kind.map(|k| k.as_str());
+        let user = filter.user.map(|u| u.0);
+        let condition = "run_id = ?1 AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR kind = ?3) \
+             AND (?4 IS NULL OR name LIKE ?4 ESCAPE '\\')";
+        let total: u64 = conn
+            .query_row(
+                &format!("SELECT COUNT(*) FROM run_changes WHERE {condition}"),
+                params![id.0, user, kind, pattern],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT user_id, source_id, name, kind, fields FROM run_changes WHERE {condition} ORDER BY seq LIMIT ?5 OFFSET ?6"
+            ))
+            .map_err(sql)?;
+        let page = stmt
+            .query_map(params![id.0, user, kind, pattern, filter.limit.max(1), filter.offset], change_from_row)
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        Ok((page, total))
+    }
+
     fn run_issues(&self, id: RunId) -> Result<Vec<IssueRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
@@ -598,6 +622,11 @@ impl DirectoryStore for SqliteStore {
             .map_err(sql)?;
         Ok(n as u64)
     }
+}
+
+/// Escapes `\`, `%` and `_` for a LIKE pattern with `ESCAPE '\'`.
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 fn write_history<'a>(

@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use super::auth::{self, Admin};
 use super::{ApiError, AppState};
 use crate::accounts::SESSION_LIFETIME;
-use crate::directory::{Integration, IntegrationConfig, IntegrationId, RunId, User, UserId, UserQuery};
+use crate::directory::{
+    ChangeFilter, ChangeKind, Integration, IntegrationConfig, IntegrationId, RunId, User, UserId, UserQuery,
+};
 use crate::runtime::egress::Grants;
 use crate::runtime::{Connector, wit};
 use crate::sync::engine::RunRequest;
@@ -383,16 +385,18 @@ async fn run_changes(
     Path(id): Path<i64>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult {
-    let all = state.engine.store().run_changes(RunId(id), q.user.map(UserId))?;
-    let needle = q.search.as_deref().map(str::to_lowercase);
-    let filtered: Vec<_> = all
-        .into_iter()
-        .filter(|c| q.kind.as_deref().is_none_or(|k| c.kind.as_str() == k))
-        .filter(|c| needle.as_deref().is_none_or(|n| c.name.to_lowercase().contains(n)))
-        .collect();
-    let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(50).clamp(1, 500));
-    let page: Vec<_> = filtered.iter().skip(offset).take(limit).collect();
-    Ok(Json(json!({"total": filtered.len(), "offset": offset, "changes": page})).into_response())
+    let kind = q.kind.as_deref().map(ChangeKind::parse).transpose().map_err(ApiError::bad_request)?;
+    let filter = ChangeFilter {
+        user: q.user.map(UserId),
+        kind,
+        search: q.search.filter(|s| !s.trim().is_empty()),
+        offset: q.offset.unwrap_or(0) as u64,
+        limit: q.limit.unwrap_or(50).clamp(1, 500) as u64,
+    };
+    let store = state.engine.store();
+    store.run(RunId(id))?;
+    let (page, total) = store.run_changes_page(RunId(id), &filter)?;
+    Ok(Json(json!({"total": total, "offset": filter.offset, "changes": page})).into_response())
 }
 
 #[derive(Deserialize, Default)]
