@@ -313,6 +313,10 @@ async fn preview_import_runs_users_and_revert_over_the_api() {
     let user_id = found["users"][0]["id"].as_i64().unwrap();
     let detail = s.call(&b, "GET", &format!("/api/v1/users/{user_id}"), None).await.json();
     assert_eq!(detail["history"][0]["run_id"].as_i64(), Some(run_id));
+    let gzipped =
+        request("GET", &s.url("/api/v1/users?limit=500"), &[("Cookie", &b.cookie), ("Accept-Encoding", "gzip")], "")
+            .await;
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"), "large responses are compressed");
     let with_manager = s.call(&b, "GET", "/api/v1/users?limit=500", None).await.json();
     let managed = with_manager["users"].as_array().unwrap().iter().find(|u| !u["manager_id"].is_null()).unwrap();
     let line = s.call(&b, "GET", &format!("/api/v1/users/{}", managed["id"]), None).await.json();

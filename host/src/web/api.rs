@@ -27,6 +27,9 @@ use crate::sync::engine::RunRequest;
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
+/// The longest a request may take before the client gets a 504.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -46,6 +49,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/users", get(users))
         .route("/api/v1/users/{id}", get(user))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(tower_http::compression::CompressionLayer::new())
+        // Previews fetch a whole company; nothing else should take this long.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 

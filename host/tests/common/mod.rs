@@ -43,9 +43,12 @@ pub async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &s
         body.len()
     );
     stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a header block");
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.expect("read");
+    // Bodies may be compressed: only the header block must be text.
+    let split = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let body = &bytes[split + 4..];
     let mut lines = head.lines();
     let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status");
     let headers: Vec<(String, String)> = lines
@@ -53,17 +56,20 @@ pub async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &s
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    Reply { status, headers, body: if chunked { dechunk(body) } else { body.to_string() } }
+    let body = if chunked { dechunk(body) } else { body.to_vec() };
+    Reply { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&body[..line_end]).unwrap_or("0");
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
         if n == 0 {
             break;
         }
-        out.push_str(&rest[..n]);
+        let rest = &body[line_end + 2..];
+        out.extend_from_slice(&rest[..n]);
         body = &rest[n + 2..];
     }
     out
