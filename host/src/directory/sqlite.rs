@@ -197,6 +197,22 @@ impl SqliteStore {
         Ok(Integration { id: IntegrationId(row.get(0)?), config })
     }
 
+    /// `?1`..`?10` of every integration write, secrets sealed.
+    fn integration_values<'a>(&self, c: &'a IntegrationConfig) -> Vec<Box<dyn rusqlite::ToSql + 'a>> {
+        vec![
+            Box::new(&c.connector_id),
+            Box::new(&c.name),
+            Box::new(self.seal_settings(c)),
+            Box::new(json_text(&c.grants)),
+            Box::new(c.auto_import),
+            Box::new(c.send_emails),
+            Box::new(c.interval_minutes),
+            Box::new(c.missing_after),
+            Box::new(c.max_deactivate_share),
+            Box::new(c.max_email_share),
+        ]
+    }
+
     const INTEGRATION_COLUMNS: &str = "id, connector_id, name, settings, grants, auto_import, send_emails, \
          interval_minutes, missing_after, max_deactivate_share, max_email_share";
 }
@@ -247,50 +263,29 @@ fn insert_user(
 impl DirectoryStore for SqliteStore {
     fn create_integration(&self, config: &IntegrationConfig) -> Result<IntegrationId, StoreError> {
         let conn = self.conn();
-        let now = Utc::now();
+        let mut values = self.integration_values(config);
+        values.push(Box::new(Utc::now()));
         conn.execute(
             "INSERT INTO integrations (connector_id, name, settings, grants, auto_import, send_emails, interval_minutes, \
              missing_after, max_deactivate_share, max_email_share, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-            params![
-                config.connector_id,
-                config.name,
-                self.seal_settings(config),
-                json_text(&config.grants),
-                config.auto_import,
-                config.send_emails,
-                config.interval_minutes,
-                config.missing_after,
-                config.max_deactivate_share,
-                config.max_email_share,
-                now
-            ],
+            rusqlite::params_from_iter(values.iter().map(|b| b.as_ref())),
         )
         .map_err(sql)?;
         Ok(IntegrationId(conn.last_insert_rowid()))
     }
 
     fn update_integration(&self, id: IntegrationId, config: &IntegrationConfig) -> Result<(), StoreError> {
+        let mut values = self.integration_values(config);
+        values.push(Box::new(Utc::now()));
+        values.push(Box::new(id.0));
         let n = self
             .conn()
             .execute(
-                "UPDATE integrations SET connector_id = ?2, name = ?3, settings = ?4, grants = ?5, auto_import = ?6, \
-                 send_emails = ?7, interval_minutes = ?8, missing_after = ?9, max_deactivate_share = ?10, \
-                 max_email_share = ?11, updated_at = ?12 WHERE id = ?1",
-                params![
-                    id.0,
-                    config.connector_id,
-                    config.name,
-                    self.seal_settings(config),
-                    json_text(&config.grants),
-                    config.auto_import,
-                    config.send_emails,
-                    config.interval_minutes,
-                    config.missing_after,
-                    config.max_deactivate_share,
-                    config.max_email_share,
-                    Utc::now()
-                ],
+                "UPDATE integrations SET connector_id = ?1, name = ?2, settings = ?3, grants = ?4, auto_import = ?5, \
+                 send_emails = ?6, interval_minutes = ?7, missing_after = ?8, max_deactivate_share = ?9, \
+                 max_email_share = ?10, updated_at = ?11 WHERE id = ?12",
+                rusqlite::params_from_iter(values.iter().map(|b| b.as_ref())),
             )
             .map_err(sql)?;
         if n == 0 { Err(StoreError::NoIntegration(id)) } else { Ok(()) }
