@@ -474,13 +474,13 @@ pub struct Apply {
 pub enum StoreError {
     #[error("another run of integration {0} is already queued or running; wait for it to finish")]
     AlreadyRunning(IntegrationId),
-    #[error("integration {0} does not exist; `hrsync integrations` lists them")]
+    #[error("integration {0} does not exist; `hrsync integration list` lists them")]
     NoIntegration(IntegrationId),
     #[error("run {0} does not exist; `hrsync history` lists runs")]
     NoRun(RunId),
-    #[error("user {0} does not exist")]
+    #[error("user {0} does not exist; `hrsync users` lists them")]
     NoUser(UserId),
-    #[error("the email {0} is already used by another user")]
+    #[error("that email is already used by another user (emails are unique regardless of case): {0}")]
     EmailTaken(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),

@@ -60,7 +60,9 @@ pub struct Fetched {
 pub enum FetchError {
     #[error(transparent)]
     Run(#[from] RunError),
-    #[error("gave up after {attempts} attempts and {waited:?} of waiting; last error: {last}")]
+    #[error(
+        "gave up after {attempts} attempts and {waited:?} of waiting; the source is still failing, try again later. Last error: {last}"
+    )]
     RetriesExhausted { attempts: u32, waited: Duration, last: RunError },
     #[error(
         "connector `{connector}` returned cursor `{cursor}` twice; its paging would never end. Report this to the connector's author."
