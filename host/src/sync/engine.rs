@@ -41,6 +41,8 @@ pub enum SyncError {
         "run {run} was not applied: the source changed since preview {preview} (the preview's plan differs from the current one); review a new preview, or import with --accept-drift"
     )]
     Drift { run: RunId, preview: RunId },
+    #[error("test connection failed: {0}")]
+    Check(RunError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -64,7 +66,7 @@ impl SyncError {
             | SyncError::Plan { run, .. }
             | SyncError::Blocked { run, .. }
             | SyncError::Drift { run, .. } => Some(*run),
-            SyncError::Store(_) | SyncError::Invalid(_) => None,
+            SyncError::Store(_) | SyncError::Check(_) | SyncError::Invalid(_) => None,
         }
     }
 }
@@ -139,10 +141,8 @@ impl SyncEngine {
         let integration = self.store.integration(integration)?;
         let connector = self.connector(&integration.config.connector_id)?;
         let (settings, grants) = session_inputs(&integration)?;
-        let run = RunId(0);
-        let mut session =
-            self.runtime.session(connector, grants).await.map_err(|source| SyncError::Connector { run, source })?;
-        session.check(&settings).await.map_err(|source| SyncError::Connector { run, source })
+        let mut session = self.runtime.session(connector, grants).await.map_err(SyncError::Check)?;
+        session.check(&settings).await.map_err(SyncError::Check)
     }
 
     /// Computes what an import would change and stores it as a preview.

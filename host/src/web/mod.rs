@@ -79,7 +79,7 @@ impl From<SyncError> for ApiError {
             SyncError::Store(s) => s.into(),
             SyncError::Invalid(m) => ApiError::bad_request(m),
             SyncError::Blocked { .. } | SyncError::Drift { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            SyncError::Fetch { .. } | SyncError::Connector { .. } | SyncError::Plan { .. } => {
+            SyncError::Fetch { .. } | SyncError::Connector { .. } | SyncError::Plan { .. } | SyncError::Check(_) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, e.to_string())
             }
         }

@@ -227,7 +227,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     let run = e
         .downcast_ref::<RunError>()
         .or_else(|| match e.downcast_ref::<SyncError>() {
-            Some(SyncError::Connector { source, .. }) => Some(source),
+            Some(SyncError::Connector { source, .. } | SyncError::Check(source)) => Some(source),
             _ => None,
         })
         .or(match fetch {
