@@ -40,7 +40,7 @@ async fn server() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState { engine, accounts, throttle: Arc::new(Throttle::default()) };
+    let state = AppState { engine, accounts, throttle: Arc::new(Throttle::default()), metrics: Default::default() };
     tokio::spawn(hrsync::web::serve(listener, state, async {
         let _ = stopped.await;
     }));
@@ -330,4 +330,18 @@ async fn preview_import_runs_users_and_revert_over_the_api() {
     let missing = s.call(&b, "GET", "/api/v1/runs/99999", None).await;
     assert_eq!(missing.status, 404);
     assert!(missing.body.contains("does not exist"));
+
+    let metrics = request("GET", &s.url("/metrics"), &[], "").await;
+    assert_eq!(metrics.status, 200);
+    let line = |needle: &str| metrics.body.lines().find(|l| l.starts_with(needle)).map(str::to_string);
+    assert_eq!(
+        line("hrsync_runs{kind=\"import\",state=\"succeeded\"}").as_deref(),
+        Some("hrsync_runs{kind=\"import\",state=\"succeeded\"} 1"),
+        "{}",
+        metrics.body
+    );
+    let changed = line("hrsync_people_changed{kind=\"import\"}").unwrap();
+    assert!(changed.ends_with(&format!(" {created}")), "{changed}");
+    assert!(metrics.body.contains("hrsync_http_requests_total{method=\"GET\",status=\"404\"} 1"), "{}", metrics.body);
+    assert!(line("hrsync_run_seconds{kind=\"import\"}").is_some());
 }

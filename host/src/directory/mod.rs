@@ -526,8 +526,22 @@ pub trait DirectoryStore: Send + Sync {
     fn run_issues(&self, id: RunId) -> Result<Vec<IssueRecord>, StoreError>;
     /// Every recorded change to one user, newest first, with its run.
     fn user_history(&self, user: UserId) -> Result<Vec<(RunId, ChangeRecord)>, StoreError>;
+    /// Totals per run kind and state, for metrics.
+    fn run_stats(&self) -> Result<Vec<RunStat>, StoreError>;
     /// Marks runs left queued/running by a crash as failed.
     fn fail_interrupted_runs(&self) -> Result<u64, StoreError>;
+}
+
+/// Totals of the runs of one kind in one state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStat {
+    pub kind: RunKind,
+    pub state: RunState,
+    pub runs: u64,
+    /// Wall time of the finished ones.
+    pub seconds: f64,
+    /// People created, updated, deactivated, reactivated or linked.
+    pub people_changed: u64,
 }
 
 /// Which of a run's changes to list.

@@ -605,6 +605,32 @@ impl DirectoryStore for SqliteStore {
             .map_err(sql)
     }
 
+    fn run_stats(&self) -> Result<Vec<RunStat>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT kind, state, COUNT(*), \
+                 COALESCE(SUM((julianday(finished_at) - julianday(started_at)) * 86400.0), 0.0), \
+                 COALESCE(SUM(COALESCE(json_extract(counts, '$.created'), 0) + COALESCE(json_extract(counts, '$.updated'), 0) \
+                   + COALESCE(json_extract(counts, '$.deactivated'), 0) + COALESCE(json_extract(counts, '$.reactivated'), 0) \
+                   + COALESCE(json_extract(counts, '$.linked'), 0)), 0) \
+                 FROM runs GROUP BY kind, state ORDER BY kind, state",
+            )
+            .map_err(sql)?;
+        stmt.query_map([], |r| {
+            Ok(RunStat {
+                kind: parse_enum(r.get(0)?)?,
+                state: parse_enum(r.get(1)?)?,
+                runs: r.get(2)?,
+                seconds: r.get(3)?,
+                people_changed: r.get(4)?,
+            })
+        })
+        .map_err(sql)?
+        .collect::<Result<_, _>>()
+        .map_err(sql)
+    }
+
     fn fail_interrupted_runs(&self) -> Result<u64, StoreError> {
         let n = self
             .conn()

@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(super::metrics::scrape))
         .route("/api/v1/session", post(login).get(me).delete(logout))
         .route("/api/v1/tokens", post(create_token))
         .route("/api/v1/connectors", get(connectors))
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         // Previews fetch a whole company; nothing else should take this long.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), super::metrics::count_requests))
         .with_state(state)
 }
 

@@ -1,10 +1,12 @@
-//! The admin web server: the JSON API (`/api/v1/...`) and health probes.
+//! The admin web server: the JSON API (`/api/v1/...`), health probes and
+//! Prometheus metrics.
 //!
 //! Every route but sign-in and the probes requires an admin ([`auth::Admin`]);
 //! state-changing requests from a browser session need its CSRF token.
 
 pub mod api;
 pub mod auth;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ pub struct AppState {
     pub engine: Arc<SyncEngine>,
     pub accounts: Arc<Accounts>,
     pub throttle: Arc<auth::Throttle>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// An API error: a status and a message that says what to do.

@@ -602,8 +602,12 @@ async fn serve_web(global: &Global, dir: directory_cmds::Directory, bind: Socket
         .await
         .with_context(|| format!("cannot listen on {bind}; pick another --bind"))?;
     println!("hrsync serves the admin API at http://{}/api/v1 (Ctrl-C stops it).", listener.local_addr()?);
-    let state =
-        hrsync::web::AppState { engine: std::sync::Arc::new(dir.engine), accounts, throttle: Default::default() };
+    let state = hrsync::web::AppState {
+        engine: std::sync::Arc::new(dir.engine),
+        accounts,
+        throttle: Default::default(),
+        metrics: Default::default(),
+    };
     hrsync::web::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
     })
