@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use hrsync::directory::sqlite::SqliteStore;
 use hrsync::directory::{
@@ -132,36 +132,21 @@ pub fn add_integration(dir: &Directory, args: AddArgs) -> anyhow::Result<Integra
     let connector = dir.engine.connector(&args.connector_id)?.clone();
     let mut config = IntegrationConfig::new(&connector.info.id, &args.name);
     config.missing_after = args.missing_after.max(1);
-    if let Some(u) = &args.url {
-        config.settings.insert("api-base-url".into(), u.clone());
-    }
-    if let Some(v) = args.client_id {
-        config.settings.insert("client-id".into(), v);
-    }
-    if let Some(v) = args.client_secret {
-        config.settings.insert("client-secret".into(), v);
-    }
-    for pair in &args.settings {
-        let (k, v) = pair.split_once('=').with_context(|| format!("--setting `{pair}` must look like KEY=VALUE"))?;
-        config.settings.insert(k.trim().into(), v.into());
-    }
-    for key in config.settings.keys() {
-        let Some(spec) = connector.info.settings.iter().find(|s| &s.key == key) else {
-            let known: Vec<&str> = connector.info.settings.iter().map(|s| s.key.as_str()).collect();
-            bail!("connector `{}` has no setting `{key}`; its settings are: {}", connector.info.id, known.join(", "));
-        };
-        if spec.kind == wit::SettingKind::Secret {
-            config.secret_keys.insert(key.clone());
-        }
-    }
-    config.grants = if !args.grants.is_empty() {
-        args.grants.clone()
-    } else if let Some(u) = &args.url {
-        vec![url::Url::parse(u).with_context(|| format!("--url `{u}` is not a URL"))?.origin().ascii_serialization()]
-    } else {
-        connector.info.default_hosts.clone()
+    let given = crate::GivenSettings {
+        url: args.url.as_deref(),
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        pairs: &args.settings,
+        grants: &args.grants,
     };
-    hrsync::runtime::egress::Grants::parse(&config.grants).map_err(anyhow::Error::msg)?;
+    (config.settings, config.grants) = given.resolve(&connector)?;
+    config.secret_keys = connector
+        .info
+        .settings
+        .iter()
+        .filter(|s| s.kind == wit::SettingKind::Secret && config.settings.contains_key(&s.key))
+        .map(|s| s.key.clone())
+        .collect();
     Ok(dir.store.create_integration(&config)?)
 }
 

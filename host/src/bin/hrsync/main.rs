@@ -356,7 +356,6 @@ async fn source(loaded: &[Connector], args: &SourceArgs) -> anyhow::Result<Sourc
             format!("no connector `{}` is loaded; loaded: {}", args.connector_id, ids.join(", "))
         })?
         .clone();
-    let mut settings: BTreeMap<String, String> = BTreeMap::new();
     let mut url = args.url.clone();
     let mut running = None;
     let (mut id, mut secret) = (args.client_id.clone(), args.client_secret.clone());
@@ -368,34 +367,71 @@ async fn source(loaded: &[Connector], args: &SourceArgs) -> anyhow::Result<Sourc
         secret = secret.or(Some(DEMO_CLIENT_SECRET.into()));
         running = Some(r);
     }
-    if let Some(u) = &url {
-        settings.insert("api-base-url".into(), u.clone());
-    }
-    if let Some(v) = id {
-        settings.insert("client-id".into(), v);
-    }
-    if let Some(v) = secret {
-        settings.insert("client-secret".into(), v);
-    }
-    for pair in &args.settings {
-        let (k, v) = pair.split_once('=').with_context(|| format!("--setting `{pair}` must look like KEY=VALUE"))?;
-        settings.insert(k.trim().into(), v.into());
-    }
-    let known: Vec<&str> = connector.info.settings.iter().map(|s| s.key.as_str()).collect();
-    if let Some(unknown) = settings.keys().find(|k| !known.contains(&k.as_str())) {
-        bail!("connector `{}` has no setting `{unknown}`; its settings are: {}", connector.info.id, known.join(", "));
-    }
-    let grants = if !args.grants.is_empty() {
-        Grants::parse(&args.grants).map_err(anyhow::Error::msg)?
-    } else if let Some(u) = &url {
-        let origin =
-            url::Url::parse(u).with_context(|| format!("--url `{u}` is not a URL"))?.origin().ascii_serialization();
-        Grants::parse(&[origin]).map_err(anyhow::Error::msg)?
-    } else {
-        Grants::parse(&connector.info.default_hosts).map_err(anyhow::Error::msg)?
+    let given = GivenSettings {
+        url: url.as_deref(),
+        client_id: id,
+        client_secret: secret,
+        pairs: &args.settings,
+        grants: &args.grants,
     };
+    let (settings, grants) = given.resolve(&connector)?;
+    let grants = Grants::parse(&grants).map_err(anyhow::Error::msg)?;
     let settings = settings.into_iter().map(|(key, value)| wit::Entry { key, value }).collect();
     Ok(Source { connector, settings, grants, _sandbox: running })
+}
+
+/// Connector settings and grants as given on the command line.
+struct GivenSettings<'a> {
+    /// `--url`: the `api-base-url` setting, and the origin granted by default.
+    url: Option<&'a str>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    /// `--setting KEY=VALUE`.
+    pairs: &'a [String],
+    /// `--grant ORIGIN`.
+    grants: &'a [String],
+}
+
+impl GivenSettings<'_> {
+    /// Checks every key against the connector's settings; the grants are the
+    /// given ones, else `--url`'s origin, else the connector's declared hosts.
+    fn resolve(self, connector: &Connector) -> anyhow::Result<(BTreeMap<String, String>, Vec<String>)> {
+        let mut settings = BTreeMap::new();
+        let named = [
+            ("api-base-url", self.url.map(str::to_string)),
+            ("client-id", self.client_id),
+            ("client-secret", self.client_secret),
+        ];
+        for (key, value) in named {
+            if let Some(v) = value {
+                settings.insert(key.to_string(), v);
+            }
+        }
+        for pair in self.pairs {
+            let (k, v) =
+                pair.split_once('=').with_context(|| format!("--setting `{pair}` must look like KEY=VALUE"))?;
+            settings.insert(k.trim().to_string(), v.to_string());
+        }
+        let known: Vec<&str> = connector.info.settings.iter().map(|s| s.key.as_str()).collect();
+        if let Some(unknown) = settings.keys().find(|k| !known.contains(&k.as_str())) {
+            bail!(
+                "connector `{}` has no setting `{unknown}`; its settings are: {}",
+                connector.info.id,
+                known.join(", ")
+            );
+        }
+        let grants = if !self.grants.is_empty() {
+            self.grants.to_vec()
+        } else if let Some(u) = self.url {
+            vec![
+                url::Url::parse(u).with_context(|| format!("--url `{u}` is not a URL"))?.origin().ascii_serialization(),
+            ]
+        } else {
+            connector.info.default_hosts.clone()
+        };
+        Grants::parse(&grants).map_err(anyhow::Error::msg)?;
+        Ok((settings, grants))
+    }
 }
 
 async fn check(global: &Global, args: SourceArgs) -> anyhow::Result<()> {
