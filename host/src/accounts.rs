@@ -41,7 +41,8 @@ pub struct Accounts {
     conn: Mutex<Connection>,
 }
 
-fn random_token(prefix: &str) -> String {
+/// 256 random bits as hex, after `prefix`.
+pub fn random_token(prefix: &str) -> String {
     let bytes: [u8; 32] = rand::random();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{prefix}{hex}")

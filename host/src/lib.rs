@@ -12,6 +12,7 @@
 //! - [`sandbox`]: a faithful local imitation of the Personio API.
 
 pub mod accounts;
+pub mod config;
 pub mod connectors;
 pub mod directory;
 pub mod runtime;

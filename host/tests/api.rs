@@ -9,7 +9,7 @@ use hrsync::runtime::{Limits, Runtime};
 use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Hire, Running, Sandbox, SandboxConfig};
 use hrsync::secrets::SecretBox;
 use hrsync::sync::SyncEngine;
-use hrsync::web::{AppState, auth::Throttle};
+use hrsync::web::AppState;
 use serde_json::{Value, json};
 
 mod common;
@@ -40,7 +40,7 @@ async fn server() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState { engine, accounts, throttle: Arc::new(Throttle::default()), metrics: Default::default() };
+    let state = AppState::new(engine, accounts);
     tokio::spawn(hrsync::web::serve(listener, state, async {
         let _ = stopped.await;
     }));
@@ -105,28 +105,31 @@ impl Server {
     }
 }
 
+/// Every endpoint that needs an admin.
+const PROTECTED: [(&str, &str); 17] = [
+    ("GET", "/api/v1/session"),
+    ("DELETE", "/api/v1/session"),
+    ("POST", "/api/v1/tokens"),
+    ("GET", "/api/v1/connectors"),
+    ("GET", "/api/v1/integrations"),
+    ("POST", "/api/v1/integrations"),
+    ("GET", "/api/v1/integrations/1"),
+    ("PUT", "/api/v1/integrations/1"),
+    ("POST", "/api/v1/integrations/1/check"),
+    ("POST", "/api/v1/integrations/1/previews"),
+    ("POST", "/api/v1/integrations/1/imports"),
+    ("GET", "/api/v1/runs"),
+    ("GET", "/api/v1/runs/1"),
+    ("GET", "/api/v1/runs/1/changes"),
+    ("POST", "/api/v1/runs/1/revert"),
+    ("GET", "/api/v1/users"),
+    ("GET", "/api/v1/users/1"),
+];
+
 #[tokio::test]
 async fn every_endpoint_requires_authentication() {
     let s = server().await;
-    for (method, path) in [
-        ("GET", "/api/v1/session"),
-        ("DELETE", "/api/v1/session"),
-        ("POST", "/api/v1/tokens"),
-        ("GET", "/api/v1/connectors"),
-        ("GET", "/api/v1/integrations"),
-        ("POST", "/api/v1/integrations"),
-        ("GET", "/api/v1/integrations/1"),
-        ("PUT", "/api/v1/integrations/1"),
-        ("POST", "/api/v1/integrations/1/check"),
-        ("POST", "/api/v1/integrations/1/previews"),
-        ("POST", "/api/v1/integrations/1/imports"),
-        ("GET", "/api/v1/runs"),
-        ("GET", "/api/v1/runs/1"),
-        ("GET", "/api/v1/runs/1/changes"),
-        ("POST", "/api/v1/runs/1/revert"),
-        ("GET", "/api/v1/users"),
-        ("GET", "/api/v1/users/1"),
-    ] {
+    for (method, path) in PROTECTED {
         let r = request(method, &s.url(path), &[("Content-Type", "application/json")], "{}").await;
         assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
         assert!(r.json()["error"]["message"].as_str().unwrap().contains("sign in"), "{method} {path}");
@@ -344,4 +347,196 @@ async fn preview_import_runs_users_and_revert_over_the_api() {
     assert!(changed.ends_with(&format!(" {created}")), "{changed}");
     assert!(metrics.body.contains("hrsync_http_requests_total{method=\"GET\",status=\"404\"} 1"), "{}", metrics.body);
     assert!(line("hrsync_run_seconds{kind=\"import\"}").is_some());
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_exactly_the_endpoints() {
+    let s = server().await;
+    let r = request("GET", &s.url("/api/v1/openapi.json"), &[], "").await;
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.push((method.to_uppercase(), path.replace("{id}", "1")));
+        }
+    }
+    let mut expected: Vec<(String, String)> = PROTECTED.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    expected.push(("POST".into(), "/api/v1/session".into()));
+    expected.push(("GET".into(), "/readyz".into()));
+    documented.sort();
+    expected.sort();
+    assert_eq!(documented, expected);
+    // Each documented protected operation really refuses strangers.
+    for (method, path) in documented.iter().filter(|(m, p)| !(m == "POST" && p == "/api/v1/session") && p != "/readyz")
+    {
+        assert_eq!(request(method, &s.url(path), &[], "").await.status, 401, "{method} {path}");
+    }
+}
+
+/// A URL-encoded form body.
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!("{k}={}", v.replace('%', "%25").replace('&', "%26").replace('+', "%2B").replace(' ', "+"))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The CSRF token a page embeds in its forms.
+fn csrf_of(html: &str) -> String {
+    let needle = "name=\"csrf\" value=\"";
+    let at = html.find(needle).expect("a form with a CSRF token") + needle.len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn pages_send_strangers_to_sign_in_and_refuse_forms_without_the_csrf_token() {
+    let s = server().await;
+    for path in [
+        "/integrations",
+        "/integrations/new?connector=personio",
+        "/integrations/1/configuration",
+        "/integrations/1/preview",
+        "/integrations/1/history",
+        "/runs/1",
+        "/directory",
+        "/directory/1",
+    ] {
+        let r = request("GET", &s.url(path), &[], "").await;
+        assert_eq!(r.status, 303, "{path}");
+        assert!(r.header("location").unwrap().starts_with("/login?next=%2F"), "{path}: {:?}", r.header("location"));
+    }
+    for path in [
+        "/integrations",
+        "/integrations/1/configuration",
+        "/integrations/1/preview",
+        "/integrations/1/import",
+        "/runs/1/revert",
+        "/logout",
+    ] {
+        let r = request("POST", &s.url(path), &[("Content-Type", "application/x-www-form-urlencoded")], "csrf=x").await;
+        assert_eq!((r.status, r.header("location")), (303, Some("/login")), "POST {path}");
+    }
+
+    // Signing in through the page needs the form's own token (login CSRF).
+    let page = request("GET", &s.url("/login"), &[], "").await;
+    let login_cookie = page.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let token = csrf_of(&page.body);
+    let body = form(&[("csrf", &token), ("username", "admin"), ("password", PASSWORD), ("next", "//evil.example/")]);
+    let forged =
+        request("POST", &s.url("/login"), &[("Content-Type", "application/x-www-form-urlencoded")], &body).await;
+    assert_eq!(forged.status, 403, "no login cookie: {}", forged.body);
+    let ok = request(
+        "POST",
+        &s.url("/login"),
+        &[("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", &login_cookie)],
+        &body,
+    )
+    .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(ok.header("location"), Some("/integrations"), "never redirected off-site");
+    let session =
+        ok.headers.iter().find(|(k, v)| k == "set-cookie" && v.starts_with("hrsync_session=")).unwrap().1.clone();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"));
+    let cookie = session.split(';').next().unwrap().to_string();
+
+    // Signed in, a form without the right token changes nothing.
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+    let before = s.call(&b, "GET", &format!("/api/v1/integrations/{id}"), None).await.body;
+    let runs_before = s.call(&b, "GET", "/api/v1/runs", None).await.json().as_array().unwrap().len();
+    for csrf in ["", "wrong"] {
+        let headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", cookie.as_str())];
+        let save = form(&[("csrf", csrf), ("name", "Renamed"), ("setting.client-id", "x"), ("action", "save")]);
+        let r = request("POST", &s.url(&format!("/integrations/{id}/configuration")), &headers, &save).await;
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert!(r.body.contains("did not come from this site"), "{}", r.body);
+        let r =
+            request("POST", &s.url(&format!("/integrations/{id}/preview")), &headers, &form(&[("csrf", csrf)])).await;
+        assert_eq!(r.status, 403);
+        let r =
+            request("POST", &s.url(&format!("/integrations/{id}/import")), &headers, &form(&[("csrf", csrf)])).await;
+        assert_eq!(r.status, 403);
+    }
+    assert_eq!(s.call(&b, "GET", &format!("/api/v1/integrations/{id}"), None).await.body, before);
+    assert_eq!(s.call(&b, "GET", "/api/v1/runs", None).await.json().as_array().unwrap().len(), runs_before);
+
+    // With the page's token, the same form saves and starts a preview.
+    let config = request("GET", &s.url(&format!("/integrations/{id}/configuration")), &[("Cookie", &cookie)], "").await;
+    assert_eq!(config.status, 200);
+    assert!(!config.body.contains(DEMO_CLIENT_SECRET), "secrets are never rendered");
+    assert!(config.body.contains("data-stored=\"client-secret\""), "but shown as stored");
+    let save = form(&[
+        ("csrf", &csrf_of(&config.body)),
+        ("name", "Renamed"),
+        ("setting.client-id", DEMO_CLIENT_ID),
+        ("setting.client-secret", ""),
+        ("setting.api-base-url", &s.sandbox_url),
+        ("grants", &s.sandbox_url),
+        ("interval_minutes", "120"),
+        ("action", "save"),
+    ]);
+    let headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", cookie.as_str())];
+    let r = request("POST", &s.url(&format!("/integrations/{id}/configuration")), &headers, &save).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.header("location").unwrap().starts_with(&format!("/integrations/{id}/preview?run=")));
+    let saved = s.call(&b, "GET", &format!("/api/v1/integrations/{id}"), None).await.json();
+    assert_eq!(saved["name"], "Renamed");
+    assert_eq!(saved["settings"]["client-secret"], json!({"stored": true}), "an empty secret keeps the stored one");
+
+    // Invalid settings: the form again, with what to fix, and nothing saved.
+    let config = request("GET", &s.url(&format!("/integrations/{id}/configuration")), &[("Cookie", &cookie)], "").await;
+    let bad = form(&[
+        ("csrf", &csrf_of(&config.body)),
+        ("name", "Broken"),
+        ("setting.client-id", DEMO_CLIENT_ID),
+        ("grants", "ftp://nope"),
+        ("interval_minutes", "1"),
+        ("action", "save"),
+    ]);
+    let r = request("POST", &s.url(&format!("/integrations/{id}/configuration")), &headers, &bad).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("id=\"form-error\""), "{}", r.body);
+    assert_eq!(s.call(&b, "GET", &format!("/api/v1/integrations/{id}"), None).await.json()["name"], "Renamed");
+}
+
+#[tokio::test]
+async fn hostile_names_render_as_text_on_every_page() {
+    let s = server().await;
+    s.sandbox.hire(Hire {
+        first_name: "<script>alert(1)</script>".into(),
+        last_name: "<img src=x onerror=alert(2)>".into(),
+        email: Some("hostile@acme.example".into()),
+        position: Some("\"><svg onload=alert(3)>".into()),
+        ..Hire::default()
+    });
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+    let import = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/imports"), None).await.json();
+    let run = import["run_id"].as_i64().unwrap();
+    while s.call(&b, "GET", &format!("/api/v1/runs/{run}"), None).await.json()["run"]["state"] == "running" {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let users = s.call(&b, "GET", "/api/v1/users?search=hostile@", None).await.json();
+    let user = users["users"][0]["id"].as_i64().expect("the hostile person was imported");
+    for path in [
+        "/directory?q=hostile".to_string(),
+        format!("/directory/{user}"),
+        format!("/runs/{run}?q=script"),
+        format!("/integrations/{id}/history"),
+    ] {
+        let r = request("GET", &s.url(&path), &[("Cookie", &b.cookie)], "").await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.header("content-security-policy").unwrap().contains("script-src 'self'"), "{path}");
+        for raw in ["<script>alert", "<img src=x", "<svg onload"] {
+            assert!(!r.body.contains(raw), "{path} contains raw `{raw}`");
+        }
+        if !path.contains("history") {
+            assert!(r.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{path} shows the name as text");
+        }
+    }
 }

@@ -194,3 +194,47 @@ async fn integration_preview_import_history_users_and_revert_from_the_command_li
     running.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn serve_takes_its_address_and_data_dir_from_a_config_file_and_flags_override_it() {
+    let dir = std::env::temp_dir().join(format!("hrsync-cli-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let file = dir.join("hrsync.toml");
+    std::fs::write(&file, format!("bind = \"127.0.0.1:{port}\"\ndata_dir = \"from-file\"\n")).unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_hrsync"))
+        .args(["--config", file.to_str().unwrap(), "serve"])
+        .env("HRSYNC_ADMIN_PASSWORD", "a long enough password")
+        .env_remove("HRSYNC_DATA_DIR")
+        .env_remove("HRSYNC_BIND")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut answered = false;
+    for _ in 0..200 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut reply = String::new();
+            s.read_to_string(&mut reply).unwrap();
+            answered = reply.starts_with("HTTP/1.1 200");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(answered, "hrsync serve did not answer on the configured port {port}");
+    assert!(dir.join("from-file/hrsync.db").exists(), "the data dir is taken relative to the config file");
+
+    // A flag beats the file; a typo in the file is an input error naming it.
+    let out = hrsync_in(&dir.join("from-flag"), &["--config", file.to_str().unwrap(), "users", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.join("from-flag/hrsync.db").exists());
+    std::fs::write(&file, "bnid = \"127.0.0.1:1\"\n").unwrap();
+    let out = hrsync_in(&dir, &["--config", file.to_str().unwrap(), "serve"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hrsync.toml") && stderr(&out).contains("bnid"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -79,7 +79,7 @@ pub fn specs() -> Vec<SettingSpec> {
         spec(
             EMPLOYEE_ID,
             "Employee ID attribute",
-            SettingKind::Text,
+            SettingKind::Attribute,
             false,
             Some("id"),
             "The Personio attribute shown as employee ID: `id`, or a custom one such as `dynamic_1003`.",
@@ -87,7 +87,7 @@ pub fn specs() -> Vec<SettingSpec> {
         spec(
             DEPARTMENT,
             "Department attribute",
-            SettingKind::Text,
+            SettingKind::Attribute,
             false,
             Some("department"),
             "Where the department comes from: `department`, `team`, `subcompany` or a custom `dynamic_…` attribute.",
@@ -95,7 +95,7 @@ pub fn specs() -> Vec<SettingSpec> {
         spec(
             CUSTOM,
             "Custom attributes",
-            SettingKind::Text,
+            SettingKind::AttributeList,
             false,
             None,
             "Comma-separated `dynamic_…` keys to import as custom attributes, e.g. `dynamic_1001, dynamic_1002`.",

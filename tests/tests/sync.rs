@@ -162,7 +162,7 @@ async fn first_import_then_changes_preview_import_history_and_revert() {
     assert_eq!((v.profile.status, v.missing_runs), (UserStatus::Active, 1), "missing once: reported, not deactivated");
 
     // --- History lists both imports (and the preview) with drill-down.
-    let runs = w.store.runs(Some(w.integration), 10).unwrap();
+    let runs = w.store.runs(Some(w.integration), 0, 10).unwrap();
     let kinds: Vec<RunKind> = runs.iter().map(|r| r.kind).collect();
     assert_eq!(kinds, [RunKind::Import, RunKind::Preview, RunKind::Import]);
     let mover_user = w.user_of(mover).unwrap().id;
@@ -316,12 +316,12 @@ async fn a_failure_while_applying_leaves_directory_and_history_as_before() {
     )
     .unwrap();
     let before = w.users();
-    let runs_before = w.store.runs(None, 100).unwrap().len();
+    let runs_before = w.store.runs(None, 0, 100).unwrap().len();
 
     let err = w.engine.import(&RunRequest::manual(w.integration)).await.unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
     assert_eq!(w.users(), before, "nothing half-applied");
-    let runs = w.store.runs(None, 100).unwrap();
+    let runs = w.store.runs(None, 0, 100).unwrap();
     assert_eq!(runs.len(), runs_before + 1);
     assert_eq!(runs[0].state, RunState::Failed);
     assert!(w.store.run_changes(runs[0].id, None).unwrap().is_empty(), "no history of changes that did not happen");

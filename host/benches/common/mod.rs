@@ -1,5 +1,7 @@
 //! Shared by the benchmarks: a sandbox in its own process, and peak RSS.
 
+#![allow(dead_code)] // each benchmark uses a different part
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 

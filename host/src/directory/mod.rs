@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(transparent)]
         pub struct $name(pub i64);
 
@@ -302,7 +302,7 @@ pub struct Integration {
     pub config: IntegrationConfig,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RunKind {
     Preview,
@@ -310,14 +310,14 @@ pub enum RunKind {
     Revert,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     Manual,
     Automatic,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
     Queued,
@@ -328,7 +328,7 @@ pub enum RunState {
 }
 
 /// Per-run counts, as shown in previews and history.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Counts {
     pub created: u64,
@@ -343,7 +343,7 @@ pub struct Counts {
 }
 
 /// A run as history lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Run {
     pub id: RunId,
     pub integration_id: IntegrationId,
@@ -361,7 +361,7 @@ pub struct Run {
 }
 
 /// What a change did to a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Create,
@@ -394,7 +394,7 @@ impl ChangeKind {
 
 /// One field's before and after. For `manager`, values are display names and
 /// `*_id` the users, so a revert can restore the exact manager.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldChange {
     pub field: String,
     pub before: Option<String>,
@@ -406,7 +406,7 @@ pub struct FieldChange {
 }
 
 /// One person's change in a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ChangeRecord {
     /// `None` in previews for people not yet created.
     pub user_id: Option<UserId>,
@@ -417,7 +417,7 @@ pub struct ChangeRecord {
 }
 
 /// A problem a run reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssueRecord {
     pub source_id: Option<String>,
     pub name: Option<String>,
@@ -519,7 +519,8 @@ pub trait DirectoryStore: Send + Sync {
     /// Writes users, history and the run's end in one transaction.
     fn apply(&self, id: RunId, apply: &Apply, fingerprint: &str) -> Result<(), StoreError>;
     fn run(&self, id: RunId) -> Result<Run, StoreError>;
-    fn runs(&self, integration: Option<IntegrationId>, limit: u64) -> Result<Vec<Run>, StoreError>;
+    /// Newest first.
+    fn runs(&self, integration: Option<IntegrationId>, offset: u64, limit: u64) -> Result<Vec<Run>, StoreError>;
     fn run_changes(&self, id: RunId, user: Option<UserId>) -> Result<Vec<ChangeRecord>, StoreError>;
     /// One page of a run's changes, filtered, with the filtered total.
     fn run_changes_page(&self, id: RunId, filter: &ChangeFilter) -> Result<(Vec<ChangeRecord>, u64), StoreError>;

@@ -518,14 +518,14 @@ impl DirectoryStore for SqliteStore {
             .ok_or(StoreError::NoRun(id))
     }
 
-    fn runs(&self, integration: Option<IntegrationId>, limit: u64) -> Result<Vec<Run>, StoreError> {
+    fn runs(&self, integration: Option<IntegrationId>, offset: u64, limit: u64) -> Result<Vec<Run>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE ?1 IS NULL OR integration_id = ?1 ORDER BY id DESC LIMIT ?2"
+                "SELECT {RUN_COLUMNS} FROM runs WHERE ?1 IS NULL OR integration_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
             ))
             .map_err(sql)?;
-        stmt.query_map(params![integration.map(|i| i.0), limit], run_from_row)
+        stmt.query_map(params![integration.map(|i| i.0), limit, offset], run_from_row)
             .map_err(sql)?
             .collect::<Result<_, _>>()
             .map_err(sql)

@@ -7,7 +7,7 @@
 //! are recorded too, so admins see why nothing changed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 
@@ -114,11 +114,13 @@ pub struct SyncEngine {
     store: Arc<dyn DirectoryStore>,
     connectors: Vec<Connector>,
     pub retry: RetryPolicy,
+    /// Fetch progress of the background runs still going, for progress bars.
+    live: Mutex<HashMap<RunId, Progress>>,
 }
 
 impl SyncEngine {
     pub fn new(runtime: Arc<Runtime>, store: Arc<dyn DirectoryStore>, connectors: Vec<Connector>) -> Self {
-        SyncEngine { runtime, store, connectors, retry: RetryPolicy::default() }
+        SyncEngine { runtime, store, connectors, retry: RetryPolicy::default(), live: Mutex::default() }
     }
 
     pub fn store(&self) -> &Arc<dyn DirectoryStore> {
@@ -149,7 +151,59 @@ impl SyncEngine {
     pub async fn preview(&self, request: &RunRequest) -> Result<RunReport, SyncError> {
         let integration = self.store.integration(request.integration)?;
         let run = self.begin(&integration, RunKind::Preview, request, None)?;
-        let planned = match self.compute(&integration, request).await {
+        self.finish_preview(&integration, run, request).await?;
+        self.report(run)
+    }
+
+    /// Starts a preview in the background and returns its run at once; its
+    /// fetch progress is [`progress`](Self::progress) until it ends.
+    pub fn start_preview(self: &Arc<Self>, request: RunRequest) -> Result<RunId, SyncError> {
+        let integration = self.store.integration(request.integration)?;
+        let run = self.begin(&integration, RunKind::Preview, &request, None)?;
+        self.in_background(run, request, |engine, run, request| async move {
+            engine.finish_preview(&integration, run, &request).await
+        });
+        Ok(run)
+    }
+
+    /// How far the fetch of a background run has come, while it runs.
+    pub fn progress(&self, run: RunId) -> Option<Progress> {
+        self.live.lock().expect("progress").get(&run).copied()
+    }
+
+    /// Runs `work` on its own task with progress tracked under `run`.
+    fn in_background<F, Fut>(self: &Arc<Self>, run: RunId, mut request: RunRequest, work: F)
+    where
+        F: FnOnce(Arc<Self>, RunId, RunRequest) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), SyncError>> + Send + 'static,
+    {
+        self.live.lock().expect("progress").insert(run, Progress::default());
+        let weak = Arc::downgrade(self);
+        let outer = request.progress.take();
+        request.progress = Some(Arc::new(move |p| {
+            if let Some(engine) = weak.upgrade() {
+                engine.live.lock().expect("progress").insert(run, p);
+            }
+            if let Some(f) = &outer {
+                f(p)
+            }
+        }));
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = work(engine.clone(), run, request).await {
+                tracing::warn!(%run, "background run ended without applying: {e}");
+            }
+            engine.live.lock().expect("progress").remove(&run);
+        });
+    }
+
+    async fn finish_preview(
+        &self,
+        integration: &Integration,
+        run: RunId,
+        request: &RunRequest,
+    ) -> Result<(), SyncError> {
+        let planned = match self.compute(integration, request).await {
             Ok(p) => p,
             Err(e) => return Err(self.fail(run, e)),
         };
@@ -161,8 +215,7 @@ impl SyncEngine {
             changes: preview_records(&planned.apply),
             issues: planned.apply.issues.clone(),
         };
-        self.store.finish_run(run, &outcome)?;
-        self.report(run)
+        Ok(self.store.finish_run(run, &outcome)?)
     }
 
     /// Fetches, plans and applies in one transaction.
@@ -178,11 +231,8 @@ impl SyncEngine {
     /// how it ends.
     pub fn start_import(self: &Arc<Self>, request: RunRequest) -> Result<RunId, SyncError> {
         let (integration, run) = self.begin_import(&request)?;
-        let engine = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = engine.finish_import(&integration, run, &request).await {
-                tracing::warn!(%run, "background import ended without applying: {e}");
-            }
+        self.in_background(run, request, |engine, run, request| async move {
+            engine.finish_import(&integration, run, &request).await
         });
         Ok(run)
     }

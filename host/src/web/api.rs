@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{self, Admin};
+use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
 use crate::accounts::SESSION_LIFETIME;
 use crate::directory::{
@@ -27,14 +28,13 @@ use crate::sync::engine::RunRequest;
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
-/// The longest a request may take before the client gets a 504.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-
-pub fn router(state: AppState) -> Router {
+/// The API's routes; [`super::router`] adds the layers every route shares.
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(super::metrics::scrape))
+        .route("/api/v1/openapi.json", get(super::openapi::document))
         .route("/api/v1/session", post(login).get(me).delete(logout))
         .route("/api/v1/tokens", post(create_token))
         .route("/api/v1/connectors", get(connectors))
@@ -49,86 +49,66 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/revert", post(revert))
         .route("/api/v1/users", get(users))
         .route("/api/v1/users/{id}", get(user))
-        .layer(axum::middleware::map_response(security_headers))
-        .layer(tower_http::compression::CompressionLayer::new())
-        // Previews fetch a whole company; nothing else should take this long.
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), super::metrics::count_requests))
-        .with_state(state)
 }
 
-/// Headers that keep browsers from sniffing, framing or leaking responses.
-async fn security_headers(mut response: Response) -> Response {
-    let h = response.headers_mut();
-    h.insert("x-content-type-options", header::HeaderValue::from_static("nosniff"));
-    h.insert("x-frame-options", header::HeaderValue::from_static("DENY"));
-    h.insert("referrer-policy", header::HeaderValue::from_static("no-referrer"));
-    h.insert("cache-control", header::HeaderValue::from_static("no-store"));
-    response
-}
-
-async fn readyz(State(state): State<AppState>) -> ApiResult {
+#[utoipa::path(get, path = "/readyz", tag = "probes", responses((status = 200, description = "The directory database answers"), (status = 503, description = "It does not")))]
+pub(super) async fn readyz(State(state): State<AppState>) -> ApiResult {
     state.engine.store().integrations().map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     Ok("ready".into_response())
 }
 
-#[derive(Deserialize)]
-struct Login {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct Login {
     username: String,
     password: String,
 }
 
-async fn login(
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = Login, responses((status = 200, description = "Signed in: sets the HttpOnly session cookie; the body carries the CSRF token to send as X-CSRF-Token", body = Object), (status = 401, description = "Wrong username or password", body = ErrorBody), (status = 429, description = "Too many failures; Retry-After says when to try again", body = ErrorBody)), security(()))]
+pub(super) async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(login): Json<Login>,
 ) -> ApiResult {
-    let keys = vec![format!("user:{}", login.username.to_lowercase()), format!("ip:{}", peer.ip())];
-    if let Some(wait) = state.throttle.locked(&keys) {
-        let mut r = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed sign-ins; try again in {} minutes", wait.div_ceil(60)),
-        )
-        .into_response();
-        r.headers_mut().insert(header::RETRY_AFTER, wait.into());
-        return Ok(r);
+    match auth::sign_in(&state, peer.ip(), &login.username, login.password).await? {
+        auth::SignIn::Locked(wait) => {
+            let mut r = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed sign-ins; try again in {} minutes", wait.div_ceil(60)),
+            )
+            .into_response();
+            r.headers_mut().insert(header::RETRY_AFTER, wait.into());
+            Ok(r)
+        }
+        auth::SignIn::Wrong => Err(ApiError::unauthorized("wrong username or password")),
+        auth::SignIn::Ok { username, session } => {
+            let cookie =
+                auth::session_cookie(Some(&session.token), SESSION_LIFETIME.to_std().unwrap_or(Duration::ZERO));
+            let body = json!({"username": username, "csrf_token": session.csrf, "expires_at": session.expires_at});
+            Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+        }
     }
-    let accounts = state.accounts.clone();
-    let (username, password) = (login.username.clone(), login.password);
-    // Argon2 is deliberately slow: keep it off the async workers.
-    let verified = tokio::task::spawn_blocking(move || accounts.verify(&username, &password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    let Some(admin) = verified else {
-        state.throttle.failed(&keys);
-        return Err(ApiError::unauthorized("wrong username or password"));
-    };
-    state.throttle.succeeded(&keys);
-    let session = state.accounts.create_session(admin).map_err(ApiError::internal)?;
-    let cookie = auth::session_cookie(Some(&session.token), SESSION_LIFETIME.to_std().unwrap_or(Duration::ZERO));
-    let body = json!({"username": login.username, "csrf_token": session.csrf, "expires_at": session.expires_at});
-    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
-async fn me(Admin(p): Admin) -> ApiResult {
+#[utoipa::path(get, path = "/api/v1/session", tag = "session", responses((status = 200, description = "The signed-in admin and the session's CSRF token", body = Object), (status = 401, body = ErrorBody)))]
+pub(super) async fn me(Admin(p): Admin) -> ApiResult {
     Ok(Json(json!({"username": p.username, "csrf_token": p.csrf})).into_response())
 }
 
-async fn logout(State(state): State<AppState>, Admin(_): Admin, headers: HeaderMap) -> ApiResult {
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session", responses((status = 204, description = "Signed out"), (status = 401, body = ErrorBody), (status = 403, description = "Missing CSRF token", body = ErrorBody)))]
+pub(super) async fn logout(State(state): State<AppState>, Admin(_): Admin, headers: HeaderMap) -> ApiResult {
     if let Some(token) = auth::cookie(&headers, auth::SESSION_COOKIE) {
         state.accounts.end_session(&token).map_err(ApiError::internal)?;
     }
     Ok(([(header::SET_COOKIE, auth::session_cookie(None, Duration::ZERO))], StatusCode::NO_CONTENT).into_response())
 }
 
-#[derive(Deserialize)]
-struct NewToken {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct NewToken {
     name: String,
 }
 
-async fn create_token(State(state): State<AppState>, Admin(p): Admin, Json(t): Json<NewToken>) -> ApiResult {
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "session", request_body = NewToken, responses((status = 201, description = "The new API token, shown once", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(super) async fn create_token(State(state): State<AppState>, Admin(p): Admin, Json(t): Json<NewToken>) -> ApiResult {
     if t.name.trim().is_empty() {
         return Err(ApiError::bad_request("give the token a name, e.g. the script that uses it"));
     }
@@ -136,13 +116,15 @@ async fn create_token(State(state): State<AppState>, Admin(p): Admin, Json(t): J
     Ok((StatusCode::CREATED, Json(json!({"token": token, "note": "shown once; store it now"}))).into_response())
 }
 
-fn setting_kind(kind: wit::SettingKind) -> &'static str {
+pub(super) fn setting_kind(kind: wit::SettingKind) -> &'static str {
     match kind {
         wit::SettingKind::Text => "text",
         wit::SettingKind::Secret => "secret",
         wit::SettingKind::Flag => "flag",
         wit::SettingKind::Choice => "choice",
         wit::SettingKind::MultiChoice => "multi-choice",
+        wit::SettingKind::Attribute => "attribute",
+        wit::SettingKind::AttributeList => "attribute-list",
     }
 }
 
@@ -166,7 +148,8 @@ fn connector_json(c: &Connector) -> Value {
     }})
 }
 
-async fn connectors(State(state): State<AppState>, Admin(_): Admin) -> ApiResult {
+#[utoipa::path(get, path = "/api/v1/connectors", tag = "integrations", responses((status = 200, description = "Loaded connectors with their settings schema, capabilities and default hosts", body = [Object]), (status = 401, body = ErrorBody)))]
+pub(super) async fn connectors(State(state): State<AppState>, Admin(_): Admin) -> ApiResult {
     let list: Vec<Value> = state.engine.connectors().iter().map(connector_json).collect();
     Ok(Json(list).into_response())
 }
@@ -189,31 +172,32 @@ fn integration_json(i: &Integration) -> Value {
         "max_email_share": c.max_email_share})
 }
 
-async fn list_integrations(State(state): State<AppState>, Admin(_): Admin) -> ApiResult {
+#[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", responses((status = 200, description = "Integrations; secret settings appear only as {\"stored\": true}", body = [Object]), (status = 401, body = ErrorBody)))]
+pub(super) async fn list_integrations(State(state): State<AppState>, Admin(_): Admin) -> ApiResult {
     let list: Vec<Value> = state.engine.store().integrations()?.iter().map(integration_json).collect();
     Ok(Json(list).into_response())
 }
 
 /// What an admin submits for an integration.
-#[derive(Deserialize)]
-struct IntegrationInput {
-    connector_id: Option<String>,
-    name: String,
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(super) struct IntegrationInput {
+    pub connector_id: Option<String>,
+    pub name: String,
     #[serde(default)]
-    settings: BTreeMap<String, String>,
-    grants: Option<Vec<String>>,
+    pub settings: BTreeMap<String, String>,
+    pub grants: Option<Vec<String>>,
     #[serde(default)]
-    auto_import: bool,
+    pub auto_import: bool,
     #[serde(default)]
-    send_emails: bool,
-    interval_minutes: Option<u32>,
-    missing_after: Option<u32>,
-    max_deactivate_share: Option<f64>,
-    max_email_share: Option<f64>,
+    pub send_emails: bool,
+    pub interval_minutes: Option<u32>,
+    pub missing_after: Option<u32>,
+    pub max_deactivate_share: Option<f64>,
+    pub max_email_share: Option<f64>,
 }
 
 /// Validates input into a config; `existing` supplies stored secrets left empty.
-fn config_from(
+pub(super) fn config_from(
     state: &AppState,
     input: IntegrationInput,
     existing: Option<&Integration>,
@@ -278,7 +262,8 @@ fn config_from(
     Ok(config)
 }
 
-async fn create_integration(
+#[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations", request_body = IntegrationInput, responses((status = 201, description = "Created", body = Object), (status = 400, description = "Invalid settings; the message says which and why", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn create_integration(
     State(state): State<AppState>,
     Admin(_): Admin,
     Json(input): Json<IntegrationInput>,
@@ -289,11 +274,13 @@ async fn create_integration(
     Ok((StatusCode::CREATED, Json(integration_json(&created))).into_response())
 }
 
-async fn get_integration(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
+#[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub(super) async fn get_integration(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
     Ok(Json(integration_json(&state.engine.store().integration(IntegrationId(id))?)).into_response())
 }
 
-async fn update_integration(
+#[utoipa::path(put, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path)), request_body = IntegrationInput, responses((status = 200, description = "Updated; empty secrets keep the stored value", body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn update_integration(
     State(state): State<AppState>,
     Admin(_): Admin,
     Path(id): Path<i64>,
@@ -305,8 +292,9 @@ async fn update_integration(
     Ok(Json(integration_json(&state.engine.store().integration(existing.id)?)).into_response())
 }
 
-async fn check(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
-    let report = state.engine.check(IntegrationId(id)).await?;
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/check", tag = "integrations", params(("id" = i64, Path)), responses((status = 200, description = "Test connection: account, readable attributes, attributes to whitelist, warnings", body = Object), (status = 502, description = "The source refused or failed; the message says what to fix", body = ErrorBody)))]
+pub(super) async fn check(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
+    let report = run_check(&state, IntegrationId(id)).await?;
     let missing: Vec<Value> = report
         .missing
         .iter()
@@ -318,7 +306,24 @@ async fn check(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i6
     .into_response())
 }
 
-async fn preview(State(state): State<AppState>, Admin(p): Admin, Path(id): Path<i64>) -> ApiResult {
+/// "Test connection", remembered for the configuration tab.
+pub(super) async fn run_check(state: &AppState, id: IntegrationId) -> ApiResult<wit::CheckReport> {
+    state.engine.store().integration(id)?;
+    match state.engine.check(id).await {
+        Ok(report) => {
+            state.remember_check(id, Ok(report.clone()));
+            Ok(report)
+        }
+        Err(e) => {
+            let e = ApiError::from(e);
+            state.remember_check(id, Err(e.message.clone()));
+            Err(e)
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/previews", tag = "runs", params(("id" = i64, Path)), responses((status = 200, description = "The stored preview run with its issues; its changes are at /api/v1/runs/{id}/changes", body = Object), (status = 502, body = ErrorBody)))]
+pub(super) async fn preview(State(state): State<AppState>, Admin(p): Admin, Path(id): Path<i64>) -> ApiResult {
     let request = RunRequest { actor: Some(p.username), ..RunRequest::manual(IntegrationId(id)) };
     let report = state.engine.preview(&request).await?;
     Ok(Json(json!({"run": report.run, "issues": report.issues})).into_response())
@@ -333,8 +338,8 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiRe
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON for this call: {e}")))
 }
 
-#[derive(Deserialize, Default)]
-struct ImportInput {
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(super) struct ImportInput {
     from_preview: Option<i64>,
     #[serde(default, rename = "override")]
     override_safeguard: bool,
@@ -342,7 +347,8 @@ struct ImportInput {
     accept_drift: bool,
 }
 
-async fn start_import(
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/imports", tag = "runs", params(("id" = i64, Path)), request_body(content = ImportInput, description = "Optional"), responses((status = 202, description = "Started in the background; poll status_url", body = Object), (status = 409, description = "An import of this integration is already running", body = ErrorBody)))]
+pub(super) async fn start_import(
     State(state): State<AppState>,
     Admin(p): Admin,
     Path(id): Path<i64>,
@@ -361,26 +367,37 @@ async fn start_import(
         .into_response())
 }
 
-#[derive(Deserialize)]
-struct RunsQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct RunsQuery {
     integration: Option<i64>,
+    offset: Option<u64>,
     limit: Option<u64>,
 }
 
-async fn runs(State(state): State<AppState>, Admin(_): Admin, Query(q): Query<RunsQuery>) -> ApiResult {
-    let runs = state.engine.store().runs(q.integration.map(IntegrationId), q.limit.unwrap_or(50).min(500))?;
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery), responses((status = 200, description = "Runs, newest first", body = [crate::directory::Run])))]
+pub(super) async fn runs(State(state): State<AppState>, Admin(_): Admin, Query(q): Query<RunsQuery>) -> ApiResult {
+    let runs = state.engine.store().runs(
+        q.integration.map(IntegrationId),
+        q.offset.unwrap_or(0),
+        q.limit.unwrap_or(50).min(500),
+    )?;
     Ok(Json(runs).into_response())
 }
 
-async fn run(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path)), responses((status = 200, description = "The run, its issues and, while it runs, its fetch progress", body = Object), (status = 404, body = ErrorBody)))]
+pub(super) async fn run(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
     let store = state.engine.store();
     let run = store.run(RunId(id))?;
     let issues = store.run_issues(run.id)?;
-    Ok(Json(json!({"run": run, "issues": issues})).into_response())
+    let progress =
+        state.engine.progress(run.id).map(|p| json!({"pages": p.pages, "records": p.records, "total": p.total}));
+    Ok(Json(json!({"run": run, "issues": issues, "progress": progress})).into_response())
 }
 
-#[derive(Deserialize)]
-struct PageQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PageQuery {
     offset: Option<usize>,
     limit: Option<usize>,
     user: Option<i64>,
@@ -388,7 +405,8 @@ struct PageQuery {
     search: Option<String>,
 }
 
-async fn run_changes(
+#[utoipa::path(get, path = "/api/v1/runs/{id}/changes", tag = "runs", params(("id" = i64, Path), PageQuery), responses((status = 200, description = "A page of per-person, per-field changes", body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn run_changes(
     State(state): State<AppState>,
     Admin(_): Admin,
     Path(id): Path<i64>,
@@ -408,14 +426,15 @@ async fn run_changes(
     Ok(Json(json!({"total": total, "offset": filter.offset, "changes": page})).into_response())
 }
 
-#[derive(Deserialize, Default)]
-struct RevertInput {
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(super) struct RevertInput {
     user_id: Option<i64>,
     #[serde(default)]
     dry_run: bool,
 }
 
-async fn revert(
+#[utoipa::path(post, path = "/api/v1/runs/{id}/revert", tag = "runs", params(("id" = i64, Path)), request_body(content = RevertInput, description = "Optional"), responses((status = 200, description = "The revert run (or, with dry_run, what it would do)", body = Object), (status = 400, body = ErrorBody)))]
+pub(super) async fn revert(
     State(state): State<AppState>,
     Admin(p): Admin,
     Path(id): Path<i64>,
@@ -437,7 +456,8 @@ fn user_json(u: &User) -> Value {
         "informed_at": u.informed_at, "created_at": u.created_at, "updated_at": u.updated_at})
 }
 
-async fn users(State(state): State<AppState>, Admin(_): Admin, Query(q): Query<PageQuery>) -> ApiResult {
+#[utoipa::path(get, path = "/api/v1/users", tag = "directory", params(PageQuery), responses((status = 200, description = "A page of directory users", body = Object)))]
+pub(super) async fn users(State(state): State<AppState>, Admin(_): Admin, Query(q): Query<PageQuery>) -> ApiResult {
     let query = UserQuery {
         search: q.search.filter(|s| !s.trim().is_empty()),
         integration: None,
@@ -449,7 +469,8 @@ async fn users(State(state): State<AppState>, Admin(_): Admin, Query(q): Query<P
     Ok(Json(json!({"total": total, "offset": query.offset, "users": list})).into_response())
 }
 
-async fn user(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "directory", params(("id" = i64, Path)), responses((status = 200, description = "The user, their reporting line and history", body = Object), (status = 404, body = ErrorBody)))]
+pub(super) async fn user(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
     let store = state.engine.store();
     let user = store.user(UserId(id))?;
     // The reporting line up to the top, guarded against loops.

@@ -3,6 +3,7 @@
 //! request, bearer API tokens for scripts, and login throttling.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 
 use super::{ApiError, AppState};
-use crate::accounts::Principal;
+use crate::accounts::{NewSession, Principal};
 
 pub const SESSION_COOKIE: &str = "hrsync_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -69,6 +70,40 @@ impl FromRequestParts<AppState> for Admin {
         }
         Ok(Admin(principal))
     }
+}
+
+/// How a sign-in attempt ended.
+pub enum SignIn {
+    Ok {
+        username: String,
+        session: NewSession,
+    },
+    /// Too many failures: seconds until the next attempt is accepted.
+    Locked(u64),
+    Wrong,
+}
+
+/// Checks a password, throttled per username and per address; the page and
+/// the API sign in through here.
+pub async fn sign_in(state: &AppState, peer: IpAddr, username: &str, password: String) -> Result<SignIn, ApiError> {
+    let keys = vec![format!("user:{}", username.to_lowercase()), format!("ip:{peer}")];
+    if let Some(wait) = state.throttle.locked(&keys) {
+        return Ok(SignIn::Locked(wait));
+    }
+    let accounts = state.accounts.clone();
+    let name = username.to_string();
+    // Argon2 is deliberately slow: keep it off the async workers.
+    let verified = tokio::task::spawn_blocking(move || accounts.verify(&name, &password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let Some(admin) = verified else {
+        state.throttle.failed(&keys);
+        return Ok(SignIn::Wrong);
+    };
+    state.throttle.succeeded(&keys);
+    let session = state.accounts.create_session(admin).map_err(ApiError::internal)?;
+    Ok(SignIn::Ok { username: username.to_string(), session })
 }
 
 /// Refuses logins for a while after repeated failures for one username or

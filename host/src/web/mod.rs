@@ -1,22 +1,31 @@
-//! The admin web server: the JSON API (`/api/v1/...`), health probes and
-//! Prometheus metrics.
+//! The admin web server: the server-rendered admin pages, the JSON API
+//! (`/api/v1/...`) they share their rules with, health probes and Prometheus
+//! metrics.
 //!
-//! Every route but sign-in and the probes requires an admin ([`auth::Admin`]);
+//! Every route but sign-in, the probes and static assets requires an admin
+//! ([`auth::Admin`] for the API, [`pages`] redirect to the sign-in page);
 //! state-changing requests from a browser session need its CSRF token.
 
 pub mod api;
 pub mod auth;
 pub mod metrics;
+pub mod openapi;
+pub mod pages;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::accounts::Accounts;
-use crate::directory::StoreError;
+use crate::directory::{IntegrationId, StoreError};
+use crate::runtime::wit;
 use crate::sync::SyncEngine;
 use crate::sync::SyncError;
 
@@ -27,6 +36,36 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub throttle: Arc<auth::Throttle>,
     pub metrics: Arc<metrics::Metrics>,
+    /// The last "Test connection" of each integration: the configuration
+    /// tab shows it, and its readable attributes feed the mapping pickers.
+    pub checks: Arc<Mutex<HashMap<IntegrationId, CheckOutcome>>>,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<SyncEngine>, accounts: Arc<Accounts>) -> Self {
+        AppState {
+            engine,
+            accounts,
+            throttle: Default::default(),
+            metrics: Default::default(),
+            checks: Default::default(),
+        }
+    }
+
+    fn remember_check(&self, integration: IntegrationId, result: Result<wit::CheckReport, String>) {
+        self.checks.lock().expect("checks").insert(integration, CheckOutcome { at: Utc::now(), result });
+    }
+
+    fn last_check(&self, integration: IntegrationId) -> Option<CheckOutcome> {
+        self.checks.lock().expect("checks").get(&integration).cloned()
+    }
+}
+
+/// The result of a "Test connection".
+#[derive(Clone, Debug)]
+pub struct CheckOutcome {
+    pub at: DateTime<Utc>,
+    pub result: Result<wit::CheckReport, String>,
 }
 
 /// An API error: a status and a message that says what to do.
@@ -89,13 +128,47 @@ impl From<SyncError> for ApiError {
     }
 }
 
+/// The longest a request may take before the client gets a 504.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The whole app: pages, API, probes and metrics, behind the layers they share.
+pub fn router(state: AppState) -> axum::Router {
+    api::routes()
+        .merge(pages::routes())
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
+        .with_state(state)
+}
+
+/// Headers that keep browsers from sniffing, framing, leaking or caching
+/// responses, and from running any script or style but the app's own files
+/// (so an injected `<script>` would not run even if escaping failed).
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    response
+}
+
 /// Serves until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = api::router(state);
+    let app = router(state);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

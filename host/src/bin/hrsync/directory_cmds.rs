@@ -260,7 +260,7 @@ pub fn history(dir: &Directory, run: Option<i64>, user: Option<i64>, json: bool)
         return Ok(());
     }
     let Some(run) = run else {
-        let runs = dir.store.runs(None, 50)?;
+        let runs = dir.store.runs(None, 0, 50)?;
         if json {
             println!("{}", serde_json::to_string_pretty(&runs)?);
             return Ok(());

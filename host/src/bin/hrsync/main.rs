@@ -38,15 +38,47 @@ struct Cli {
 
 #[derive(Args)]
 struct Global {
-    /// Where hrsync keeps its data (compiled connector cache, later the directory).
-    #[arg(long, env = "HRSYNC_DATA_DIR", default_value = "hrsync-data", global = true)]
-    data_dir: PathBuf,
+    /// Read settings from this TOML file (keys: bind, data_dir, connectors_dir); env vars and flags override it.
+    #[arg(long, env = "HRSYNC_CONFIG", value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Where hrsync keeps its directory database, key file and connector cache [default: hrsync-data].
+    #[arg(long = "data-dir", env = "HRSYNC_DATA_DIR", value_name = "DIR", global = true)]
+    data_dir_arg: Option<PathBuf>,
     /// Load this connector component (.wasm) in addition to the bundled ones.
     #[arg(long = "connector", value_name = "PATH.wasm", global = true)]
     connectors: Vec<PathBuf>,
     /// Load every .wasm in this directory [default: DATA_DIR/connectors].
     #[arg(long, value_name = "DIR", global = true)]
     connectors_dir: Option<PathBuf>,
+    /// The data directory after flags, env and config file.
+    #[arg(skip)]
+    data_dir: PathBuf,
+    /// The config file's contents, if one was given.
+    #[arg(skip)]
+    file: hrsync::config::FileConfig,
+}
+
+impl Global {
+    /// Applies the config file under the flags and env vars.
+    fn resolve(&mut self) -> anyhow::Result<()> {
+        if let Some(path) = &self.config {
+            self.file = hrsync::config::FileConfig::load(path)?;
+        }
+        self.data_dir = self
+            .data_dir_arg
+            .clone()
+            .or(self.file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(hrsync::config::DEFAULT_DATA_DIR));
+        if self.connectors_dir.is_none() {
+            self.connectors_dir = self.file.connectors_dir.clone();
+        }
+        Ok(())
+    }
+
+    /// The web server's address: flag or env, else the config file, else loopback.
+    fn bind(&self, arg: Option<SocketAddr>) -> SocketAddr {
+        arg.or(self.file.bind).unwrap_or_else(|| hrsync::config::DEFAULT_BIND.parse().expect("default address"))
+    }
 }
 
 #[derive(Subcommand)]
@@ -177,14 +209,16 @@ struct FetchArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    #[arg(long, env = "HRSYNC_BIND", default_value = "127.0.0.1:8080")]
-    bind: SocketAddr,
+    /// Address of the web pages and API [default: 127.0.0.1:8080].
+    #[arg(long, env = "HRSYNC_BIND")]
+    bind: Option<SocketAddr>,
 }
 
 #[derive(Args)]
 struct DemoArgs {
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    bind: SocketAddr,
+    /// Address of the web pages and API [default: 127.0.0.1:8080].
+    #[arg(long, env = "HRSYNC_BIND")]
+    bind: Option<SocketAddr>,
     #[arg(long, default_value_t = 200)]
     people: usize,
     /// Exit after the first fetch instead of serving the sandbox.
@@ -199,7 +233,11 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("HRSYNC_LOG").unwrap_or_else(|_| "warn,hrsync=info".into()),
         )
         .init();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Err(e) = cli.global.resolve() {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(exit::INVALID_INPUT);
+    }
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -254,7 +292,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let (runtime, loaded) = runtime_and_connectors(&cli.global).await?;
             let dir = directory_cmds::open(&cli.global, runtime, loaded)?;
-            serve_web(&cli.global, dir, args.bind).await
+            serve_web(&cli.global, dir, cli.global.bind(args.bind)).await
         }
         command => directory_command(&cli.global, command).await,
     }
@@ -612,11 +650,11 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     }
     let data = global.data_dir.display();
     println!(
-        "\nThe sandbox keeps serving at {url}; change the company there and preview again:\n  curl -X PATCH {url}/_sandbox/employees/1001 -H 'content-type: application/json' -d '{{\"last_name\":\"Renamed\"}}'\n  hrsync --data-dir {data} preview\n  hrsync --data-dir {data} history {run}",
+        "\nThe sandbox keeps serving at {url}; change the company there, then open the integration's Preview tab (or run `hrsync --data-dir {data} preview`):\n  curl -X PATCH {url}/_sandbox/employees/1001 -H 'content-type: application/json' -d '{{\"last_name\":\"Renamed\"}}'\nThe import above is run {run} in the History tab (`hrsync --data-dir {data} history {run}`).",
         url = running.url,
         run = report.run.id,
     );
-    let result = serve_web(global, dir, args.bind).await;
+    let result = serve_web(global, dir, global.bind(args.bind)).await;
     running.stop().await;
     result
 }
@@ -637,13 +675,11 @@ async fn serve_web(global: &Global, dir: directory_cmds::Directory, bind: Socket
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}; pick another --bind"))?;
-    println!("hrsync serves the admin API at http://{}/api/v1 (Ctrl-C stops it).", listener.local_addr()?);
-    let state = hrsync::web::AppState {
-        engine: std::sync::Arc::new(dir.engine),
-        accounts,
-        throttle: Default::default(),
-        metrics: Default::default(),
-    };
+    let addr = listener.local_addr()?;
+    println!(
+        "\nhrsync is serving (Ctrl-C stops it):\n  admin pages  http://{addr}/  (sign in as `{FIRST_ADMIN}`)\n  JSON API     http://{addr}/api/v1  (OpenAPI: /api/v1/openapi.json)\n  health       http://{addr}/healthz, /readyz, /metrics"
+    );
+    let state = hrsync::web::AppState::new(std::sync::Arc::new(dir.engine), accounts);
     hrsync::web::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
     })

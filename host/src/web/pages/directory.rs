@@ -1,0 +1,166 @@
+//! The Directory page (search and pages of users) and a person's page with
+//! their reporting line and the history of changes to them.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use maud::html;
+use serde::Deserialize;
+
+use super::{PAGE_SIZE, PageResult, Section, Signed, change_label, layout, pager, query, safe_link, time};
+use crate::directory::{DirectoryStore, IntegrationId, StoreError, User, UserId, UserQuery};
+use crate::web::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/directory", get(list)).route("/directory/{id}", get(person))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    page: Option<u64>,
+}
+
+/// Names of the given users, for the manager column.
+fn names(store: &dyn DirectoryStore, ids: impl Iterator<Item = UserId>) -> Result<HashMap<UserId, String>, StoreError> {
+    let mut names = HashMap::new();
+    for id in ids {
+        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(id) {
+            match store.user(id) {
+                Ok(u) => {
+                    slot.insert(u.profile.display_name());
+                }
+                Err(StoreError::NoUser(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(names)
+}
+
+fn integration_names(state: &AppState) -> Result<HashMap<IntegrationId, String>, StoreError> {
+    Ok(state.engine.store().integrations()?.into_iter().map(|i| (i.id, i.config.name)).collect())
+}
+
+async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Query<ListQuery>) -> PageResult {
+    let store = state.engine.store();
+    let page = q.page.unwrap_or(1).max(1);
+    let search = q.q.clone().unwrap_or_default();
+    let query_ = UserQuery {
+        search: Some(search.trim().to_string()).filter(|s| !s.is_empty()),
+        integration: None,
+        offset: (page - 1) * PAGE_SIZE,
+        limit: PAGE_SIZE,
+    };
+    let (users, total) = store.users(&query_)?;
+    let managers = names(store.as_ref(), users.iter().filter_map(|u| u.manager_id))?;
+    let sources = integration_names(&state)?;
+    let base = format!("/directory?{}", query(&[("q", &search)]));
+    let body = html! {
+        h1 { "Directory" }
+        form.filters method="get" action="/directory" role="search" {
+            label { "Search" input #directory-search type="search" name="q" value=(search) placeholder="Name, email, department or employee ID"; }
+            button.secondary type="submit" #directory-search-go { "Search" }
+        }
+        div.table-wrap {
+            table.users #users {
+                thead { tr { th { "Name" } th { "Email" } th { "Job title" } th { "Department" } th { "Manager" } th { "Status" } th { "Source" } th { "Informed" } } }
+                tbody {
+                    @for u in &users {
+                        tr data-user=(u.id) {
+                            td { a href={ "/directory/" (u.id) } { (u.profile.display_name()) } }
+                            td { (u.profile.email) }
+                            td { (u.profile.job_title.as_deref().unwrap_or("")) }
+                            td { (u.profile.department.as_deref().unwrap_or("")) }
+                            td { @if let Some(m) = u.manager_id { a href={ "/directory/" (m) } { (managers.get(&m).map_or("—", String::as_str)) } } }
+                            td { span class={ "badge status " (u.profile.status.as_str()) } { (u.profile.status.as_str()) } }
+                            td { (source(u, &sources)) }
+                            td { @match u.informed_at { Some(t) => (time(t)), None => span.muted { "not yet" } } }
+                        }
+                    }
+                }
+            }
+        }
+        @if users.is_empty() { p.empty { "Nobody matches." } }
+        (pager(&base, page, total))
+    };
+    Ok(layout("Directory", &who, Section::Directory, body).into_response())
+}
+
+fn source(u: &User, sources: &HashMap<IntegrationId, String>) -> String {
+    match &u.managed_by {
+        Some((i, _)) => sources.get(i).cloned().unwrap_or_else(|| format!("integration {i}")),
+        None => "—".into(),
+    }
+}
+
+async fn person(State(state): State<AppState>, Signed(who): Signed, Path(id): Path<i64>) -> PageResult {
+    let store = state.engine.store();
+    let user = store.user(UserId(id))?;
+    let p = &user.profile;
+    // The reporting line up to the top, guarded against loops.
+    let mut line: Vec<User> = Vec::new();
+    let mut next = user.manager_id;
+    while let Some(m) = next {
+        if line.len() >= 50 || m == user.id || line.iter().any(|l| l.id == m) {
+            break;
+        }
+        let manager = store.user(m)?;
+        next = manager.manager_id;
+        line.push(manager);
+    }
+    let history = store.user_history(user.id)?;
+    let sources = integration_names(&state)?;
+    let fields = p.fields();
+    let body = html! {
+        p.breadcrumb { a href="/directory" { "Directory" } " / " }
+        h1 #person-name { (p.display_name()) " " span class={ "badge status " (p.status.as_str()) } { (p.status.as_str()) } }
+        div.columns {
+            section.card {
+                h2 { "Profile" }
+                dl.profile {
+                    @for (field, value) in &fields {
+                        @if let Some(v) = value { div { dt { (field) } dd data-field=(field) { (v) } } }
+                    }
+                    div { dt { "source" } dd { (source(&user, &sources)) @if let Some((_, s)) = &user.managed_by { " · id " code { (s) } } } }
+                    @if let Some(url) = p.profile_url.as_deref().and_then(safe_link) {
+                        div { dt { "profile" } dd { a href=(url) rel="noreferrer" target="_blank" { "Open in the HR system" } } }
+                    }
+                    div { dt { "informed" } dd { @match user.informed_at { Some(t) => (time(t)), None => "not yet" } } }
+                }
+            }
+            section.card {
+                h2 { "Reporting line" }
+                @if line.is_empty() { p.muted #reporting-line { "Reports to nobody." } }
+                @else {
+                    ol.reporting-line #reporting-line {
+                        @for m in &line {
+                            li { a href={ "/directory/" (m.id) } { (m.profile.display_name()) } @if let Some(t) = &m.profile.job_title { span.muted { " · " (t) } } }
+                        }
+                    }
+                }
+            }
+        }
+        section.card {
+            h2 { "History" }
+            @if history.is_empty() { p.muted { "No recorded changes." } }
+            ul.history #person-history {
+                @for (run, change) in history.iter().rev() {
+                    li {
+                        a href={ "/runs/" (run) } { "Run " (run) } " "
+                        span class={ "kind " (change.kind.as_str()) } { (change_label(change.kind)) }
+                        ul.fields-inline {
+                            @for f in &change.fields {
+                                li { code { (f.field) } " " span.before { (f.before.as_deref().unwrap_or("—")) } " → " span.after { (f.after.as_deref().unwrap_or("—")) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout(&p.display_name(), &who, Section::Directory, body).into_response())
+}

@@ -1,0 +1,791 @@
+//! The Integrations page and, per integration, the Configuration, Preview
+//! and History tabs. The configuration form is generated from the settings
+//! schema the connector's `describe` returns, so every connector gets the
+//! same pages.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{
+    CHANGE_KINDS, FormData, PAGE_SIZE, PageError, PageResult, Section, Signed, change_label, change_list, counts,
+    csrf_field, dialog, duration, initials, kind_label, layout, pager, progress, query, state_badge, time,
+};
+use crate::accounts::Principal;
+use crate::directory::{
+    ChangeFilter, ChangeKind, Integration, IntegrationConfig, IntegrationId, Run, RunId, RunKind, RunState,
+};
+use crate::runtime::{Connector, wit};
+use crate::sync::engine::RunRequest;
+use crate::web::api::{IntegrationInput, config_from};
+use crate::web::{AppState, CheckOutcome};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/integrations", get(list).post(create))
+        .route("/integrations/new", get(new_form))
+        .route(
+            "/integrations/{id}",
+            get(|Path(id): Path<i64>| async move { Redirect::to(&format!("/integrations/{id}/configuration")) }),
+        )
+        .route("/integrations/{id}/configuration", get(configuration).post(save))
+        .route("/integrations/{id}/preview", get(preview_tab).post(start_preview))
+        .route("/integrations/{id}/import", post(start_import))
+        .route("/integrations/{id}/history", get(history))
+}
+
+async fn list(State(state): State<AppState>, Signed(who): Signed) -> PageResult {
+    let store = state.engine.store();
+    let integrations = store.integrations()?;
+    let mut rows = Vec::new();
+    for i in &integrations {
+        let last = store.runs(Some(i.id), 0, 1)?.into_iter().next();
+        let connector = state.engine.connector(&i.config.connector_id).ok();
+        rows.push((i, connector, last));
+    }
+    let body = html! {
+        h1 { "Integrations" }
+        p.lead { "hrsync imports people and reporting lines from your HR system into the directory. Each integration runs a sandboxed connector." }
+        section {
+            h2 { "Your integrations" }
+            @if rows.is_empty() { p.empty { "None yet: add one from the connectors below." } }
+            ul.cards {
+                @for (i, connector, last) in &rows {
+                    li.card.integration {
+                        span.icon aria-hidden="true" { (initials(connector.map_or(&i.config.connector_id, |c| &c.info.name))) }
+                        div {
+                            h3 { a href={ "/integrations/" (i.id) "/configuration" } { (i.config.name) } }
+                            p.muted {
+                                (connector.map_or(i.config.connector_id.clone(), |c| format!("{} {}", c.info.name, c.info.version)))
+                                " · "
+                                @if i.config.auto_import { "automatic imports every " (interval_label(i.config.interval_minutes)) } @else { "manual imports only" }
+                            }
+                            @if connector.is_none() { p.error { "Its connector `" (i.config.connector_id) "` is not loaded." } }
+                            p {
+                                @match last {
+                                    Some(run) => {
+                                        "Last run: " (kind_label(run.kind)) " " (state_badge(run.state)) " " (time(run.started_at))
+                                        @if matches!(run.state, RunState::Failed | RunState::Blocked) {
+                                            " " span.badge.warn title=(run.error.clone().unwrap_or_default()) { "needs attention" }
+                                        }
+                                    }
+                                    None => { span.muted { "Never run" } }
+                                }
+                            }
+                            p.tab-links {
+                                a href={ "/integrations/" (i.id) "/configuration" } { "Configuration" }
+                                a href={ "/integrations/" (i.id) "/preview" } { "Preview" }
+                                a href={ "/integrations/" (i.id) "/history" } { "History" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Connectors" }
+            ul.cards {
+                @for c in state.engine.connectors() {
+                    @let configured = integrations.iter().filter(|i| i.config.connector_id == c.info.id).count();
+                    li.card.connector data-connector=(c.info.id) {
+                        span.icon aria-hidden="true" { (initials(&c.info.name)) }
+                        div {
+                            h3 { (c.info.name) " " span.muted { (c.info.version) } }
+                            p { (c.info.description) }
+                            p.muted {
+                                @if configured == 0 { "Not configured" } @else { (configured) " configured" }
+                                " · contract " (c.wit_version)
+                            }
+                            a.button href={ "/integrations/new?" (query(&[("connector", &c.info.id)])) } { "Add integration" }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout("Integrations", &who, Section::Integrations, body).into_response())
+}
+
+fn interval_label(minutes: u32) -> String {
+    if minutes.is_multiple_of(60) { format!("{} h", minutes / 60) } else { format!("{minutes} min") }
+}
+
+const INTERVALS: [u32; 10] = [5, 10, 15, 30, 60, 120, 240, 360, 720, 1440];
+
+/// The tabs of one integration.
+fn tabs(i: &Integration, active: &str) -> Markup {
+    let tab = |name: &str, label: &str| {
+        html! {
+            a href={ "/integrations/" (i.id) "/" (name) } aria-current=[(name == active).then_some("page")] { (label) }
+        }
+    };
+    html! {
+        p.breadcrumb { a href="/integrations" { "Integrations" } " / " }
+        h1 { (i.config.name) }
+        nav.tabs { (tab("configuration", "Configuration")) (tab("preview", "Preview")) (tab("history", "History")) }
+    }
+}
+
+#[derive(Deserialize)]
+struct NewQuery {
+    connector: String,
+}
+
+async fn new_form(State(state): State<AppState>, Signed(who): Signed, Query(q): Query<NewQuery>) -> PageResult {
+    let connector = state.engine.connector(&q.connector)?;
+    let mut config = IntegrationConfig::new(&connector.info.id, &connector.info.name);
+    config.grants = connector.info.default_hosts.clone();
+    let body = html! {
+        p.breadcrumb { a href="/integrations" { "Integrations" } " / " }
+        h1 { "Add " (connector.info.name) }
+        (config_form(&who, connector, &config, None, None, None))
+    };
+    Ok(layout("Add integration", &who, Section::Integrations, body).into_response())
+}
+
+async fn configuration(State(state): State<AppState>, Signed(who): Signed, Path(id): Path<i64>) -> PageResult {
+    let integration = state.engine.store().integration(IntegrationId(id))?;
+    let connector = state.engine.connector(&integration.config.connector_id)?;
+    let check = state.last_check(integration.id);
+    let body = html! {
+        (tabs(&integration, "configuration"))
+        (config_form(&who, connector, &integration.config, Some(&integration), check.as_ref(), None))
+    };
+    Ok(layout(&integration.config.name, &who, Section::Integrations, body).into_response())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Signed(who): Signed,
+    axum::Form(form): axum::Form<FormData>,
+) -> PageResult {
+    form.verify(&who)?;
+    let connector_id = form.get("connector_id").unwrap_or_default().to_string();
+    let connector = state.engine.connector(&connector_id)?;
+    let input = input_from(&form, connector)?;
+    let config = match config_from(&state, input, None) {
+        Ok(c) => c,
+        Err(e) => {
+            let shown = shown_config(connector, &form);
+            let body = html! {
+                p.breadcrumb { a href="/integrations" { "Integrations" } " / " }
+                h1 { "Add " (connector.info.name) }
+                (config_form(&who, connector, &shown, None, None, Some(&e.message)))
+            };
+            return Ok((e.status, layout("Add integration", &who, Section::Integrations, body)).into_response());
+        }
+    };
+    let id = state.engine.store().create_integration(&config)?;
+    after_save(&state, &who, id, &form).await
+}
+
+async fn save(
+    State(state): State<AppState>,
+    Signed(who): Signed,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<FormData>,
+) -> PageResult {
+    form.verify(&who)?;
+    let existing = state.engine.store().integration(IntegrationId(id))?;
+    let connector = state.engine.connector(&existing.config.connector_id)?;
+    let input = input_from(&form, connector)?;
+    let config = match config_from(&state, input, Some(&existing)) {
+        Ok(c) => c,
+        Err(e) => {
+            let shown = shown_config(connector, &form);
+            let body = html! {
+                (tabs(&existing, "configuration"))
+                (config_form(&who, connector, &shown, Some(&existing), None, Some(&e.message)))
+            };
+            return Ok((e.status, layout(&existing.config.name, &who, Section::Integrations, body)).into_response());
+        }
+    };
+    state.engine.store().update_integration(existing.id, &config)?;
+    after_save(&state, &who, existing.id, &form).await
+}
+
+/// "Save & test connection" stays on the form and shows the report;
+/// "Save" goes on to a fresh preview.
+async fn after_save(state: &AppState, who: &Principal, id: IntegrationId, form: &FormData) -> PageResult {
+    if form.get("action") == Some("test") {
+        // The outcome, good or bad, is remembered and shown by the form.
+        let _ = crate::web::api::run_check(state, id).await;
+        return Ok(Redirect::to(&format!("/integrations/{id}/configuration#check")).into_response());
+    }
+    let request = RunRequest { actor: Some(who.username.clone()), ..RunRequest::manual(id) };
+    let run = state.engine.start_preview(request)?;
+    Ok(Redirect::to(&format!("/integrations/{id}/preview?run={run}")).into_response())
+}
+
+fn field_name(key: &str) -> String {
+    format!("setting.{key}")
+}
+
+/// The form's values as the API takes them; checkbox groups and attribute
+/// pickers are joined with commas.
+fn input_from(form: &FormData, connector: &Connector) -> Result<IntegrationInput, PageError> {
+    let mut settings = BTreeMap::new();
+    for spec in &connector.info.settings {
+        let name = field_name(&spec.key);
+        let value = match spec.kind {
+            wit::SettingKind::Flag => (if form.checked(&name) { "true" } else { "false" }).to_string(),
+            wit::SettingKind::MultiChoice | wit::SettingKind::AttributeList => {
+                let mut parts: Vec<&str> = Vec::new();
+                for part in form.all(&name).flat_map(|v| v.split(',')).map(str::trim).filter(|p| !p.is_empty()) {
+                    if !parts.contains(&part) {
+                        parts.push(part);
+                    }
+                }
+                parts.join(",")
+            }
+            _ => form.get(&name).unwrap_or_default().to_string(),
+        };
+        settings.insert(spec.key.clone(), value);
+    }
+    let grants: Vec<String> = form
+        .get("grants")
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    let share = |key: &str, what: &str| -> Result<Option<f64>, PageError> {
+        Ok(form.number::<f64>(key, what)?.map(|percent| percent / 100.0))
+    };
+    Ok(IntegrationInput {
+        connector_id: Some(connector.info.id.clone()),
+        name: form.get("name").unwrap_or_default().to_string(),
+        settings,
+        grants: (!grants.is_empty()).then_some(grants),
+        auto_import: form.checked("auto_import"),
+        send_emails: form.checked("send_emails"),
+        interval_minutes: form.number("interval_minutes", "The import interval")?,
+        missing_after: form.number("missing_after", "Runs before deactivating missing people")?,
+        max_deactivate_share: share("max_deactivate_share", "The deactivation limit")?,
+        max_email_share: share("max_email_share", "The email-change limit")?,
+    })
+}
+
+/// What the admin submitted, to show again next to an error (secrets not).
+fn shown_config(connector: &Connector, form: &FormData) -> IntegrationConfig {
+    let mut config = IntegrationConfig::new(&connector.info.id, form.get("name").unwrap_or_default());
+    if let Ok(input) = input_from(form, connector) {
+        config.settings = input.settings;
+        config.grants = input.grants.unwrap_or_default();
+        config.auto_import = input.auto_import;
+        config.send_emails = input.send_emails;
+        config.interval_minutes = input.interval_minutes.unwrap_or(config.interval_minutes);
+    }
+    for spec in connector.info.settings.iter().filter(|s| s.kind == wit::SettingKind::Secret) {
+        config.settings.remove(&spec.key);
+    }
+    config
+}
+
+fn config_form(
+    who: &Principal,
+    connector: &Connector,
+    config: &IntegrationConfig,
+    existing: Option<&Integration>,
+    check: Option<&CheckOutcome>,
+    error: Option<&str>,
+) -> Markup {
+    let action = match existing {
+        Some(i) => format!("/integrations/{}/configuration", i.id),
+        None => "/integrations".into(),
+    };
+    let readable: Vec<&wit::SourceAttribute> = match check.map(|c| &c.result) {
+        Some(Ok(report)) => report.readable.iter().collect(),
+        _ => Vec::new(),
+    };
+    html! {
+        form.config method="post" action=(action) novalidate {
+            (csrf_field(who))
+            input type="hidden" name="connector_id" value=(connector.info.id);
+            @if let Some(e) = error { p.error role="alert" #form-error { (e) } }
+            fieldset {
+                legend { "Connection" }
+                label { "Name" input #name name="name" value=(config.name) required; }
+                @for spec in &connector.info.settings {
+                    (setting_field(spec, config, existing, &readable))
+                }
+                label {
+                    "Allowed outbound hosts"
+                    textarea #grants name="grants" rows="2" { (config.grants.join("\n")) }
+                    small { "One origin per line, e.g. https://api.personio.de. The connector can reach nothing else. Empty: the connector's defaults (" (connector.info.default_hosts.join(", ")) ")." }
+                }
+            }
+            fieldset {
+                legend { "Automation" }
+                label.check {
+                    input #auto_import type="checkbox" name="auto_import" value="true" checked[config.auto_import];
+                    "Run automatic imports"
+                }
+                label {
+                    "Check for changes every"
+                    select #interval_minutes name="interval_minutes" {
+                        @for m in INTERVALS {
+                            option value=(m) selected[m == config.interval_minutes] { (interval_label(m)) }
+                        }
+                        @if !INTERVALS.contains(&config.interval_minutes) {
+                            option value=(config.interval_minutes) selected { (interval_label(config.interval_minutes)) }
+                        }
+                    }
+                }
+                label.check {
+                    input #send_emails type="checkbox" name="send_emails" value="true" checked[config.send_emails];
+                    "Send password emails when new users are imported"
+                }
+                small { "Only automatic imports send them; manual imports never email anyone." }
+            }
+            details.safeguards {
+                summary { "Safeguards" }
+                label {
+                    "Deactivate people missing from the source after this many runs"
+                    input #missing_after type="number" min="1" name="missing_after" value=(config.missing_after);
+                }
+                label {
+                    "Stop an import that would deactivate more than (%)"
+                    input #max_deactivate_share type="number" min="0" max="100" step="any" name="max_deactivate_share" value=(percent(config.max_deactivate_share));
+                }
+                label {
+                    "Stop an import that would change more emails than (%)"
+                    input #max_email_share type="number" min="0" max="100" step="any" name="max_email_share" value=(percent(config.max_email_share));
+                }
+            }
+            div.actions {
+                button.primary type="submit" name="action" value="save" #save { "Save and preview" }
+                button.secondary type="submit" name="action" value="test" #test-connection { "Save & test connection" }
+            }
+        }
+        @if let Some(c) = check { (check_report(c)) }
+    }
+}
+
+fn percent(share: f64) -> String {
+    let p = (share * 1000.0).round() / 10.0;
+    if p.fract() == 0.0 { format!("{p:.0}") } else { format!("{p}") }
+}
+
+fn setting_field(
+    spec: &wit::SettingSpec,
+    config: &IntegrationConfig,
+    existing: Option<&Integration>,
+    readable: &[&wit::SourceAttribute],
+) -> Markup {
+    let name = field_name(&spec.key);
+    let id = format!("setting-{}", spec.key);
+    let value = config.settings.get(&spec.key).map(String::as_str);
+    let current = value.filter(|v| !v.is_empty()).or(spec.default_value.as_deref()).unwrap_or_default();
+    let listed: Vec<&str> = current.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
+    let placeholder = spec.default_value.as_deref().map(|d| format!("default: {d}"));
+    html! {
+        @match spec.kind {
+            wit::SettingKind::Flag => {
+                label.check {
+                    input id=(id) type="checkbox" name=(name) value="true" checked[current == "true"];
+                    (spec.label)
+                }
+                (help(&spec.help))
+            }
+            wit::SettingKind::Secret => {
+                @let stored = existing.and_then(|i| i.config.settings.get(&spec.key)).is_some_and(|v| !v.is_empty());
+                label {
+                    (spec.label) @if spec.required { " *" }
+                    @if stored { " " span.badge.good data-stored=(spec.key) { "stored" } }
+                    input id=(id) type="password" name=(name) autocomplete="new-password"
+                        placeholder=[stored.then_some("stored — leave empty to keep it")];
+                    (help(&spec.help))
+                }
+            }
+            wit::SettingKind::Choice => {
+                label {
+                    (spec.label)
+                    select id=(id) name=(name) {
+                        @for c in &spec.choices { option value=(c) selected[current == c] { (c) } }
+                    }
+                    (help(&spec.help))
+                }
+            }
+            wit::SettingKind::MultiChoice => {
+                fieldset.group {
+                    legend { (spec.label) }
+                    @for c in &spec.choices {
+                        label.check {
+                            input type="checkbox" name=(name) value=(c) checked[listed.contains(&c.as_str())];
+                            (c)
+                        }
+                    }
+                    (help(&spec.help))
+                }
+            }
+            wit::SettingKind::Attribute => {
+                label {
+                    (spec.label)
+                    input id=(id) name=(name) value=(value.unwrap_or_default()) placeholder=[placeholder] list={ (id) "-options" };
+                    datalist id={ (id) "-options" } {
+                        @for a in readable { option value=(a.key) { (a.label) } }
+                    }
+                    (help(&spec.help))
+                    @if readable.is_empty() { small.muted { "Test the connection to pick from the attributes the source returns." } }
+                }
+            }
+            wit::SettingKind::AttributeList => {
+                @let others: Vec<&str> = listed.iter().copied().filter(|v| !readable.iter().any(|a| a.key == *v)).collect();
+                fieldset.group.attributes {
+                    legend { (spec.label) }
+                    @if !readable.is_empty() {
+                        div.picker {
+                            @for a in readable {
+                                label.check {
+                                    input type="checkbox" name=(name) value=(a.key) checked[listed.contains(&a.key.as_str())];
+                                    (a.label) " " code { (a.key) }
+                                }
+                            }
+                        }
+                    }
+                    label {
+                        @if readable.is_empty() { "Attribute keys, comma-separated" } @else { "Others, comma-separated" }
+                        input id=(id) name=(name) value=(others.join(", ")) placeholder=[placeholder];
+                    }
+                    (help(&spec.help))
+                    @if readable.is_empty() { small.muted { "Test the connection to pick from the attributes the source returns." } }
+                }
+            }
+            wit::SettingKind::Text => {
+                label {
+                    (spec.label) @if spec.required { " *" }
+                    input id=(id) name=(name) value=(value.unwrap_or_default()) placeholder=[placeholder];
+                    (help(&spec.help))
+                }
+            }
+        }
+    }
+}
+
+fn help(text: &str) -> Markup {
+    html! { @if !text.is_empty() { small { (text) } } }
+}
+
+fn check_report(c: &CheckOutcome) -> Markup {
+    html! {
+        section.card.check #check {
+            h2 { "Test connection " small.muted { (super::time(c.at)) } }
+            @match &c.result {
+                Err(message) => { p.error #check-result data-ok="false" { (message) } }
+                Ok(report) => {
+                    @let ok = report.missing.iter().all(|m| !m.required);
+                    p class=(if ok { "ok" } else { "warn" }) #check-result data-ok=(ok) {
+                        @if ok { "Connected" } @else { "Connected, but required attributes are not readable" }
+                        @if let Some(a) = &report.account { " as " strong { (a) } }
+                        ". " (report.readable.len()) " attributes are readable."
+                    }
+                    @if !report.missing.is_empty() {
+                        p { "Make these attributes readable for the API credential (in Personio: Settings → Integrations → API credentials → Readable employee attributes):" }
+                        ul.missing {
+                            @for m in &report.missing {
+                                li {
+                                    code { (m.key) } " — " (m.purpose)
+                                    @if m.required { " " span.badge.bad { "required" } }
+                                    @if !m.hint.is_empty() { br; small { (m.hint) } }
+                                }
+                            }
+                        }
+                    }
+                    @for w in &report.warnings { p.warn { (w) } }
+                    details {
+                        summary { "Readable attributes" }
+                        ul.readable { @for a in &report.readable { li { code { (a.key) } " " (a.label) } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct ChangesQuery {
+    pub run: Option<i64>,
+    pub kind: Option<String>,
+    pub q: Option<String>,
+    pub page: Option<u64>,
+}
+
+impl ChangesQuery {
+    pub fn filter(&self) -> Result<ChangeFilter, PageError> {
+        let kind = self
+            .kind
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(ChangeKind::parse)
+            .transpose()
+            .map_err(PageError::bad_request)?;
+        Ok(ChangeFilter {
+            user: None,
+            kind,
+            search: self.q.clone().filter(|s| !s.trim().is_empty()),
+            offset: (self.page() - 1) * PAGE_SIZE,
+            limit: PAGE_SIZE,
+        })
+    }
+
+    pub fn page(&self) -> u64 {
+        self.page.unwrap_or(1).max(1)
+    }
+}
+
+/// The filter form, the page of changes and the pager of a run.
+pub(super) fn changes_section(
+    state: &AppState,
+    run: &Run,
+    path: &str,
+    q: &ChangesQuery,
+    revertable: bool,
+) -> PageResult<Markup> {
+    let filter = q.filter()?;
+    let (changes, total) = state.engine.store().run_changes_page(run.id, &filter)?;
+    let run_param = q.run.map(|r| r.to_string()).unwrap_or_default();
+    let kind = q.kind.clone().unwrap_or_default();
+    let search = q.q.clone().unwrap_or_default();
+    let base = format!("{path}?{}", query(&[("run", &run_param), ("kind", &kind), ("q", &search)]));
+    Ok(html! {
+        section.changes-section #changes {
+            h2 { "People" }
+            form.filters method="get" action=(path) {
+                @if let Some(r) = q.run { input type="hidden" name="run" value=(r); }
+                label { "Change"
+                    select name="kind" #filter-kind {
+                        option value="" { "All" }
+                        @for k in CHANGE_KINDS { option value=(k.as_str()) selected[kind == k.as_str()] { (change_label(k)) } }
+                    }
+                }
+                label { "Search" input type="search" name="q" #filter-q value=(search) placeholder="Name or source id"; }
+                button.secondary type="submit" #filter-apply { "Filter" }
+            }
+            (change_list(&changes, revertable))
+            (pager(&base, q.page(), total))
+        }
+    })
+}
+
+/// The issues a run reported, the first hundred.
+pub(super) fn issues_section(state: &AppState, run: &Run) -> PageResult<Markup> {
+    let issues = state.engine.store().run_issues(run.id)?;
+    Ok(html! {
+        @if !issues.is_empty() {
+            details.issues open[issues.len() <= 10] {
+                summary { (issues.len()) " issues (people or fields skipped)" }
+                ul {
+                    @for i in issues.iter().take(100) {
+                        li class=(i.severity) {
+                            @if let Some(n) = &i.name { strong { (n) } ": " }
+                            @if let Some(f) = &i.field { code { (f) } " " }
+                            (i.message)
+                        }
+                    }
+                }
+                @if issues.len() > 100 { p.muted { "… and " (issues.len() - 100) " more (GET /api/v1/runs/" (run.id) " lists all)." } }
+            }
+        }
+    })
+}
+
+async fn preview_tab(
+    State(state): State<AppState>,
+    Signed(who): Signed,
+    Path(id): Path<i64>,
+    Query(q): Query<ChangesQuery>,
+) -> PageResult {
+    let store = state.engine.store();
+    let integration = store.integration(IntegrationId(id))?;
+    let run = match q.run {
+        Some(r) => {
+            let run = store.run(RunId(r))?;
+            if run.kind != RunKind::Preview || run.integration_id != integration.id {
+                return Err(PageError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("run {r} is not a preview of this integration"),
+                ));
+            }
+            Some(run)
+        }
+        None => store.runs(Some(integration.id), 0, 50)?.into_iter().find(|r| r.kind == RunKind::Preview),
+    };
+    let path = format!("/integrations/{id}/preview");
+    let start = html! {
+        form.inline method="post" action=(path) {
+            (csrf_field(&who))
+            button.secondary type="submit" #run-preview { @if run.is_some() { "Refresh preview" } @else { "Run preview" } }
+        }
+    };
+    let body = match &run {
+        None => html! {
+            section.card {
+                p { "A preview fetches everyone from the source and shows what an import would change, per person and per field. Nothing is written." }
+                (start)
+            }
+        },
+        Some(run) if matches!(run.state, RunState::Running | RunState::Queued) => html! {
+            section.card { p { "Preview " (run.id) " started " (time(run.started_at)) "." } (progress(run, state.engine.progress(run.id))) }
+        },
+        Some(run) if run.state != RunState::Succeeded => html! {
+            section.card {
+                p { "Preview " (run.id) " " (state_badge(run.state)) " " (time(run.started_at)) }
+                p.error #run-error { (run.error.as_deref().unwrap_or("no reason recorded")) }
+                (start)
+            }
+        },
+        Some(run) => {
+            let c = &run.counts;
+            let changed = c.created + c.updated + c.deactivated + c.reactivated + c.linked + c.missing;
+            html! {
+                section.card.run-head {
+                    p {
+                        "Preview " (run.id) " · " (time(run.started_at))
+                        @if let Some(a) = &run.actor { " · by " (a) }
+                        " · took " (duration(run))
+                    }
+                    (counts(c))
+                    div.actions {
+                        (start)
+                        button.primary type="button" #import-now data-dialog="import-dialog" disabled[changed == 0] { "Import now…" }
+                    }
+                    @if changed == 0 { p.muted { "Everything is up to date: an import would change nobody." } }
+                }
+                (issues_section(&state, run)?)
+                (changes_section(&state, run, &path, &ChangesQuery { run: Some(run.id.0), ..q }, false)?)
+                (dialog("import-dialog", "Import these changes?", &format!("/integrations/{id}/import"), &who, "Import", html! {
+                    input type="hidden" name="from_preview" value=(run.id);
+                    p { "The import applies what this preview shows to the directory, in one step:" }
+                    ul.summary {
+                        li { (c.created) " new people" }
+                        li { (c.updated) " updated (" (c.manager_changes) " manager changes)" }
+                        li { (c.deactivated) " deactivated, " (c.reactivated) " reactivated" }
+                        li { (c.linked) " existing users linked by email" }
+                    }
+                    p { strong { "Nobody is emailed:" } " manual imports never send password emails." }
+                    p.muted { "If the source changed since this preview, the import stops and says so; nothing is half-applied. Every change can be reverted from History." }
+                }))
+            }
+        }
+    };
+    let page = html! { (tabs(&integration, "preview")) (body) };
+    Ok(layout(&format!("Preview · {}", integration.config.name), &who, Section::Integrations, page).into_response())
+}
+
+async fn start_preview(
+    State(state): State<AppState>,
+    Signed(who): Signed,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<FormData>,
+) -> PageResult {
+    form.verify(&who)?;
+    let request = RunRequest { actor: Some(who.username.clone()), ..RunRequest::manual(IntegrationId(id)) };
+    let run = state.engine.start_preview(request)?;
+    Ok(Redirect::to(&format!("/integrations/{id}/preview?run={run}")).into_response())
+}
+
+async fn start_import(
+    State(state): State<AppState>,
+    Signed(who): Signed,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<FormData>,
+) -> PageResult {
+    form.verify(&who)?;
+    let request = RunRequest {
+        actor: Some(who.username.clone()),
+        from_preview: form.number::<i64>("from_preview", "The preview")?.map(RunId),
+        override_safeguard: form.checked("override"),
+        accept_drift: form.checked("accept_drift"),
+        ..RunRequest::manual(IntegrationId(id))
+    };
+    let run = state.engine.start_import(request)?;
+    Ok(Redirect::to(&format!("/runs/{run}")).into_response())
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    page: Option<u64>,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Signed(who): Signed,
+    Path(id): Path<i64>,
+    Query(q): Query<HistoryQuery>,
+) -> PageResult {
+    let store = state.engine.store();
+    let integration = store.integration(IntegrationId(id))?;
+    let page = q.page.unwrap_or(1).max(1);
+    let mut runs = store.runs(Some(integration.id), (page - 1) * PAGE_SIZE, PAGE_SIZE + 1)?;
+    let more = runs.len() as u64 > PAGE_SIZE;
+    runs.truncate(PAGE_SIZE as usize);
+    let body = html! {
+        (tabs(&integration, "history"))
+        @if runs.is_empty() && page == 1 { p.empty { "No runs yet." } }
+        div.table-wrap {
+            table.runs #runs {
+                thead { tr { th { "Run" } th { "Kind" } th { "Started" } th { "Trigger" } th { "By" } th { "Outcome" } th { "Changes" } th { "Duration" } } }
+                tbody {
+                    @for r in &runs {
+                        tr data-run=(r.id) {
+                            td { a href={ "/runs/" (r.id) } { "#" (r.id) } }
+                            td { (kind_label(r.kind)) }
+                            td { (time(r.started_at)) }
+                            td { (format!("{:?}", r.trigger).to_lowercase()) }
+                            td { (r.actor.as_deref().unwrap_or("—")) }
+                            td { (state_badge(r.state)) }
+                            td.muted { (counts_line(r)) }
+                            td { (duration(r)) }
+                        }
+                    }
+                }
+            }
+        }
+        nav.pager {
+            @if page > 1 { a rel="prev" href={ "?page=" (page - 1) } { "← Newer" } }
+            span { "Page " (page) }
+            @if more { a rel="next" href={ "?page=" (page + 1) } { "Older →" } }
+        }
+    };
+    Ok(layout(&format!("History · {}", integration.config.name), &who, Section::Integrations, body).into_response())
+}
+
+/// "3 new, 2 updated, 1 deactivated": the non-zero counts.
+pub(super) fn counts_line(r: &Run) -> String {
+    let c = &r.counts;
+    let parts: Vec<String> = [
+        (c.created, "new"),
+        (c.updated, "updated"),
+        (c.deactivated, "deactivated"),
+        (c.reactivated, "reactivated"),
+        (c.linked, "linked"),
+        (c.missing, "missing"),
+        (c.issues, "issues"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, label)| format!("{n} {label}"))
+    .collect();
+    if parts.is_empty() { "no changes".into() } else { parts.join(", ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_show_as_percentages() {
+        assert_eq!(percent(0.2), "20");
+        assert_eq!(percent(0.125), "12.5");
+        assert_eq!(interval_label(120), "2 h");
+        assert_eq!(interval_label(15), "15 min");
+    }
+}

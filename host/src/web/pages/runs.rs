@@ -1,0 +1,98 @@
+//! One run: its outcome, progress while it runs, the per-person changes,
+//! and reverting the run or one person.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use maud::html;
+
+use super::integrations::{ChangesQuery, changes_section, counts_line, issues_section};
+use super::{FormData, PageResult, Section, Signed, counts, dialog, duration, kind_label, layout, progress};
+use super::{state_badge, time};
+use crate::directory::{RunId, RunKind, RunState, UserId};
+use crate::web::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/runs/{id}", get(run_page)).route("/runs/{id}/revert", post(revert))
+}
+
+async fn run_page(
+    State(state): State<AppState>,
+    Signed(who): Signed,
+    Path(id): Path<i64>,
+    Query(q): Query<ChangesQuery>,
+) -> PageResult {
+    let store = state.engine.store();
+    let run = store.run(RunId(id))?;
+    let integration = store.integration(run.integration_id)?;
+    let path = format!("/runs/{id}");
+    let live = matches!(run.state, RunState::Running | RunState::Queued);
+    let revertable = run.state == RunState::Succeeded && run.kind != RunKind::Preview;
+    let title = format!("{} #{}", kind_label(run.kind), run.id);
+    let body = html! {
+        p.breadcrumb {
+            a href="/integrations" { "Integrations" } " / "
+            a href={ "/integrations/" (integration.id) "/history" } { (integration.config.name) } " / "
+        }
+        h1 { (title) " " (state_badge(run.state)) }
+        section.card.run-head {
+            p {
+                (time(run.started_at)) " · " (format!("{:?}", run.trigger).to_lowercase())
+                @if let Some(a) = &run.actor { " · by " (a) }
+                " · took " (duration(&run))
+                @if let Some(p) = run.preview_id { " · from " a href={ "/integrations/" (integration.id) "/preview?run=" (p) } { "preview " (p) } }
+                @if let Some(r) = run.reverts_id { " · reverts " a href={ "/runs/" (r) } { "run " (r) } }
+            }
+            @if live { (progress(&run, state.engine.progress(run.id))) }
+            @if let Some(e) = &run.error { p class=(if run.state == RunState::Blocked { "warn" } else { "error" }) #run-error { (e) } }
+            @if !live { (counts(&run.counts)) p.muted #run-summary { (counts_line(&run)) } }
+            div.actions {
+                @if run.state == RunState::Blocked && run.kind == RunKind::Import {
+                    button.primary type="button" data-dialog="override-dialog" #import-anyway { "Import anyway…" }
+                }
+                @if matches!(run.state, RunState::Failed | RunState::Blocked) {
+                    a.button.secondary href={ "/integrations/" (integration.id) "/preview" } { "Back to preview" }
+                }
+                @if revertable { button.secondary type="button" data-dialog="revert-run-dialog" #revert-run { "Revert this run…" } }
+            }
+        }
+        @if !live {
+            (issues_section(&state, &run)?)
+            (changes_section(&state, &run, &path, &q, revertable)?)
+        }
+        @if revertable {
+            (dialog("revert-run-dialog", "Revert this run?", &format!("/runs/{id}/revert"), &who, "Revert run", html! {
+                p { "Every value this run changed goes back to what it was before, for every person it touched. People it created are deactivated (never deleted)." }
+                p.muted { "Values changed again by a later run are kept and listed. The revert is itself a run you can see in History." }
+            }))
+            (dialog("revert-person-dialog", "Revert this person?", &format!("/runs/{id}/revert"), &who, "Revert person", html! {
+                input type="hidden" name="user_id" data-fill="userId";
+                p { "Restore what " strong data-fill="userName" { "this person" } " looked like before this run." }
+                p.muted { "Values changed again by a later run are kept and listed." }
+            }))
+        }
+        @if run.state == RunState::Blocked && run.kind == RunKind::Import {
+            (dialog("override-dialog", "Import despite the safeguard?", &format!("/integrations/{}/import", integration.id), &who, "Import anyway", html! {
+                input type="hidden" name="override" value="true";
+                @if let Some(p) = run.preview_id { input type="hidden" name="from_preview" value=(p); }
+                p { "This import was stopped because it would change more people than the integration's safeguards allow:" }
+                p.warn { (run.error.as_deref().unwrap_or_default()) }
+                p { "Import anyway only if you expected this (e.g. a reorganisation). Nobody is emailed." }
+            }))
+        }
+    };
+    Ok(layout(&title, &who, Section::Integrations, body).into_response())
+}
+
+async fn revert(
+    State(state): State<AppState>,
+    Signed(who): Signed,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<FormData>,
+) -> PageResult {
+    form.verify(&who)?;
+    let user = form.number::<i64>("user_id", "The person")?.map(UserId);
+    let (_, report) = state.engine.revert(RunId(id), user, Some(who.username.clone()), false).await?;
+    Ok(Redirect::to(&format!("/runs/{}", report.run.id)).into_response())
+}

@@ -1,0 +1,387 @@
+//! The admin pages in a real headless Chromium, driven over WebDriver
+//! (Debian's `chromium` and `chromium-driver`), against the real Personio
+//! component and the sandbox: sign in, configure, test connection, save →
+//! preview, confirm the import dialog, history, drill into a person, revert;
+//! the directory search and a person page. A screenshot of every tab is
+//! saved under `target/screenshots/`.
+//!
+//! Chromium missing is a failure, never a skip: install `chromium` and
+//! `chromium-driver` (`.ci/run` does), or point `CHROMIUM` and
+//! `CHROMEDRIVER` at them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hrsync::accounts::Accounts;
+use hrsync::directory::sqlite::SqliteStore;
+use hrsync::runtime::{Limits, Runtime};
+use hrsync::sandbox::company::{Email, Status};
+use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Hire, Running, Sandbox, SandboxConfig};
+use hrsync::secrets::SecretBox;
+use hrsync::sync::SyncEngine;
+use hrsync::web::AppState;
+
+const PASSWORD: &str = "browser test password";
+const HOSTILE: &str = "<script>window.pwned=1</script>";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn tool(env: &str, default: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default));
+    assert!(
+        path.exists(),
+        "{} not found: the browser tests need Chromium. Install Debian's `chromium` and `chromium-driver` \
+         (apt-get install {package}), or set {env} to its path.",
+        path.display()
+    );
+    path
+}
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn driver() -> Driver {
+    let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver", "chromium-driver");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting chromedriver");
+    let driver = Driver { child, port };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return driver;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not listen on port {port} within 10 s");
+}
+
+async fn browser(driver: &Driver, profile: &Path) -> Client {
+    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "chromium");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,900", format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session through chromedriver")
+}
+
+struct App {
+    base: String,
+    sandbox: Sandbox,
+    sandbox_url: String,
+    _running: Running,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn app(dir: &Path) -> App {
+    let db = dir.join("hrsync.db");
+    let store = Arc::new(SqliteStore::open(&db, SecretBox::from_key(&[9; 32])).unwrap());
+    let accounts = Arc::new(Accounts::open(&db).unwrap());
+    accounts.ensure_admin(Some(PASSWORD)).unwrap();
+    let runtime = Arc::new(Runtime::new(Limits::default(), Some(dir.join("cache"))).unwrap());
+    let connector = runtime.load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO).await.unwrap();
+    let engine = Arc::new(SyncEngine::new(runtime, store, vec![connector]));
+    let sandbox = Sandbox::new(SandboxConfig::new(80, 11));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(hrsync::web::serve(listener, AppState::new(engine, accounts), async {
+        let _ = stopped.await;
+    }));
+    App { base, sandbox, sandbox_url: running.url.clone(), _running: running, _stop: stop }
+}
+
+/// The browser, the app and where screenshots go.
+struct Session {
+    c: Client,
+    base: String,
+    shots: PathBuf,
+}
+
+impl Session {
+    async fn goto(&self, path: &str) {
+        self.c.goto(&format!("{}{path}", self.base)).await.unwrap();
+    }
+
+    async fn find(&self, css: &str) -> Element {
+        self.c
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+    }
+
+    /// The element's text; found again if a reload replaced it meanwhile.
+    async fn text(&self, css: &str) -> String {
+        for _ in 0..50 {
+            if let Ok(text) = self.find(css).await.text().await {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("`{css}` kept going stale")
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let field = self.find(css).await;
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    async fn path(&self) -> String {
+        let url = self.c.current_url().await.unwrap();
+        format!("{}{}", url.path(), url.query().map(|q| format!("?{q}")).unwrap_or_default())
+    }
+
+    async fn html(&self) -> String {
+        self.c.source().await.unwrap()
+    }
+
+    async fn shot(&self, name: &str) {
+        let png = self.c.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Waits for a background run shown on this page to end (app.js
+    /// reloads the page then) and returns the run's state badge.
+    async fn finished_run(&self) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut settled = 0;
+        loop {
+            let loaded = self.js("return document.readyState").await == "complete";
+            let polling = self.c.find(Locator::Css("[data-poll-run]")).await.is_ok();
+            settled = if loaded && !polling { settled + 1 } else { 0 };
+            if settled == 3 {
+                return self.html().await;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the run did not finish within {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Clicks and waits until the browser has left the current page.
+    async fn click_away(&self, css: &str) {
+        let before = self.path().await;
+        self.click(css).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.path().await == before {
+            assert!(tokio::time::Instant::now() < deadline, "clicking `{css}` did not leave {before}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Unfolds the first person of a change list.
+    async fn open_first_change(&self) {
+        self.find("ul.changes > li details").await;
+        self.js("document.querySelector('ul.changes > li details').open = true").await;
+    }
+
+    async fn js(&self, script: &str) -> serde_json::Value {
+        self.c.execute(script, vec![]).await.unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_configures_previews_imports_reviews_and_reverts_in_the_browser() {
+    let dir = std::env::temp_dir().join(format!("hrsync-browser-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let app = app(&dir).await;
+    // Someone in Personio with a hostile name: it must render as text.
+    app.sandbox.hire(Hire {
+        first_name: HOSTILE.into(),
+        last_name: "Mallory".into(),
+        email: Some("mallory@example.com".into()),
+        supervisor_id: None,
+        position: Some("<img src=x onerror=window.pwned=2>".into()),
+        department: None,
+        status: None,
+        hire_date: None,
+    });
+    let driver = driver().await;
+    let c = browser(&driver, &dir.join("chromium-profile")).await;
+    let s = Session { c, base: app.base.clone(), shots: shots.clone() };
+
+    // Sign in: the pages send strangers to the sign-in form and back.
+    s.goto("/integrations").await;
+    s.find("#sign-in").await;
+    assert!(s.path().await.starts_with("/login?next=%2Fintegrations"), "{}", s.path().await);
+    s.fill("#username", "admin").await;
+    s.fill("#password", "wrong password").await;
+    s.click_away("#sign-in").await;
+    assert!(s.text("#login-error").await.contains("Wrong username or password"));
+    s.fill("#username", "admin").await;
+    s.fill("#password", PASSWORD).await;
+    s.click_away("#sign-in").await;
+    s.find("[data-connector=personio]").await;
+    assert_eq!(s.path().await, "/integrations");
+    s.shot("1-integrations").await;
+
+    // Configure Personio against the sandbox and test the connection.
+    s.click_away("[data-connector=personio] a.button").await;
+    s.fill("#name", "Personio (browser test)").await;
+    s.fill("#setting-client-id", DEMO_CLIENT_ID).await;
+    s.fill("#setting-client-secret", DEMO_CLIENT_SECRET).await;
+    s.fill("#setting-api-base-url", &app.sandbox_url).await;
+    s.fill("#grants", &app.sandbox_url).await;
+    s.click_away("#test-connection").await;
+    let result = s.find("#check-result").await;
+    assert_eq!(result.attr("data-ok").await.unwrap().as_deref(), Some("true"), "{}", result.text().await.unwrap());
+    assert!(result.text().await.unwrap().starts_with("Connected"));
+    let config = s.html().await;
+    assert!(s.path().await.ends_with("/configuration"), "{}", s.path().await);
+    assert!(!config.contains(DEMO_CLIENT_SECRET), "the stored secret must never be sent back");
+    assert_eq!(s.find("#setting-client-secret").await.prop("value").await.unwrap().as_deref(), Some(""));
+    s.find("[data-stored=client-secret]").await;
+    // The field-mapping picker offers what the connector can read.
+    let options = s.js("return document.querySelectorAll('#setting-department-attribute-options option').length").await;
+    assert!(options.as_u64().unwrap() > 5, "{options}");
+    s.shot("2-configuration").await;
+
+    // Save → preview, which runs in the background.
+    s.click_away("#save").await;
+    s.find("nav.tabs a[aria-current][href$='/preview']").await;
+    s.finished_run().await;
+    let created: u64 = s.text("[data-count=created] dd").await.parse().unwrap();
+    assert!(created > 50, "{created} new people in the preview");
+    assert!(s.c.find_all(Locator::Css("ul.changes > li")).await.unwrap().len() <= 50, "one page at a time");
+    assert!(s.text("nav.pager").await.contains("Page 1 of"));
+    // Per person, field by field.
+    s.open_first_change().await;
+    assert!(s.text("ul.changes > li table.fields").await.contains("email"));
+    // The hostile name is text, and nothing of it ran.
+    s.fill("#filter-q", "Mallory").await;
+    s.click_away("#filter-apply").await;
+    s.find("ul.changes > li[data-kind=create]").await;
+    assert!(s.text("ul.changes").await.contains(HOSTILE));
+    assert_eq!(s.js("return window.pwned === undefined").await, serde_json::json!(true));
+    s.shot("3-preview").await;
+
+    // Import now: the dialog says what will happen; confirming runs it.
+    s.click("#import-now").await;
+    let dialog = s.text("#import-dialog").await;
+    assert!(dialog.contains(&format!("{created} new people")) && dialog.contains("Nobody is emailed"), "{dialog}");
+    s.shot("4-import-dialog").await;
+    s.click_away("#import-dialog-confirm").await;
+    s.find("h1 .badge").await;
+    assert!(s.path().await.starts_with("/runs/"));
+    s.finished_run().await;
+    assert_eq!(s.text("h1 .badge").await, "succeeded");
+    assert!(s.text("#run-summary").await.contains(&format!("{created} new")));
+    s.shot("5-import-run").await;
+
+    // History lists the preview and the import; drill into the import.
+    let import_path = s.path().await;
+    s.click_away("p.breadcrumb a[href$='/history']").await;
+    let rows = s.c.find_all(Locator::Css("#runs tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 2, "a preview and an import");
+    assert!(s.text("#runs tbody tr:first-child").await.contains("Import"));
+    s.shot("6-history").await;
+    s.click_away("#runs tbody tr:first-child a").await;
+    assert_eq!(s.path().await, import_path);
+
+    // One person: their page, then revert just them.
+    s.fill("#filter-q", "Mallory").await;
+    s.click_away("#filter-apply").await;
+    let filtered = s.path().await;
+    s.open_first_change().await;
+    s.click_away("ul.changes > li a[href^='/directory/']").await;
+    assert!(s.text("#person-name").await.contains(HOSTILE));
+    assert!(s.text("#person-history").await.to_lowercase().contains("new"), "the creation is in their history");
+    assert_eq!(s.js("return window.pwned === undefined").await, serde_json::json!(true));
+    s.shot("7-person").await;
+    s.goto(&filtered).await;
+    s.open_first_change().await;
+    s.click("ul.changes > li button[data-dialog=revert-person-dialog]").await;
+    assert!(s.text("#revert-person-dialog").await.contains(HOSTILE));
+    s.click_away("#revert-person-dialog-confirm").await;
+    s.find("h1 .badge").await;
+    assert!(s.text("h1").await.starts_with("Revert"), "{}", s.text("h1").await);
+    assert_eq!(s.text("h1 .badge").await, "succeeded");
+    s.open_first_change().await;
+    assert!(s.text("ul.changes table.fields").await.contains("inactive"), "undoing a creation deactivates");
+
+    // The whole run.
+    s.goto(&import_path).await;
+    s.click("#revert-run").await;
+    s.click_away("#revert-run-dialog-confirm").await;
+    s.find("h1 .badge").await;
+    assert_eq!(s.text("h1 .badge").await, "succeeded");
+    assert!(
+        s.text("#run-summary").await.contains(&format!("{} updated", created - 1)),
+        "{}",
+        s.text("#run-summary").await
+    );
+    s.shot("8-revert").await;
+
+    // The directory: search, then a person with a reporting line.
+    let people = app.sandbox.employees();
+    let active = |id: u64| people.iter().any(|e| e.id == id && e.status == Status::Active);
+    let someone = people
+        .iter()
+        .find(|e| {
+            e.status == Status::Active && e.supervisor.is_some_and(active) && matches!(e.email, Email::Address(_))
+        })
+        .expect("someone with a supervisor");
+    s.goto("/directory").await;
+    assert!(s.text("nav.pager").await.contains(&format!("{created} in all")));
+    let full_name = format!("{} {}", someone.first_name, someone.last_name);
+    s.fill("#directory-search", &full_name).await;
+    s.click_away("#directory-search-go").await;
+    s.find("#users tbody tr[data-user]").await;
+    assert_eq!(s.c.find_all(Locator::Css("#users tbody tr")).await.unwrap().len(), 1, "{full_name}");
+    s.shot("9-directory").await;
+    s.click_away("#users tbody tr a").await;
+    s.find("#person-name").await;
+    assert!(!s.c.find_all(Locator::Css("#reporting-line li")).await.unwrap().is_empty());
+    s.shot("10-person-reporting-line").await;
+
+    // Sign out ends the session.
+    s.click_away("form.signout button").await;
+    s.find("#sign-in").await;
+    s.goto("/directory").await;
+    s.find("#sign-in").await;
+
+    s.c.close().await.unwrap();
+    drop(driver);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("screenshots in {}", shots.canonicalize().unwrap().display());
+}
