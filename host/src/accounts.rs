@@ -48,7 +48,24 @@ pub fn random_token(prefix: &str) -> String {
     format!("{prefix}{hex}")
 }
 
-fn hash(token: &str) -> String {
+/// The shortest password hrsync accepts, for admins and directory users.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// An Argon2id PHC string for `password`, refusing short ones.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        password.chars().count() >= MIN_PASSWORD_CHARS,
+        "passwords need at least {MIN_PASSWORD_CHARS} characters"
+    );
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
+        .to_string())
+}
+
+/// SHA-256 of a token, hex: what is stored instead of the token.
+pub fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -78,12 +95,7 @@ impl Accounts {
     }
 
     pub fn create_admin(&self, username: &str, password: &str) -> anyhow::Result<i64> {
-        anyhow::ensure!(password.chars().count() >= 12, "passwords need at least 12 characters");
-        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        let phc = Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
-            .to_string();
+        let phc = hash_password(password)?;
         let conn = self.conn();
         conn.execute(
             "INSERT INTO admins (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
@@ -118,7 +130,7 @@ impl Accounts {
         };
         self.conn().execute(
             "INSERT INTO sessions (token_hash, admin_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![hash(&session.token), admin_id, session.csrf, Utc::now(), session.expires_at],
+            params![token_hash(&session.token), admin_id, session.csrf, Utc::now(), session.expires_at],
         )?;
         Ok(session)
     }
@@ -130,14 +142,14 @@ impl Accounts {
             .query_row(
                 "SELECT a.id, a.username, s.csrf_token FROM sessions s JOIN admins a ON a.id = s.admin_id \
                  WHERE s.token_hash = ?1 AND s.expires_at > ?2",
-                params![hash(token), Utc::now()],
+                params![token_hash(token), Utc::now()],
                 |r| Ok(Principal { admin_id: r.get(0)?, username: r.get(1)?, csrf: Some(r.get(2)?) }),
             )
             .optional()?)
     }
 
     pub fn end_session(&self, token: &str) -> anyhow::Result<()> {
-        self.conn().execute("DELETE FROM sessions WHERE token_hash = ?1", [hash(token)])?;
+        self.conn().execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash(token)])?;
         Ok(())
     }
 
@@ -146,7 +158,7 @@ impl Accounts {
         let token = random_token("hrs_");
         self.conn().execute(
             "INSERT INTO api_tokens (admin_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![admin_id, name, hash(&token), Utc::now()],
+            params![admin_id, name, token_hash(&token), Utc::now()],
         )?;
         Ok(token)
     }
@@ -157,7 +169,7 @@ impl Accounts {
         let found = conn
             .query_row(
                 "SELECT a.id, a.username, t.id FROM api_tokens t JOIN admins a ON a.id = t.admin_id WHERE t.token_hash = ?1",
-                [hash(token)],
+                [token_hash(token)],
                 |r| Ok((Principal { admin_id: r.get(0)?, username: r.get(1)?, csrf: None }, r.get::<_, i64>(2)?)),
             )
             .optional()?;

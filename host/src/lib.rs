@@ -8,16 +8,21 @@
 //! - [`directory`]: users, integrations and run history (SQLite by default);
 //! - [`secrets`]: encryption at rest for credentials;
 //! - [`sync`]: fetch, plan, preview, import and revert;
-//! - [`web`]: the admin JSON API and health probes;
+//! - [`schedule`]: automatic imports at intervals, incremental where possible;
+//! - [`mail`]: invitations and alerts through a transactional outbox and SMTP;
+//! - [`config`]: the server's configuration file;
+//! - [`web`]: the admin pages, JSON API, health probes and metrics;
 //! - [`sandbox`]: a faithful local imitation of the Personio API.
 
 pub mod accounts;
 pub mod config;
 pub mod connectors;
 pub mod directory;
+pub mod mail;
 pub mod runtime;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod schedule;
 pub mod secrets;
 pub mod sync;
 pub mod web;

@@ -106,7 +106,7 @@ impl Server {
 }
 
 /// Every endpoint that needs an admin.
-const PROTECTED: [(&str, &str); 17] = [
+const PROTECTED: [(&str, &str); 19] = [
     ("GET", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
     ("POST", "/api/v1/tokens"),
@@ -124,6 +124,8 @@ const PROTECTED: [(&str, &str); 17] = [
     ("POST", "/api/v1/runs/1/revert"),
     ("GET", "/api/v1/users"),
     ("GET", "/api/v1/users/1"),
+    ("POST", "/api/v1/users/invitations"),
+    ("GET", "/api/v1/mails"),
 ];
 
 #[tokio::test]
@@ -405,6 +407,7 @@ async fn pages_send_strangers_to_sign_in_and_refuse_forms_without_the_csrf_token
         "/runs/1",
         "/directory",
         "/directory/1",
+        "/emails",
     ] {
         let r = request("GET", &s.url(path), &[], "").await;
         assert_eq!(r.status, 303, "{path}");
@@ -417,6 +420,7 @@ async fn pages_send_strangers_to_sign_in_and_refuse_forms_without_the_csrf_token
         "/integrations/1/import",
         "/runs/1/revert",
         "/logout",
+        "/directory/invitations",
     ] {
         let r = request("POST", &s.url(path), &[("Content-Type", "application/x-www-form-urlencoded")], "csrf=x").await;
         assert_eq!((r.status, r.header("location")), (303, Some("/login")), "POST {path}");
@@ -539,4 +543,23 @@ async fn hostile_names_render_as_text_on_every_page() {
             assert!(r.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{path} shows the name as text");
         }
     }
+}
+
+#[tokio::test]
+async fn a_failing_connector_shows_in_the_metrics_by_kind() {
+    let s = server().await;
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+    let put = s
+        .call(&b, "PUT", &format!("/api/v1/integrations/{id}"), Some(json!({
+            "name": "Acme", "settings": {"api-base-url": s.sandbox_url, "client-id": DEMO_CLIENT_ID, "client-secret": "wrong"},
+            "grants": [s.sandbox_url]
+        })))
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let check = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/check"), None).await;
+    assert_eq!(check.status, 502, "{}", check.body);
+    assert!(check.body.contains("credentials rejected"), "{}", check.body);
+    let metrics = request("GET", &s.url("/metrics"), &[], "").await.body;
+    assert!(metrics.contains("hrsync_connector_errors{kind=\"credentials-rejected\"} 1"), "{metrics}");
 }

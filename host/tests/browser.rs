@@ -109,11 +109,13 @@ async fn app(dir: &Path) -> App {
     accounts.ensure_admin(Some(PASSWORD)).unwrap();
     let runtime = Arc::new(Runtime::new(Limits::default(), Some(dir.join("cache"))).unwrap());
     let connector = runtime.load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO).await.unwrap();
-    let engine = Arc::new(SyncEngine::new(runtime, store, vec![connector]));
-    let sandbox = Sandbox::new(SandboxConfig::new(80, 11));
-    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut engine = SyncEngine::new(runtime, store, vec![connector]);
+    engine.invite = hrsync::mail::Invite { company: "Acme".into(), public_url: base.clone(), ..Default::default() };
+    let engine = Arc::new(engine);
+    let sandbox = Sandbox::new(SandboxConfig::new(80, 11));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(hrsync::web::serve(listener, AppState::new(engine, accounts), async {
         let _ = stopped.await;
@@ -307,9 +309,45 @@ async fn an_admin_configures_previews_imports_reviews_and_reverts_in_the_browser
     assert_eq!(s.text("h1 .badge").await, "succeeded");
     assert!(s.text("#run-summary").await.contains(&format!("{created} new")));
     s.shot("5-import-run").await;
+    let import_path = s.path().await;
+
+    // Informing staff from the directory: a password email for one person,
+    // queued in the outbox (no SMTP here) and readable on the Emails page.
+    let people = app.sandbox.employees();
+    let active = |id: u64| people.iter().any(|e| e.id == id && e.status == Status::Active);
+    let someone = people
+        .iter()
+        .find(|e| {
+            e.status == Status::Active && e.supervisor.is_some_and(active) && matches!(e.email, Email::Address(_))
+        })
+        .expect("someone with a supervisor");
+    let full_name = format!("{} {}", someone.first_name, someone.last_name);
+    let Email::Address(address) = &someone.email else { unreachable!() };
+    s.goto(&format!("/directory?q={}", full_name.replace(' ', "+"))).await;
+    s.click("#users tbody tr:first-child input[type=checkbox]").await;
+    s.click_away("#send-invitations").await;
+    assert!(
+        s.text("#invite-result").await.starts_with("Queued 1 password email"),
+        "{}",
+        s.text("#invite-result").await
+    );
+    s.click_away("#invite-result a").await;
+    assert!(s.text("#emails li:first-child summary").await.contains(address.as_str()));
+    s.js("document.querySelector('#emails li details').open = true").await;
+    let mail = s.text("#emails li:first-child pre.mail-text").await;
+    s.shot("5b-emails").await;
+    let link = mail.split_whitespace().find(|w| w.contains("/set-password/")).expect("a set-password link").to_string();
+    // The person follows the link and chooses a password; the link then expires.
+    s.c.goto(&link).await.unwrap();
+    s.fill("#new-password", "a brand new password").await;
+    s.fill("#repeat-password", "a brand new password").await;
+    s.click("#set-password").await;
+    s.find("#password-set").await;
+    s.c.goto(&link).await.unwrap();
+    s.find("#link-error").await;
+    s.goto(&import_path).await;
 
     // History lists the preview and the import; drill into the import.
-    let import_path = s.path().await;
     s.click_away("p.breadcrumb a[href$='/history']").await;
     let rows = s.c.find_all(Locator::Css("#runs tbody tr")).await.unwrap();
     assert_eq!(rows.len(), 2, "a preview and an import");
@@ -353,17 +391,8 @@ async fn an_admin_configures_previews_imports_reviews_and_reverts_in_the_browser
     s.shot("8-revert").await;
 
     // The directory: search, then a person with a reporting line.
-    let people = app.sandbox.employees();
-    let active = |id: u64| people.iter().any(|e| e.id == id && e.status == Status::Active);
-    let someone = people
-        .iter()
-        .find(|e| {
-            e.status == Status::Active && e.supervisor.is_some_and(active) && matches!(e.email, Email::Address(_))
-        })
-        .expect("someone with a supervisor");
     s.goto("/directory").await;
     assert!(s.text("nav.pager").await.contains(&format!("{created} in all")));
-    let full_name = format!("{} {}", someone.first_name, someone.last_name);
     s.fill("#directory-search", &full_name).await;
     s.click_away("#directory-search-go").await;
     s.find("#users tbody tr[data-user]").await;

@@ -13,6 +13,8 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::mail::{Invite, MailRecord, Message};
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -342,6 +344,20 @@ pub struct Counts {
     pub issues: u64,
 }
 
+/// The scheduler's memory of one integration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub integration_id: IntegrationId,
+    pub next_run_at: DateTime<Utc>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_full_at: Option<DateTime<Utc>>,
+    /// Automatic runs that failed (or were blocked) in a row.
+    pub failures: u32,
+    /// Whether the admins were told about the current streak.
+    pub alerted: bool,
+    pub last_error: Option<String>,
+}
+
 /// A run as history lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Run {
@@ -358,6 +374,8 @@ pub struct Run {
     pub counts: Counts,
     pub error: Option<String>,
     pub fingerprint: Option<String>,
+    /// Incremental runs: only people changed since this instant were fetched.
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// What a change did to a person.
@@ -467,6 +485,11 @@ pub struct Apply {
     pub changes: Vec<PlannedChange>,
     pub issues: Vec<IssueRecord>,
     pub counts: Counts,
+    /// Queue invitations, in the same transaction, for `invitees` who end
+    /// up active and were never informed (automatic imports of
+    /// integrations that send password emails).
+    pub invite: Option<Invite>,
+    pub invitees: Vec<Target>,
 }
 
 /// Storage errors that callers act on.
@@ -531,6 +554,37 @@ pub trait DirectoryStore: Send + Sync {
     fn run_stats(&self) -> Result<Vec<RunStat>, StoreError>;
     /// Marks runs left queued/running by a crash as failed.
     fn fail_interrupted_runs(&self) -> Result<u64, StoreError>;
+
+    /// The scheduler's state of an integration, if it has any.
+    fn schedule(&self, integration: IntegrationId) -> Result<Option<Schedule>, StoreError>;
+    fn save_schedule(&self, schedule: &Schedule) -> Result<(), StoreError>;
+
+    /// Queues a set-password email for each of `users` who is active (an
+    /// earlier unused link stops working); returns who was invited.
+    fn invite(&self, users: &[UserId], invite: &Invite, now: DateTime<Utc>) -> Result<Vec<UserId>, StoreError>;
+    fn enqueue_mail(&self, message: &Message, run: Option<RunId>, now: DateTime<Utc>) -> Result<i64, StoreError>;
+    /// Takes up to `limit` due messages for sending, reserved for `lease`.
+    fn claim_mail(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: u32,
+    ) -> Result<Vec<MailRecord>, StoreError>;
+    fn mail_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Records a failed attempt; `retry_at` `None` gives the message up.
+    fn mail_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>) -> Result<(), StoreError>;
+    /// Newest first.
+    fn mails(&self, offset: u64, limit: u64) -> Result<(Vec<MailRecord>, u64), StoreError>;
+    /// The person a valid, unused, unexpired set-password token belongs to.
+    fn invitation_user(&self, token: &str, now: DateTime<Utc>) -> Result<Option<User>, StoreError>;
+    /// Uses the token once: stores the password hash; `None` if the token is
+    /// unknown, used or expired.
+    fn redeem_invitation(
+        &self,
+        token: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, StoreError>;
 }
 
 /// Totals of the runs of one kind in one state.
@@ -574,6 +628,7 @@ pub struct NewRun {
     pub actor: Option<String>,
     pub preview_id: Option<RunId>,
     pub reverts_id: Option<RunId>,
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// How a run ended, when it wrote no users.

@@ -13,8 +13,11 @@ use rusqlite_migration::{M, Migrations};
 use super::*;
 use crate::secrets::SecretBox;
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("../../migrations/0001_directory.sql"), include_str!("../../migrations/0002_accounts.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_directory.sql"),
+    include_str!("../../migrations/0002_accounts.sql"),
+    include_str!("../../migrations/0003_automation.sql"),
+];
 
 /// SQLite storage. Operations are short; one connection behind a mutex keeps
 /// every write serialised, which SQLite wants anyway.
@@ -28,7 +31,10 @@ const USER_COLUMNS: &str = "id, email, first_name, last_name, preferred_name, ge
      missing_runs, profile_url, informed_at, created_at, updated_at";
 
 const RUN_COLUMNS: &str = "id, integration_id, kind, trigger, actor, state, preview_id, reverts_id, started_at, \
-     finished_at, counts, error, fingerprint";
+     finished_at, counts, error, fingerprint, since";
+
+const MAIL_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body, message_id, state, attempts, \
+     last_error, created_at, sent_at";
 
 fn sql(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, Some(message)) = &e
@@ -117,7 +123,72 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         counts: serde_json::from_str(&counts).map_err(conversion)?,
         error: row.get(11)?,
         fingerprint: row.get(12)?,
+        since: row.get(13)?,
     })
+}
+
+fn mail_from_row(row: &Row<'_>) -> rusqlite::Result<MailRecord> {
+    Ok(MailRecord {
+        id: row.get(0)?,
+        kind: parse_enum(row.get(1)?)?,
+        recipient: row.get(2)?,
+        subject: row.get(3)?,
+        text: row.get(4)?,
+        html: row.get(5)?,
+        message_id: row.get(6)?,
+        state: parse_enum(row.get(7)?)?,
+        attempts: row.get(8)?,
+        last_error: row.get(9)?,
+        created_at: row.get(10)?,
+        sent_at: row.get(11)?,
+    })
+}
+
+fn insert_mail(
+    tx: &rusqlite::Connection,
+    m: &Message,
+    user: Option<UserId>,
+    run: Option<RunId>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<i64> {
+    // One Message-ID for every attempt: a re-send is recognisably the same message.
+    let message_id = format!("<{}@hrsync>", &crate::accounts::random_token("")[..32]);
+    tx.prepare_cached(
+        "INSERT INTO outbox (kind, recipient, subject, text_body, html_body, message_id, user_id, run_id, next_attempt_at, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+    )?
+    .execute(params![enum_text(&m.kind), m.to.as_str(), m.subject, m.text, m.html, message_id, user.map(|u| u.0), run.map(|r| r.0), now])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Queues invitations for the active users among `users`; with `only_new`,
+/// only for those never informed. Marks them informed.
+fn invite_tx(
+    tx: &rusqlite::Connection,
+    users: &[UserId],
+    invite: &Invite,
+    run: Option<RunId>,
+    only_new: bool,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Vec<UserId>> {
+    let mut invited = Vec::new();
+    let mut find = tx.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = ?1 AND status = 'active' AND (?2 = 0 OR informed_at IS NULL)"
+    ))?;
+    for &id in users {
+        let Some(user) = find.query_row(params![id.0, only_new], user_from_row).optional()? else { continue };
+        let token = crate::accounts::random_token("");
+        let expires = now + invite.valid_for;
+        tx.prepare_cached("DELETE FROM invitations WHERE user_id = ?1 AND used_at IS NULL")?.execute([id.0])?;
+        tx.prepare_cached(
+            "INSERT INTO invitations (user_id, token_hash, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![id.0, crate::accounts::token_hash(&token), expires, now])?;
+        insert_mail(tx, &crate::mail::invitation(&user.profile, invite, &token, expires), Some(id), run, now)?;
+        tx.prepare_cached("UPDATE users SET informed_at = ?2 WHERE id = ?1")?.execute(params![id.0, now])?;
+        invited.push(id);
+    }
+    Ok(invited)
 }
 
 fn change_from_row(row: &Row<'_>) -> rusqlite::Result<ChangeRecord> {
@@ -408,8 +479,8 @@ impl DirectoryStore for SqliteStore {
             }
         }
         tx.execute(
-            "INSERT INTO runs (integration_id, kind, trigger, actor, state, preview_id, reverts_id, started_at) \
-             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7)",
+            "INSERT INTO runs (integration_id, kind, trigger, actor, state, preview_id, reverts_id, started_at, since) \
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?8)",
             params![
                 run.integration_id.0,
                 enum_text(&run.kind),
@@ -417,7 +488,8 @@ impl DirectoryStore for SqliteStore {
                 run.actor,
                 run.preview_id.map(|r| r.0),
                 run.reverts_id.map(|r| r.0),
-                Utc::now()
+                Utc::now(),
+                run.since
             ],
         )
         .map_err(sql)?;
@@ -506,8 +578,160 @@ impl DirectoryStore for SqliteStore {
             }
         }
         write_history(&tx, id, std::iter::empty(), &apply.issues).map_err(sql)?;
+        if let Some(invite) = &apply.invite {
+            let invitees: Vec<UserId> = apply.invitees.iter().map(|t| resolve(*t)).collect();
+            invite_tx(&tx, &invitees, invite, Some(id), true, now).map_err(sql)?;
+        }
         end_run(&tx, id, RunState::Succeeded, &apply.counts, None, Some(fingerprint))?;
         tx.commit().map_err(sql)
+    }
+
+    fn schedule(&self, integration: IntegrationId) -> Result<Option<Schedule>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT integration_id, next_run_at, last_success_at, last_full_at, failures, alerted, last_error \
+                 FROM schedules WHERE integration_id = ?1",
+                [integration.0],
+                |r| {
+                    Ok(Schedule {
+                        integration_id: IntegrationId(r.get(0)?),
+                        next_run_at: r.get(1)?,
+                        last_success_at: r.get(2)?,
+                        last_full_at: r.get(3)?,
+                        failures: r.get(4)?,
+                        alerted: r.get(5)?,
+                        last_error: r.get(6)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(sql)
+    }
+
+    fn save_schedule(&self, s: &Schedule) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO schedules (integration_id, next_run_at, last_success_at, last_full_at, failures, alerted, last_error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (integration_id) DO UPDATE SET \
+                 next_run_at = ?2, last_success_at = ?3, last_full_at = ?4, failures = ?5, alerted = ?6, last_error = ?7",
+                params![s.integration_id.0, s.next_run_at, s.last_success_at, s.last_full_at, s.failures, s.alerted, s.last_error],
+            )
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    fn invite(&self, users: &[UserId], invite: &Invite, now: DateTime<Utc>) -> Result<Vec<UserId>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        let invited = invite_tx(&tx, users, invite, None, false, now).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(invited)
+    }
+
+    fn enqueue_mail(&self, message: &Message, run: Option<RunId>, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        insert_mail(&self.conn(), message, None, run, now).map_err(sql)
+    }
+
+    fn claim_mail(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: u32,
+    ) -> Result<Vec<MailRecord>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
+        // Due: queued and its time has come, or claimed by a worker whose
+        // lease ran out (it crashed before recording the outcome).
+        let due: Vec<MailRecord> = tx
+            .prepare(&format!(
+                "SELECT {MAIL_COLUMNS} FROM outbox WHERE (state = 'queued' AND next_attempt_at <= ?1) \
+                 OR (state = 'sending' AND lease_until <= ?1) ORDER BY id LIMIT ?2"
+            ))
+            .map_err(sql)?
+            .query_map(params![now, limit], mail_from_row)
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        let mut claim =
+            tx.prepare_cached("UPDATE outbox SET state = 'sending', lease_until = ?2 WHERE id = ?1").map_err(sql)?;
+        for m in &due {
+            claim.execute(params![m.id, now + lease]).map_err(sql)?;
+        }
+        drop(claim);
+        tx.commit().map_err(sql)?;
+        Ok(due)
+    }
+
+    fn mail_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1, lease_until = NULL, last_error = NULL WHERE id = ?1",
+                params![id, at],
+            )
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    fn mail_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE outbox SET state = CASE WHEN ?3 IS NULL THEN 'failed' ELSE 'queued' END, \
+                 next_attempt_at = COALESCE(?3, next_attempt_at), attempts = attempts + 1, lease_until = NULL, \
+                 last_error = ?2 WHERE id = ?1",
+                params![id, error, retry_at],
+            )
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    fn mails(&self, offset: u64, limit: u64) -> Result<(Vec<MailRecord>, u64), StoreError> {
+        let conn = self.conn();
+        let total: u64 = conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).map_err(sql)?;
+        let mails = conn
+            .prepare(&format!("SELECT {MAIL_COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1 OFFSET ?2"))
+            .map_err(sql)?
+            .query_map(params![limit, offset], mail_from_row)
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        Ok((mails, total))
+    }
+
+    fn invitation_user(&self, token: &str, now: DateTime<Utc>) -> Result<Option<User>, StoreError> {
+        let conn = self.conn();
+        let user: Option<i64> = conn
+            .query_row(
+                "SELECT user_id FROM invitations WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+                params![crate::accounts::token_hash(token), now],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        drop(conn);
+        user.map(|u| self.user(UserId(u))).transpose()
+    }
+
+    fn redeem_invitation(
+        &self,
+        token: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
+        let found: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT id, user_id FROM invitations WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+                params![crate::accounts::token_hash(token), now],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql)?;
+        let Some((invitation, user)) = found else { return Ok(None) };
+        tx.execute("UPDATE invitations SET used_at = ?2 WHERE id = ?1", params![invitation, now]).map_err(sql)?;
+        tx.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![user, password_hash]).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(Some(UserId(user)))
     }
 
     fn run(&self, id: RunId) -> Result<Run, StoreError> {
@@ -741,6 +965,7 @@ mod tests {
             actor: None,
             preview_id: None,
             reverts_id: None,
+            since: None,
         };
         let first = s.begin_run(&run(RunKind::Import)).unwrap();
         assert!(matches!(s.begin_run(&run(RunKind::Import)), Err(StoreError::AlreadyRunning(_))));

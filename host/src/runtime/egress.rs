@@ -143,12 +143,51 @@ pub struct EgressLog {
     pub denied: Vec<String>,
 }
 
+/// Spaces one integration's requests to stay below its source's rate
+/// limit: a token bucket holding `burst` requests, refilled at a steady
+/// rate. Shared by every run of the integration, so back-to-back runs do
+/// not add up to a burst the source would refuse.
+#[derive(Debug)]
+pub struct Pacer {
+    per_second: f64,
+    burst: f64,
+    bucket: tokio::sync::Mutex<(f64, tokio::time::Instant)>,
+}
+
+impl Pacer {
+    /// At most `per_minute` requests a minute on average, `burst` at once.
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Pacer {
+            per_second: f64::from(per_minute.max(1)) / 60.0,
+            burst,
+            bucket: tokio::sync::Mutex::new((burst, tokio::time::Instant::now())),
+        }
+    }
+
+    /// Waits until a request may go out. Waiters queue in order.
+    pub async fn acquire(&self) {
+        let mut bucket = self.bucket.lock().await;
+        let now = tokio::time::Instant::now();
+        let (tokens, at) = *bucket;
+        let tokens = (tokens + now.duration_since(at).as_secs_f64() * self.per_second).min(self.burst);
+        if tokens >= 1.0 {
+            *bucket = (tokens - 1.0, now);
+            return;
+        }
+        let wait = Duration::from_secs_f64((1.0 - tokens) / self.per_second);
+        tokio::time::sleep(wait).await;
+        *bucket = (0.0, tokio::time::Instant::now());
+    }
+}
+
 /// The wasi-http hooks of one run.
 pub struct EgressHooks {
     pub(crate) connector: String,
     pub(crate) grants: Grants,
     pub(crate) timeouts: Timeouts,
     pub(crate) log: Arc<Mutex<EgressLog>>,
+    pub(crate) pacer: Option<Arc<Pacer>>,
 }
 
 impl WasiHttpHooks for EgressHooks {
@@ -175,9 +214,13 @@ impl WasiHttpHooks for EgressHooks {
         }
         self.log.lock().expect("egress log").sent += 1;
         let options = self.timeouts.clamp(options);
+        let pacer = self.pacer.clone();
         drop(fut);
         Box::new(async move {
             use http_body_util::BodyExt;
+            if let Some(pacer) = pacer {
+                pacer.acquire().await;
+            }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
@@ -204,6 +247,29 @@ fn strip_query(uri: &http::Uri) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_allows_a_burst_then_the_steady_rate() {
+        let pacer = Pacer::new(60, 5);
+        let start = tokio::time::Instant::now();
+        for _ in 0..5 {
+            pacer.acquire().await;
+        }
+        assert!(start.elapsed() < Duration::from_millis(1), "the burst goes at once");
+        for _ in 0..10 {
+            pacer.acquire().await;
+        }
+        let took = start.elapsed().as_secs_f64();
+        assert!((9.9..10.1).contains(&took), "then one a second: {took}");
+        // An idle minute refills the burst, never more.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let again = tokio::time::Instant::now();
+        for _ in 0..6 {
+            pacer.acquire().await;
+        }
+        let took = again.elapsed().as_secs_f64();
+        assert!((0.9..1.1).contains(&took), "{took}");
+    }
 
     #[test]
     fn origins_parse_to_scheme_host_port() {

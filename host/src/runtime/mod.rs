@@ -114,6 +114,30 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// A short, stable name for metrics: the contract error's case, or how
+    /// the sandbox stopped the connector.
+    pub fn kind(&self) -> &'static str {
+        use wit::ConnectorError as E;
+        match self {
+            RunError::Source { error, .. } => match error {
+                E::CredentialsRejected(_) => "credentials-rejected",
+                E::PermissionDenied(_) => "permission-denied",
+                E::RateLimited(_) => "rate-limited",
+                E::TemporarilyUnavailable(_) => "temporarily-unavailable",
+                E::Unreachable(_) => "unreachable",
+                E::InvalidSettings(_) => "invalid-settings",
+                E::BadResponse(_) => "bad-response",
+            },
+            RunError::Trap { .. } => "trap",
+            RunError::CpuExhausted { .. } => "cpu-exhausted",
+            RunError::MemoryExhausted { .. } => "memory-exhausted",
+            RunError::Timeout { .. } => "timeout",
+            RunError::InvalidOutput { .. } => "invalid-output",
+            RunError::EgressDenied { .. } => "egress-denied",
+            RunError::Poisoned { .. } => "poisoned",
+        }
+    }
+
     /// The contract error, when the connector reported one.
     pub fn source_error(&self) -> Option<&wit::ConnectorError> {
         match self {
@@ -259,6 +283,16 @@ impl Runtime {
 
     /// A fresh, sandboxed instance for one run.
     pub async fn session(&self, connector: &Connector, grants: Grants) -> Result<Session, RunError> {
+        self.paced_session(connector, grants, None).await
+    }
+
+    /// A session whose outbound requests wait for `pacer`.
+    pub async fn paced_session(
+        &self,
+        connector: &Connector,
+        grants: Grants,
+        pacer: Option<Arc<egress::Pacer>>,
+    ) -> Result<Session, RunError> {
         let id = connector.info.id.clone();
         let output = MemoryOutputPipe::new(self.limits.log_bytes);
         let wasi = WasiCtx::builder()
@@ -278,7 +312,13 @@ impl Runtime {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            egress: EgressHooks { connector: id.clone(), grants, timeouts: self.limits.http, log: egress_log.clone() },
+            egress: EgressHooks {
+                connector: id.clone(),
+                grants,
+                timeouts: self.limits.http,
+                log: egress_log.clone(),
+                pacer,
+            },
             memory: MemoryCap { limit: self.limits.memory_bytes, hit: false },
             logs: Vec::new(),
             log_budget: self.limits.log_bytes,

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::fetch::{FetchError, FetchOptions, Progress, RetryPolicy, fetch_all};
 use super::plan::{self, PlanError, PlanInput, Planned};
@@ -18,7 +18,8 @@ use crate::directory::{
     MANAGER_FIELD, NewRun, PlannedChange, PlannedUser, Run, RunId, RunKind, RunOutcome, RunState, StoreError, Target,
     Trigger, User, UserId, UserStatus,
 };
-use crate::runtime::egress::Grants;
+use crate::mail::Invite;
+use crate::runtime::egress::{Grants, Pacer};
 use crate::runtime::{Connector, RunError, Runtime, wit};
 
 /// Reports fetch progress, e.g. to a progress bar.
@@ -83,6 +84,9 @@ pub struct RunRequest {
     pub override_safeguard: bool,
     pub accept_drift: bool,
     pub progress: Option<ProgressFn>,
+    /// Fetch only people changed since then (connectors with incremental
+    /// fetch); people absent from such a run are not "missing".
+    pub updated_since: Option<DateTime<Utc>>,
 }
 
 impl RunRequest {
@@ -96,6 +100,7 @@ impl RunRequest {
             override_safeguard: false,
             accept_drift: false,
             progress: None,
+            updated_since: None,
         }
     }
 }
@@ -114,13 +119,35 @@ pub struct SyncEngine {
     store: Arc<dyn DirectoryStore>,
     connectors: Vec<Connector>,
     pub retry: RetryPolicy,
+    /// Deployment details for invitation emails.
+    pub invite: Invite,
+    /// Notified when an import queued mail, so the courier sends it at once.
+    pub mail_queued: Arc<tokio::sync::Notify>,
+    /// Requests per minute and burst for each integration's source, or no
+    /// pacing. Personio allows 300 a minute (15 a second): servers pace
+    /// below that, benchmarks against the sandbox do not.
+    pub pace: Option<(u32, u32)>,
+    pacers: Mutex<HashMap<IntegrationId, Arc<Pacer>>>,
     /// Fetch progress of the background runs still going, for progress bars.
     live: Mutex<HashMap<RunId, Progress>>,
+    /// Connector errors since start, by kind, for the metrics.
+    errors: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl SyncEngine {
     pub fn new(runtime: Arc<Runtime>, store: Arc<dyn DirectoryStore>, connectors: Vec<Connector>) -> Self {
-        SyncEngine { runtime, store, connectors, retry: RetryPolicy::default(), live: Mutex::default() }
+        SyncEngine {
+            runtime,
+            store,
+            connectors,
+            retry: RetryPolicy::default(),
+            invite: Invite::default(),
+            mail_queued: Arc::default(),
+            pace: None,
+            pacers: Mutex::default(),
+            live: Mutex::default(),
+            errors: Mutex::default(),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn DirectoryStore> {
@@ -143,8 +170,15 @@ impl SyncEngine {
         let integration = self.store.integration(integration)?;
         let connector = self.connector(&integration.config.connector_id)?;
         let (settings, grants) = session_inputs(&integration)?;
-        let mut session = self.runtime.session(connector, grants).await.map_err(SyncError::Check)?;
-        session.check(&settings).await.map_err(SyncError::Check)
+        let result = match self.runtime.session(connector, grants).await {
+            Ok(mut session) => session.check(&settings).await,
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| {
+            let e = SyncError::Check(e);
+            self.count_connector_error(&e);
+            e
+        })
     }
 
     /// Computes what an import would change and stores it as a preview.
@@ -164,6 +198,13 @@ impl SyncEngine {
             engine.finish_preview(&integration, run, &request).await
         });
         Ok(run)
+    }
+
+    /// The pacer of an integration's source, shared by its runs.
+    fn pacer(&self, integration: IntegrationId) -> Option<Arc<Pacer>> {
+        let (per_minute, burst) = self.pace?;
+        let mut pacers = self.pacers.lock().expect("pacers");
+        Some(pacers.entry(integration).or_insert_with(|| Arc::new(Pacer::new(per_minute, burst))).clone())
     }
 
     /// How far the fetch of a background run has come, while it runs.
@@ -273,7 +314,18 @@ impl SyncEngine {
             self.end(run, RunState::Blocked, &planned, Some(reason.clone()))?;
             return Err(SyncError::Blocked { run, reason, counts: planned.apply.counts });
         }
-        self.apply(run, planned.apply, planned.fingerprint).await
+        let mut apply = planned.apply;
+        // Only automatic imports email people; manual ones never do.
+        let invites = request.automatic && integration.config.send_emails;
+        if invites {
+            apply.invitees = invitees(&apply);
+            apply.invite = Some(self.invite.clone());
+        }
+        self.apply(run, apply, planned.fingerprint).await?;
+        if invites {
+            self.mail_queued.notify_one();
+        }
+        Ok(())
     }
 
     /// Restores the values a run recorded as "before" — for every person, or
@@ -318,6 +370,7 @@ impl SyncEngine {
                     counts: apply.counts.clone(),
                     error: None,
                     fingerprint: None,
+                    since: None,
                 },
                 changes: preview_records(&apply),
                 issues: apply.issues.clone(),
@@ -344,12 +397,36 @@ impl SyncEngine {
             actor: request.actor.clone(),
             preview_id: request.from_preview,
             reverts_id: reverts,
+            since: request.updated_since,
         })?)
+    }
+
+    /// Connector errors since this process started, by kind.
+    pub fn connector_errors(&self) -> Vec<(&'static str, u64)> {
+        self.errors.lock().expect("errors").iter().map(|(k, n)| (*k, *n)).collect()
+    }
+
+    fn count_connector_error(&self, error: &SyncError) {
+        let run_error = match error {
+            SyncError::Connector { source, .. } | SyncError::Check(source) => Some(source),
+            SyncError::Fetch { source: FetchError::Run(r) | FetchError::RetriesExhausted { last: r, .. }, .. } => {
+                Some(r)
+            }
+            _ => None,
+        };
+        let kind = match (run_error, error) {
+            (Some(r), _) => r.kind(),
+            (None, SyncError::Fetch { source: FetchError::RepeatedCursor { .. }, .. }) => "repeated-cursor",
+            (None, SyncError::Plan { .. }) => "invalid-plan",
+            _ => return,
+        };
+        *self.errors.lock().expect("errors").entry(kind).or_default() += 1;
     }
 
     /// Records a failure under its run and passes it on.
     fn fail(&self, run: RunId, error: SyncError) -> SyncError {
         let error = error.at(run);
+        self.count_connector_error(&error);
         let outcome = RunOutcome {
             state: RunState::Failed,
             counts: Counts::default(),
@@ -401,9 +478,15 @@ impl SyncEngine {
         let connector = self.connector(&config.connector_id)?;
         let (settings, grants) = session_inputs(integration)?;
         let run = RunId(0);
-        let mut session =
-            self.runtime.session(connector, grants).await.map_err(|source| SyncError::Connector { run, source })?;
-        let options = FetchOptions { updated_since: None, retry: self.retry.clone() };
+        let mut session = self
+            .runtime
+            .paced_session(connector, grants, self.pacer(integration.id))
+            .await
+            .map_err(|source| SyncError::Connector { run, source })?;
+        let options = FetchOptions {
+            updated_since: request.updated_since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            retry: self.retry.clone(),
+        };
         let progress = request.progress.clone();
         let fetched = fetch_all(&mut session, &settings, &options, |p| {
             if let Some(f) = &progress {
@@ -541,6 +624,21 @@ fn session_inputs(integration: &Integration) -> Result<(Vec<wit::Entry>, Grants)
     let grants = Grants::parse(&config.grants)
         .map_err(|e| SyncError::Invalid(format!("integration {}: granted host {e}", integration.id)))?;
     Ok((settings, grants))
+}
+
+/// Who an automatic import invites: the people it creates, and those whose
+/// start date has come (pending-start → active). The store skips anyone not
+/// active or already informed.
+fn invitees(apply: &Apply) -> Vec<Target> {
+    let started = |c: &PlannedChange| {
+        c.fields.iter().any(|f| {
+            f.field == "status"
+                && f.before.as_deref() == Some(UserStatus::PendingStart.as_str())
+                && f.after.as_deref() == Some(UserStatus::Active.as_str())
+        })
+    };
+    let created = apply.creates.iter().map(|u| u.target);
+    created.chain(apply.changes.iter().filter(|c| started(c)).map(|c| c.target)).collect()
 }
 
 /// History records of a plan that has not run: new people have no id yet.

@@ -48,7 +48,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}/changes", get(run_changes))
         .route("/api/v1/runs/{id}/revert", post(revert))
         .route("/api/v1/users", get(users))
+        .route("/api/v1/users/invitations", post(invite_users))
         .route("/api/v1/users/{id}", get(user))
+        .route("/api/v1/mails", get(mails))
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "probes", responses((status = 200, description = "The directory database answers"), (status = 503, description = "It does not")))]
@@ -492,4 +494,38 @@ pub(super) async fn user(State(state): State<AppState>, Admin(_): Admin, Path(id
         .map(|(run, change)| json!({"run_id": run, "change": change}))
         .collect();
     Ok(Json(json!({"user": user_json(&user), "reporting_line": line, "history": history})).into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct InviteInput {
+    user_ids: Vec<i64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/users/invitations", tag = "directory", request_body = InviteInput, responses((status = 200, description = "Password emails queued for the active users among them (earlier links stop working); others are skipped", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(super) async fn invite_users(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Json(input): Json<InviteInput>,
+) -> ApiResult {
+    if input.user_ids.is_empty() {
+        return Err(ApiError::bad_request("user_ids is empty: name the users to email"));
+    }
+    let users: Vec<UserId> = input.user_ids.iter().copied().map(UserId).collect();
+    let invited = state.engine.store().invite(&users, &state.engine.invite, chrono::Utc::now())?;
+    state.engine.mail_queued.notify_one();
+    let skipped: Vec<&UserId> = users.iter().filter(|u| !invited.contains(u)).collect();
+    Ok(Json(json!({"invited": invited, "skipped": skipped, "note": "only active users are emailed"})).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct MailsQuery {
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/mails", tag = "mail", params(MailsQuery), responses((status = 200, description = "The outbox, newest first: invitations and alerts with their delivery state", body = Object), (status = 401, body = ErrorBody)))]
+pub(super) async fn mails(State(state): State<AppState>, Admin(_): Admin, Query(q): Query<MailsQuery>) -> ApiResult {
+    let (mails, total) = state.engine.store().mails(q.offset.unwrap_or(0), q.limit.unwrap_or(50).clamp(1, 500))?;
+    Ok(Json(json!({"total": total, "mails": mails})).into_response())
 }

@@ -39,6 +39,7 @@ pub struct Metrics {
     runs: Family<RunLabels, Gauge>,
     run_seconds: Family<KindLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     people_changed: Family<KindLabels, Gauge>,
+    connector_errors: Family<KindLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -56,7 +57,13 @@ impl Default for Metrics {
             "People created, updated, deactivated, reactivated or linked, by run kind",
             people_changed.clone(),
         );
-        Metrics { registry: Mutex::new(registry), http, runs, run_seconds, people_changed }
+        let connector_errors = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "connector_errors",
+            "Connector errors since start, by kind (contract error case, or how the sandbox stopped it)",
+            connector_errors.clone(),
+        );
+        Metrics { registry: Mutex::new(registry), http, runs, run_seconds, people_changed, connector_errors }
     }
 }
 
@@ -84,6 +91,9 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError>
             of_kind.filter(|s| s.state == crate::directory::RunState::Succeeded).map(|s| s.people_changed).sum();
         m.run_seconds.get_or_create(&KindLabels { kind: kind.into() }).set(seconds);
         m.people_changed.get_or_create(&KindLabels { kind: kind.into() }).set(people as i64);
+    }
+    for (kind, n) in state.engine.connector_errors() {
+        m.connector_errors.get_or_create(&KindLabels { kind: kind.into() }).set(n as i64);
     }
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &m.registry.lock().expect("registry"))

@@ -47,7 +47,9 @@ pub struct ErrorMessage {
         api::run_changes,
         api::revert,
         api::users,
+        api::invite_users,
         api::user,
+        api::mails,
     ),
     components(schemas(
         ErrorBody,
@@ -119,6 +121,8 @@ mod tests {
             "/api/v1/runs/{id}/revert",
             "/api/v1/users",
             "/api/v1/users/{id}",
+            "/api/v1/users/invitations",
+            "/api/v1/mails",
         ] {
             assert!(paths.contains_key(path), "{path} is not in the OpenAPI document");
         }

@@ -608,6 +608,11 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     ]);
     config.secret_keys.insert("client-secret".into());
     config.grants = vec![running.url.clone()];
+    // The demo shows automation too: changes made in the sandbox arrive by
+    // themselves, and new people's invitations appear on the Emails page.
+    config.auto_import = true;
+    config.send_emails = true;
+    config.interval_minutes = 5;
     let integration = match dir.store.integrations()?.into_iter().find(|i| i.config.name == NAME) {
         Some(existing) => {
             dir.store.update_integration(existing.id, &config)?;
@@ -650,7 +655,7 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     }
     let data = global.data_dir.display();
     println!(
-        "\nThe sandbox keeps serving at {url}; change the company there, then open the integration's Preview tab (or run `hrsync --data-dir {data} preview`):\n  curl -X PATCH {url}/_sandbox/employees/1001 -H 'content-type: application/json' -d '{{\"last_name\":\"Renamed\"}}'\nThe import above is run {run} in the History tab (`hrsync --data-dir {data} history {run}`).",
+        "\nThe sandbox keeps serving at {url}. Change the company there and open the integration's Preview tab (or run `hrsync --data-dir {data} preview`); automatic imports every 5 minutes apply it by themselves, and a new hire's invitation appears on the Emails page:\n  curl -X PATCH {url}/_sandbox/employees/1001 -H 'content-type: application/json' -d '{{\"last_name\":\"Renamed\"}}'\n  curl -X POST {url}/_sandbox/employees -H 'content-type: application/json' -d '{{\"first_name\":\"Grace\",\"last_name\":\"Hopper\",\"email\":\"grace.hopper@acme.example\"}}'\nThe import above is run {run} in the History tab (`hrsync --data-dir {data} history {run}`).",
         url = running.url,
         run = report.run.id,
     );
@@ -659,11 +664,23 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Serves the admin API until Ctrl-C; creates and prints the first admin's
-/// initial password if there is no admin yet.
-async fn serve_web(global: &Global, dir: directory_cmds::Directory, bind: SocketAddr) -> anyhow::Result<()> {
+/// Serves the admin pages and API until Ctrl-C, with automatic imports and
+/// mail delivery; creates and prints the first admin's initial password if
+/// there is no admin yet.
+async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: SocketAddr) -> anyhow::Result<()> {
     use hrsync::accounts::{ADMIN_PASSWORD_ENV, Accounts, FIRST_ADMIN};
-    let accounts = std::sync::Arc::new(Accounts::open(&global.data_dir.join("hrsync.db"))?);
+    use hrsync::schedule::{Scheduler, SystemClock};
+    use std::sync::Arc;
+
+    let file = &global.file;
+    let smtp = file.smtp(|k| std::env::var(k).ok()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut alert_to = Vec::new();
+    for address in &file.alert_emails {
+        alert_to.push(
+            hrsync::directory::Email::parse(address).map_err(|e| anyhow::anyhow!("alert_emails: `{address}`: {e}"))?,
+        );
+    }
+    let accounts = Arc::new(Accounts::open(&global.data_dir.join("hrsync.db"))?);
     let given = std::env::var(ADMIN_PASSWORD_ENV).ok();
     match accounts.ensure_admin(given.as_deref())? {
         Some(password) => println!(
@@ -676,12 +693,43 @@ async fn serve_web(global: &Global, dir: directory_cmds::Directory, bind: Socket
         .await
         .with_context(|| format!("cannot listen on {bind}; pick another --bind"))?;
     let addr = listener.local_addr()?;
+    let public_url =
+        std::env::var("HRSYNC_PUBLIC_URL").ok().or(file.public_url.clone()).unwrap_or_else(|| format!("http://{addr}"));
+    dir.engine.invite = hrsync::mail::Invite {
+        company: file.company_name.clone().unwrap_or_else(|| "your company".into()),
+        public_url: public_url.clone(),
+        ..Default::default()
+    };
+    dir.engine.pace = file.pace();
+    let engine = Arc::new(dir.engine);
+
+    // Scheduler and courier stop with the server.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let shutdown = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.changed().await;
+        }
+    };
+    let mut scheduler = Scheduler::new(engine.clone(), Arc::new(SystemClock), rand::random());
+    scheduler.alert_to = alert_to;
+    scheduler.public_url = public_url.clone();
+    tokio::spawn(scheduler.run_forever(shutdown()));
+    let mail = match &smtp {
+        Some(settings) => {
+            let courier = hrsync::mail::Courier::new(engine.store().clone(), settings)?;
+            tokio::spawn(courier.run(engine.mail_queued.clone(), shutdown()));
+            format!("sent through {}", settings.host)
+        }
+        None => "kept in the outbox (no SMTP configured; see the Emails page)".to_string(),
+    };
     println!(
-        "\nhrsync is serving (Ctrl-C stops it):\n  admin pages  http://{addr}/  (sign in as `{FIRST_ADMIN}`)\n  JSON API     http://{addr}/api/v1  (OpenAPI: /api/v1/openapi.json)\n  health       http://{addr}/healthz, /readyz, /metrics"
+        "\nhrsync is serving (Ctrl-C stops it):\n  admin pages  http://{addr}/  (sign in as `{FIRST_ADMIN}`)\n  JSON API     http://{addr}/api/v1  (OpenAPI: /api/v1/openapi.json)\n  health       http://{addr}/healthz, /readyz, /metrics\n  emails       {mail}\n  links in emails point to {public_url}"
     );
-    let state = hrsync::web::AppState::new(std::sync::Arc::new(dir.engine), accounts);
-    hrsync::web::serve(listener, state, async {
+    let state = hrsync::web::AppState::new(engine, accounts);
+    hrsync::web::serve(listener, state, async move {
         let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
     })
     .await?;
     Ok(())

@@ -5,23 +5,54 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
 use maud::html;
 use serde::Deserialize;
 
-use super::{PAGE_SIZE, PageResult, Section, Signed, change_label, layout, pager, query, safe_link, time};
+use super::{
+    FormData, PAGE_SIZE, PageError, PageResult, Section, Signed, change_label, csrf_field, layout, pager, query,
+    safe_link, time,
+};
 use crate::directory::{DirectoryStore, IntegrationId, StoreError, User, UserId, UserQuery};
 use crate::web::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/directory", get(list)).route("/directory/{id}", get(person))
+    Router::new()
+        .route("/directory", get(list))
+        .route("/directory/invitations", post(invite))
+        .route("/directory/{id}", get(person))
 }
 
 #[derive(Deserialize)]
 struct ListQuery {
     q: Option<String>,
     page: Option<u64>,
+    /// Invitations just queued, and how many were picked.
+    sent: Option<u64>,
+    picked: Option<u64>,
+}
+
+/// "Send password email" for the people picked: active people get a new
+/// single-use link (any earlier one stops working); others are skipped.
+async fn invite(
+    State(state): State<AppState>,
+    Signed(who): Signed,
+    axum::Form(form): axum::Form<FormData>,
+) -> PageResult {
+    form.verify(&who)?;
+    let mut users = Vec::new();
+    for id in form.all("user") {
+        users.push(UserId(id.parse().map_err(|_| PageError::bad_request(format!("`{id}` is not a user id")))?));
+    }
+    if users.is_empty() {
+        return Err(PageError::bad_request("Pick the people to email with the checkboxes first."));
+    }
+    let invited = state.engine.store().invite(&users, &state.engine.invite, chrono::Utc::now())?;
+    state.engine.mail_queued.notify_one();
+    let back = form.get("back").filter(|b| b.starts_with("/directory")).unwrap_or("/directory");
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Ok(Redirect::to(&format!("{back}{sep}sent={}&picked={}", invited.len(), users.len())).into_response())
 }
 
 /// Names of the given users, for the manager column.
@@ -65,12 +96,24 @@ async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Quer
             label { "Search" input #directory-search type="search" name="q" value=(search) placeholder="Name, email, department or employee ID"; }
             button.secondary type="submit" #directory-search-go { "Search" }
         }
+        @if let Some(sent) = q.sent {
+            p.ok #invite-result {
+                "Queued " (sent) " password " (if sent == 1 { "email" } else { "emails" })
+                @if q.picked.unwrap_or(sent) > sent { "; " (q.picked.unwrap_or(sent) - sent) " skipped (only active people get one)" }
+                ". " a href="/emails" { "See the Emails page." }
+            }
+        }
+        form #invite-form method="post" action="/directory/invitations" {
+            (csrf_field(&who))
+            input type="hidden" name="back" value=(base);
+        }
         div.table-wrap {
             table.users #users {
-                thead { tr { th { "Name" } th { "Email" } th { "Job title" } th { "Department" } th { "Manager" } th { "Status" } th { "Source" } th { "Informed" } } }
+                thead { tr { th { span.sr-only { "Pick" } } th { "Name" } th { "Email" } th { "Job title" } th { "Department" } th { "Manager" } th { "Status" } th { "Source" } th { "Informed" } } }
                 tbody {
                     @for u in &users {
                         tr data-user=(u.id) {
+                            td { input type="checkbox" name="user" value=(u.id) form="invite-form" aria-label={ "Pick " (u.profile.display_name()) }; }
                             td { a href={ "/directory/" (u.id) } { (u.profile.display_name()) } }
                             td { (u.profile.email) }
                             td { (u.profile.job_title.as_deref().unwrap_or("")) }
@@ -85,6 +128,9 @@ async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Quer
             }
         }
         @if users.is_empty() { p.empty { "Nobody matches." } }
+        div.actions {
+            button.secondary type="submit" form="invite-form" #send-invitations { "Send password email to the people picked" }
+        }
         (pager(&base, page, total))
     };
     Ok(layout("Directory", &who, Section::Directory, body).into_response())

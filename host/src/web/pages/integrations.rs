@@ -47,7 +47,8 @@ async fn list(State(state): State<AppState>, Signed(who): Signed) -> PageResult 
     for i in &integrations {
         let last = store.runs(Some(i.id), 0, 1)?.into_iter().next();
         let connector = state.engine.connector(&i.config.connector_id).ok();
-        rows.push((i, connector, last));
+        let schedule = store.schedule(i.id)?.filter(|_| i.config.auto_import);
+        rows.push((i, connector, last, schedule));
     }
     let body = html! {
         h1 { "Integrations" }
@@ -56,7 +57,7 @@ async fn list(State(state): State<AppState>, Signed(who): Signed) -> PageResult 
             h2 { "Your integrations" }
             @if rows.is_empty() { p.empty { "None yet: add one from the connectors below." } }
             ul.cards {
-                @for (i, connector, last) in &rows {
+                @for (i, connector, last, schedule) in &rows {
                     li.card.integration {
                         span.icon aria-hidden="true" { (initials(connector.map_or(&i.config.connector_id, |c| &c.info.name))) }
                         div {
@@ -67,6 +68,16 @@ async fn list(State(state): State<AppState>, Signed(who): Signed) -> PageResult 
                                 @if i.config.auto_import { "automatic imports every " (interval_label(i.config.interval_minutes)) } @else { "manual imports only" }
                             }
                             @if connector.is_none() { p.error { "Its connector `" (i.config.connector_id) "` is not loaded." } }
+                            @if let Some(s) = schedule {
+                                @if s.failures >= crate::schedule::ALERT_AFTER || (s.failures > 0 && last.as_ref().is_some_and(|r| r.state == RunState::Blocked)) {
+                                    p.warn data-warning=(i.id) {
+                                        strong { "Automatic imports need attention: " }
+                                        (s.failures) " in a row did not apply. "
+                                        (s.last_error.as_deref().unwrap_or_default())
+                                    }
+                                }
+                                p.muted { "Next automatic check " (time(s.next_run_at)) }
+                            }
                             p {
                                 @match last {
                                     Some(run) => {

@@ -9,6 +9,7 @@
 //! session's CSRF token.
 
 mod directory;
+mod emails;
 mod integrations;
 mod runs;
 mod session;
@@ -38,6 +39,7 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(integrations::routes())
         .merge(runs::routes())
         .merge(directory::routes())
+        .merge(emails::routes())
 }
 
 /// The signed-in admin of a page request; anyone else is sent to the
@@ -170,6 +172,7 @@ pub type PageResult<T = Response> = Result<T, PageError>;
 pub enum Section {
     Integrations,
     Directory,
+    Emails,
 }
 
 fn head(title: &str) -> Markup {
@@ -195,6 +198,7 @@ pub fn layout(title: &str, who: &Principal, section: Section, body: Markup) -> M
                     nav {
                         a href="/integrations" aria-current=[current(Section::Integrations)] { "Integrations" }
                         a href="/directory" aria-current=[current(Section::Directory)] { "Directory" }
+                        a href="/emails" aria-current=[current(Section::Emails)] { "Emails" }
                     }
                     form.signout method="post" action="/logout" {
                         (csrf_field(who))

@@ -1,0 +1,162 @@
+//! Email: the messages hrsync sends (invitations with a set-password link,
+//! failure alerts), the SMTP settings, and the courier that delivers the
+//! transactional outbox.
+//!
+//! Messages are never sent where they are decided. An import writes its
+//! invitations into the `outbox` table in the same transaction that creates
+//! the people ([`crate::directory::DirectoryStore::apply`]), so a crash can
+//! lose neither the people nor their emails; the [`Courier`] then delivers
+//! queued rows over SMTP with retries and back-off. Each row keeps one
+//! Message-ID across attempts, so the rare re-send after a crash between the
+//! server's acceptance and the database update is recognisably the same
+//! message. Without SMTP settings, mail stays queued and is listed on the
+//! Emails page.
+
+mod courier;
+
+pub use courier::{Courier, Delivery, Security, SmtpSettings};
+
+use chrono::{DateTime, Utc};
+use maud::html;
+use serde::Serialize;
+
+use crate::directory::{Email, Profile};
+
+/// What a message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailKind {
+    Invitation,
+    Alert,
+}
+
+/// A rendered message, ready for the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub kind: MailKind,
+    pub to: Email,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// What invitations need to know about the deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invite {
+    /// Shown in the subject and greeting.
+    pub company: String,
+    /// Where hrsync is reachable for the people invited, e.g.
+    /// `https://people.acme.example`; the link is `{public_url}/set-password/{token}`.
+    pub public_url: String,
+    /// How long a set-password link works.
+    pub valid_for: chrono::Duration,
+}
+
+impl Default for Invite {
+    fn default() -> Self {
+        Invite {
+            company: "your company".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            valid_for: chrono::Duration::days(7),
+        }
+    }
+}
+
+/// The invitation for one person: plain text and HTML, the link in both.
+pub fn invitation(profile: &Profile, invite: &Invite, token: &str, expires: DateTime<Utc>) -> Message {
+    let link = format!("{}/set-password/{token}", invite.public_url.trim_end_matches('/'));
+    let name = profile.preferred_name.as_deref().unwrap_or(&profile.first_name);
+    let until = expires.format("%Y-%m-%d %H:%M UTC").to_string();
+    let text = format!(
+        "Hello {name},\n\nwelcome to {company}! An account has been created for you ({email}).\n\n\
+         Choose your password here:\n{link}\n\n\
+         The link works once and until {until}. If it has expired, ask your administrator for a new one.\n",
+        company = invite.company,
+        email = profile.email,
+    );
+    let html = html! {
+        p { "Hello " (name) "," }
+        p { "welcome to " (invite.company) "! An account has been created for you (" (profile.email) ")." }
+        p { a href=(link) { "Choose your password" } }
+        p { small { "The link works once and until " (until) ". If it has expired, ask your administrator for a new one." } }
+    };
+    Message {
+        kind: MailKind::Invitation,
+        to: profile.email.clone(),
+        subject: format!("Your {} account: choose a password", invite.company),
+        text,
+        html: Some(html.into_string()),
+    }
+}
+
+/// The one alert of a failure streak or a blocked automatic import.
+pub fn alert(to: &Email, integration: &str, problem: &str, link: &str) -> Message {
+    let text = format!(
+        "Automatic imports of \"{integration}\" need attention:\n\n{problem}\n\n\
+         Open the integration to see the run and what to do: {link}\n\
+         You get this email once; the next one comes only after imports have worked again.\n"
+    );
+    Message {
+        kind: MailKind::Alert,
+        to: to.clone(),
+        subject: format!("hrsync: automatic imports of {integration} need attention"),
+        text,
+        html: None,
+    }
+}
+
+/// An outbox row as the Emails page and the courier see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MailRecord {
+    pub id: i64,
+    pub kind: MailKind,
+    pub recipient: String,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub message_id: String,
+    pub state: MailState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailState {
+    Queued,
+    Sending,
+    Sent,
+    Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(first: &str) -> Profile {
+        Profile::new(Email::parse("ada@acme.example").unwrap(), first, "Lovelace")
+    }
+
+    #[test]
+    fn invitations_carry_the_link_in_both_parts_and_escape_names() {
+        let invite =
+            Invite { company: "Acme".into(), public_url: "https://people.acme.example/".into(), ..Invite::default() };
+        let m = invitation(&profile("<b>Ada</b>"), &invite, "tok123", Utc::now());
+        assert_eq!(m.to.as_str(), "ada@acme.example");
+        assert!(m.subject.contains("Acme"));
+        assert!(m.text.contains("https://people.acme.example/set-password/tok123"), "{}", m.text);
+        let html = m.html.unwrap();
+        assert!(html.contains("href=\"https://people.acme.example/set-password/tok123\""), "{html}");
+        assert!(html.contains("&lt;b&gt;Ada&lt;/b&gt;") && !html.contains("<b>Ada"), "{html}");
+    }
+
+    #[test]
+    fn alerts_name_the_integration_and_the_problem() {
+        let to = Email::parse("admin@acme.example").unwrap();
+        let m =
+            alert(&to, "Personio", "3 automatic runs failed: credentials rejected", "http://x/integrations/1/history");
+        assert!(m.subject.contains("Personio") && m.text.contains("credentials rejected") && m.text.contains("once"));
+    }
+}

@@ -1,0 +1,277 @@
+//! Automatic imports: runs each integration that has them on at its
+//! interval, with jitter, incrementally where the connector can, and with a
+//! complete run at least daily.
+//!
+//! All decisions are made in [`Scheduler::tick`] against an injected
+//! [`Clock`], and the state each decision needs (next run, last successful
+//! and last complete run, failure streak) is persisted in the directory, so
+//! tests can drive time and a restart neither skips nor doubles a run.
+//! Failures retry with back-off; a streak of failures, or a run blocked by
+//! the mass-change safeguard, sends the admins one alert.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use crate::directory::{Email, Integration, IntegrationId, Schedule, StoreError};
+use crate::runtime::wit;
+use crate::sync::engine::RunRequest;
+use crate::sync::{SyncEngine, SyncError};
+
+/// The time, injectable so tests can move it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A complete run at least this often: deletions and changes that do not
+/// touch `last_modified_at` only show in complete runs.
+pub const FULL_RUN_EVERY: chrono::Duration = chrono::Duration::hours(24);
+/// Incremental runs overlap the previous one by this much, for clock skew
+/// between hrsync and the source.
+pub const OVERLAP: chrono::Duration = chrono::Duration::minutes(2);
+/// Failed runs in a row before the admins are alerted.
+pub const ALERT_AFTER: u32 = 3;
+
+/// What the scheduler did with one integration in one tick.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// First sight: the first run was scheduled.
+    Scheduled {
+        at: DateTime<Utc>,
+    },
+    /// Ran; `incremental` tells whether only changes were fetched.
+    Ran {
+        incremental: bool,
+        next: DateTime<Utc>,
+    },
+    Failed {
+        failures: u32,
+        next: DateTime<Utc>,
+        alerted: bool,
+    },
+    Blocked {
+        next: DateTime<Utc>,
+        alerted: bool,
+    },
+    /// Another import of the integration was running; tried next tick.
+    Busy,
+}
+
+/// Runs automatic imports.
+pub struct Scheduler {
+    engine: Arc<SyncEngine>,
+    clock: Arc<dyn Clock>,
+    rng: Mutex<StdRng>,
+    /// Who gets alerts.
+    pub alert_to: Vec<Email>,
+    /// Where the admin pages are, for links in alerts.
+    pub public_url: String,
+}
+
+impl Scheduler {
+    pub fn new(engine: Arc<SyncEngine>, clock: Arc<dyn Clock>, seed: u64) -> Self {
+        Scheduler {
+            engine,
+            clock,
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            alert_to: Vec::new(),
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+
+    /// A random offset in `[0, span)`, so integrations do not fire together.
+    fn jitter(&self, span: chrono::Duration) -> chrono::Duration {
+        let ms = span.num_milliseconds().max(1);
+        chrono::Duration::milliseconds(self.rng.lock().expect("rng").random_range(0..ms))
+    }
+
+    /// The interval with ±10 % jitter.
+    pub fn next_after(&self, from: DateTime<Utc>, interval_minutes: u32) -> DateTime<Utc> {
+        let interval = chrono::Duration::minutes(interval_minutes.clamp(5, 1440) as i64);
+        from + interval - interval / 10 + self.jitter(interval / 5)
+    }
+
+    /// After `failures` failed runs in a row: 1, 2, 4 … minutes, never
+    /// longer than the interval.
+    pub fn retry_after(failures: u32, interval_minutes: u32) -> chrono::Duration {
+        let minutes = 1i64 << failures.saturating_sub(1).min(20);
+        chrono::Duration::minutes(minutes.min(interval_minutes.clamp(5, 1440) as i64))
+    }
+
+    /// Runs every integration that is due now; returns what happened.
+    pub async fn tick(&self) -> Result<Vec<(IntegrationId, Outcome)>, StoreError> {
+        let store = self.engine.store().clone();
+        let integrations = store.integrations()?;
+        let mut outcomes = Vec::new();
+        for integration in integrations.into_iter().filter(|i| i.config.auto_import) {
+            let now = self.clock.now();
+            let schedule = match store.schedule(integration.id)? {
+                Some(s) => s,
+                None => {
+                    // First sight: soon, but not all at once.
+                    let interval = chrono::Duration::minutes(integration.config.interval_minutes.min(10) as i64);
+                    let at = now + self.jitter(interval);
+                    store.save_schedule(&Schedule {
+                        integration_id: integration.id,
+                        next_run_at: at,
+                        last_success_at: None,
+                        last_full_at: None,
+                        failures: 0,
+                        alerted: false,
+                        last_error: None,
+                    })?;
+                    outcomes.push((integration.id, Outcome::Scheduled { at }));
+                    continue;
+                }
+            };
+            if now < schedule.next_run_at {
+                continue;
+            }
+            let outcome = self.run(&integration, schedule, now).await?;
+            outcomes.push((integration.id, outcome));
+        }
+        Ok(outcomes)
+    }
+
+    /// When the next integration is due, if any has automatic imports on.
+    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let store = self.engine.store();
+        let mut next = None;
+        for i in store.integrations()?.into_iter().filter(|i| i.config.auto_import) {
+            let at = store.schedule(i.id)?.map_or(self.clock.now(), |s| s.next_run_at);
+            next = Some(next.map_or(at, |n: DateTime<Utc>| n.min(at)));
+        }
+        Ok(next)
+    }
+
+    async fn run(&self, integration: &Integration, mut s: Schedule, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
+        let incremental_capable = self
+            .engine
+            .connector(&integration.config.connector_id)
+            .is_ok_and(|c| c.info.capabilities.contains(wit::Capabilities::INCREMENTAL_FETCH));
+        let since = match (s.last_success_at, s.last_full_at) {
+            (Some(success), Some(full)) if incremental_capable && now - full < FULL_RUN_EVERY => {
+                Some(success - OVERLAP)
+            }
+            _ => None,
+        };
+        let request = RunRequest {
+            automatic: true,
+            actor: Some("scheduler".into()),
+            updated_since: since,
+            ..RunRequest::manual(integration.id)
+        };
+        let interval = integration.config.interval_minutes;
+        let store = self.engine.store().clone();
+        let outcome = match self.engine.import(&request).await {
+            Ok(report) => {
+                // The source compares `updated_since` with its own clock:
+                // remember when the run really started, not the scheduler's time.
+                s.last_success_at = Some(report.run.started_at);
+                if since.is_none() {
+                    s.last_full_at = Some(now);
+                }
+                s.failures = 0;
+                s.alerted = false;
+                s.last_error = None;
+                s.next_run_at = self.next_after(now, interval);
+                Outcome::Ran { incremental: since.is_some(), next: s.next_run_at }
+            }
+            Err(SyncError::Store(StoreError::AlreadyRunning(_))) => return Ok(Outcome::Busy),
+            Err(SyncError::Store(e)) => return Err(e),
+            Err(e @ SyncError::Blocked { .. }) => {
+                // Retrying soon would block again: wait a whole interval.
+                s.failures += 1;
+                s.last_error = Some(e.to_string());
+                s.next_run_at = self.next_after(now, interval);
+                let alerted = self.alert_once(integration, &mut s, &e, e.run(), now)?;
+                Outcome::Blocked { next: s.next_run_at, alerted }
+            }
+            Err(e) => {
+                s.failures += 1;
+                s.last_error = Some(e.to_string());
+                s.next_run_at = now + Self::retry_after(s.failures, interval);
+                let alerted = if s.failures >= ALERT_AFTER {
+                    self.alert_once(integration, &mut s, &e, e.run(), now)?
+                } else {
+                    false
+                };
+                Outcome::Failed { failures: s.failures, next: s.next_run_at, alerted }
+            }
+        };
+        store.save_schedule(&s)?;
+        Ok(outcome)
+    }
+
+    /// Queues one alert per streak; returns whether this call queued it.
+    fn alert_once(
+        &self,
+        integration: &Integration,
+        s: &mut Schedule,
+        error: &SyncError,
+        run: Option<crate::directory::RunId>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        if s.alerted {
+            return Ok(false);
+        }
+        s.alerted = true;
+        let link = format!("{}/integrations/{}/history", self.public_url.trim_end_matches('/'), integration.id);
+        let problem = match error {
+            SyncError::Blocked { .. } => format!("An automatic import was blocked and nothing was applied: {error}"),
+            _ => format!("{} automatic imports in a row failed. The last error: {error}", s.failures),
+        };
+        for to in &self.alert_to {
+            let message = crate::mail::alert(to, &integration.config.name, &problem, &link);
+            self.engine.store().enqueue_mail(&message, run, now)?;
+        }
+        if self.alert_to.is_empty() {
+            tracing::warn!(integration = %integration.id, "{problem} (no alert address is configured)");
+        }
+        self.engine.mail_queued.notify_one();
+        Ok(true)
+    }
+
+    /// Ticks until `shutdown` resolves, sleeping until the next integration
+    /// is due (at most a minute, so settings changes are picked up).
+    pub async fn run_forever(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.tick().await {
+                tracing::error!("the scheduler could not read its state: {e}");
+            }
+            let wait = match self.next_due() {
+                Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO),
+                _ => Duration::from_secs(60),
+            };
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(wait.clamp(Duration::from_secs(1), Duration::from_secs(60))) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_up_to_the_interval() {
+        let minutes = |f| Scheduler::retry_after(f, 120).num_minutes();
+        assert_eq!([minutes(1), minutes(2), minutes(3), minutes(4)], [1, 2, 4, 8]);
+        assert_eq!(minutes(30), 120);
+        assert_eq!(Scheduler::retry_after(10, 5).num_minutes(), 5);
+    }
+}

@@ -1,0 +1,373 @@
+//! Automatic imports and mail, end to end: the real Personio component
+//! against the sandbox, the scheduler on a controllable clock, and the
+//! outbox delivered to a real SMTP server on loopback (Debian's
+//! `python3-aiosmtpd`, started here; missing is a failure, never a skip).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use hrsync::directory::sqlite::SqliteStore;
+use hrsync::directory::{DirectoryStore, Email, UserStatus};
+use hrsync::mail::{Courier, Invite, MailKind, MailState, Security, SmtpSettings};
+use hrsync::sandbox::company::Status;
+use hrsync::sandbox::{Edit, Hire};
+use hrsync::schedule::{Clock, Outcome, Scheduler};
+use hrsync::secrets::SecretBox;
+use hrsync::sync::SyncEngine;
+use hrsync::sync::engine::RunRequest;
+use hrsync_e2e::{World, personio};
+
+/// A clock the test moves by hand.
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    fn new() -> Arc<Self> {
+        Arc::new(TestClock(Mutex::new(Utc::now())))
+    }
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+    fn set(&self, to: DateTime<Utc>) {
+        *self.0.lock().unwrap() = to;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// `python3 -m aiosmtpd` on a free loopback port, storing into a Maildir.
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}
+
+impl SmtpServer {
+    async fn start() -> SmtpServer {
+        let python = std::env::var("HRSYNC_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+        let probe = Command::new(&python).args(["-c", "import aiosmtpd"]).output();
+        assert!(
+            probe.as_ref().is_ok_and(|o| o.status.success()),
+            "{python} cannot import aiosmtpd: the mail tests need a real SMTP server. \
+             Install Debian's python3-aiosmtpd (apt-get install python3-aiosmtpd), or set HRSYNC_TEST_PYTHON."
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let maildir = std::env::temp_dir().join(format!("hrsync-smtp-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&maildir);
+        let child = Command::new(&python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting aiosmtpd");
+        let server = SmtpServer { child, port, maildir };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("aiosmtpd did not listen on port {port}");
+    }
+
+    fn settings(&self) -> SmtpSettings {
+        smtp_at(self.port)
+    }
+
+    /// Every message received, as raw text.
+    fn messages(&self) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(self.maildir.join("new")) else { return Vec::new() };
+        let mut texts: Vec<String> = dir.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect();
+        texts.sort();
+        texts
+    }
+}
+
+fn smtp_at(port: u16) -> SmtpSettings {
+    SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        security: Security::None,
+        username: None,
+        password: None,
+        from: "hrsync <people@acme.example>".into(),
+    }
+}
+
+/// A world whose integration runs automatic imports that send emails, an
+/// engine that can be shared, and the scheduler on a test clock.
+struct Auto {
+    w: World,
+    engine: Arc<SyncEngine>,
+    clock: Arc<TestClock>,
+    scheduler: Scheduler,
+}
+
+async fn auto(people: usize, interval_minutes: u32) -> Auto {
+    let w = World::new(people, "active,onboarding,leave").await;
+    let mut integration = w.store.integration(w.integration).unwrap();
+    integration.config.auto_import = true;
+    integration.config.send_emails = true;
+    integration.config.interval_minutes = interval_minutes;
+    w.store.update_integration(w.integration, &integration.config).unwrap();
+    let (runtime, connector) = personio().await;
+    let mut engine = SyncEngine::new(runtime.clone(), w.store.clone(), vec![connector.clone()]);
+    engine.invite =
+        Invite { company: "Acme".into(), public_url: "https://people.acme.example".into(), ..Invite::default() };
+    let engine = Arc::new(engine);
+    let clock = TestClock::new();
+    let mut scheduler = Scheduler::new(engine.clone(), clock.clone(), 7);
+    scheduler.alert_to = vec![Email::parse("it@acme.example").unwrap()];
+    Auto { w, engine, clock, scheduler }
+}
+
+impl Auto {
+    /// Ticks at the scheduled time of the next run and returns its outcome.
+    async fn run_due(&self) -> Outcome {
+        let next = self.w.store.schedule(self.w.integration).unwrap().expect("a schedule").next_run_at;
+        self.clock.set(next);
+        let mut outcomes = self.scheduler.tick().await.unwrap();
+        assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+        outcomes.remove(0).1
+    }
+
+    fn mails(&self) -> Vec<hrsync::mail::MailRecord> {
+        self.w.store.mails(0, 1000).unwrap().0
+    }
+}
+
+fn hire(first: &str, email: &str, supervisor: Option<u64>) -> Hire {
+    Hire {
+        first_name: first.into(),
+        last_name: "Newhire".into(),
+        email: Some(email.into()),
+        supervisor_id: supervisor,
+        ..Hire::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_scheduler_runs_at_the_interval_with_bounded_jitter_incrementally_with_a_daily_full_run() {
+    let a = auto(40, 60).await;
+    let start = a.clock.now();
+    let Outcome::Scheduled { at } = a.scheduler.tick().await.unwrap().remove(0).1 else {
+        panic!("first sight schedules")
+    };
+    assert!(at >= start && at < start + Duration::minutes(10), "the first run comes soon: {at} vs {start}");
+    assert!(a.scheduler.tick().await.unwrap().is_empty(), "nothing is due before then");
+
+    let Outcome::Ran { incremental: false, next } = a.run_due().await else { panic!("the first run is complete") };
+    let ran_at = a.clock.now();
+    assert!(next >= ran_at + Duration::minutes(54) && next < ran_at + Duration::minutes(66), "60 min ± 10 %: {next}");
+    let created = a.w.users().len();
+    assert!(created > 20, "{created}");
+
+    // A restart (a new scheduler over the same directory) neither runs
+    // early nor forgets the schedule.
+    let restarted = Scheduler::new(a.engine.clone(), a.clock.clone(), 99);
+    assert!(restarted.tick().await.unwrap().is_empty(), "not due yet after a restart");
+    a.clock.set(next - Duration::seconds(1));
+    assert!(restarted.tick().await.unwrap().is_empty());
+
+    let Outcome::Ran { incremental: true, .. } = a.run_due().await else { panic!("then incremental runs") };
+    let runs = a.w.store.runs(Some(a.w.integration), 0, 10).unwrap();
+    assert!(runs[0].since.is_some() && runs[1].since.is_none(), "history says which run was incremental");
+    assert_eq!(runs[0].counts.created, 0);
+
+    // Jitter stays within ±10 % over many draws.
+    for _ in 0..200 {
+        let n = a.scheduler.next_after(start, 120);
+        assert!(n >= start + Duration::minutes(108) && n < start + Duration::minutes(132), "{n}");
+    }
+
+    // A day after the last complete run, the next one is complete again.
+    a.clock.advance(Duration::hours(25));
+    let mut s = a.w.store.schedule(a.w.integration).unwrap().unwrap();
+    s.next_run_at = a.clock.now();
+    a.w.store.save_schedule(&s).unwrap();
+    let Outcome::Ran { incremental: false, .. } = a.run_due().await else { panic!("a daily complete run") };
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_back_off_and_alert_the_admins_once() {
+    let a = auto(20, 120).await;
+    a.scheduler.tick().await.unwrap();
+    let Outcome::Ran { .. } = a.run_due().await else { panic!("the first run works") };
+
+    let mut config = a.w.store.integration(a.w.integration).unwrap().config;
+    config.settings.insert("client-secret".into(), "wrong".into());
+    a.w.store.update_integration(a.w.integration, &config).unwrap();
+    let mut waits = Vec::new();
+    let mut alerts = Vec::new();
+    for _ in 0..5 {
+        let Outcome::Failed { failures, next, alerted } = a.run_due().await else { panic!("wrong credentials fail") };
+        waits.push((next - a.clock.now()).num_minutes());
+        alerts.push((failures, alerted));
+    }
+    assert_eq!(waits, [1, 2, 4, 8, 16], "back-off doubles");
+    assert_eq!(alerts, [(1, false), (2, false), (3, true), (4, false), (5, false)], "one alert per streak");
+    let sent: Vec<_> = a.mails().into_iter().filter(|m| m.kind == MailKind::Alert).collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].recipient, "it@acme.example");
+    assert!(sent[0].text.contains("credentials rejected"), "{}", sent[0].text);
+
+    // Working again ends the streak.
+    config.settings.insert("client-secret".into(), hrsync::sandbox::DEMO_CLIENT_SECRET.into());
+    a.w.store.update_integration(a.w.integration, &config).unwrap();
+    let Outcome::Ran { .. } = a.run_due().await else { panic!("fixed") };
+    let s = a.w.store.schedule(a.w.integration).unwrap().unwrap();
+    assert_eq!((s.failures, s.alerted), (0, false));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_automatic_run_is_never_applied_and_alerts_once() {
+    let a = auto(60, 120).await;
+    a.scheduler.tick().await.unwrap();
+    let Outcome::Ran { .. } = a.run_due().await else { panic!("the first run works") };
+    let active_before = a.w.users().iter().filter(|u| u.profile.status == UserStatus::Active).count();
+    // Half of the company turns inactive at once: beyond the 20 % safeguard.
+    for e in a.w.sandbox.employees().iter().filter(|e| e.status == Status::Active).take(active_before / 2) {
+        a.w.sandbox.apply(e.id, Edit { status: Some(Status::Inactive), ..Edit::default() }).unwrap();
+    }
+    let Outcome::Blocked { alerted: true, .. } = a.run_due().await else { panic!("blocked") };
+    let Outcome::Blocked { alerted: false, .. } = a.run_due().await else { panic!("still blocked, no second alert") };
+    let active_after = a.w.users().iter().filter(|u| u.profile.status == UserStatus::Active).count();
+    assert_eq!(active_after, active_before, "nothing of a blocked run is applied");
+    assert_eq!(a.mails().iter().filter(|m| m.kind == MailKind::Alert).count(), 1);
+    let runs = a.w.store.runs(Some(a.w.integration), 0, 2).unwrap();
+    assert!(runs.iter().all(|r| r.state == hrsync::directory::RunState::Blocked));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn automatic_imports_bring_changes_within_one_interval_and_invite_the_new_hire_by_smtp() {
+    let smtp = SmtpServer::start().await;
+    let a = auto(50, 5).await;
+    // The people already there came in by a manual import: nobody is emailed.
+    a.engine.import(&RunRequest::manual(a.w.integration)).await.unwrap();
+    assert!(a.mails().is_empty(), "manual imports never email anyone");
+    a.scheduler.tick().await.unwrap();
+    let Outcome::Ran { incremental: false, .. } = a.run_due().await else { panic!("first automatic run") };
+    assert!(a.mails().is_empty(), "nobody new, nobody emailed");
+
+    // In Personio: a hire, a manager change and a termination.
+    let people = a.w.sandbox.employees();
+    let boss = people.iter().find(|e| e.status == Status::Active && e.supervisor.is_none()).unwrap().id;
+    let mover = people.iter().find(|e| e.status == Status::Active && e.supervisor.is_some_and(|s| s != boss)).unwrap();
+    let leaver = people.iter().find(|e| e.status == Status::Active && e.id != mover.id && e.id != boss).unwrap().id;
+    let hired = a.w.sandbox.hire(hire("Grace", "grace.newhire@acme.example", Some(boss)));
+    let pending = a.w.sandbox.hire(Hire {
+        hire_date: Some((Utc::now() + Duration::days(30)).date_naive()),
+        ..hire("Future", "future.newhire@acme.example", Some(boss))
+    });
+    a.w.sandbox.apply(mover.id, Edit { supervisor_id: Some(Some(boss)), ..Edit::default() }).unwrap();
+    a.w.sandbox
+        .apply(
+            leaver,
+            Edit { status: Some(Status::Inactive), termination_date: Some(Utc::now().date_naive()), ..Edit::default() },
+        )
+        .unwrap();
+
+    // One interval later, an incremental run has applied all of it.
+    let requests_before = a.w.sandbox.stats().employee_requests;
+    let Outcome::Ran { incremental: true, .. } = a.run_due().await else { panic!("incremental") };
+    assert!(a.w.sandbox.stats().employee_requests - requests_before <= 2, "one page of changes");
+    let grace = a.w.user_of(hired).expect("the hire is in the directory");
+    assert_eq!(grace.manager_id, Some(a.w.user_of(boss).unwrap().id));
+    assert_eq!(a.w.user_of(mover.id).unwrap().manager_id, Some(a.w.user_of(boss).unwrap().id));
+    assert_eq!(a.w.user_of(leaver).unwrap().profile.status, UserStatus::Inactive);
+    assert_eq!(a.w.user_of(pending).unwrap().profile.status, UserStatus::PendingStart);
+
+    // Exactly one invitation: the new, active hire (not the pending start,
+    // not the leaver), queued in the import's transaction…
+    let queued = a.mails();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!((queued[0].kind, queued[0].recipient.as_str()), (MailKind::Invitation, "grace.newhire@acme.example"));
+    assert!(a.w.user_of(hired).unwrap().informed_at.is_some());
+    // …and delivered over SMTP, plain text and HTML, with a working link.
+    let courier = Courier::new(a.w.store.clone(), &smtp.settings()).unwrap();
+    assert_eq!(courier.deliver_due(Utc::now()).await.unwrap().sent, 1);
+    let received = smtp.messages();
+    assert_eq!(received.len(), 1);
+    let mail = &received[0];
+    assert!(mail.contains("X-RcptTo: grace.newhire@acme.example"), "{mail}");
+    assert!(mail.contains("multipart/alternative") && mail.contains("text/html") && mail.contains("text/plain"));
+    assert!(mail.contains(&queued[0].message_id), "the stored Message-ID is the one sent");
+    // Bodies are quoted-printable: undo its soft line breaks first.
+    let decoded = mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    let token = decoded
+        .split("https://people.acme.example/set-password/")
+        .nth(1)
+        .map(|rest| rest.chars().take_while(char::is_ascii_hexdigit).collect::<String>())
+        .expect("a set-password link");
+    assert_eq!(token.len(), 64);
+    let who = a.w.store.invitation_user(&token, Utc::now()).unwrap().expect("the link works");
+    assert_eq!(who.id, grace.id);
+    assert_eq!(a.w.store.redeem_invitation(&token, "$argon2id$stub", Utc::now()).unwrap(), Some(grace.id));
+    assert_eq!(a.w.store.redeem_invitation(&token, "$argon2id$again", Utc::now()).unwrap(), None, "single use");
+    assert!(a.w.store.invitation_user(&token, Utc::now() + Duration::days(8)).unwrap().is_none());
+
+    // Nobody is emailed twice: the next runs find Grace informed.
+    a.w.sandbox.apply(hired, Edit { position: Some("Lead".into()), ..Edit::default() }).unwrap();
+    let Outcome::Ran { .. } = a.run_due().await else { panic!("next run") };
+    assert_eq!(a.mails().len(), 1);
+    assert_eq!(courier.deliver_due(Utc::now()).await.unwrap().sent, 0);
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_dies_between_queued_and_sent_does_not_lose_or_double_the_mail() {
+    let smtp = SmtpServer::start().await;
+    let w = World::new(10, "active").await;
+    w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
+    let someone = w.users()[0].id;
+    let invited = w.store.invite(&[someone], &Invite::default(), Utc::now()).unwrap();
+    assert_eq!(invited, [someone]);
+
+    // A worker claims the mail and dies before sending.
+    let now = Utc::now();
+    assert_eq!(w.store.claim_mail(now, Duration::minutes(5), 50).unwrap().len(), 1);
+    // The restarted worker (a fresh store over the same file) leaves it to
+    // the first until its lease runs out, then sends it exactly once.
+    let reopened: Arc<dyn DirectoryStore> = Arc::new(SqliteStore::open(&w.db, SecretBox::from_key(&[9; 32])).unwrap());
+    let courier = Courier::new(reopened.clone(), &smtp.settings()).unwrap();
+    assert_eq!(courier.deliver_due(now).await.unwrap().sent, 0, "still leased");
+    assert_eq!(courier.deliver_due(now + Duration::minutes(6)).await.unwrap().sent, 1);
+    assert_eq!(courier.deliver_due(now + Duration::minutes(60)).await.unwrap().sent, 0);
+    assert_eq!(smtp.messages().len(), 1);
+    let (mails, _) = reopened.mails(0, 10).unwrap();
+    assert_eq!((mails[0].state, mails[0].attempts), (MailState::Sent, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_smtp_server_is_retried_with_back_off() {
+    let w = World::new(10, "active").await;
+    w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
+    w.store.invite(&[w.users()[0].id], &Invite::default(), Utc::now()).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let now = Utc::now();
+    let down = Courier::new(w.store.clone(), &smtp_at(closed)).unwrap();
+    assert_eq!(down.deliver_due(now).await.unwrap().retrying, 1);
+    let (mails, _) = w.store.mails(0, 10).unwrap();
+    assert_eq!((mails[0].state, mails[0].attempts), (MailState::Queued, 1));
+    assert!(mails[0].last_error.is_some());
+    assert_eq!(down.deliver_due(now + Duration::seconds(10)).await.unwrap(), Default::default(), "not due yet");
+
+    let smtp = SmtpServer::start().await;
+    let up = Courier::new(w.store.clone(), &smtp.settings()).unwrap();
+    assert_eq!(up.deliver_due(now + Duration::seconds(31)).await.unwrap().sent, 1);
+    assert_eq!(smtp.messages().len(), 1);
+}
