@@ -16,6 +16,7 @@
 
 pub mod accounts;
 pub mod config;
+pub mod conformance;
 pub mod connectors;
 pub mod directory;
 pub mod mail;

@@ -135,6 +135,16 @@ impl Scheduler {
                     continue;
                 }
             };
+            // A shorter interval saved since the last run takes effect now,
+            // not after the old, longer wait.
+            let longest = now + chrono::Duration::minutes(integration.config.interval_minutes as i64) * 11 / 10;
+            let schedule = if schedule.next_run_at > longest {
+                let s = Schedule { next_run_at: self.next_after(now, integration.config.interval_minutes), ..schedule };
+                store.save_schedule(&s)?;
+                s
+            } else {
+                schedule
+            };
             if now < schedule.next_run_at {
                 continue;
             }

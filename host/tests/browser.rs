@@ -403,6 +403,15 @@ async fn an_admin_configures_previews_imports_reviews_and_reverts_in_the_browser
     assert!(!s.c.find_all(Locator::Css("#reporting-line li")).await.unwrap().is_empty());
     s.shot("10-person-reporting-line").await;
 
+    // Usable on a phone: the same page at 390 px wide.
+    s.c.set_window_size(390, 844).await.unwrap();
+    s.goto(&import_path).await;
+    s.find("h1 .badge").await;
+    let overflow = s.js("return document.documentElement.scrollWidth - window.innerWidth").await;
+    assert!(overflow.as_i64().unwrap() <= 0, "the page scrolls sideways on a phone: {overflow}");
+    s.shot("11-run-on-a-phone").await;
+    s.c.set_window_size(1280, 900).await.unwrap();
+
     // Sign out ends the session.
     s.click_away("form.signout button").await;
     s.find("#sign-in").await;

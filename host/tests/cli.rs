@@ -238,3 +238,20 @@ fn serve_takes_its_address_and_data_dir_from_a_config_file_and_flags_override_it
     assert!(stderr(&out).contains("hrsync.toml") && stderr(&out).contains("bnid"), "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn connector_check_passes_the_bundled_connector_and_fails_a_file_that_is_not_one() {
+    let out = hrsync(&["connector", "check", "--sandbox", "120"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("PASS diff") && text.contains("all 8 checks passed"), "{text}");
+
+    let bogus = std::env::temp_dir().join(format!("hrsync-not-a-component-{}.wasm", std::process::id()));
+    std::fs::write(&bogus, b"not wasm").unwrap();
+    let out = hrsync(&["connector", "check", bogus.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).expect("a JSON report");
+    assert_eq!(report["checks"][0]["name"], "loads");
+    assert_eq!(report["checks"][0]["passed"], false);
+    let _ = std::fs::remove_file(&bogus);
+}

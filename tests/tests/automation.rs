@@ -194,6 +194,14 @@ async fn the_scheduler_runs_at_the_interval_with_bounded_jitter_incrementally_wi
         assert!(n >= start + Duration::minutes(108) && n < start + Duration::minutes(132), "{n}");
     }
 
+    // A shorter interval takes effect at once, not after the old wait.
+    let mut config = a.w.store.integration(a.w.integration).unwrap().config;
+    config.interval_minutes = 5;
+    a.w.store.update_integration(a.w.integration, &config).unwrap();
+    assert!(a.scheduler.tick().await.unwrap().is_empty());
+    let pulled_in = a.w.store.schedule(a.w.integration).unwrap().unwrap().next_run_at;
+    assert!(pulled_in <= a.clock.now() + Duration::seconds(330), "{pulled_in}");
+
     // A day after the last complete run, the next one is complete again.
     a.clock.advance(Duration::hours(25));
     let mut s = a.w.store.schedule(a.w.integration).unwrap().unwrap();

@@ -34,7 +34,9 @@ impl Guest for Hostile {
                 required: true,
                 default_value: None,
                 choices: vec![],
-                help: "trap | loop | memory | repeat-cursor | bad-date | stranger | probe | egress".into(),
+                help: "trap | loop | memory | repeat-cursor | endless | bad-date | stranger | nondeterministic \
+                       | diff-unknown | probe | egress"
+                    .into(),
             }],
             capabilities: Capabilities::empty(),
             default_hosts: vec![],
@@ -85,6 +87,15 @@ impl Guest for Hostile {
                 next_cursor: Some("same".into()),
                 total: None,
             }),
+            // New cursors forever: paging that never ends.
+            "endless" => {
+                let n: u64 = request.cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
+                Ok(Page {
+                    records: vec![RawRecord { source_id: format!("p{n}"), payload: "{}".into() }],
+                    next_cursor: Some((n + 1).to_string()),
+                    total: None,
+                })
+            }
             "egress" => {
                 let url = setting(&settings, "url");
                 match waki_free_get(url) {
@@ -123,12 +134,32 @@ impl Guest for Hostile {
         match mode(&settings) {
             "bad-date" => person.start_date = Some(Date { year: 2024, month: 2, day: 30 }),
             "stranger" => person.source_id = "never-fetched".into(),
+            // Different on every call: not a function of its input.
+            "nondeterministic" => {
+                static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                person.job_title = Some(format!("call {n}"));
+            }
             _ => {}
         }
         Ok(Mapped { people: vec![person], issues: vec![] })
     }
 
-    fn diff(_: Vec<Entry>, _: Vec<DirectoryUser>, _: Vec<Person>, _: DiffOptions) -> Result<Plan, ConnectorError> {
+    fn diff(
+        settings: Vec<Entry>,
+        _: Vec<DirectoryUser>,
+        incoming: Vec<Person>,
+        _: DiffOptions,
+    ) -> Result<Plan, ConnectorError> {
+        if mode(&settings) == "diff-unknown" {
+            // Updates a user the directory never had.
+            let person = incoming.into_iter().next().expect("someone");
+            let changes = vec![FieldChange { field: "job-title".into(), before: None, after: Some("x".into()) }];
+            return Ok(Plan {
+                changes: vec![Change::Update(UserUpdate { user_id: 999_999, person, changes })],
+                issues: vec![],
+            });
+        }
         Ok(Plan { changes: vec![], issues: vec![] })
     }
 }

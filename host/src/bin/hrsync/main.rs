@@ -92,6 +92,11 @@ enum Command {
     },
     /// "Test connection": authenticate and report readable and missing attributes.
     Check(SourceArgs),
+    /// Tools for connector authors.
+    Connector {
+        #[command(subcommand)]
+        command: ConnectorCommand,
+    },
     /// Fetch and map every person from the source; print a summary.
     Fetch(FetchArgs),
     /// Start the sandbox, import its company and serve the admin API.
@@ -198,6 +203,22 @@ struct SourceArgs {
     json: bool,
 }
 
+#[derive(Subcommand)]
+enum ConnectorCommand {
+    /// Run a connector through the contract's rules (load, describe, check,
+    /// paging, mapping, diff laws, egress, budgets); exit 1 if any fails.
+    Check(ConformanceArgs),
+}
+
+#[derive(Args)]
+struct ConformanceArgs {
+    /// The component to check [default: the loaded connector --connector-id].
+    #[arg(value_name = "PATH.wasm")]
+    path: Option<PathBuf>,
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
 #[derive(Args)]
 struct FetchArgs {
     #[command(flatten)]
@@ -287,6 +308,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sandbox(args) => serve_sandbox(args).await,
         Command::Connectors { json } => list_connectors(&cli.global, json).await,
         Command::Check(args) => check(&cli.global, args).await,
+        Command::Connector { command: ConnectorCommand::Check(args) } => conformance(&cli.global, args).await,
         Command::Fetch(args) => fetch(&cli.global, args).await,
         Command::Demo(args) => demo(&cli.global, args).await,
         Command::Serve(args) => {
@@ -318,6 +340,7 @@ async fn directory_command(global: &Global, command: Command) -> anyhow::Result<
         Command::Sandbox(_)
         | Command::Connectors { .. }
         | Command::Check(_)
+        | Command::Connector { .. }
         | Command::Fetch(_)
         | Command::Demo(_)
         | Command::Serve(_) => {
@@ -504,6 +527,51 @@ async fn check(global: &Global, args: SourceArgs) -> anyhow::Result<()> {
     }
     if report.missing.iter().any(|m| m.required) {
         std::process::exit(exit::SOURCE_FAILED.into());
+    }
+    Ok(())
+}
+
+/// `hrsync connector check`: the conformance report; exit 1 on a failure.
+async fn conformance(global: &Global, args: ConformanceArgs) -> anyhow::Result<()> {
+    use hrsync::conformance::{self, Target};
+    let (runtime, mut loaded) = runtime_and_connectors(global).await?;
+    let mut source_args = args.source;
+    let (name, bytes) = match &args.path {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            (path.display().to_string(), bytes)
+        }
+        None => match loaded.iter().find(|c| c.info.id == source_args.connector_id) {
+            Some(c) if c.origin.starts_with("bundled") && c.info.id == "personio" => {
+                (c.origin.clone(), connectors::BUNDLED_PERSONIO.to_vec())
+            }
+            Some(c) => {
+                (c.origin.clone(), std::fs::read(&c.origin).with_context(|| format!("cannot read {}", c.origin))?)
+            }
+            None => bail!("no connector `{}` is loaded; give a PATH.wasm", source_args.connector_id),
+        },
+    };
+    // Settings are resolved against the connector's own schema, if it loads.
+    let target = match runtime.load(&name, &bytes).await {
+        Ok(connector) => {
+            source_args.connector_id = connector.info.id.clone();
+            loaded.retain(|c| c.info.id != connector.info.id);
+            loaded.push(connector);
+            let src = source(&loaded, &source_args).await?;
+            let grants = src.grants.origins().iter().map(|o| o.to_string()).collect();
+            (Target { settings: src.settings.clone(), grants }, Some(src))
+        }
+        Err(_) => (Target { settings: Vec::new(), grants: Vec::new() }, None),
+    };
+    let (target, _keep_sandbox) = target;
+    let report = conformance::run(&runtime, &name, &bytes, &target).await;
+    if source_args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    if !report.passed() {
+        std::process::exit(1);
     }
     Ok(())
 }

@@ -1,0 +1,517 @@
+//! The conformance runner behind `hrsync connector check`: runs a connector
+//! component through the contract's rules and reports each as pass or fail
+//! with what to fix.
+//!
+//! The checks, in order (a failed load stops the rest):
+//! - **loads**: a component linking against a supported WIT version and
+//!   importing nothing else, with a well-formed `describe`;
+//! - **describe**: stable across calls, a `x.y.z` version;
+//! - **check**: answers with a report or a contract error (never a crash),
+//!   and rejects wrong credentials;
+//! - **paging**: ends, with no repeated cursor and no record id twice;
+//! - **mapping**: `map-fields` is deterministic, only maps fetched records,
+//!   and gives valid dates, emails and names;
+//! - **diff**: empty for the directory against itself; creates into an empty
+//!   directory; one update for one changed field; deactivates people gone
+//!   inactive; reactivates people back; links unmanaged users by email; and
+//!   never names a user the directory does not have;
+//! - **egress**: no request to an origin the connector did not declare or
+//!   was not granted;
+//! - **budgets**: every call within the sandbox's memory, CPU and time limits.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::runtime::egress::Grants;
+use crate::runtime::{Connector, RunError, Runtime, Session, wit};
+
+/// The most pages a conformant connector may need for the test source.
+pub const MAX_PAGES: usize = 10_000;
+
+/// One rule's outcome.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    /// What was seen; for failures, what is wrong and what to do.
+    pub detail: String,
+}
+
+/// Every rule's outcome.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Report {
+    pub connector: Option<String>,
+    pub wit_version: Option<String>,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.passed)
+    }
+
+    fn pass(&mut self, name: &'static str, detail: impl Into<String>) {
+        self.checks.push(Check { name, passed: true, detail: detail.into() });
+    }
+
+    fn fail(&mut self, name: &'static str, detail: impl Into<String>) {
+        self.checks.push(Check { name, passed: false, detail: detail.into() });
+    }
+
+    fn record(&mut self, name: &'static str, result: Result<String, String>) {
+        match result {
+            Ok(d) => self.pass(name, d),
+            Err(d) => self.fail(name, d),
+        }
+    }
+
+    /// The report as text, one line per rule.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Some(c) = &self.connector {
+            out.push_str(&format!("connector {c} (WIT {})\n", self.wit_version.as_deref().unwrap_or("?")));
+        }
+        for c in &self.checks {
+            out.push_str(&format!("{} {:<9} {}\n", if c.passed { "PASS" } else { "FAIL" }, c.name, c.detail));
+        }
+        let failed = self.checks.iter().filter(|c| !c.passed).count();
+        out.push_str(&if failed == 0 {
+            format!("all {} checks passed\n", self.checks.len())
+        } else {
+            format!("{failed} of {} checks failed\n", self.checks.len())
+        });
+        out
+    }
+}
+
+/// What to run the connector against.
+pub struct Target {
+    pub settings: Vec<wit::Entry>,
+    /// Origins the connector may reach besides its declared defaults.
+    pub grants: Vec<String>,
+}
+
+/// Runs every rule on `bytes`, a connector component.
+pub async fn run(runtime: &Runtime, name: &str, bytes: &[u8], target: &Target) -> Report {
+    let mut report = Report::default();
+    let connector = match runtime.load(name, bytes).await {
+        Ok(c) => c,
+        Err(e) => {
+            report.fail("loads", format!("{e}"));
+            return report;
+        }
+    };
+    report.connector = Some(format!("{} {} ({})", connector.info.name, connector.info.version, connector.info.id));
+    report.wit_version = Some(connector.wit_version.clone());
+    report.pass(
+        "loads",
+        format!("WIT {}, imports only what the host provides, describe is well-formed", connector.wit_version),
+    );
+
+    let mut origins = connector.info.default_hosts.clone();
+    origins.extend(target.grants.iter().cloned());
+    let grants = match Grants::parse(&origins) {
+        Ok(g) => g,
+        Err(e) => {
+            report.fail("egress", format!("granted host {e}"));
+            return report;
+        }
+    };
+    let mut budget_errors = Vec::new();
+    let mut denied = Vec::new();
+    let mut session = match runtime.session(&connector, grants.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            report.fail("budgets", format!("cannot start a session: {e}"));
+            return report;
+        }
+    };
+
+    report.record("describe", describe(&mut session, &connector).await.map_err(|e| note(&mut budget_errors, e)));
+    report.record("check", check(runtime, &connector, &grants, target, &mut budget_errors).await);
+
+    let started = Instant::now();
+    let fetched = paging(&mut session, &target.settings).await;
+    let records = match fetched {
+        Ok((records, pages)) => {
+            report.pass(
+                "paging",
+                format!("{} records in {pages} pages, ended, ids unique ({:.0} ms)", records.len(), ms(started)),
+            );
+            Some(records)
+        }
+        Err(e) => {
+            report.fail("paging", e);
+            None
+        }
+    };
+    denied.extend(session.egress().denied);
+    if let Some(records) = records {
+        // A fresh session for the rest: a failed page may poison the first.
+        let mut session = match runtime.session(&connector, grants.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                report.fail("budgets", format!("{e}"));
+                return report;
+            }
+        };
+        match mapping(&mut session, &target.settings, &records).await {
+            Ok((people, detail)) => {
+                report.pass("mapping", detail);
+                report.record("diff", diff_laws(&mut session, &target.settings, &people).await);
+            }
+            Err(e) => report.fail("mapping", e),
+        }
+        denied.extend(session.egress().denied);
+    }
+    if denied.is_empty() {
+        report.pass("egress", format!("only granted origins were reached ({})", origins.join(", ")));
+    } else {
+        report.fail(
+            "egress",
+            format!(
+                "requests to origins neither declared in default-hosts nor granted: {}. Declare the hosts the connector needs in describe's default-hosts.",
+                denied.join(", ")
+            ),
+        );
+    }
+    let stopped: Vec<&String> = budget_errors.iter().collect();
+    let all_failures =
+        report.checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_str()).collect::<Vec<_>>().join(" ");
+    let limits = runtime.limits();
+    if stopped.is_empty() && !["CPU", "memory", "did not answer"].iter().any(|w| all_failures.contains(w)) {
+        report.pass(
+            "budgets",
+            format!(
+                "every call stayed within {} MiB of memory, {:?} of CPU per call and {:?} per call",
+                limits.memory_bytes >> 20,
+                limits.cpu_per_call,
+                limits.wall_per_call
+            ),
+        );
+    } else {
+        report.fail(
+            "budgets",
+            format!(
+                "the sandbox stopped the connector: {}",
+                stopped.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
+            ),
+        );
+    }
+    report
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// Notes sandbox stops for the budgets rule; returns the error as text.
+fn note(budget: &mut Vec<String>, e: RunError) -> String {
+    if matches!(e, RunError::CpuExhausted { .. } | RunError::MemoryExhausted { .. } | RunError::Timeout { .. }) {
+        budget.push(e.to_string());
+    }
+    e.to_string()
+}
+
+async fn describe(session: &mut Session, loaded: &Connector) -> Result<String, RunError> {
+    let again = session.describe().await?;
+    if again != loaded.info {
+        return Err(RunError::InvalidOutput {
+            connector: loaded.info.id.clone(),
+            reason: "describe returned something different the second time; it must be constant".into(),
+        });
+    }
+    let semver = loaded.info.version.split('.').count() == 3
+        && loaded.info.version.split('.').all(|p| p.chars().next().is_some_and(|c| c.is_ascii_digit()));
+    if !semver {
+        return Err(RunError::InvalidOutput {
+            connector: loaded.info.id.clone(),
+            reason: format!("version `{}` is not MAJOR.MINOR.PATCH", loaded.info.version),
+        });
+    }
+    Ok(format!("constant, version {}, {} settings", loaded.info.version, loaded.info.settings.len()))
+}
+
+async fn check(
+    runtime: &Runtime,
+    connector: &Connector,
+    grants: &Grants,
+    target: &Target,
+    budget: &mut Vec<String>,
+) -> Result<String, String> {
+    let mut session = runtime.session(connector, grants.clone()).await.map_err(|e| e.to_string())?;
+    let good = match session.check(&target.settings).await {
+        Ok(r) => format!("test connection works ({} readable, {} missing)", r.readable.len(), r.missing.len()),
+        Err(RunError::Source { error, .. }) => {
+            format!("test connection answered with a contract error: {}", crate::runtime::explain(&error))
+        }
+        Err(e) => {
+            return Err(format!("test connection with the given settings crashed or was stopped: {}", note(budget, e)));
+        }
+    };
+    let secrets: Vec<&str> =
+        connector.info.settings.iter().filter(|s| s.kind == wit::SettingKind::Secret).map(|s| s.key.as_str()).collect();
+    if secrets.is_empty() {
+        return Ok(format!("{good}; no secret settings to test wrong credentials with"));
+    }
+    let wrong: Vec<wit::Entry> = target
+        .settings
+        .iter()
+        .map(|e| {
+            let value =
+                if secrets.contains(&e.key.as_str()) { "conformance-wrong-secret".into() } else { e.value.clone() };
+            wit::Entry { key: e.key.clone(), value }
+        })
+        .collect();
+    let mut session = runtime.session(connector, grants.clone()).await.map_err(|e| e.to_string())?;
+    match session.check(&wrong).await {
+        Ok(_) => Err(format!(
+            "{good}, but test connection with a wrong secret succeeded: it must report credentials-rejected"
+        )),
+        Err(RunError::Source {
+            error:
+                wit::ConnectorError::CredentialsRejected(_)
+                | wit::ConnectorError::InvalidSettings(_)
+                | wit::ConnectorError::PermissionDenied(_),
+            ..
+        }) => Ok(format!("{good}; wrong credentials are rejected")),
+        Err(RunError::Source { error, .. }) => Err(format!(
+            "{good}, but a wrong secret gave `{}` instead of credentials-rejected",
+            crate::runtime::explain(&error)
+        )),
+        Err(e) => Err(format!("test connection with a wrong secret crashed or was stopped: {}", note(budget, e))),
+    }
+}
+
+/// Follows cursors to the end; the records and the number of pages.
+async fn paging(session: &mut Session, settings: &[wit::Entry]) -> Result<(Vec<wit::RawRecord>, usize), String> {
+    let mut cursors = HashSet::new();
+    let mut ids = HashSet::new();
+    let mut records = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 1..=MAX_PAGES {
+        let request = wit::FetchRequest { cursor: cursor.clone(), updated_since: None };
+        let got = session.fetch_page(settings, &request).await.map_err(|e| format!("page {page}: {e}"))?;
+        for r in &got.records {
+            if !ids.insert(r.source_id.clone()) {
+                return Err(format!(
+                    "record id `{}` came twice (page {page}); ids must be stable and unique — de-duplicate across pages",
+                    r.source_id
+                ));
+            }
+        }
+        records.extend(got.records);
+        match got.next_cursor {
+            None => return Ok((records, page)),
+            Some(next) => {
+                if !cursors.insert(next.clone()) {
+                    return Err(format!(
+                        "cursor `{next}` came twice (page {page}): paging would never end. Return no cursor after the last page."
+                    ));
+                }
+                cursor = Some(next);
+            }
+        }
+    }
+    Err(format!("paging did not end within {MAX_PAGES} pages; return no cursor after the last page"))
+}
+
+/// Maps twice and checks the people; returns them and a summary.
+async fn mapping(
+    session: &mut Session,
+    settings: &[wit::Entry],
+    records: &[wit::RawRecord],
+) -> Result<(Vec<wit::Person>, String), String> {
+    let first = session.map_fields(settings, records).await.map_err(|e| e.to_string())?;
+    let second = session.map_fields(settings, records).await.map_err(|e| e.to_string())?;
+    if first != second {
+        return Err("map-fields gave different results for the same records: it must be pure and deterministic (no clock, no randomness)".into());
+    }
+    let fetched: HashSet<&str> = records.iter().map(|r| r.source_id.as_str()).collect();
+    for p in &first.people {
+        let who = format!("person `{}`", p.source_id);
+        if !fetched.contains(p.source_id.as_str()) {
+            return Err(format!("{who} was not among the fetched records: map only what fetch-page returned"));
+        }
+        if p.first_name.trim().is_empty() && p.last_name.trim().is_empty() {
+            return Err(format!("{who} has no name"));
+        }
+        if let Some(e) = &p.email
+            && crate::directory::Email::parse(e).is_err()
+        {
+            return Err(format!("{who}: email `{e}` is not an address; leave it out and report an issue instead"));
+        }
+        for (field, d) in [("start-date", &p.start_date), ("termination-date", &p.termination_date)] {
+            if let Some(d) = d
+                && chrono::NaiveDate::from_ymd_opt(d.year, d.month.into(), d.day.into()).is_none()
+            {
+                return Err(format!("{who}: {field} {}-{}-{} is not a calendar date", d.year, d.month, d.day));
+            }
+        }
+    }
+    let detail = format!(
+        "deterministic; {} people, {} issues, dates/emails/names valid",
+        first.people.len(),
+        first.issues.len()
+    );
+    Ok((first.people, detail))
+}
+
+/// The people as the directory holds them after an import.
+fn as_directory(people: &[wit::Person]) -> Vec<wit::DirectoryUser> {
+    people
+        .iter()
+        .enumerate()
+        .map(|(i, p)| wit::DirectoryUser {
+            user_id: i as u64 + 1,
+            source_id: Some(p.source_id.clone()),
+            status: match p.status {
+                wit::PersonStatus::Inactive => wit::UserStatus::Inactive,
+                _ => wit::UserStatus::Active,
+            },
+            missing_runs: 0,
+            person: p.clone(),
+        })
+        .collect()
+}
+
+fn options() -> wit::DiffOptions {
+    wit::DiffOptions { complete: true, missing_after: 2 }
+}
+
+fn touched(plan: &wit::Plan) -> Vec<u64> {
+    plan.changes
+        .iter()
+        .filter_map(|c| match c {
+            wit::Change::Create(_) => None,
+            wit::Change::Update(u) | wit::Change::Reactivate(u) | wit::Change::Link(u) => Some(u.user_id),
+            wit::Change::Deactivate(d) => Some(d.user_id),
+            wit::Change::Missing(m) => Some(m.user_id),
+        })
+        .collect()
+}
+
+/// The diff laws on synthetic directories built from the mapped people.
+async fn diff_laws(session: &mut Session, settings: &[wit::Entry], people: &[wit::Person]) -> Result<String, String> {
+    let active: Vec<&wit::Person> =
+        people.iter().filter(|p| p.status == wit::PersonStatus::Active && p.email.is_some()).collect();
+    let Some(&sample) = active.first() else {
+        return Err("the test source has no active person with an email to check the diff with".into());
+    };
+    let call = |e: RunError| e.to_string();
+    let mut laws = Vec::new();
+    // Only people the connector would import end up in the directory.
+    let importable: Vec<wit::Person> = active.iter().map(|p| (*p).clone()).collect();
+    let directory = as_directory(&importable);
+    let known: HashSet<u64> = directory.iter().map(|u| u.user_id).collect();
+    let check_known = |plan: &wit::Plan, law: &str| -> Result<(), String> {
+        match touched(plan).into_iter().find(|id| !known.contains(id)) {
+            Some(id) => Err(format!("{law}: a change names user {id}, who is not in the directory")),
+            None => Ok(()),
+        }
+    };
+
+    // 1. The directory against itself: nothing to do.
+    let same = session.diff(settings, &directory, &importable, options()).await.map_err(call)?;
+    check_known(&same, "identical input")?;
+    if !same.changes.is_empty() {
+        return Err(format!(
+            "identical input: the diff of the directory against itself must be empty, got {} changes",
+            same.changes.len()
+        ));
+    }
+    laws.push("empty on identical input");
+
+    // 2. An empty directory: the active people are created.
+    let fresh = session.diff(settings, &[], &importable, options()).await.map_err(call)?;
+    let creates = fresh.changes.iter().filter(|c| matches!(c, wit::Change::Create(_))).count();
+    if creates != importable.len() || fresh.changes.len() != creates {
+        return Err(format!(
+            "empty directory: expected {} creates and nothing else, got {creates} creates of {} changes",
+            importable.len(),
+            fresh.changes.len()
+        ));
+    }
+    laws.push("creates");
+
+    // 3. One field changed in the source: one update of that user.
+    let mut changed = importable.clone();
+    let target = changed.iter_mut().find(|p| p.source_id == sample.source_id).expect("sample");
+    target.job_title = Some(format!("{} (changed)", target.job_title.clone().unwrap_or_default()));
+    let plan = session.diff(settings, &directory, &changed, options()).await.map_err(call)?;
+    check_known(&plan, "one change")?;
+    let sample_id =
+        directory.iter().find(|u| u.source_id.as_deref() == Some(&sample.source_id)).expect("in directory").user_id;
+    match plan.changes.as_slice() {
+        [wit::Change::Update(u)] if u.user_id == sample_id && !u.changes.is_empty() => {}
+        other => return Err(format!("one changed job title: expected one update of user {sample_id}, got {other:?}")),
+    }
+    laws.push("update");
+
+    // 4. Gone inactive in the source: deactivated.
+    let mut left = importable.clone();
+    left.iter_mut().find(|p| p.source_id == sample.source_id).expect("sample").status = wit::PersonStatus::Inactive;
+    let plan = session.diff(settings, &directory, &left, options()).await.map_err(call)?;
+    check_known(&plan, "inactive")?;
+    if !plan.changes.iter().any(|c| matches!(c, wit::Change::Deactivate(d) if d.user_id == sample_id)) {
+        return Err(format!(
+            "a person turned inactive in the source: expected user {sample_id} deactivated, got {:?}",
+            plan.changes
+        ));
+    }
+    laws.push("deactivate");
+
+    // 5. Inactive in the directory, active in the source: reactivated.
+    let mut returning = directory.clone();
+    returning.iter_mut().find(|u| u.user_id == sample_id).expect("sample").status = wit::UserStatus::Inactive;
+    let plan = session.diff(settings, &returning, &importable, options()).await.map_err(call)?;
+    check_known(&plan, "reactivate")?;
+    if !plan.changes.iter().any(|c| matches!(c, wit::Change::Reactivate(u) if u.user_id == sample_id)) {
+        return Err(format!(
+            "a deactivated person active again: expected user {sample_id} reactivated, got {:?}",
+            plan.changes
+        ));
+    }
+    laws.push("reactivate");
+
+    // 6. An unmanaged user with the same email: linked, not duplicated.
+    let mut unmanaged = directory.clone();
+    let u = unmanaged.iter_mut().find(|u| u.user_id == sample_id).expect("sample");
+    u.source_id = None;
+    u.person.source_id = String::new();
+    let plan = session.diff(settings, &unmanaged, &importable, options()).await.map_err(call)?;
+    check_known(&plan, "link")?;
+    if !plan.changes.iter().any(|c| matches!(c, wit::Change::Link(u) if u.user_id == sample_id)) {
+        return Err(format!(
+            "an unmanaged user with the same email: expected user {sample_id} linked, got {:?}",
+            plan.changes
+        ));
+    }
+    if plan.changes.iter().any(|c| matches!(c, wit::Change::Create(p) if p.source_id == sample.source_id)) {
+        return Err("an unmanaged user with the same email was created again instead of linked".into());
+    }
+    laws.push("link");
+    Ok(format!("{} hold; no change names an unknown user", laws.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_passes_only_when_every_check_does() {
+        let mut r = Report::default();
+        assert!(!r.passed(), "no checks is no pass");
+        r.pass("loads", "ok");
+        assert!(r.passed());
+        r.fail("paging", "cursor `x` came twice");
+        assert!(!r.passed());
+        let text = r.render();
+        assert!(
+            text.contains("PASS loads") && text.contains("FAIL paging") && text.contains("1 of 2 checks failed"),
+            "{text}"
+        );
+    }
+}
