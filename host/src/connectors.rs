@@ -1,5 +1,5 @@
-//! Where connectors come from: the Personio connector compiled into this
-//! binary, and `.wasm` components given on the command line or found in a
+//! Where connectors come from: the Personio and CSV export connectors
+//! compiled into this binary, and `.wasm` components given on the command line or found in a
 //! connectors directory, loaded at runtime without a rebuild.
 
 use std::path::{Path, PathBuf};
@@ -10,6 +10,11 @@ use crate::runtime::{Connector, Runtime};
 
 /// The Personio connector, built from `plugin/` by the build script.
 pub static BUNDLED_PERSONIO: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/personio.wasm"));
+/// The CSV export connector, built from `plugin/csv/` by the build script.
+pub static BUNDLED_CSV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/csv.wasm"));
+
+/// The bundled connectors: (origin, component).
+pub const BUNDLED: [(&str, &[u8]); 2] = [("bundled:personio", BUNDLED_PERSONIO), ("bundled:csv", BUNDLED_CSV)];
 
 /// Loads the bundled connector, then every `*.wasm` in `dir` (if given) and
 /// every path in `extra`. A later connector with the same id replaces an
@@ -20,7 +25,9 @@ pub async fn load_all(runtime: &Runtime, dir: Option<&Path>, extra: &[PathBuf]) 
         Some(slot) => *slot = c,
         None => out.push(c),
     };
-    add(runtime.load("bundled:personio", BUNDLED_PERSONIO).await?);
+    for (origin, bytes) in BUNDLED {
+        add(runtime.load(origin, bytes).await?);
+    }
     let mut paths = Vec::new();
     if let Some(dir) = dir.filter(|d| d.exists()) {
         for entry in

@@ -55,10 +55,12 @@ fn fetch_json_summarises_a_sandbox_company() {
 }
 
 #[test]
-fn connectors_lists_the_bundled_connector_with_its_wit_version() {
+fn connectors_lists_the_bundled_connectors_with_their_wit_version() {
     let out = hrsync(&["connectors", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v[1]["id"], "csv-export");
+    assert_eq!(v[1]["wit_version"], "0.1.0");
     assert_eq!(v[0]["id"], "personio");
     assert_eq!(v[0]["wit_version"], "0.1.0");
     assert_eq!(v[0]["default_hosts"][0], "https://api.personio.de");
@@ -100,7 +102,8 @@ fn a_connector_file_is_loaded_at_runtime_and_replaces_the_bundled_build() {
     let out = hrsync(&["connectors", "--json", "--connectors-dir", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1, "same id: the file replaces the bundled build");
+    let ids: Vec<&str> = v.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["personio", "csv-export"], "same id: the file replaces the bundled build");
     assert_eq!(v[0]["origin"], path.to_str().unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,23 +7,18 @@
 //! - [`settings`]: the admin's settings, parsed and validated once per call;
 //! - [`api`]: the v1 REST client (auth, token rotation, paging, errors);
 //! - [`attributes`]: tolerant parsing of Personio's attribute shapes;
-//! - [`mapping`]: raw employee → canonical person;
-//! - [`diff`]: directory vs. incoming people → change plan.
+//! - [`mapping`]: raw employee → canonical person.
 //!
+//! The bindings and the canonical diff come from `hrsync-connector-kit`.
 //! Only [`api`] performs I/O; the other modules are pure and unit-tested
 //! natively with `cargo test -p hrsync-personio`.
 
 pub mod api;
 pub mod attributes;
-pub mod diff;
 pub mod mapping;
 pub mod settings;
 
-wit_bindgen::generate!({
-    path: "../wit",
-    world: "hr-connector",
-    additional_derives: [PartialEq, Eq],
-});
+pub use hrsync_connector_kit::{diff, exports, hrsync};
 
 use exports::hrsync::connector::hr_source::Guest;
 use hrsync::connector::types::{
@@ -32,6 +27,7 @@ use hrsync::connector::types::{
 };
 
 /// The exported component.
+#[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
 struct Personio;
 
 impl Guest for Personio {
@@ -72,13 +68,13 @@ impl Guest for Personio {
         options: DiffOptions,
     ) -> Result<Plan, ConnectorError> {
         let settings = settings::Settings::parse(&settings)?;
-        Ok(diff::diff(&settings, &current, &incoming, &options))
+        Ok(diff::diff(&settings.statuses, &current, &incoming, &options))
     }
 }
 
 // Natively (unit tests) the component exports would be invalid linker symbols.
 #[cfg(target_family = "wasm")]
-export!(Personio);
+hrsync_connector_kit::export_connector!(Personio);
 
 /// Writes a line to the host's run log.
 pub(crate) fn log(level: hrsync::connector::host::Level, message: &str) {

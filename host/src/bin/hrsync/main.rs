@@ -542,8 +542,9 @@ async fn conformance(global: &Global, args: ConformanceArgs) -> anyhow::Result<(
             (path.display().to_string(), bytes)
         }
         None => match loaded.iter().find(|c| c.info.id == source_args.connector_id) {
-            Some(c) if c.origin.starts_with("bundled") && c.info.id == "personio" => {
-                (c.origin.clone(), connectors::BUNDLED_PERSONIO.to_vec())
+            Some(c) if c.origin.starts_with("bundled:") => {
+                let (_, bytes) = connectors::BUNDLED.iter().find(|(o, _)| *o == c.origin).expect("a bundled connector");
+                (c.origin.clone(), bytes.to_vec())
             }
             Some(c) => {
                 (c.origin.clone(), std::fs::read(&c.origin).with_context(|| format!("cannot read {}", c.origin))?)

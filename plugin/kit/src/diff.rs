@@ -1,4 +1,5 @@
-//! Directory vs. incoming people → change plan. Pure and deterministic.
+//! The canonical diff: directory vs. incoming people → change plan. Pure
+//! and deterministic; every connector can use it as is.
 //!
 //! Matching is by source id first, then adoption of an unmanaged user by
 //! case-insensitive email; never by name. People missing from a complete run
@@ -7,12 +8,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::hrsync::connector::types::Change;
-use crate::hrsync::connector::types::{
+use crate::types::Change;
+use crate::types::{
     Date, Deactivation, DeactivationReason, DiffOptions, DirectoryUser, FieldChange, Gender, Issue, MissingUser,
     Person, PersonStatus, Plan, Severity, UserStatus, UserUpdate,
 };
-use crate::settings::Settings;
 
 /// The directory status a source status maps to.
 pub fn directory_status(status: PersonStatus) -> UserStatus {
@@ -23,7 +23,8 @@ pub fn directory_status(status: PersonStatus) -> UserStatus {
     }
 }
 
-fn status_name(status: UserStatus) -> &'static str {
+/// The directory status as the host names it in field changes.
+pub fn status_name(status: UserStatus) -> &'static str {
     match status {
         UserStatus::Active => "active",
         UserStatus::Inactive => "inactive",
@@ -31,7 +32,8 @@ fn status_name(status: UserStatus) -> &'static str {
     }
 }
 
-fn date_text(d: &Date) -> String {
+/// `YYYY-MM-DD`.
+pub fn date_text(d: &Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)
 }
 
@@ -83,8 +85,10 @@ pub fn field_changes(user: &DirectoryUser, person: &Person) -> Vec<FieldChange> 
     changes
 }
 
-/// Computes the plan that makes the directory match the source.
-pub fn diff(settings: &Settings, current: &[DirectoryUser], incoming: &[Person], options: &DiffOptions) -> Plan {
+/// Computes the plan that makes the directory match the source. New
+/// directory users are created only for people whose status is in
+/// `creatable`; people already in the directory are always kept up to date.
+pub fn diff(creatable: &[PersonStatus], current: &[DirectoryUser], incoming: &[Person], options: &DiffOptions) -> Plan {
     let mut plan = Plan { changes: Vec::new(), issues: Vec::new() };
     let mut by_source: HashMap<&str, &DirectoryUser> = HashMap::new();
     let mut unmanaged_by_email: HashMap<String, &DirectoryUser> = HashMap::new();
@@ -131,7 +135,7 @@ pub fn diff(settings: &Settings, current: &[DirectoryUser], incoming: &[Person],
             }));
             continue;
         }
-        if !settings.statuses.contains(&person.status) {
+        if !creatable.contains(&person.status) {
             continue;
         }
         if person.email.is_none() {
@@ -207,10 +211,10 @@ fn issue(person: &Person, severity: Severity, field: Option<&str>, message: &str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hrsync::connector::types::Entry;
 
-    fn settings() -> Settings {
-        Settings::parse(&[]).unwrap()
+    /// What the Personio connector creates by default.
+    fn settings() -> &'static [PersonStatus] {
+        &[PersonStatus::Active, PersonStatus::Onboarding, PersonStatus::Leave]
     }
 
     fn person(id: &str, email: Option<&str>, status: PersonStatus) -> Person {
@@ -266,13 +270,13 @@ mod tests {
     fn the_directory_against_itself_is_empty() {
         let people = company();
         let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
-        let plan = diff(&settings(), &current, &people, &full());
+        let plan = diff(settings(), &current, &people, &full());
         assert_eq!(plan, Plan { changes: vec![], issues: vec![] });
     }
 
     #[test]
     fn first_import_creates_everyone_allowed_by_the_status_filter() {
-        let plan = diff(&settings(), &[], &company(), &full());
+        let plan = diff(settings(), &[], &company(), &full());
         let created: Vec<_> = plan
             .changes
             .iter()
@@ -283,11 +287,7 @@ mod tests {
             .collect();
         // Inactive people are not in the default filter.
         assert_eq!(created, vec!["1", "2", "3"]);
-        let all = Settings::parse(&[Entry {
-            key: "import-statuses".into(),
-            value: "active,onboarding,leave,inactive".into(),
-        }])
-        .unwrap();
+        let all = [PersonStatus::Active, PersonStatus::Onboarding, PersonStatus::Leave, PersonStatus::Inactive];
         assert_eq!(diff(&all, &[], &company(), &full()).changes.len(), 4);
     }
 
@@ -299,8 +299,8 @@ mod tests {
         incoming[1].job_title = Some("Lead".into());
         incoming[1].last_name = "Renamed".into();
         incoming[2].supervisor_id = Some("1".into());
-        incoming[0].custom = vec![Entry { key: "dynamic_1".into(), value: "x".into() }];
-        let plan = diff(&settings(), &current, &incoming, &full());
+        incoming[0].custom = vec![crate::types::Entry { key: "dynamic_1".into(), value: "x".into() }];
+        let plan = diff(settings(), &current, &incoming, &full());
         let updates: HashMap<u64, Vec<FieldChange>> = plan
             .changes
             .into_iter()
@@ -331,7 +331,7 @@ mod tests {
         incoming[1].status = PersonStatus::Inactive;
         incoming[1].termination_date = Some(Date { year: 2026, month: 6, day: 30 });
         incoming[3].status = PersonStatus::Active;
-        let plan = diff(&settings(), &current, &incoming, &full());
+        let plan = diff(settings(), &current, &incoming, &full());
         assert_eq!(plan.changes.len(), 2);
         match &plan.changes[0] {
             Change::Deactivate(d) => {
@@ -357,7 +357,7 @@ mod tests {
         let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
         let mut incoming = people.clone();
         incoming[2].status = PersonStatus::Active;
-        let plan = diff(&settings(), &current, &incoming, &full());
+        let plan = diff(settings(), &current, &incoming, &full());
         match &plan.changes[..] {
             [Change::Update(u)] => {
                 assert_eq!(u.changes[0].before.as_deref(), Some("pending-start"))
@@ -374,7 +374,7 @@ mod tests {
         let mut twin = person("9", Some("b@x.io"), PersonStatus::Active);
         twin.first_name = "Twin".into();
         let incoming = vec![person("2", Some("b@x.io"), PersonStatus::Active), twin];
-        let plan = diff(&settings(), &[unmanaged], &incoming, &full());
+        let plan = diff(settings(), &[unmanaged], &incoming, &full());
         match &plan.changes[0] {
             Change::Link(u) => {
                 assert_eq!(u.user_id, 50);
@@ -393,7 +393,7 @@ mod tests {
         let mut existing = person("x", Some("other@x.io"), PersonStatus::Active);
         existing.first_name = "First2".into();
         let plan = diff(
-            &settings(),
+            settings(),
             &[user_of(50, &existing, false)],
             &[person("2", Some("b@x.io"), PersonStatus::Active)],
             &full(),
@@ -403,14 +403,14 @@ mod tests {
 
     #[test]
     fn people_without_email_are_reported_not_created() {
-        let plan = diff(&settings(), &[], &[person("1", None, PersonStatus::Active)], &full());
+        let plan = diff(settings(), &[], &[person("1", None, PersonStatus::Active)], &full());
         assert!(plan.changes.is_empty());
         assert_eq!(plan.issues[0].field.as_deref(), Some("email"));
         // ...but an already linked person without email is still updated.
         let mut p = person("1", None, PersonStatus::Active);
         let current = user_of(1, &p, true);
         p.job_title = Some("New".into());
-        let plan = diff(&settings(), &[current], &[p], &full());
+        let plan = diff(settings(), &[current], &[p], &full());
         assert!(matches!(&plan.changes[..], [Change::Update(_)]));
     }
 
@@ -419,11 +419,11 @@ mod tests {
         let people = company();
         let mut current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
         let incoming: Vec<_> = people.iter().filter(|p| p.source_id != "2").cloned().collect();
-        let plan = diff(&settings(), &current, &incoming, &full());
+        let plan = diff(settings(), &current, &incoming, &full());
         assert_eq!(plan.changes, vec![Change::Missing(MissingUser { user_id: 2, runs: 1 })]);
 
         current[1].missing_runs = 1;
-        let plan = diff(&settings(), &current, &incoming, &full());
+        let plan = diff(settings(), &current, &incoming, &full());
         match &plan.changes[..] {
             [Change::Deactivate(d)] => assert_eq!((d.user_id, d.reason), (2, DeactivationReason::MissingFromSource)),
             other => panic!("{other:?}"),
@@ -431,7 +431,7 @@ mod tests {
 
         // Incremental runs never infer absence.
         let partial = DiffOptions { complete: false, missing_after: 2 };
-        assert!(diff(&settings(), &current, &incoming, &partial).changes.is_empty());
+        assert!(diff(settings(), &current, &incoming, &partial).changes.is_empty());
     }
 
     #[test]
@@ -439,13 +439,13 @@ mod tests {
         let people = company();
         let current: Vec<_> = people.iter().enumerate().map(|(i, p)| user_of(i as u64 + 1, p, true)).collect();
         let incoming: Vec<_> = people.iter().filter(|p| p.source_id != "4").cloned().collect();
-        assert!(diff(&settings(), &current, &incoming, &full()).changes.is_empty());
+        assert!(diff(settings(), &current, &incoming, &full()).changes.is_empty());
     }
 
     #[test]
     fn duplicate_source_ids_are_reported() {
         let p = person("1", Some("a@x.io"), PersonStatus::Active);
-        let plan = diff(&settings(), &[], &[p.clone(), p], &full());
+        let plan = diff(settings(), &[], &[p.clone(), p], &full());
         assert_eq!(plan.changes.len(), 1);
         assert_eq!(plan.issues.len(), 1);
     }
@@ -457,7 +457,7 @@ mod tests {
         let mut incoming = people.clone();
         incoming.iter_mut().for_each(|p| p.job_title = None);
         let known: HashSet<u64> = current.iter().map(|u| u.user_id).collect();
-        for change in diff(&settings(), &current, &incoming, &full()).changes {
+        for change in diff(settings(), &current, &incoming, &full()).changes {
             let id = match change {
                 Change::Update(u) | Change::Reactivate(u) | Change::Link(u) => u.user_id,
                 Change::Deactivate(d) => d.user_id,
