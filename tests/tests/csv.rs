@@ -233,3 +233,24 @@ async fn the_csv_connector_passes_every_conformance_rule() {
     let report = conformance::run(runtime, "csv.wasm", BUNDLED_CSV, &target).await;
     assert!(report.passed(), "{}", report.render());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connector_reports_progress_through_what_contract_0_2_0_added() {
+    let export = export(EXPORT).await;
+    let (runtime, _) = personio().await;
+    let connector = runtime.load("bundled:csv", BUNDLED_CSV).await.unwrap();
+    let grants = hrsync::runtime::egress::Grants::parse(&[export.origin()]).unwrap();
+    let mut session = runtime.session(&connector, grants).await.unwrap();
+    assert_eq!(session.reported_progress(), None);
+    let settings: Vec<_> = settings(&export, "export-secret")
+        .into_iter()
+        .map(|(k, v)| hrsync::runtime::wit::Entry { key: k.into(), value: v })
+        .collect();
+    let page = session
+        .fetch_page(&settings, &hrsync::runtime::wit::FetchRequest { cursor: None, updated_since: None })
+        .await
+        .unwrap();
+    let rows = page.records.len() as u64;
+    assert_eq!(rows, 7, "5 people and 2 unusable rows");
+    assert_eq!(session.reported_progress(), Some((rows, Some(rows))));
+}

@@ -27,11 +27,11 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 pub use bindings::v0_1_0::hrsync::connector::host::Level;
 /// The contract's types, as the host sees them.
 pub use bindings::v0_1_0::hrsync::connector::types as wit;
-use bindings::v0_1_0::{HrConnector, HrConnectorPre};
+use bindings::{Bindings, Prepared};
 use egress::{EgressHooks, EgressLog, Grants, Timeouts};
 
 /// WIT package versions of `hrsync:connector` this host can load.
-pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
 const EXPORT_PREFIX: &str = "hrsync:connector/hr-source@";
 /// Epoch tick: the granularity of CPU accounting and of wall-clock timeouts.
 const TICK: Duration = Duration::from_millis(10);
@@ -195,7 +195,7 @@ pub struct Connector {
     pub origin: String,
     /// SHA-256 of the component bytes.
     pub digest: String,
-    pre: HrConnectorPre<RunState>,
+    pre: Prepared<RunState>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -213,7 +213,9 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        HrConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
+        bindings::v0_1_0::HrConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        bindings::v0_2_0::HrConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -252,8 +254,11 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link { name: name.into(), reason: format!("{e:#}") })?;
-        let pre = HrConnectorPre::new(instance_pre)
-            .map_err(|e| LoadError::Exports { name: name.into(), reason: format!("{e:#}") })?;
+        let exports = |e: wasmtime::Error| LoadError::Exports { name: name.into(), reason: format!("{e:#}") };
+        let pre = match wit_version.as_str() {
+            "0.1.0" => Prepared::V0_1_0(bindings::v0_1_0::HrConnectorPre::new(instance_pre).map_err(exports)?),
+            _ => Prepared::V0_2_0(bindings::v0_2_0::HrConnectorPre::new(instance_pre).map_err(exports)?),
+        };
         let mut connector = Connector { info: placeholder_info(name), wit_version, origin: name.into(), digest, pre };
         let mut session = self
             .session(&connector, Grants::none())
@@ -326,6 +331,7 @@ impl Runtime {
             tick_budget: (self.limits.cpu_per_call.as_millis() / TICK.as_millis()).max(1) as u64,
             cpu_exhausted: false,
             connector: id.clone(),
+            progress: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
@@ -351,7 +357,13 @@ impl Runtime {
             granted,
             poisoned: false,
         };
-        let instantiate = connector.pre.instantiate_async(&mut session.store);
+        let store = &mut session.store;
+        let instantiate = async move {
+            match &connector.pre {
+                Prepared::V0_1_0(pre) => pre.instantiate_async(store).await.map(Bindings::V0_1_0),
+                Prepared::V0_2_0(pre) => pre.instantiate_async(store).await.map(Bindings::V0_2_0),
+            }
+        };
         let result = tokio::time::timeout(self.limits.wall_per_call, instantiate).await;
         let instance = session.settle(result)?;
         session.instance = Some(instance);
@@ -403,7 +415,7 @@ fn validate_info(info: &wit::ConnectorInfo) -> Result<(), String> {
 pub struct Session {
     connector: String,
     store: Store<RunState>,
-    instance: Option<HrConnector>,
+    instance: Option<Bindings>,
     limits: Limits,
     output: MemoryOutputPipe,
     egress_log: Arc<Mutex<EgressLog>>,
@@ -426,7 +438,14 @@ macro_rules! guest_call {
         $self.ready()?;
         $self.denied_before = $self.egress().denied.len();
         let instance = $self.instance.as_ref().expect("instantiated");
-        let call = instance.hrsync_connector_hr_source().$method(&mut $self.store $(, $arg)*);
+        let store = &mut $self.store;
+        // The versions share their types, so both arms have one type.
+        let call = async move {
+            match instance {
+                Bindings::V0_1_0(i) => i.hrsync_connector_hr_source().$method(store $(, $arg)*).await,
+                Bindings::V0_2_0(i) => i.hrsync_connector_hr_source().$method(store $(, $arg)*).await,
+            }
+        };
         let result = tokio::time::timeout($self.limits.wall_per_call, call).await;
         $self.settle(result)
     }};
@@ -445,6 +464,11 @@ impl Session {
     /// What the guest wrote to stdout/stderr (truncated to the log budget).
     pub fn output(&self) -> String {
         String::from_utf8_lossy(&self.output.contents()).into_owned()
+    }
+
+    /// The last progress the connector reported through `host.progress`.
+    pub fn reported_progress(&self) -> Option<(u64, Option<u64>)> {
+        self.store.data().progress
     }
 
     /// Requests sent and denied at the egress point so far.
@@ -585,6 +609,8 @@ struct RunState {
     tick_budget: u64,
     cpu_exhausted: bool,
     connector: String,
+    /// The last `host.progress` (contract 0.2.0 and later).
+    progress: Option<(u64, Option<u64>)>,
 }
 
 impl WasiView for RunState {
@@ -600,6 +626,25 @@ impl WasiHttpView for RunState {
 }
 
 impl bindings::v0_1_0::hrsync::connector::types::Host for RunState {}
+
+impl bindings::v0_2_0::hrsync::connector::host::Host for RunState {
+    fn log(&mut self, level: bindings::v0_2_0::hrsync::connector::host::Level, message: String) {
+        use bindings::v0_2_0::hrsync::connector::host::Level as L2;
+        let level = match level {
+            L2::Trace => Level::Trace,
+            L2::Debug => Level::Debug,
+            L2::Info => Level::Info,
+            L2::Warn => Level::Warn,
+            L2::Error => Level::Error,
+        };
+        bindings::v0_1_0::hrsync::connector::host::Host::log(self, level, message)
+    }
+
+    fn progress(&mut self, done: u64, total: Option<u64>) {
+        tracing::debug!(connector = %self.connector, done, ?total, "progress");
+        self.progress = Some((done, total));
+    }
+}
 
 impl bindings::v0_1_0::hrsync::connector::host::Host for RunState {
     fn log(&mut self, level: Level, message: String) {

@@ -162,6 +162,7 @@ pub fn fetch(settings: &Settings) -> Result<Page, ConnectorError> {
     let text = download(settings)?;
     let table = parse(settings, &text)?;
     let total = table.records.len() as u64;
+    hrsync_connector_kit::progress(total, Some(total));
     Ok(Page { records: table.records, next_cursor: None, total: Some(total) })
 }
 

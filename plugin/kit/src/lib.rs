@@ -21,7 +21,7 @@
 //! ```
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "../../wit/0.2.0",
     world: "hr-connector",
     additional_derives: [PartialEq, Eq],
     pub_export_macro: true,
@@ -39,6 +39,14 @@ pub mod settings;
 pub use exports::hrsync::connector::hr_source::Guest as Connector;
 /// The contract's types.
 pub use hrsync::connector::types;
+
+/// Reports progress within a long call (contract 0.2.0): `done` of `total`.
+pub fn progress(done: u64, total: Option<u64>) {
+    #[cfg(target_family = "wasm")]
+    hrsync::connector::host::progress(done, total);
+    #[cfg(not(target_family = "wasm"))]
+    let _ = (done, total);
+}
 
 /// Logs a line to the run's log (never secrets).
 pub fn log(level: hrsync::connector::host::Level, message: &str) {

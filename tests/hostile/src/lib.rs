@@ -1,9 +1,11 @@
 //! A deliberately misbehaving connector. Its `mode` setting picks the
-//! misbehaviour of `fetch-page`; the e2e tests check that the host contains
-//! each one and names the cause.
+//! misbehaviour; the e2e tests check that the host contains each one and
+//! names the cause. It is built against the frozen contract 0.1.0, so the
+//! same tests show that connectors of an older contract keep working
+//! (`simple` mode even syncs).
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "../../wit/0.1.0",
     world: "hr-connector",
 });
 
@@ -34,8 +36,8 @@ impl Guest for Hostile {
                 required: true,
                 default_value: None,
                 choices: vec![],
-                help: "trap | loop | memory | repeat-cursor | endless | bad-date | stranger | nondeterministic \
-                       | diff-unknown | probe | egress"
+                help: "simple | trap | loop | memory | repeat-cursor | endless | bad-date | stranger \
+                       | nondeterministic | diff-unknown | probe | egress"
                     .into(),
             }],
             capabilities: Capabilities::empty(),
@@ -147,10 +149,16 @@ impl Guest for Hostile {
 
     fn diff(
         settings: Vec<Entry>,
-        _: Vec<DirectoryUser>,
+        current: Vec<DirectoryUser>,
         incoming: Vec<Person>,
         _: DiffOptions,
     ) -> Result<Plan, ConnectorError> {
+        if mode(&settings) == "simple" {
+            // Well behaved enough to sync: create whoever is new.
+            let known: Vec<&str> = current.iter().filter_map(|u| u.source_id.as_deref()).collect();
+            let changes = incoming.into_iter().filter(|p| !known.contains(&p.source_id.as_str())).map(Change::Create);
+            return Ok(Plan { changes: changes.collect(), issues: vec![] });
+        }
         if mode(&settings) == "diff-unknown" {
             // Updates a user the directory never had.
             let person = incoming.into_iter().next().expect("someone");
