@@ -6,15 +6,8 @@
 //! separate `hrsync sandbox --rate-limit off` process.
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Instant;
 
-use hrsync::directory::sqlite::SqliteStore;
-use hrsync::directory::{DirectoryStore, IntegrationConfig};
-use hrsync::runtime::{Limits, Runtime};
-use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
-use hrsync::secrets::SecretBox;
-use hrsync::sync::SyncEngine;
 use hrsync::sync::engine::RunRequest;
 
 mod common;
@@ -27,17 +20,7 @@ fn one(people: usize) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("hrsync-bench-sync-{}-{people}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let result = tokio::runtime::Runtime::new()?.block_on(async {
-        let runtime = Arc::new(Runtime::new(Limits::default(), Some(dir.join("cache")))?);
-        let connector = runtime.load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO).await?;
-        let store = Arc::new(SqliteStore::open(&dir.join("hrsync.db"), SecretBox::from_key(&[1; 32]))?);
-        let mut config = IntegrationConfig::new("personio", "bench");
-        config.settings.insert("api-base-url".into(), url.clone());
-        config.settings.insert("client-id".into(), DEMO_CLIENT_ID.into());
-        config.settings.insert("client-secret".into(), DEMO_CLIENT_SECRET.into());
-        config.secret_keys.insert("client-secret".into());
-        config.grants = vec![url.clone()];
-        let integration = store.create_integration(&config)?;
-        let engine = SyncEngine::new(runtime, store, vec![connector]);
+        let (engine, _, integration) = common::personio_engine(&dir, &url).await?;
 
         let started = Instant::now();
         let first = engine.import(&RunRequest::manual(integration)).await?;

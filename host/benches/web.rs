@@ -12,12 +12,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use hrsync::accounts::Accounts;
-use hrsync::directory::sqlite::SqliteStore;
-use hrsync::directory::{DirectoryStore, IntegrationConfig};
-use hrsync::runtime::{Limits, Runtime};
-use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
-use hrsync::secrets::SecretBox;
-use hrsync::sync::SyncEngine;
 use hrsync::sync::engine::RunRequest;
 use hrsync::web::AppState;
 use http::{Request, header};
@@ -63,18 +57,9 @@ fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("hrsync-bench-web-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let result = tokio::runtime::Runtime::new()?.block_on(async {
-        let runtime = Arc::new(Runtime::new(Limits::default(), Some(dir.join("cache")))?);
-        let connector = runtime.load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO).await?;
+        let (engine, _, id) = common::personio_engine(&dir, &url).await?;
         let db = dir.join("hrsync.db");
-        let store = Arc::new(SqliteStore::open(&db, SecretBox::from_key(&[1; 32]))?);
-        let mut config = IntegrationConfig::new("personio", "bench");
-        config.settings.insert("api-base-url".into(), url.clone());
-        config.settings.insert("client-id".into(), DEMO_CLIENT_ID.into());
-        config.settings.insert("client-secret".into(), DEMO_CLIENT_SECRET.into());
-        config.secret_keys.insert("client-secret".into());
-        config.grants = vec![url.clone()];
-        let id = store.create_integration(&config)?;
-        let engine = Arc::new(SyncEngine::new(runtime, store, vec![connector]));
+        let engine = Arc::new(engine);
         let accounts = Arc::new(Accounts::open(&db)?);
         accounts.ensure_admin(Some("benchmark password"))?;
         let admin = accounts.verify("admin", "benchmark password")?.expect("the admin");

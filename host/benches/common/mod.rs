@@ -3,7 +3,16 @@
 #![allow(dead_code)] // each benchmark uses a different part
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use hrsync::directory::sqlite::SqliteStore;
+use hrsync::directory::{DirectoryStore, IntegrationConfig, IntegrationId};
+use hrsync::runtime::{Limits, Runtime};
+use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+use hrsync::secrets::SecretBox;
+use hrsync::sync::SyncEngine;
 
 /// A `hrsync sandbox --rate-limit off` process; killed when dropped.
 pub struct SandboxProcess {
@@ -33,6 +42,22 @@ pub fn sandbox(people: usize) -> anyhow::Result<SandboxProcess> {
     // Keep draining its output so the child never writes into a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));
     Ok(process)
+}
+
+/// A directory in `dir` with one Personio integration pointed at the
+/// sandbox at `url`, and an engine (unpaced) running the bundled component.
+pub async fn personio_engine(dir: &Path, url: &str) -> anyhow::Result<(SyncEngine, Arc<SqliteStore>, IntegrationId)> {
+    let runtime = Arc::new(Runtime::new(Limits::default(), Some(dir.join("cache")))?);
+    let connector = runtime.load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO).await?;
+    let store = Arc::new(SqliteStore::open(&dir.join("hrsync.db"), SecretBox::from_key(&[1; 32]))?);
+    let mut config = IntegrationConfig::new("personio", "bench");
+    config.settings.insert("api-base-url".into(), url.into());
+    config.settings.insert("client-id".into(), DEMO_CLIENT_ID.into());
+    config.settings.insert("client-secret".into(), DEMO_CLIENT_SECRET.into());
+    config.secret_keys.insert("client-secret".into());
+    config.grants = vec![url.into()];
+    let integration = store.create_integration(&config)?;
+    Ok((SyncEngine::new(runtime, store.clone(), vec![connector]), store, integration))
 }
 
 /// This process's peak resident set (VmHWM) in MiB.
