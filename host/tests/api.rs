@@ -34,7 +34,8 @@ async fn server() -> Server {
     let runtime =
         Arc::new(Runtime::new(Limits::default(), Some(std::env::temp_dir().join("hrsync-api-cache"))).unwrap());
     let connector = runtime.load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO).await.unwrap();
-    let engine = Arc::new(SyncEngine::new(runtime, store, vec![connector]));
+    let csv = runtime.load("bundled:csv", hrsync::connectors::BUNDLED_CSV).await.unwrap();
+    let engine = Arc::new(SyncEngine::new(runtime, store, vec![connector, csv]));
     let sandbox = Sandbox::new(SandboxConfig::new(60, 3));
     let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -506,6 +507,15 @@ async fn pages_send_strangers_to_sign_in_and_refuse_forms_without_the_csrf_token
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("id=\"form-error\""), "{}", r.body);
     assert_eq!(s.call(&b, "GET", &format!("/api/v1/integrations/{id}"), None).await.json()["name"], "Renamed");
+
+    // Every connector gets its form from its own schema: the CSV export's.
+    let form = request("GET", &s.url("/integrations/new?connector=csv-export"), &[("Cookie", &cookie)], "").await;
+    assert_eq!(form.status, 200);
+    for field in ["id=\"setting-url\"", "id=\"setting-id-column\"", "list=\"setting-email-column-options\""] {
+        assert!(form.body.contains(field), "{field}");
+    }
+    assert!(form.body.contains("id=\"setting-password\" type=\"password\""), "secrets are password fields");
+    assert!(form.body.contains("declares no hosts of its own"));
 }
 
 #[tokio::test]

@@ -122,6 +122,37 @@ pub struct MailRecord {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+impl MailRecord {
+    /// The text as admins may read it: once an invitation has gone out, its
+    /// set-password link belongs to the person invited alone. (Queued mail
+    /// stays readable: without SMTP, the Emails page is how it is delivered.)
+    pub fn text_for_admins(&self) -> String {
+        const MARK: &str = "/set-password/";
+        if self.kind != MailKind::Invitation || self.state != MailState::Sent {
+            return self.text.clone();
+        }
+        let mut out = String::with_capacity(self.text.len());
+        let mut rest = self.text.as_str();
+        while let Some(at) = rest.find(MARK) {
+            let (head, tail) = rest.split_at(at + MARK.len());
+            out.push_str(head);
+            out.push_str("(hidden: sent to the recipient)");
+            rest = tail.trim_start_matches(|c: char| c.is_ascii_hexdigit());
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// This record as admins may see it (see [`Self::text_for_admins`]).
+    pub fn for_admins(mut self) -> Self {
+        if self.kind == MailKind::Invitation && self.state == MailState::Sent {
+            self.text = self.text_for_admins();
+            self.html = None;
+        }
+        self
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MailState {
@@ -150,6 +181,31 @@ mod tests {
         let html = m.html.unwrap();
         assert!(html.contains("href=\"https://people.acme.example/set-password/tok123\""), "{html}");
         assert!(html.contains("&lt;b&gt;Ada&lt;/b&gt;") && !html.contains("<b>Ada"), "{html}");
+    }
+
+    fn record(state: MailState) -> MailRecord {
+        MailRecord {
+            id: 1,
+            kind: MailKind::Invitation,
+            recipient: "ada@acme.example".into(),
+            subject: "s".into(),
+            text: "Choose it here:\nhttps://people.acme.example/set-password/abc123def\n\nBye".into(),
+            html: Some("<a href=\"https://people.acme.example/set-password/abc123def\">x</a>".into()),
+            message_id: "<1@hrsync>".into(),
+            state,
+            attempts: 0,
+            last_error: None,
+            created_at: Utc::now(),
+            sent_at: None,
+        }
+    }
+
+    #[test]
+    fn links_of_sent_invitations_are_hidden_from_admins() {
+        assert!(record(MailState::Queued).for_admins().text.contains("/set-password/abc123def"), "queued is readable");
+        let sent = record(MailState::Sent).for_admins();
+        assert!(!sent.text.contains("abc123def") && sent.html.is_none(), "{sent:?}");
+        assert!(sent.text.contains("/set-password/(hidden: sent to the recipient)\n\nBye"), "{}", sent.text);
     }
 
     #[test]

@@ -62,7 +62,7 @@ async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Quer
                             " · " (m.attempts) " attempts · " code { (m.message_id) }
                         }
                         @if let Some(e) = &m.last_error { p.error { (e) } }
-                        pre.mail-text { (m.text) }
+                        pre.mail-text { (m.text_for_admins()) }
                     }
                 }
             }

@@ -330,7 +330,11 @@ fn config_form(
                 label {
                     "Allowed outbound hosts"
                     textarea #grants name="grants" rows="2" { (config.grants.join("\n")) }
-                    small { "One origin per line, e.g. https://api.personio.de. The connector can reach nothing else. Empty: the connector's defaults (" (connector.info.default_hosts.join(", ")) ")." }
+                    small {
+                        "One origin per line, e.g. https://hr.example.com. The connector can reach nothing else. "
+                        @if connector.info.default_hosts.is_empty() { "This connector declares no hosts of its own: add the origin of its URL." }
+                        @else { "Empty: the connector's own (" (connector.info.default_hosts.join(", ")) ")." }
+                    }
                 }
             }
             fieldset {
