@@ -276,7 +276,7 @@ pub fn history(dir: &Directory, run: Option<i64>, user: Option<i64>, json: bool)
                 "{:<5} {:<8} {:<10} {:<10} {:<20} {:>8} {:<10} {:>7} {:>7} {:>7}  {}",
                 r.id,
                 format!("{:?}", r.kind).to_lowercase(),
-                format!("{:?}", r.trigger).to_lowercase(),
+                r.trigger.as_str(),
                 format!("{:?}", r.state).to_lowercase(),
                 r.started_at.format("%Y-%m-%d %H:%M:%S"),
                 took.unwrap_or_else(|| "—".into()),

@@ -754,7 +754,7 @@ async fn history(
                             td { a href={ "/runs/" (r.id) } { "#" (r.id) } }
                             td { (kind_label(r.kind)) }
                             td { (time(r.started_at)) }
-                            td { (format!("{:?}", r.trigger).to_lowercase()) }
+                            td { (r.trigger.as_str()) }
                             td { (r.actor.as_deref().unwrap_or("—")) }
                             td { (state_badge(r.state)) }
                             td.muted { (counts_line(r)) }

@@ -38,7 +38,7 @@ async fn run_page(
         h1 { (title) " " (state_badge(run.state)) }
         section.card.run-head {
             p {
-                (time(run.started_at)) " · " (format!("{:?}", run.trigger).to_lowercase())
+                (time(run.started_at)) " · " (run.trigger.as_str())
                 @if let Some(a) = &run.actor { " · by " (a) }
                 " · took " (duration(&run))
                 @if let Some(p) = run.preview_id { " · from " a href={ "/integrations/" (integration.id) "/preview?run=" (p) } { "preview " (p) } }
