@@ -76,7 +76,7 @@ impl FileConfig {
         toml::from_str(text).map_err(|e| {
             format!(
                 "{} (keys: bind, data_dir, connectors_dir, public_url, company_name, alert_emails, requests_per_minute, \
-                 [smtp] host, port, security = starttls|tls|none, username, from)",
+                 [smtp] host, port, security = starttls|tls|none, username, from, ca_file)",
                 e.message().trim_end()
             )
         })
@@ -95,7 +95,8 @@ impl FileConfig {
                 from,
                 port: base.as_ref().and_then(|b| b.port),
                 security: base.as_ref().map_or(Security::default(), |b| b.security),
-                username: base.and_then(|b| b.username),
+                username: base.as_ref().and_then(|b| b.username.clone()),
+                ca_file: base.and_then(|b| b.ca_file),
                 password: None,
             });
         }
@@ -116,6 +117,9 @@ impl FileConfig {
         }
         if let Some(from) = env("HRSYNC_SMTP_FROM") {
             smtp.from = from;
+        }
+        if let Some(ca) = env("HRSYNC_SMTP_CA_FILE") {
+            smtp.ca_file = Some(ca.into());
         }
         smtp.password = env("HRSYNC_SMTP_PASSWORD");
         Ok(Some(smtp))

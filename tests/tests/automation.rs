@@ -57,6 +57,15 @@ impl Drop for SmtpServer {
 
 impl SmtpServer {
     async fn start() -> SmtpServer {
+        Self::spawn(&[]).await
+    }
+
+    /// A server that requires STARTTLS with this certificate.
+    async fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> SmtpServer {
+        Self::spawn(&["--tlscert".as_ref(), cert.as_os_str(), "--tlskey".as_ref(), key.as_os_str()]).await
+    }
+
+    async fn spawn(extra: &[&std::ffi::OsStr]) -> SmtpServer {
         let python = std::env::var("HRSYNC_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
         let probe = Command::new(&python).args(["-c", "import aiosmtpd"]).output();
         assert!(
@@ -68,7 +77,9 @@ impl SmtpServer {
         let maildir = std::env::temp_dir().join(format!("hrsync-smtp-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&maildir);
         let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -105,6 +116,7 @@ fn smtp_at(port: u16) -> SmtpSettings {
         username: None,
         password: None,
         from: "hrsync <people@acme.example>".into(),
+        ca_file: None,
     }
 }
 
@@ -378,4 +390,79 @@ async fn an_unreachable_smtp_server_is_retried_with_back_off() {
     let up = Courier::new(w.store.clone(), &smtp.settings()).unwrap();
     assert_eq!(up.deliver_due(now + Duration::seconds(31)).await.unwrap().sent, 1);
     assert_eq!(smtp.messages().len(), 1);
+}
+
+/// A private CA and a server certificate for 127.0.0.1 it issued (Debian's
+/// openssl): (CA certificate, server certificate, server key).
+fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let days = ["-days", "1"];
+    openssl(
+        &[
+            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=hrsync test CA"][..],
+            &days,
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"][..],
+            &days,
+            &["-extfile", "ext.cnf", "-out", "cert.pem"],
+        ]
+        .concat(),
+    );
+    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_goes_out_over_starttls_to_a_relay_with_a_private_certificate() {
+    let dir = std::env::temp_dir().join(format!("hrsync-smtp-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = certificates(&dir);
+    let smtp = SmtpServer::start_tls(&cert, &key).await;
+    let w = World::new(10, "active").await;
+    w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
+    w.store.invite(&[w.users()[0].id], &Invite::default(), Utc::now()).unwrap();
+    let now = Utc::now();
+
+    // The relay insists on STARTTLS: plain SMTP is refused and retried later.
+    let plain = Courier::new(w.store.clone(), &smtp.settings()).unwrap();
+    assert_eq!(plain.deliver_due(now).await.unwrap().retrying, 1);
+    // STARTTLS without trusting the private CA: the certificate is refused.
+    let untrusted = SmtpSettings { security: Security::Starttls, ..smtp.settings() };
+    let courier = Courier::new(w.store.clone(), &untrusted).unwrap();
+    assert_eq!(courier.deliver_due(now + Duration::minutes(1)).await.unwrap().retrying, 1);
+    let (mails, _) = w.store.mails(0, 10).unwrap();
+    assert!(mails[0].last_error.as_deref().unwrap_or_default().to_lowercase().contains("certificate"), "{mails:?}");
+    assert!(smtp.messages().is_empty());
+
+    // Trusting it: delivered, encrypted.
+    let trusted = SmtpSettings { security: Security::Starttls, ca_file: Some(ca), ..smtp.settings() };
+    let courier = Courier::new(w.store.clone(), &trusted).unwrap();
+    let delivery = courier.deliver_due(now + Duration::minutes(10)).await.unwrap();
+    assert_eq!(delivery.sent, 1, "{delivery:?}: {:?}", w.store.mails(0, 10).unwrap().0[0].last_error);
+    assert_eq!(smtp.messages().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Deserialize;
 
@@ -41,6 +42,9 @@ pub struct SmtpSettings {
     pub password: Option<String>,
     /// The sender, e.g. `hrsync <people@acme.example>`.
     pub from: String,
+    /// An extra CA certificate (PEM) to trust, for a relay whose certificate
+    /// a private CA issued; public certificates need nothing.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for SmtpSettings {
@@ -52,6 +56,7 @@ impl std::fmt::Debug for SmtpSettings {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<set>"))
             .field("from", &self.from)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -93,6 +98,19 @@ impl Courier {
             Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host)?,
             Security::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host),
         };
+        if let Some(ca) = &settings.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| {
+                anyhow::anyhow!("smtp.ca_file {}: {e}; give the path of a PEM certificate", ca.display())
+            })?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("smtp.ca_file {} is not a PEM certificate: {e}", ca.display()))?;
+            let params = TlsParameters::builder(settings.host.clone()).add_root_certificate(cert).build()?;
+            builder = match settings.security {
+                Security::Starttls => builder.tls(Tls::Required(params)),
+                Security::Tls => builder.tls(Tls::Wrapper(params)),
+                Security::None => anyhow::bail!("smtp.ca_file is set but smtp.security is none; use starttls or tls"),
+            };
+        }
         if let Some(port) = settings.port {
             builder = builder.port(port);
         }
@@ -191,6 +209,7 @@ mod tests {
             username: Some("hr".into()),
             password: Some("hunter2".into()),
             from: "hrsync <people@acme.example>".into(),
+            ca_file: None,
         };
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2") && shown.contains("<set>"), "{shown}");
