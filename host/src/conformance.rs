@@ -133,7 +133,7 @@ pub async fn run(runtime: &Runtime, name: &str, bytes: &[u8], target: &Target) -
     report.record("check", check(runtime, &connector, &grants, target, &mut budget_errors).await);
 
     let started = Instant::now();
-    let fetched = paging(&mut session, &target.settings).await;
+    let fetched = paging(&mut session, &target.settings, &mut budget_errors).await;
     let records = match fetched {
         Ok((records, pages)) => {
             report.pass(
@@ -157,10 +157,10 @@ pub async fn run(runtime: &Runtime, name: &str, bytes: &[u8], target: &Target) -
                 return report;
             }
         };
-        match mapping(&mut session, &target.settings, &records).await {
+        match mapping(&mut session, &target.settings, &records, &mut budget_errors).await {
             Ok((people, detail)) => {
                 report.pass("mapping", detail);
-                report.record("diff", diff_laws(&mut session, &target.settings, &people).await);
+                report.record("diff", diff_laws(&mut session, &target.settings, &people, &mut budget_errors).await);
             }
             Err(e) => report.fail("mapping", e),
         }
@@ -177,11 +177,8 @@ pub async fn run(runtime: &Runtime, name: &str, bytes: &[u8], target: &Target) -
             ),
         );
     }
-    let stopped: Vec<&String> = budget_errors.iter().collect();
-    let all_failures =
-        report.checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_str()).collect::<Vec<_>>().join(" ");
     let limits = runtime.limits();
-    if stopped.is_empty() && !["CPU", "memory", "did not answer"].iter().any(|w| all_failures.contains(w)) {
+    if budget_errors.is_empty() {
         report.pass(
             "budgets",
             format!(
@@ -192,13 +189,7 @@ pub async fn run(runtime: &Runtime, name: &str, bytes: &[u8], target: &Target) -
             ),
         );
     } else {
-        report.fail(
-            "budgets",
-            format!(
-                "the sandbox stopped the connector: {}",
-                stopped.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
-            ),
-        );
+        report.fail("budgets", format!("the sandbox stopped the connector: {}", budget_errors.join("; ")));
     }
     report
 }
@@ -286,14 +277,19 @@ async fn check(
 }
 
 /// Follows cursors to the end; the records and the number of pages.
-async fn paging(session: &mut Session, settings: &[wit::Entry]) -> Result<(Vec<wit::RawRecord>, usize), String> {
+async fn paging(
+    session: &mut Session,
+    settings: &[wit::Entry],
+    budget: &mut Vec<String>,
+) -> Result<(Vec<wit::RawRecord>, usize), String> {
     let mut cursors = HashSet::new();
     let mut ids = HashSet::new();
     let mut records = Vec::new();
     let mut cursor: Option<String> = None;
     for page in 1..=MAX_PAGES {
         let request = wit::FetchRequest { cursor: cursor.clone(), updated_since: None };
-        let got = session.fetch_page(settings, &request).await.map_err(|e| format!("page {page}: {e}"))?;
+        let got =
+            session.fetch_page(settings, &request).await.map_err(|e| format!("page {page}: {}", note(budget, e)))?;
         for r in &got.records {
             if !ids.insert(r.source_id.clone()) {
                 return Err(format!(
@@ -323,9 +319,10 @@ async fn mapping(
     session: &mut Session,
     settings: &[wit::Entry],
     records: &[wit::RawRecord],
+    budget: &mut Vec<String>,
 ) -> Result<(Vec<wit::Person>, String), String> {
-    let first = session.map_fields(settings, records).await.map_err(|e| e.to_string())?;
-    let second = session.map_fields(settings, records).await.map_err(|e| e.to_string())?;
+    let first = session.map_fields(settings, records).await.map_err(|e| note(budget, e))?;
+    let second = session.map_fields(settings, records).await.map_err(|e| note(budget, e))?;
     if first != second {
         return Err("map-fields gave different results for the same records: it must be pure and deterministic (no clock, no randomness)".into());
     }
@@ -394,13 +391,17 @@ fn touched(plan: &wit::Plan) -> Vec<u64> {
 }
 
 /// The diff laws on synthetic directories built from the mapped people.
-async fn diff_laws(session: &mut Session, settings: &[wit::Entry], people: &[wit::Person]) -> Result<String, String> {
+async fn diff_laws(
+    session: &mut Session,
+    settings: &[wit::Entry],
+    people: &[wit::Person],
+    budget: &mut Vec<String>,
+) -> Result<String, String> {
     let active: Vec<&wit::Person> =
         people.iter().filter(|p| p.status == wit::PersonStatus::Active && p.email.is_some()).collect();
     let Some(&sample) = active.first() else {
         return Err("the test source has no active person with an email to check the diff with".into());
     };
-    let call = |e: RunError| e.to_string();
     let mut laws = Vec::new();
     // Only people the connector would import end up in the directory.
     let importable: Vec<wit::Person> = active.iter().map(|p| (*p).clone()).collect();
@@ -414,7 +415,7 @@ async fn diff_laws(session: &mut Session, settings: &[wit::Entry], people: &[wit
     };
 
     // 1. The directory against itself: nothing to do.
-    let same = session.diff(settings, &directory, &importable, options()).await.map_err(call)?;
+    let same = session.diff(settings, &directory, &importable, options()).await.map_err(|e| note(budget, e))?;
     check_known(&same, "identical input")?;
     if !same.changes.is_empty() {
         return Err(format!(
@@ -425,7 +426,7 @@ async fn diff_laws(session: &mut Session, settings: &[wit::Entry], people: &[wit
     laws.push("empty on identical input");
 
     // 2. An empty directory: the active people are created.
-    let fresh = session.diff(settings, &[], &importable, options()).await.map_err(call)?;
+    let fresh = session.diff(settings, &[], &importable, options()).await.map_err(|e| note(budget, e))?;
     let creates = fresh.changes.iter().filter(|c| matches!(c, wit::Change::Create(_))).count();
     if creates != importable.len() || fresh.changes.len() != creates {
         return Err(format!(
@@ -440,7 +441,7 @@ async fn diff_laws(session: &mut Session, settings: &[wit::Entry], people: &[wit
     let mut changed = importable.clone();
     let target = changed.iter_mut().find(|p| p.source_id == sample.source_id).expect("sample");
     target.job_title = Some(format!("{} (changed)", target.job_title.clone().unwrap_or_default()));
-    let plan = session.diff(settings, &directory, &changed, options()).await.map_err(call)?;
+    let plan = session.diff(settings, &directory, &changed, options()).await.map_err(|e| note(budget, e))?;
     check_known(&plan, "one change")?;
     let sample_id =
         directory.iter().find(|u| u.source_id.as_deref() == Some(&sample.source_id)).expect("in directory").user_id;
@@ -453,7 +454,7 @@ async fn diff_laws(session: &mut Session, settings: &[wit::Entry], people: &[wit
     // 4. Gone inactive in the source: deactivated.
     let mut left = importable.clone();
     left.iter_mut().find(|p| p.source_id == sample.source_id).expect("sample").status = wit::PersonStatus::Inactive;
-    let plan = session.diff(settings, &directory, &left, options()).await.map_err(call)?;
+    let plan = session.diff(settings, &directory, &left, options()).await.map_err(|e| note(budget, e))?;
     check_known(&plan, "inactive")?;
     if !plan.changes.iter().any(|c| matches!(c, wit::Change::Deactivate(d) if d.user_id == sample_id)) {
         return Err(format!(
@@ -466,7 +467,7 @@ async fn diff_laws(session: &mut Session, settings: &[wit::Entry], people: &[wit
     // 5. Inactive in the directory, active in the source: reactivated.
     let mut returning = directory.clone();
     returning.iter_mut().find(|u| u.user_id == sample_id).expect("sample").status = wit::UserStatus::Inactive;
-    let plan = session.diff(settings, &returning, &importable, options()).await.map_err(call)?;
+    let plan = session.diff(settings, &returning, &importable, options()).await.map_err(|e| note(budget, e))?;
     check_known(&plan, "reactivate")?;
     if !plan.changes.iter().any(|c| matches!(c, wit::Change::Reactivate(u) if u.user_id == sample_id)) {
         return Err(format!(
@@ -481,7 +482,7 @@ async fn diff_laws(session: &mut Session, settings: &[wit::Entry], people: &[wit
     let u = unmanaged.iter_mut().find(|u| u.user_id == sample_id).expect("sample");
     u.source_id = None;
     u.person.source_id = String::new();
-    let plan = session.diff(settings, &unmanaged, &importable, options()).await.map_err(call)?;
+    let plan = session.diff(settings, &unmanaged, &importable, options()).await.map_err(|e| note(budget, e))?;
     check_known(&plan, "link")?;
     if !plan.changes.iter().any(|c| matches!(c, wit::Change::Link(u) if u.user_id == sample_id)) {
         return Err(format!(

@@ -77,10 +77,4 @@ impl Guest for Personio {
 hrsync_connector_kit::export_connector!(Personio);
 
 /// Writes a line to the host's run log.
-pub(crate) fn log(level: hrsync::connector::host::Level, message: &str) {
-    #[cfg(target_family = "wasm")]
-    hrsync::connector::host::log(level, message);
-    // Natively (unit tests) there is no host to log to.
-    #[cfg(not(target_family = "wasm"))]
-    let _ = (level, message);
-}
+pub(crate) use hrsync_connector_kit::log;

@@ -353,6 +353,23 @@ pub struct Counts {
     pub issues: u64,
 }
 
+/// The managers above `user`, nearest first: at most 50, and it stops at a
+/// loop rather than walking it (the sync refuses cycles, but a directory
+/// edited elsewhere may have one).
+pub fn reporting_line(store: &dyn DirectoryStore, user: &User) -> Result<Vec<User>, StoreError> {
+    let mut line: Vec<User> = Vec::new();
+    let mut next = user.manager_id;
+    while let Some(m) = next {
+        if line.len() >= 50 || m == user.id || line.iter().any(|l| l.id == m) {
+            break;
+        }
+        let manager = store.user(m)?;
+        next = manager.manager_id;
+        line.push(manager);
+    }
+    Ok(line)
+}
+
 /// The scheduler's memory of one integration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {

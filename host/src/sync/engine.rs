@@ -244,10 +244,7 @@ impl SyncEngine {
         run: RunId,
         request: &RunRequest,
     ) -> Result<(), SyncError> {
-        let planned = match self.compute(integration, request).await {
-            Ok(p) => p,
-            Err(e) => return Err(self.fail(run, e)),
-        };
+        let planned = self.compute(integration, request).await.map_err(|e| self.fail(run, e))?;
         let outcome = RunOutcome {
             state: RunState::Succeeded,
             counts: planned.apply.counts.clone(),
@@ -296,10 +293,7 @@ impl SyncEngine {
         run: RunId,
         request: &RunRequest,
     ) -> Result<(), SyncError> {
-        let planned = match self.compute(integration, request).await {
-            Ok(p) => p,
-            Err(e) => return Err(self.fail(run, e)),
-        };
+        let planned = self.compute(integration, request).await.map_err(|e| self.fail(run, e))?;
         if let Some(p) = request.from_preview {
             let preview = self.store.run(p)?;
             if preview.fingerprint.as_deref() != Some(planned.fingerprint.as_str()) && !request.accept_drift {

@@ -475,19 +475,10 @@ pub(super) async fn users(State(state): State<AppState>, Admin(_): Admin, Query(
 pub(super) async fn user(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
     let store = state.engine.store();
     let user = store.user(UserId(id))?;
-    // The reporting line up to the top, guarded against loops.
-    let mut line = Vec::new();
-    let mut next = user.manager_id;
-    while let Some(m) = next {
-        if line.len() > 50 || m == user.id {
-            break;
-        }
-        let manager = store.user(m)?;
-        line.push(
-            json!({"id": manager.id, "name": manager.profile.display_name(), "job_title": manager.profile.job_title}),
-        );
-        next = manager.manager_id;
-    }
+    let line: Vec<Value> = crate::directory::reporting_line(store.as_ref(), &user)?
+        .iter()
+        .map(|m| json!({"id": m.id, "name": m.profile.display_name(), "job_title": m.profile.job_title}))
+        .collect();
     let history: Vec<Value> = store
         .user_history(user.id)?
         .into_iter()

@@ -16,6 +16,12 @@ use crate::settings::{Auth, COLUMNS, Settings};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The URL for messages: a published export's query string may carry a
+/// token, and messages reach logs and the run history.
+fn without_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
 /// The id of the error record for a row.
 pub fn row_id(line: u64) -> String {
     format!("row:{line}")
@@ -43,7 +49,10 @@ pub fn download(settings: &Settings) -> Result<String, ConnectorError> {
         Auth::Bearer(token) => request = request.header("Authorization", format!("Bearer {token}")),
     }
     let response = request.send().map_err(|e| {
-        ConnectorError::Unreachable(format!("could not reach {} ({e:#}); check the URL and the network", settings.url))
+        ConnectorError::Unreachable(format!(
+            "could not reach {} ({e:#}); check the URL and the network",
+            without_query(&settings.url)
+        ))
     })?;
     let status = response.status_code();
     let retry_after = response.header("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
@@ -197,6 +206,12 @@ mod tests {
         assert_eq!(t.bad_rows, 3);
         assert!(t.records[2].payload.contains("has 2 fields, the header has 4"), "{}", t.records[2].payload);
         assert!(t.records[3].payload.contains("id `1` of row 2"), "{}", t.records[3].payload);
+    }
+
+    #[test]
+    fn messages_never_show_the_query_string() {
+        assert_eq!(without_query("https://x.io/p.csv?token=s3cret#top"), "https://x.io/p.csv");
+        assert_eq!(without_query("https://x.io/p.csv"), "https://x.io/p.csv");
     }
 
     #[test]

@@ -9,7 +9,11 @@ use crate::types::{ConnectorError, RawRecord};
 pub fn offset(cursor: Option<&str>) -> Result<u64, ConnectorError> {
     match cursor {
         None => Ok(0),
-        Some(c) => c.parse().map_err(|_| ConnectorError::InvalidSettings(format!("cursor `{c}` is not an offset"))),
+        Some(c) => c.parse().map_err(|_| {
+            ConnectorError::BadResponse(format!(
+                "cursor `{c}` is not an offset this connector hands out; the host passes cursors back unchanged, so this is a bug — report it to the connector's author"
+            ))
+        }),
     }
 }
 

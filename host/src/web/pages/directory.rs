@@ -14,7 +14,7 @@ use super::{
     FormData, PAGE_SIZE, PageError, PageResult, Section, Signed, change_label, csrf_field, layout, pager, query,
     safe_link, time,
 };
-use crate::directory::{DirectoryStore, IntegrationId, StoreError, User, UserId, UserQuery};
+use crate::directory::{DirectoryStore, IntegrationId, StoreError, User, UserId, UserQuery, reporting_line};
 use crate::web::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -147,17 +147,7 @@ async fn person(State(state): State<AppState>, Signed(who): Signed, Path(id): Pa
     let store = state.engine.store();
     let user = store.user(UserId(id))?;
     let p = &user.profile;
-    // The reporting line up to the top, guarded against loops.
-    let mut line: Vec<User> = Vec::new();
-    let mut next = user.manager_id;
-    while let Some(m) = next {
-        if line.len() >= 50 || m == user.id || line.iter().any(|l| l.id == m) {
-            break;
-        }
-        let manager = store.user(m)?;
-        next = manager.manager_id;
-        line.push(manager);
-    }
+    let line = reporting_line(store.as_ref(), &user)?;
     let history = store.user_history(user.id)?;
     let sources = integration_names(&state)?;
     let fields = p.fields();
