@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Fault, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
-mod common;
-use common as http;
+use crate::common as http;
 
 fn spec_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/personio/personnel-data-api-v1.openapi.yaml")

@@ -12,8 +12,7 @@ use hrsync::sync::SyncEngine;
 use hrsync::web::AppState;
 use serde_json::{Value, json};
 
-mod common;
-use common::{Reply, request};
+use crate::common::{Reply, request};
 
 const PASSWORD: &str = "correct horse battery staple";
 
