@@ -7,7 +7,16 @@ pub fn build_component(
     out_dir: &std::path::Path,
     package: &str,
 ) -> PathBuf {
-    let target_dir = out_dir.join("wasm-target");
+    // One nested target directory for every build script and profile (the
+    // outer `target/`'s `wasm-components`): the components and their
+    // host-side proc macros are compiled once, not once per build script and
+    // per `cargo check`/`cargo test`. Cargo's own lock serialises the nested
+    // builds that share it.
+    let target_dir = out_dir
+        .ancestors()
+        .find(|dir| dir.file_name().is_some_and(|name| name == "build"))
+        .and_then(|build| build.parent()?.parent())
+        .map_or_else(|| out_dir.join("wasm-target"), |target| target.join("wasm-components"));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)
         .current_dir(root)
