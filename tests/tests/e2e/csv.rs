@@ -21,6 +21,8 @@ use hrsync_e2e::personio;
 
 /// `Authorization` for hr / export-secret.
 const BASIC: &str = "Basic aHI6ZXhwb3J0LXNlY3JldA==";
+/// `Authorization` for the token export-token.
+const BEARER: &str = "Bearer export-token";
 
 const EXPORT: &str = "\
 id,first_name,last_name,email,status,manager_id,start_date,job_title,department
@@ -33,7 +35,8 @@ id,first_name,last_name,email,status,manager_id,start_date,job_title,department
 6,Edsger,Dijkstra,edsger@acme.example,retired,2,,Engineer,Engineering
 ";
 
-/// An HTTP server on loopback publishing `body` at /people.csv behind basic auth.
+/// An HTTP server on loopback publishing `body` at /people.csv behind basic
+/// or bearer auth.
 struct Export {
     url: String,
     body: Arc<Mutex<String>>,
@@ -48,7 +51,8 @@ async fn export(body: &str) -> Export {
         get(move |headers: HeaderMap| {
             let state = state.clone();
             async move {
-                if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(BASIC) {
+                let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                if auth != Some(BASIC) && auth != Some(BEARER) {
                     return (StatusCode::UNAUTHORIZED, "sign in").into_response();
                 }
                 let body = state.lock().unwrap().clone();
@@ -217,6 +221,25 @@ async fn test_connection_lists_the_columns_and_rejects_a_wrong_password() {
     c.store.update_integration(c.integration, &config).unwrap();
     let err = c.engine.check(c.integration).await.unwrap_err();
     assert!(err.to_string().contains("refused the credentials"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bearer_token_is_sent_and_a_wrong_one_is_refused() {
+    let export = export(EXPORT).await;
+    let c = csv(&export).await;
+    let mut config = c.store.integration(c.integration).unwrap().config;
+    config.settings.insert("auth".into(), "bearer".into());
+    config.settings.insert("token".into(), "export-token".into());
+    config.secret_keys.insert("token".into());
+    c.store.update_integration(c.integration, &config).unwrap();
+    let report = c.engine.import(&RunRequest::manual(c.integration)).await.unwrap();
+    assert_eq!(report.run.counts.created, 4, "{:?}", report.run.counts);
+
+    config.settings.insert("token".into(), "stolen-token".into());
+    c.store.update_integration(c.integration, &config).unwrap();
+    let err = c.engine.check(c.integration).await.unwrap_err();
+    assert!(err.to_string().contains("refused the credentials"), "{err}");
+    assert!(!err.to_string().contains("stolen-token"), "the token never reaches messages: {err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
