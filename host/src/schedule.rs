@@ -1,6 +1,8 @@
 //! Automatic imports: runs each integration that has them on at its
 //! interval, with jitter, incrementally where the connector can, and with a
-//! complete run at least daily.
+//! complete run at least daily — and on the first run of a day on which a
+//! pending starter's start date comes, so they are activated (and invited)
+//! that day.
 //!
 //! All decisions are made in [`Scheduler::tick`] against an injected
 //! [`Clock`], and the state each decision needs (next run, last successful
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::directory::{Email, Integration, IntegrationId, Schedule, StoreError};
@@ -42,6 +45,10 @@ pub const FULL_RUN_EVERY: chrono::Duration = chrono::Duration::hours(24);
 pub const OVERLAP: chrono::Duration = chrono::Duration::minutes(2);
 /// Failed runs in a row before the admins are alerted.
 pub const ALERT_AFTER: u32 = 3;
+/// Integrations due together run side by side, this many at once: a slow
+/// complete run of one company does not hold back the others, while the
+/// memory of the connector instances stays bounded.
+pub const PARALLEL_RUNS: usize = 4;
 
 /// What the scheduler did with one integration in one tick.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,11 +116,13 @@ impl Scheduler {
         chrono::Duration::minutes(minutes.min(interval_minutes.clamp(5, 1440) as i64))
     }
 
-    /// Runs every integration that is due now; returns what happened.
+    /// Runs every integration that is due now, up to [`PARALLEL_RUNS`] at
+    /// once; returns what happened.
     pub async fn tick(&self) -> Result<Vec<(IntegrationId, Outcome)>, StoreError> {
         let store = self.engine.store().clone();
         let integrations = store.integrations()?;
         let mut outcomes = Vec::new();
+        let mut due = Vec::new();
         for integration in integrations.into_iter().filter(|i| i.config.auto_import) {
             let now = self.clock.now();
             let schedule = match store.schedule(integration.id)? {
@@ -148,10 +157,24 @@ impl Scheduler {
             if now < schedule.next_run_at {
                 continue;
             }
-            let outcome = self.run(&integration, schedule, now).await?;
-            outcomes.push((integration.id, outcome));
+            due.push((integration, schedule, now));
         }
-        Ok(outcomes)
+        let mut runs = futures::stream::iter(due)
+            .map(|(integration, schedule, now)| async move {
+                let outcome = self.run(&integration, schedule, now).await;
+                (integration.id, outcome)
+            })
+            .buffer_unordered(PARALLEL_RUNS);
+        // Every started run finishes before an error is returned: dropping
+        // the others midway would leave their runs for the restart to clean up.
+        let mut error = None;
+        while let Some((id, outcome)) = runs.next().await {
+            match outcome {
+                Ok(outcome) => outcomes.push((id, outcome)),
+                Err(e) => error = error.or(Some(e)),
+            }
+        }
+        error.map_or(Ok(outcomes), Err)
     }
 
     /// When the next integration is due, if any has automatic imports on.
@@ -170,8 +193,15 @@ impl Scheduler {
             .engine
             .connector(&integration.config.connector_id)
             .is_ok_and(|c| c.info.capabilities.contains(wit::Capabilities::INCREMENTAL_FETCH));
+        let store = self.engine.store().clone();
+        let today = now.date_naive();
+        // A start date passing changes nobody's `last_modified_at`, so only
+        // a complete run turns pending starters active (and invites them):
+        // the first run of a day on which someone starts is complete.
+        let starts_due = s.last_full_at.is_some_and(|full| full.date_naive() < today)
+            && store.starts_due(integration.id, today)? > 0;
         let since = match (s.last_success_at, s.last_full_at) {
-            (Some(success), Some(full)) if incremental_capable && now - full < FULL_RUN_EVERY => {
+            (Some(success), Some(full)) if incremental_capable && now - full < FULL_RUN_EVERY && !starts_due => {
                 Some(success - OVERLAP)
             }
             _ => None,
@@ -180,10 +210,10 @@ impl Scheduler {
             automatic: true,
             actor: Some("scheduler".into()),
             updated_since: since,
+            today: Some(today),
             ..RunRequest::manual(integration.id)
         };
         let interval = integration.config.interval_minutes;
-        let store = self.engine.store().clone();
         let outcome = match self.engine.import(&request).await {
             Ok(report) => {
                 // The source compares `updated_since` with its own clock:

@@ -584,6 +584,9 @@ pub trait DirectoryStore: Send + Sync {
     /// The scheduler's state of an integration, if it has any.
     fn schedule(&self, integration: IntegrationId) -> Result<Option<Schedule>, StoreError>;
     fn save_schedule(&self, schedule: &Schedule) -> Result<(), StoreError>;
+    /// How many of `integration`'s pending-start users have reached their
+    /// start date by `today`: only a complete run sees a date pass.
+    fn starts_due(&self, integration: IntegrationId, today: NaiveDate) -> Result<u64, StoreError>;
 
     /// Queues a set-password email for each of `users` who is active (an
     /// earlier unused link stops working); returns who was invited.

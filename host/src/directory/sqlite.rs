@@ -620,6 +620,17 @@ impl DirectoryStore for SqliteStore {
         Ok(())
     }
 
+    fn starts_due(&self, integration: IntegrationId, today: NaiveDate) -> Result<u64, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT COUNT(*) FROM users WHERE integration_id = ?1 AND status = 'pending-start' \
+                 AND start_date IS NOT NULL AND start_date <= ?2",
+                params![integration.0, today],
+                |r| r.get(0),
+            )
+            .map_err(sql)
+    }
+
     fn invite(&self, users: &[UserId], invite: &Invite, now: DateTime<Utc>) -> Result<Vec<UserId>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql)?;

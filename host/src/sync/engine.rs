@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::fetch::{FetchError, FetchOptions, Progress, RetryPolicy, fetch_all};
 use super::plan::{self, PlanError, PlanInput, Planned};
@@ -87,6 +87,10 @@ pub struct RunRequest {
     /// Fetch only people changed since then (connectors with incremental
     /// fetch); people absent from such a run are not "missing".
     pub updated_since: Option<DateTime<Utc>>,
+    /// The day (UTC) that decides who has started: people whose start date
+    /// is later are pending. `None` is the real today; the scheduler passes
+    /// its clock's day.
+    pub today: Option<NaiveDate>,
 }
 
 impl RunRequest {
@@ -101,6 +105,7 @@ impl RunRequest {
             accept_drift: false,
             progress: None,
             updated_since: None,
+            today: None,
         }
     }
 }
@@ -515,7 +520,7 @@ impl SyncEngine {
             incoming: &incoming,
             issues: fetched.issues,
             plan: diff,
-            today: Utc::now().date_naive(),
+            today: request.today.unwrap_or_else(|| Utc::now().date_naive()),
         })
         .map_err(|source| SyncError::Plan { run, source })
     }

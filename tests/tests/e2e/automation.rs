@@ -12,7 +12,7 @@ use hrsync::directory::sqlite::SqliteStore;
 use hrsync::directory::{DirectoryStore, Email, UserStatus};
 use hrsync::mail::{Courier, Invite, MailKind, MailState, Security, SmtpSettings};
 use hrsync::sandbox::company::Status;
-use hrsync::sandbox::{Edit, Hire};
+use hrsync::sandbox::{Edit, Fault, Hire};
 use hrsync::schedule::{Clock, Outcome, Scheduler};
 use hrsync::secrets::SecretBox;
 use hrsync::sync::SyncEngine;
@@ -270,6 +270,65 @@ async fn a_blocked_automatic_run_is_never_applied_and_alerts_once() {
     assert_eq!(a.mails().iter().filter(|m| m.kind == MailKind::Alert).count(), 1);
     let runs = a.w.store.runs(Some(a.w.integration), 0, 2).unwrap();
     assert!(runs.iter().all(|r| r.state == hrsync::directory::RunState::Blocked));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn integrations_due_together_run_side_by_side() {
+    let a = auto(30, 60).await;
+    // A second integration of the same company that imports the leavers,
+    // so the two never contend for the same people.
+    let mut leavers = a.w.store.integration(a.w.integration).unwrap().config;
+    leavers.name = "Acme leavers".into();
+    leavers.settings.insert("import-statuses".into(), "inactive".into());
+    let second = a.w.store.create_integration(&leavers).unwrap();
+    assert_eq!(a.scheduler.tick().await.unwrap().len(), 2, "both are scheduled");
+    for id in [a.w.integration, second] {
+        let mut s = a.w.store.schedule(id).unwrap().unwrap();
+        s.next_run_at = a.clock.now();
+        a.w.store.save_schedule(&s).unwrap();
+    }
+    // Every request answers slowly, so each run takes a while.
+    a.w.sandbox.inject(std::iter::repeat_n(Fault::Slow { millis: 300 }, 20));
+    let outcomes = a.scheduler.tick().await.unwrap();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert!(outcomes.iter().all(|(_, o)| matches!(o, Outcome::Ran { .. })), "{outcomes:?}");
+    let runs = a.w.store.runs(None, 0, 2).unwrap();
+    let (first, then) = (&runs[1], &runs[0]);
+    assert!(then.started_at < first.finished_at.unwrap(), "the second run started before the first ended: {runs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_starter_is_activated_and_invited_on_the_start_date_not_at_the_next_daily_run() {
+    let a = auto(20, 60).await;
+    // Noon of a fixed day, so every run below falls where the test says.
+    let day = (Utc::now() + Duration::days(1)).date_naive();
+    a.clock.set(day.and_hms_opt(12, 0, 0).unwrap().and_utc());
+    a.engine.import(&RunRequest::manual(a.w.integration)).await.unwrap();
+    a.scheduler.tick().await.unwrap();
+    let Outcome::Ran { incremental: false, .. } = a.run_due().await else { panic!("the first run is complete") };
+
+    let start = day + Duration::days(1);
+    let ada = a.w.sandbox.hire(Hire { hire_date: Some(start), ..hire("Ada", "ada.starter@acme.example", None) });
+    let invitations_to_ada = || {
+        a.mails().iter().filter(|m| m.kind == MailKind::Invitation && m.recipient == "ada.starter@acme.example").count()
+    };
+    let Outcome::Ran { incremental: true, .. } = a.run_due().await else { panic!("the hire comes incrementally") };
+    assert_eq!(a.w.user_of(ada).unwrap().profile.status, UserStatus::PendingStart);
+    assert_eq!(invitations_to_ada(), 0, "no invitation before the start date");
+
+    // Five past midnight on the start date: only 12 hours since the last
+    // complete run, but nothing about Ada changed in Personio, so an
+    // incremental run would not see her start. The run is complete.
+    let mut s = a.w.store.schedule(a.w.integration).unwrap().unwrap();
+    s.next_run_at = start.and_hms_opt(0, 5, 0).unwrap().and_utc();
+    a.w.store.save_schedule(&s).unwrap();
+    let Outcome::Ran { incremental: false, .. } = a.run_due().await else { panic!("complete on a start date") };
+    assert_eq!(a.w.user_of(ada).unwrap().profile.status, UserStatus::Active);
+    assert_eq!(invitations_to_ada(), 1, "invited on the start date");
+
+    // One complete run a day is enough: the rest of the day is incremental.
+    let Outcome::Ran { incremental: true, .. } = a.run_due().await else { panic!("incremental again") };
+    assert_eq!(invitations_to_ada(), 1, "never twice");
 }
 
 #[tokio::test(flavor = "multi_thread")]
