@@ -14,9 +14,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::fetch::{FetchError, FetchOptions, Progress, RetryPolicy, fetch_all};
 use super::plan::{self, PlanError, PlanInput, Planned};
 use crate::directory::{
-    Apply, ChangeKind, ChangeRecord, Counts, DirectoryStore, FieldChange, Integration, IntegrationId, IssueRecord,
-    MANAGER_FIELD, NewRun, PlannedChange, PlannedUser, Run, RunId, RunKind, RunOutcome, RunState, StoreError, Target,
-    Trigger, User, UserId, UserStatus,
+    Apply, ChangeKind, ChangeRecord, Counts, DirectoryStore, FieldChange, Integration, IntegrationConfig,
+    IntegrationId, IssueRecord, MANAGER_FIELD, NewRun, PlannedChange, PlannedUser, Run, RunId, RunKind, RunOutcome,
+    RunState, StoreError, Target, Trigger, User, UserId, UserStatus,
 };
 use crate::mail::Invite;
 use crate::runtime::egress::{Grants, Pacer};
@@ -172,9 +172,15 @@ impl SyncEngine {
 
     /// "Test connection" for a configured integration.
     pub async fn check(&self, integration: IntegrationId) -> Result<wit::CheckReport, SyncError> {
-        let integration = self.store.integration(integration)?;
-        let connector = self.connector(&integration.config.connector_id)?;
-        let (settings, grants) = session_inputs(&integration)?;
+        self.check_config(&self.store.integration(integration)?.config).await
+    }
+
+    /// "Test connection" for settings that are not saved (yet): nothing is
+    /// stored, so a test with wrong credentials cannot break a working
+    /// integration.
+    pub async fn check_config(&self, config: &IntegrationConfig) -> Result<wit::CheckReport, SyncError> {
+        let connector = self.connector(&config.connector_id)?;
+        let (settings, grants) = session_inputs(config)?;
         let result = match self.runtime.session(connector, grants).await {
             Ok(mut session) => session.check(&settings).await,
             Err(e) => Err(e),
@@ -475,7 +481,7 @@ impl SyncEngine {
     async fn compute(&self, integration: &Integration, request: &RunRequest) -> Result<Planned, SyncError> {
         let config = &integration.config;
         let connector = self.connector(&config.connector_id)?;
-        let (settings, grants) = session_inputs(integration)?;
+        let (settings, grants) = session_inputs(&integration.config)?;
         let run = RunId(0);
         let mut session = self
             .runtime
@@ -616,12 +622,11 @@ impl SyncEngine {
     }
 }
 
-/// The settings and grants a run of `integration` uses.
-fn session_inputs(integration: &Integration) -> Result<(Vec<wit::Entry>, Grants), SyncError> {
-    let config = &integration.config;
+/// The settings and grants a session for an integration configured so uses.
+fn session_inputs(config: &IntegrationConfig) -> Result<(Vec<wit::Entry>, Grants), SyncError> {
     let settings = config.settings.iter().map(|(k, v)| wit::Entry { key: k.clone(), value: v.clone() }).collect();
     let grants = Grants::parse(&config.grants)
-        .map_err(|e| SyncError::Invalid(format!("integration {}: granted host {e}", integration.id)))?;
+        .map_err(|e| SyncError::Invalid(format!("integration `{}`: granted host {e}", config.name)))?;
     Ok((settings, grants))
 }
 

@@ -507,6 +507,28 @@ async fn pages_send_strangers_to_sign_in_and_refuse_forms_without_the_csrf_token
     assert!(r.body.contains("id=\"form-error\""), "{}", r.body);
     assert_eq!(s.call(&b, "GET", &format!("/api/v1/integrations/{id}"), None).await.json()["name"], "Renamed");
 
+    // Testing a mistyped secret reports it and changes nothing: the
+    // integration keeps working with the stored one.
+    let config = request("GET", &s.url(&format!("/integrations/{id}/configuration")), &[("Cookie", &cookie)], "").await;
+    let mistyped = form(&[
+        ("csrf", &csrf_of(&config.body)),
+        ("name", "Mistyped"),
+        ("setting.client-id", DEMO_CLIENT_ID),
+        ("setting.client-secret", "mistyped-secret"),
+        ("setting.api-base-url", &s.sandbox_url),
+        ("grants", &s.sandbox_url),
+        ("interval_minutes", "120"),
+        ("action", "test"),
+    ]);
+    let r = request("POST", &s.url(&format!("/integrations/{id}/configuration")), &headers, &mistyped).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("Nothing was saved"), "{}", r.body);
+    assert!(r.body.contains("data-ok=\"false\""), "the failed test is shown");
+    assert!(!r.body.contains("mistyped-secret"), "secrets are never rendered");
+    assert_eq!(s.call(&b, "GET", &format!("/api/v1/integrations/{id}"), None).await.json()["name"], "Renamed");
+    let check = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/check"), None).await;
+    assert_eq!(check.status, 200, "the stored credentials still work: {}", check.body);
+
     // Every connector gets its form from its own schema: the CSV export's.
     let form = request("GET", &s.url("/integrations/new?connector=csv-export"), &[("Cookie", &cookie)], "").await;
     assert_eq!(form.status, 200);

@@ -17,6 +17,7 @@ use std::time::Duration;
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hrsync::accounts::Accounts;
+use hrsync::directory::DirectoryStore;
 use hrsync::directory::sqlite::SqliteStore;
 use hrsync::runtime::{Limits, Runtime};
 use hrsync::sandbox::company::{Email, Status};
@@ -96,6 +97,7 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
 
 struct App {
     base: String,
+    store: Arc<SqliteStore>,
     sandbox: Sandbox,
     sandbox_url: String,
     _running: Running,
@@ -111,7 +113,7 @@ async fn app(dir: &Path) -> App {
     let connector = runtime.load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut engine = SyncEngine::new(runtime, store, vec![connector]);
+    let mut engine = SyncEngine::new(runtime, store.clone(), vec![connector]);
     engine.invite = hrsync::mail::Invite { company: "Acme".into(), public_url: base.clone(), ..Default::default() };
     let engine = Arc::new(engine);
     let sandbox = Sandbox::new(SandboxConfig::new(80, 11));
@@ -120,7 +122,7 @@ async fn app(dir: &Path) -> App {
     tokio::spawn(hrsync::web::serve(listener, AppState::new(engine, accounts), async {
         let _ = stopped.await;
     }));
-    App { base, sandbox, sandbox_url: running.url.clone(), _running: running, _stop: stop }
+    App { base, store, sandbox, sandbox_url: running.url.clone(), _running: running, _stop: stop }
 }
 
 /// The browser, the app and where screenshots go.
@@ -261,9 +263,20 @@ async fn an_admin_configures_previews_imports_reviews_and_reverts_in_the_browser
     s.click_away("[data-connector=personio] a.button").await;
     s.fill("#name", "Personio (browser test)").await;
     s.fill("#setting-client-id", DEMO_CLIENT_ID).await;
-    s.fill("#setting-client-secret", DEMO_CLIENT_SECRET).await;
+    s.fill("#setting-client-secret", "a mistyped secret").await;
     s.fill("#setting-api-base-url", &app.sandbox_url).await;
     s.fill("#grants", &app.sandbox_url).await;
+    // A wrong secret is tested, reported and not saved.
+    s.click_away("#test-connection").await;
+    let result = s.find("#check-result").await;
+    assert_eq!(result.attr("data-ok").await.unwrap().as_deref(), Some("false"));
+    assert!(result.text().await.unwrap().contains("credentials"), "{}", result.text().await.unwrap());
+    assert!(s.text("#form-error").await.starts_with("Nothing was saved"));
+    assert!(app.store.integrations().unwrap().is_empty(), "a failed test saves nothing");
+    assert!(!s.html().await.contains("a mistyped secret"), "secrets are never sent back");
+    assert_eq!(s.find("#name").await.prop("value").await.unwrap().as_deref(), Some("Personio (browser test)"));
+    // With the right one, the test passes and the integration is saved.
+    s.fill("#setting-client-secret", DEMO_CLIENT_SECRET).await;
     s.click_away("#test-connection").await;
     let result = s.find("#check-result").await;
     assert_eq!(result.attr("data-ok").await.unwrap().as_deref(), Some("true"), "{}", result.text().await.unwrap());

@@ -192,8 +192,24 @@ async fn create(
             return Ok((e.status, layout("Add integration", &who, Section::Integrations, body)).into_response());
         }
     };
+    let tested = match test_first(&state, &form, &config).await {
+        Ok(tested) => tested,
+        Err(failed) => {
+            let shown = shown_config(connector, &form);
+            let body = html! {
+                p.breadcrumb { a href="/integrations" { "Integrations" } " / " }
+                h1 { "Add " (connector.info.name) }
+                (config_form(&who, connector, &shown, None, Some(&failed), Some(NOT_SAVED)))
+            };
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                layout("Add integration", &who, Section::Integrations, body),
+            )
+                .into_response());
+        }
+    };
     let id = state.engine.store().create_integration(&config)?;
-    after_save(&state, &who, id, &form).await
+    after_save(&state, &who, id, tested)
 }
 
 async fn save(
@@ -217,16 +233,48 @@ async fn save(
             return Ok((e.status, layout(&existing.config.name, &who, Section::Integrations, body)).into_response());
         }
     };
+    let tested = match test_first(&state, &form, &config).await {
+        Ok(tested) => tested,
+        Err(failed) => {
+            let shown = shown_config(connector, &form);
+            let body = html! {
+                (tabs(&existing, "configuration"))
+                (config_form(&who, connector, &shown, Some(&existing), Some(&failed), Some(NOT_SAVED)))
+            };
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                layout(&existing.config.name, &who, Section::Integrations, body),
+            )
+                .into_response());
+        }
+    };
     state.engine.store().update_integration(existing.id, &config)?;
-    after_save(&state, &who, existing.id, &form).await
+    after_save(&state, &who, existing.id, tested)
 }
 
-/// "Save & test connection" stays on the form and shows the report;
-/// "Save" goes on to a fresh preview.
-async fn after_save(state: &AppState, who: &Principal, id: IntegrationId, form: &FormData) -> PageResult {
-    if form.get("action") == Some("test") {
-        // The outcome, good or bad, is remembered and shown by the form.
-        let _ = crate::web::api::run_check(state, id).await;
+const NOT_SAVED: &str = "Nothing was saved: the source did not accept these settings (see the test below). \
+     Fix them and test again; \"Save and preview\" stores them untested.";
+
+/// "Test connection, then save" tests the submitted settings before
+/// anything is stored, so testing wrong credentials never breaks a working
+/// integration. `Ok(None)`: a plain save, nothing to test.
+async fn test_first(
+    state: &AppState,
+    form: &FormData,
+    config: &IntegrationConfig,
+) -> Result<Option<wit::CheckReport>, CheckOutcome> {
+    if form.get("action") != Some("test") {
+        return Ok(None);
+    }
+    let result = state.engine.check_config(config).await.map_err(|e| crate::web::ApiError::from(e).message);
+    result.map(Some).map_err(|message| CheckOutcome { at: chrono::Utc::now(), result: Err(message) })
+}
+
+/// After a tested save the form shows the report (its attributes feed the
+/// pickers); after a plain save a fresh preview starts.
+fn after_save(state: &AppState, who: &Principal, id: IntegrationId, tested: Option<wit::CheckReport>) -> PageResult {
+    if let Some(report) = tested {
+        state.remember_check(id, Ok(report));
         return Ok(Redirect::to(&format!("/integrations/{id}/configuration#check")).into_response());
     }
     let request = RunRequest { actor: Some(who.username.clone()), ..RunRequest::manual(id) };
@@ -377,7 +425,7 @@ fn config_form(
             }
             div.actions {
                 button.primary type="submit" name="action" value="save" #save { "Save and preview" }
-                button.secondary type="submit" name="action" value="test" #test-connection { "Save & test connection" }
+                button.secondary type="submit" name="action" value="test" #test-connection { "Test connection, then save" }
             }
         }
         @if let Some(c) = check { (check_report(c)) }
