@@ -123,12 +123,13 @@ pub struct MailRecord {
 }
 
 impl MailRecord {
-    /// The text as admins may read it: once an invitation has gone out, its
-    /// set-password link belongs to the person invited alone. (Queued mail
-    /// stays readable: without SMTP, the Emails page is how it is delivered.)
-    pub fn text_for_admins(&self) -> String {
+    /// The text as admins may read it. A set-password link belongs to the
+    /// person invited alone: it is hidden once sent, and always when SMTP
+    /// delivers the outbox (`smtp`). Only without SMTP, where the Emails
+    /// page is how invitations reach people, is a queued link readable.
+    pub fn text_for_admins(&self, smtp: bool) -> String {
         const MARK: &str = "/set-password/";
-        if self.kind != MailKind::Invitation || self.state != MailState::Sent {
+        if !self.hides_link(smtp) {
             return self.text.clone();
         }
         let mut out = String::with_capacity(self.text.len());
@@ -136,7 +137,7 @@ impl MailRecord {
         while let Some(at) = rest.find(MARK) {
             let (head, tail) = rest.split_at(at + MARK.len());
             out.push_str(head);
-            out.push_str("(hidden: sent to the recipient)");
+            out.push_str("(hidden: for the recipient only)");
             rest = tail.trim_start_matches(|c: char| c.is_ascii_hexdigit());
         }
         out.push_str(rest);
@@ -144,12 +145,16 @@ impl MailRecord {
     }
 
     /// This record as admins may see it (see [`Self::text_for_admins`]).
-    pub fn for_admins(mut self) -> Self {
-        if self.kind == MailKind::Invitation && self.state == MailState::Sent {
-            self.text = self.text_for_admins();
+    pub fn for_admins(mut self, smtp: bool) -> Self {
+        if self.hides_link(smtp) {
+            self.text = self.text_for_admins(smtp);
             self.html = None;
         }
         self
+    }
+
+    fn hides_link(&self, smtp: bool) -> bool {
+        self.kind == MailKind::Invitation && (smtp || self.state == MailState::Sent)
     }
 }
 
@@ -201,11 +206,14 @@ mod tests {
     }
 
     #[test]
-    fn links_of_sent_invitations_are_hidden_from_admins() {
-        assert!(record(MailState::Queued).for_admins().text.contains("/set-password/abc123def"), "queued is readable");
-        let sent = record(MailState::Sent).for_admins();
-        assert!(!sent.text.contains("abc123def") && sent.html.is_none(), "{sent:?}");
-        assert!(sent.text.contains("/set-password/(hidden: sent to the recipient)\n\nBye"), "{}", sent.text);
+    fn set_password_links_are_hidden_from_admins_unless_the_outbox_is_the_delivery() {
+        let queued = record(MailState::Queued);
+        assert!(queued.clone().for_admins(false).text.contains("/set-password/abc123def"), "no SMTP: readable");
+        for (state, smtp) in [(MailState::Queued, true), (MailState::Sent, false), (MailState::Sent, true)] {
+            let shown = record(state).for_admins(smtp);
+            assert!(!shown.text.contains("abc123def") && shown.html.is_none(), "{state:?}, smtp {smtp}: {shown:?}");
+            assert!(shown.text.contains("/set-password/(hidden: for the recipient only)\n\nBye"), "{}", shown.text);
+        }
     }
 
     #[test]

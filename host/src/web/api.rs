@@ -518,6 +518,6 @@ pub(super) struct MailsQuery {
 #[utoipa::path(get, path = "/api/v1/mails", tag = "mail", params(MailsQuery), responses((status = 200, description = "The outbox, newest first: invitations and alerts with their delivery state", body = Object), (status = 401, body = ErrorBody)))]
 pub(super) async fn mails(State(state): State<AppState>, Admin(_): Admin, Query(q): Query<MailsQuery>) -> ApiResult {
     let (mails, total) = state.engine.store().mails(q.offset.unwrap_or(0), q.limit.unwrap_or(50).clamp(1, 500))?;
-    let mails: Vec<_> = mails.into_iter().map(|m| m.for_admins()).collect();
+    let mails: Vec<_> = mails.into_iter().map(|m| m.for_admins(state.smtp)).collect();
     Ok(Json(json!({"total": total, "mails": mails})).into_response())
 }

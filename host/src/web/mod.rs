@@ -39,6 +39,10 @@ pub struct AppState {
     /// The last "Test connection" of each integration: the configuration
     /// tab shows it, and its readable attributes feed the mapping pickers.
     pub checks: Arc<Mutex<HashMap<IntegrationId, CheckOutcome>>>,
+    /// Whether a courier delivers the outbox over SMTP. Without one, admins
+    /// read queued invitations on the Emails page to hand them over; with
+    /// one, set-password links are for their recipients only.
+    pub smtp: bool,
 }
 
 impl AppState {
@@ -49,6 +53,7 @@ impl AppState {
             throttle: Default::default(),
             metrics: Default::default(),
             checks: Default::default(),
+            smtp: false,
         }
     }
 

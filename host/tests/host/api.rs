@@ -25,6 +25,11 @@ struct Server {
 }
 
 async fn server() -> Server {
+    server_with(false).await
+}
+
+/// `smtp`: whether the server is told a courier delivers the outbox.
+async fn server_with(smtp: bool) -> Server {
     let dir = std::env::temp_dir().join(format!("hrsync-api-{}-{}", std::process::id(), rand_suffix()));
     let db = dir.join("hrsync.db");
     let store = Arc::new(SqliteStore::open(&db, SecretBox::from_key(&[4; 32])).unwrap());
@@ -40,7 +45,8 @@ async fn server() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(engine, accounts);
+    let mut state = AppState::new(engine, accounts);
+    state.smtp = smtp;
     tokio::spawn(hrsync::web::serve(listener, state, async {
         let _ = stopped.await;
     }));
@@ -349,6 +355,38 @@ async fn preview_import_runs_users_and_revert_over_the_api() {
     assert!(changed.ends_with(&format!(" {created}")), "{changed}");
     assert!(metrics.body.contains("hrsync_http_requests_total{method=\"GET\",status=\"404\"} 1"), "{}", metrics.body);
     assert!(line("hrsync_run_seconds{kind=\"import\"}").is_some());
+}
+
+#[tokio::test]
+async fn set_password_links_are_for_their_recipients_when_smtp_delivers_them() {
+    let s = server_with(true).await;
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+    let import = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/previews"), None).await;
+    assert_eq!(import.status, 200, "{}", import.body);
+    let run = import.json()["run"]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/integrations/{id}/imports");
+    let run_id = s.call(&b, "POST", &path, Some(json!({"from_preview": run}))).await.json()["run_id"].as_i64().unwrap();
+    while s.call(&b, "GET", &format!("/api/v1/runs/{run_id}"), None).await.json()["run"]["state"] == "running" {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let users = s.call(&b, "GET", "/api/v1/users?limit=500", None).await.json();
+    let active = users["users"].as_array().unwrap().iter().find(|u| u["status"] == "active").unwrap()["id"].clone();
+    let invited = s.call(&b, "POST", "/api/v1/users/invitations", Some(json!({"user_ids": [active]}))).await;
+    assert_eq!(invited.json()["invited"], json!([active]), "{}", invited.body);
+
+    // Queued, not yet sent: still not readable by admins.
+    let mails = s.call(&b, "GET", "/api/v1/mails", None).await.json();
+    let mail = &mails["mails"][0];
+    assert_eq!((mail["kind"].as_str(), mail["state"].as_str()), (Some("invitation"), Some("queued")), "{mail}");
+    let text = mail["text"].as_str().unwrap();
+    assert!(text.contains("/set-password/(hidden: for the recipient only)"), "{text}");
+    assert!(mail["html"].is_null(), "{mail}");
+    let page = request("GET", &s.url("/emails"), &[("Cookie", &b.cookie)], "").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("(hidden: for the recipient only)"), "{}", page.body);
+    let links = page.body.match_indices("/set-password/").map(|(at, _)| &page.body[at..]);
+    assert!(links.into_iter().all(|l| l.starts_with("/set-password/(hidden")), "no link on the page");
 }
 
 #[tokio::test]

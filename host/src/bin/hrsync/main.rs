@@ -795,7 +795,8 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
     println!(
         "\nhrsync is serving (Ctrl-C stops it):\n  admin pages  http://{addr}/  (sign in as `{FIRST_ADMIN}`)\n  JSON API     http://{addr}/api/v1  (OpenAPI: /api/v1/openapi.json)\n  health       http://{addr}/healthz, /readyz, /metrics\n  emails       {mail}\n  links in emails point to {public_url}"
     );
-    let state = hrsync::web::AppState::new(engine, accounts);
+    let mut state = hrsync::web::AppState::new(engine, accounts);
+    state.smtp = smtp.is_some();
     hrsync::web::serve(listener, state, async move {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop.send(true);

@@ -41,7 +41,8 @@ async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Quer
         h1 { "Emails" }
         p.lead {
             "Invitations and alerts are queued here in the same step as the import that causes them, then delivered. "
-            "Without SMTP settings they stay queued and can be read here."
+            @if state.smtp { "Set-password links go to their recipients only and are hidden here." }
+            @else { "No SMTP server is configured: they stay queued and can be read here, links included." }
         }
         @if mails.is_empty() { p.empty { "No emails yet." } }
         ul.changes #emails {
@@ -62,7 +63,7 @@ async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Quer
                             " · " (m.attempts) " attempts · " code { (m.message_id) }
                         }
                         @if let Some(e) = &m.last_error { p.error { (e) } }
-                        pre.mail-text { (m.text_for_admins()) }
+                        pre.mail-text { (m.text_for_admins(state.smtp)) }
                     }
                 }
             }
