@@ -65,7 +65,49 @@ impl SmtpServer {
         Self::spawn(&["--tlscert".as_ref(), cert.as_os_str(), "--tlskey".as_ref(), key.as_os_str()]).await
     }
 
+    /// A relay that requires STARTTLS with this certificate, then SMTP AUTH
+    /// as `user` with `password` (aiosmtpd's command line has no AUTH, so a
+    /// few lines of its API).
+    async fn start_auth(cert: &std::path::Path, key: &std::path::Path, user: &str, password: &str) -> SmtpServer {
+        const RELAY: &str = "\
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+port, maildir, cert, key, user, password = sys.argv[1:7]
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (user.encode(), password.encode())
+    return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535
+tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+tls.load_cert_chain(cert, key)
+Controller(Mailbox(maildir), hostname='127.0.0.1', port=int(port), tls_context=tls, require_starttls=True,
+           authenticator=check, auth_required=True).start()
+while True:
+    time.sleep(3600)
+";
+        Self::launch(|port, maildir| {
+            let mut args: Vec<std::ffi::OsString> = vec!["-c".into(), RELAY.into(), port.to_string().into()];
+            args.extend([maildir.as_os_str(), cert.as_os_str(), key.as_os_str()].map(Into::into));
+            args.extend([user, password].map(Into::into));
+            args
+        })
+        .await
+    }
+
     async fn spawn(extra: &[&std::ffi::OsStr]) -> SmtpServer {
+        Self::launch(|port, maildir| {
+            let mut args: Vec<std::ffi::OsString> =
+                ["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")].map(Into::into).into();
+            args.extend(extra.iter().map(Into::into));
+            args.extend(["-c".into(), "aiosmtpd.handlers.Mailbox".into(), maildir.as_os_str().to_owned()]);
+            args
+        })
+        .await
+    }
+
+    /// Runs Python with the arguments `args` gives for a free port and a
+    /// fresh Maildir, and waits until it listens.
+    async fn launch(args: impl FnOnce(u16, &std::path::Path) -> Vec<std::ffi::OsString>) -> SmtpServer {
         let python = std::env::var("HRSYNC_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
         let probe = Command::new(&python).args(["-c", "import aiosmtpd"]).output();
         assert!(
@@ -77,10 +119,7 @@ impl SmtpServer {
         let maildir = std::env::temp_dir().join(format!("hrsync-smtp-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&maildir);
         let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
+            .args(args(port, &maildir))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -493,6 +532,41 @@ fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
         .concat(),
     );
     (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_goes_out_through_a_relay_that_requires_smtp_auth_and_a_wrong_password_is_retried() {
+    let dir = std::env::temp_dir().join(format!("hrsync-smtp-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = certificates(&dir);
+    let smtp = SmtpServer::start_auth(&cert, &key, "hrsync", "relay-secret").await;
+    let w = World::new(10, "active").await;
+    w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
+    w.store.invite(&[w.users()[0].id], &Invite::default(), Utc::now()).unwrap();
+    let now = Utc::now();
+    let over_tls = SmtpSettings { security: Security::Starttls, ca_file: Some(ca), ..smtp.settings() };
+
+    // Without credentials, then with a wrong password: refused, retried later.
+    let anonymous = Courier::new(w.store.clone(), &over_tls).unwrap();
+    assert_eq!(anonymous.deliver_due(now).await.unwrap().retrying, 1);
+    let wrong =
+        SmtpSettings { username: Some("hrsync".into()), password: Some("wrong-secret".into()), ..over_tls.clone() };
+    let courier = Courier::new(w.store.clone(), &wrong).unwrap();
+    assert_eq!(courier.deliver_due(now + Duration::minutes(1)).await.unwrap().retrying, 1);
+    let error = w.store.mails(0, 10).unwrap().0[0].last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("535") && !error.contains("wrong-secret"),
+        "the relay's reason, never the password: {error}"
+    );
+    assert!(smtp.messages().is_empty());
+
+    // The right password: delivered.
+    let right = SmtpSettings { password: Some("relay-secret".into()), ..wrong };
+    let courier = Courier::new(w.store.clone(), &right).unwrap();
+    let delivery = courier.deliver_due(now + Duration::minutes(10)).await.unwrap();
+    assert_eq!(delivery.sent, 1, "{delivery:?}: {:?}", w.store.mails(0, 10).unwrap().0[0].last_error);
+    assert_eq!(smtp.messages().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]
