@@ -182,31 +182,11 @@ async fn create(
     let input = input_from(&form, connector)?;
     let config = match config_from(&state, input, None) {
         Ok(c) => c,
-        Err(e) => {
-            let shown = shown_config(connector, &form);
-            let body = html! {
-                p.breadcrumb { a href="/integrations" { "Integrations" } " / " }
-                h1 { "Add " (connector.info.name) }
-                (config_form(&who, connector, &shown, None, None, Some(&e.message)))
-            };
-            return Ok((e.status, layout("Add integration", &who, Section::Integrations, body)).into_response());
-        }
+        Err(e) => return Ok(form_again(&who, connector, &form, None, e.status, &e.message, None)),
     };
     let tested = match test_first(&state, &form, &config).await {
         Ok(tested) => tested,
-        Err(failed) => {
-            let shown = shown_config(connector, &form);
-            let body = html! {
-                p.breadcrumb { a href="/integrations" { "Integrations" } " / " }
-                h1 { "Add " (connector.info.name) }
-                (config_form(&who, connector, &shown, None, Some(&failed), Some(NOT_SAVED)))
-            };
-            return Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                layout("Add integration", &who, Section::Integrations, body),
-            )
-                .into_response());
-        }
+        Err(failed) => return Ok(form_again(&who, connector, &form, None, NOT_SAVED.0, NOT_SAVED.1, Some(&failed))),
     };
     let id = state.engine.store().create_integration(&config)?;
     after_save(&state, &who, id, tested)
@@ -224,36 +204,49 @@ async fn save(
     let input = input_from(&form, connector)?;
     let config = match config_from(&state, input, Some(&existing)) {
         Ok(c) => c,
-        Err(e) => {
-            let shown = shown_config(connector, &form);
-            let body = html! {
-                (tabs(&existing, "configuration"))
-                (config_form(&who, connector, &shown, Some(&existing), None, Some(&e.message)))
-            };
-            return Ok((e.status, layout(&existing.config.name, &who, Section::Integrations, body)).into_response());
-        }
+        Err(e) => return Ok(form_again(&who, connector, &form, Some(&existing), e.status, &e.message, None)),
     };
     let tested = match test_first(&state, &form, &config).await {
         Ok(tested) => tested,
         Err(failed) => {
-            let shown = shown_config(connector, &form);
-            let body = html! {
-                (tabs(&existing, "configuration"))
-                (config_form(&who, connector, &shown, Some(&existing), Some(&failed), Some(NOT_SAVED)))
-            };
-            return Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                layout(&existing.config.name, &who, Section::Integrations, body),
-            )
-                .into_response());
+            return Ok(form_again(&who, connector, &form, Some(&existing), NOT_SAVED.0, NOT_SAVED.1, Some(&failed)));
         }
     };
     state.engine.store().update_integration(existing.id, &config)?;
     after_save(&state, &who, existing.id, tested)
 }
 
-const NOT_SAVED: &str = "Nothing was saved: the source did not accept these settings (see the test below). \
-     Fix them and test again; \"Save and preview\" stores them untested.";
+/// The form again with what the admin submitted (secrets not), why nothing
+/// was saved and, after a failed test, its report.
+fn form_again(
+    who: &Principal,
+    connector: &Connector,
+    form: &FormData,
+    existing: Option<&Integration>,
+    status: StatusCode,
+    message: &str,
+    check: Option<&CheckOutcome>,
+) -> axum::response::Response {
+    let fields = config_form(who, connector, &shown_config(connector, form), existing, check, Some(message));
+    let (title, body) = match existing {
+        Some(i) => (i.config.name.as_str(), html! { (tabs(i, "configuration")) (fields) }),
+        None => (
+            "Add integration",
+            html! {
+                p.breadcrumb { a href="/integrations" { "Integrations" } " / " }
+                h1 { "Add " (connector.info.name) }
+                (fields)
+            },
+        ),
+    };
+    (status, layout(title, who, Section::Integrations, body)).into_response()
+}
+
+const NOT_SAVED: (StatusCode, &str) = (
+    StatusCode::UNPROCESSABLE_ENTITY,
+    "Nothing was saved: the source did not accept these settings (see the test below). \
+     Fix them and test again; \"Save and preview\" stores them untested.",
+);
 
 /// "Test connection, then save" tests the submitted settings before
 /// anything is stored, so testing wrong credentials never breaks a working
