@@ -65,6 +65,11 @@ impl std::fmt::Debug for SmtpSettings {
 const MAX_ATTEMPTS: u32 = 8;
 /// How long a claimed row is reserved for the worker that claimed it.
 const LEASE: chrono::Duration = chrono::Duration::minutes(5);
+/// The longest one message may take. lettre's async transport bounds only
+/// the connect (lettre issue #1027): without this, a relay that stops
+/// answering mid-conversation would hold the worker, and every later mail,
+/// forever.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The wait before attempt `n + 1`: 30 s doubling, at most an hour.
 pub fn backoff(attempts: u32) -> chrono::Duration {
@@ -85,6 +90,9 @@ pub struct Courier {
     store: Arc<dyn DirectoryStore>,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// The relay, for messages.
+    host: String,
+    send_timeout: Duration,
 }
 
 impl Courier {
@@ -121,15 +129,27 @@ impl Courier {
             builder = builder.credentials(Credentials::new(user.clone(), password));
         }
         let transport = builder.timeout(Some(Duration::from_secs(30))).build();
-        Ok(Courier { store, transport, from })
+        Ok(Courier { store, transport, from, host: settings.host.clone(), send_timeout: SEND_TIMEOUT })
+    }
+
+    /// Bounds each message by `timeout` instead of [`SEND_TIMEOUT`] (tests).
+    pub fn with_send_timeout(self, timeout: Duration) -> Self {
+        Courier { send_timeout: timeout, ..self }
     }
 
     /// Sends every message that is due now; failures are retried later.
     pub async fn deliver_due(&self, now: DateTime<Utc>) -> anyhow::Result<Delivery> {
         let store = self.store.clone();
         let due = tokio::task::spawn_blocking(move || store.claim_mail(now, LEASE, 50)).await??;
+        // Never start a send the lease could run out under: another worker
+        // could then claim and send the same message. What is left stays
+        // leased and is claimed again when the lease ends.
+        let last_start = std::time::Instant::now() + LEASE.to_std().expect("a positive lease") - self.send_timeout;
         let mut delivery = Delivery::default();
         for mail in due {
+            if std::time::Instant::now() >= last_start {
+                break;
+            }
             let outcome = self.send(&mail).await;
             let store = self.store.clone();
             let id = mail.id;
@@ -166,8 +186,14 @@ impl Courier {
             Some(html) => builder.multipart(MultiPart::alternative_plain_html(mail.text.clone(), html.clone()))?,
             None => builder.header(ContentType::TEXT_PLAIN).body(mail.text.clone())?,
         };
-        self.transport.send(message).await?;
-        Ok(())
+        match tokio::time::timeout(self.send_timeout, self.transport.send(message)).await {
+            Ok(sent) => sent.map(drop).map_err(Into::into),
+            Err(_) => anyhow::bail!(
+                "the SMTP server {} did not finish within {} s; it is retried later",
+                self.host,
+                self.send_timeout.as_secs()
+            ),
+        }
     }
 
     /// Delivers until `shutdown` resolves: every few seconds, and at once

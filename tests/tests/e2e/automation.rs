@@ -94,6 +94,25 @@ while True:
         .await
     }
 
+    /// A relay that greets, answers EHLO, then never answers again.
+    async fn start_silent() -> SmtpServer {
+        const SILENT: &str = "\
+import socket, sys, threading
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(('127.0.0.1', int(sys.argv[1])))
+listener.listen()
+def serve(client):
+    client.sendall(b'220 silent\\r\\n')
+    for line in client.makefile('rb'):
+        if line[:4].upper() == b'EHLO':
+            client.sendall(b'250 silent\\r\\n')
+while True:
+    threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
+";
+        Self::launch(|port, _| vec!["-c".into(), SILENT.into(), port.to_string().into()]).await
+    }
+
     async fn spawn(extra: &[&std::ffi::OsStr]) -> SmtpServer {
         Self::launch(|port, maildir| {
             let mut args: Vec<std::ffi::OsString> =
@@ -532,6 +551,26 @@ fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
         .concat(),
     );
     (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_that_stops_answering_does_not_hold_the_courier() {
+    let relay = SmtpServer::start_silent().await;
+    let w = World::new(10, "active").await;
+    w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
+    let users = w.users();
+    w.store.invite(&[users[0].id, users[1].id], &Invite::default(), Utc::now()).unwrap();
+    let courier =
+        Courier::new(w.store.clone(), &relay.settings()).unwrap().with_send_timeout(std::time::Duration::from_secs(1));
+    let delivery = tokio::time::timeout(std::time::Duration::from_secs(60), courier.deliver_due(Utc::now()))
+        .await
+        .expect("the courier gives up on a silent relay")
+        .unwrap();
+    assert_eq!((delivery.sent, delivery.retrying), (0, 2), "{delivery:?}");
+    let (mails, _) = w.store.mails(0, 10).unwrap();
+    assert!(mails.iter().all(|m| m.state == MailState::Queued), "both wait for their next attempt: {mails:?}");
+    let error = mails[0].last_error.clone().unwrap_or_default();
+    assert!(error.contains("did not finish within 1 s"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
