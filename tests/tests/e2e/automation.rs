@@ -40,7 +40,9 @@ impl Clock for TestClock {
     }
 }
 
-/// `python3 -m aiosmtpd` on a free loopback port, storing into a Maildir.
+/// An SMTP server on a free loopback port: `python3 -m aiosmtpd` storing
+/// into a Maildir, or a few lines of Python where its command line falls
+/// short (AUTH, a relay that goes silent).
 struct SmtpServer {
     child: Child,
     port: u16,
