@@ -96,6 +96,27 @@ while True:
         .await
     }
 
+    /// A relay that speaks TLS from the first byte (SMTPS, usually port 465).
+    async fn start_implicit_tls(cert: &std::path::Path, key: &std::path::Path) -> SmtpServer {
+        const SMTPS: &str = "\
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+port, maildir, cert, key = sys.argv[1:5]
+tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+tls.load_cert_chain(cert, key)
+Controller(Mailbox(maildir), hostname='127.0.0.1', port=int(port), ssl_context=tls).start()
+while True:
+    time.sleep(3600)
+";
+        Self::launch(|port, maildir| {
+            let mut args: Vec<std::ffi::OsString> = vec!["-c".into(), SMTPS.into(), port.to_string().into()];
+            args.extend([maildir.as_os_str(), cert.as_os_str(), key.as_os_str()].map(Into::into));
+            args
+        })
+        .await
+    }
+
     /// A relay that greets, answers EHLO, then never answers again.
     async fn start_silent() -> SmtpServer {
         const SILENT: &str = "\
@@ -553,6 +574,30 @@ fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
         .concat(),
     );
     (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_goes_out_over_implicit_tls() {
+    let dir = std::env::temp_dir().join(format!("hrsync-smtps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = certificates(&dir);
+    let smtp = SmtpServer::start_implicit_tls(&cert, &key).await;
+    let w = World::new(10, "active").await;
+    w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
+    w.store.invite(&[w.users()[0].id], &Invite::default(), Utc::now()).unwrap();
+    let now = Utc::now();
+
+    // Without trusting the private CA the handshake fails: retried later.
+    let untrusted = SmtpSettings { security: Security::Tls, ..smtp.settings() };
+    let courier = Courier::new(w.store.clone(), &untrusted).unwrap();
+    assert_eq!(courier.deliver_due(now).await.unwrap().retrying, 1);
+    assert!(smtp.messages().is_empty());
+    let trusted = SmtpSettings { ca_file: Some(ca), ..untrusted };
+    let courier = Courier::new(w.store.clone(), &trusted).unwrap();
+    let delivery = courier.deliver_due(now + Duration::minutes(1)).await.unwrap();
+    assert_eq!(delivery.sent, 1, "{delivery:?}: {:?}", w.store.mails(0, 10).unwrap().0[0].last_error);
+    assert_eq!(smtp.messages().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]
