@@ -324,11 +324,34 @@ pub(super) async fn run_check(state: &AppState, id: IntegrationId) -> ApiResult<
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/integrations/{id}/previews", tag = "runs", params(("id" = i64, Path)), responses((status = 200, description = "The stored preview run with its issues; its changes are at /api/v1/runs/{id}/changes", body = Object), (status = 502, body = ErrorBody)))]
-pub(super) async fn preview(State(state): State<AppState>, Admin(p): Admin, Path(id): Path<i64>) -> ApiResult {
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(super) struct PreviewInput {
+    /// Answer at once with the run to poll, as imports do, instead of
+    /// waiting for the preview (large companies take seconds to minutes).
+    #[serde(default)]
+    background: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/previews", tag = "runs", params(("id" = i64, Path)), request_body(content = PreviewInput, description = "Optional"), responses((status = 200, description = "The stored preview run with its issues; its changes are at /api/v1/runs/{id}/changes", body = Object), (status = 202, description = "With `background`: started; poll status_url", body = Object), (status = 502, body = ErrorBody)))]
+pub(super) async fn preview(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let input: PreviewInput = optional_json(&body)?;
     let request = RunRequest { actor: Some(p.username), ..RunRequest::manual(IntegrationId(id)) };
+    if input.background {
+        let run = state.engine.start_preview(request)?;
+        return Ok(started(run));
+    }
     let report = state.engine.preview(&request).await?;
     Ok(Json(json!({"run": report.run, "issues": report.issues})).into_response())
+}
+
+/// `202 Accepted` for a run started in the background.
+fn started(run: RunId) -> axum::response::Response {
+    (StatusCode::ACCEPTED, Json(json!({"run_id": run, "status_url": format!("/api/v1/runs/{run}")}))).into_response()
 }
 
 /// A JSON body that may be left out entirely.
@@ -365,8 +388,7 @@ pub(super) async fn start_import(
         ..RunRequest::manual(IntegrationId(id))
     };
     let run = state.engine.start_import(request)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run, "status_url": format!("/api/v1/runs/{run}")})))
-        .into_response())
+    Ok(started(run))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -287,6 +287,23 @@ async fn preview_import_runs_users_and_revert_over_the_api() {
     let preview = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/previews"), None).await.json();
     let created = preview["run"]["counts"]["created"].as_u64().unwrap();
     let preview_id = preview["run"]["id"].as_i64().unwrap();
+    // The same preview in the background: the run to poll, at once.
+    let started =
+        s.call(&b, "POST", &format!("/api/v1/integrations/{id}/previews"), Some(json!({"background": true}))).await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    let status_url = started.json()["status_url"].as_str().unwrap().to_string();
+    let background = loop {
+        let run = s.call(&b, "GET", &status_url, None).await.json();
+        if run["run"]["state"] != "running" {
+            break run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(background["run"]["kind"], "preview", "{background}");
+    assert_eq!(background["run"]["state"], "succeeded", "{background}");
+    assert_eq!(background["run"]["counts"]["created"].as_u64(), Some(created));
+    let unknown = s.call(&b, "POST", "/api/v1/integrations/999/previews", Some(json!({"background": true}))).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
     let import = s
         .call(&b, "POST", &format!("/api/v1/integrations/{id}/imports"), Some(json!({"from_preview": preview_id})))
         .await;
