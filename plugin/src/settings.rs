@@ -223,10 +223,7 @@ fn invalid(message: String) -> ConnectorError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entries(pairs: &[(&str, &str)]) -> Vec<Entry> {
-        pairs.iter().map(|(k, v)| Entry { key: k.to_string(), value: v.to_string() }).collect()
-    }
+    use hrsync_connector_kit::settings::entries;
 
     #[test]
     fn defaults_apply_to_empty_settings() {

@@ -172,10 +172,7 @@ pub fn status(name: &str) -> Option<PersonStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entries(pairs: &[(&str, &str)]) -> Vec<Entry> {
-        pairs.iter().map(|(k, v)| Entry { key: k.to_string(), value: v.to_string() }).collect()
-    }
+    use hrsync_connector_kit::settings::entries;
 
     #[test]
     fn defaults_fill_the_columns_and_auth_needs_its_secret() {

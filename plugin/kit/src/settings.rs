@@ -3,6 +3,11 @@
 
 use crate::types::{ConnectorError, Entry};
 
+/// Settings from key/value pairs, as tests and tools build them.
+pub fn entries(pairs: &[(&str, &str)]) -> Vec<Entry> {
+    pairs.iter().map(|(k, v)| Entry { key: k.to_string(), value: v.to_string() }).collect()
+}
+
 /// The value of `key`, trimmed; `None` when absent or empty. The last entry
 /// wins if a key repeats.
 pub fn get<'a>(settings: &'a [Entry], key: &str) -> Option<&'a str> {
@@ -34,10 +39,6 @@ pub fn list(settings: &[Entry], key: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entries(pairs: &[(&str, &str)]) -> Vec<Entry> {
-        pairs.iter().map(|(k, v)| Entry { key: k.to_string(), value: v.to_string() }).collect()
-    }
 
     #[test]
     fn values_are_trimmed_and_the_last_one_wins() {

@@ -87,13 +87,7 @@ Controller(Mailbox(maildir), hostname='127.0.0.1', port=int(port), tls_context=t
 while True:
     time.sleep(3600)
 ";
-        Self::launch(|port, maildir| {
-            let mut args: Vec<std::ffi::OsString> = vec!["-c".into(), RELAY.into(), port.to_string().into()];
-            args.extend([maildir.as_os_str(), cert.as_os_str(), key.as_os_str()].map(Into::into));
-            args.extend([user, password].map(Into::into));
-            args
-        })
-        .await
+        Self::python(RELAY, &[cert.as_os_str(), key.as_os_str(), user.as_ref(), password.as_ref()]).await
     }
 
     /// A relay that speaks TLS from the first byte (SMTPS, usually port 465).
@@ -109,12 +103,7 @@ Controller(Mailbox(maildir), hostname='127.0.0.1', port=int(port), ssl_context=t
 while True:
     time.sleep(3600)
 ";
-        Self::launch(|port, maildir| {
-            let mut args: Vec<std::ffi::OsString> = vec!["-c".into(), SMTPS.into(), port.to_string().into()];
-            args.extend([maildir.as_os_str(), cert.as_os_str(), key.as_os_str()].map(Into::into));
-            args
-        })
-        .await
+        Self::python(SMTPS, &[cert.as_os_str(), key.as_os_str()]).await
     }
 
     /// A relay that greets, answers EHLO, then never answers again.
@@ -133,7 +122,17 @@ def serve(client):
 while True:
     threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
 ";
-        Self::launch(|port, _| vec!["-c".into(), SILENT.into(), port.to_string().into()]).await
+        Self::python(SILENT, &[]).await
+    }
+
+    /// Runs `script` as `python3 -c script PORT MAILDIR ARGS...`.
+    async fn python(script: &str, args: &[&std::ffi::OsStr]) -> SmtpServer {
+        Self::launch(|port, maildir| {
+            let mut all: Vec<std::ffi::OsString> = vec!["-c".into(), script.into(), port.to_string().into()];
+            all.extend(std::iter::once(maildir.as_os_str()).chain(args.iter().copied()).map(Into::into));
+            all
+        })
+        .await
     }
 
     async fn spawn(extra: &[&std::ffi::OsStr]) -> SmtpServer {
@@ -512,11 +511,19 @@ async fn a_worker_that_dies_between_queued_and_sent_does_not_lose_or_double_the_
     assert_eq!((mails[0].state, mails[0].attempts), (MailState::Sent, 1));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unreachable_smtp_server_is_retried_with_back_off() {
+/// Ten active people imported by hand, the first `invited` of them with an
+/// invitation queued for a courier to deliver.
+async fn invitations_queued(invited: usize) -> World {
     let w = World::new(10, "active").await;
     w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
-    w.store.invite(&[w.users()[0].id], &Invite::default(), Utc::now()).unwrap();
+    let ids: Vec<_> = w.users().iter().take(invited).map(|u| u.id).collect();
+    assert_eq!(w.store.invite(&ids, &Invite::default(), Utc::now()).unwrap(), ids);
+    w
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_smtp_server_is_retried_with_back_off() {
+    let w = invitations_queued(1).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let now = Utc::now();
     let down = Courier::new(w.store.clone(), &smtp_at(closed)).unwrap();
@@ -533,8 +540,29 @@ async fn an_unreachable_smtp_server_is_retried_with_back_off() {
 }
 
 /// A private CA and a server certificate for 127.0.0.1 it issued (Debian's
-/// openssl): (CA certificate, server certificate, server key).
-fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+/// openssl), in a folder removed when the test ends.
+struct Certificates {
+    dir: PathBuf,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Drop for Certificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn certificates(name: &str) -> Certificates {
+    let dir = std::env::temp_dir().join(format!("hrsync-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = issue_certificates(&dir);
+    Certificates { dir, ca, cert, key }
+}
+
+/// (CA certificate, server certificate, server key), made in `dir`.
+fn issue_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -578,13 +606,9 @@ fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mail_goes_out_over_implicit_tls() {
-    let dir = std::env::temp_dir().join(format!("hrsync-smtps-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (ca, cert, key) = certificates(&dir);
-    let smtp = SmtpServer::start_implicit_tls(&cert, &key).await;
-    let w = World::new(10, "active").await;
-    w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
-    w.store.invite(&[w.users()[0].id], &Invite::default(), Utc::now()).unwrap();
+    let Certificates { ca, cert, key, .. } = &certificates("smtps");
+    let smtp = SmtpServer::start_implicit_tls(cert, key).await;
+    let w = invitations_queued(1).await;
     let now = Utc::now();
 
     // Without trusting the private CA the handshake fails: retried later.
@@ -592,21 +616,17 @@ async fn mail_goes_out_over_implicit_tls() {
     let courier = Courier::new(w.store.clone(), &untrusted).unwrap();
     assert_eq!(courier.deliver_due(now).await.unwrap().retrying, 1);
     assert!(smtp.messages().is_empty());
-    let trusted = SmtpSettings { ca_file: Some(ca), ..untrusted };
+    let trusted = SmtpSettings { ca_file: Some(ca.clone()), ..untrusted };
     let courier = Courier::new(w.store.clone(), &trusted).unwrap();
     let delivery = courier.deliver_due(now + Duration::minutes(1)).await.unwrap();
     assert_eq!(delivery.sent, 1, "{delivery:?}: {:?}", w.store.mails(0, 10).unwrap().0[0].last_error);
     assert_eq!(smtp.messages().len(), 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_relay_that_stops_answering_does_not_hold_the_courier() {
     let relay = SmtpServer::start_silent().await;
-    let w = World::new(10, "active").await;
-    w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
-    let users = w.users();
-    w.store.invite(&[users[0].id, users[1].id], &Invite::default(), Utc::now()).unwrap();
+    let w = invitations_queued(2).await;
     let courier =
         Courier::new(w.store.clone(), &relay.settings()).unwrap().with_send_timeout(std::time::Duration::from_secs(1));
     let delivery = tokio::time::timeout(std::time::Duration::from_secs(60), courier.deliver_due(Utc::now()))
@@ -622,15 +642,11 @@ async fn a_relay_that_stops_answering_does_not_hold_the_courier() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mail_goes_out_through_a_relay_that_requires_smtp_auth_and_a_wrong_password_is_retried() {
-    let dir = std::env::temp_dir().join(format!("hrsync-smtp-auth-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (ca, cert, key) = certificates(&dir);
-    let smtp = SmtpServer::start_auth(&cert, &key, "hrsync", "relay-secret").await;
-    let w = World::new(10, "active").await;
-    w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
-    w.store.invite(&[w.users()[0].id], &Invite::default(), Utc::now()).unwrap();
+    let Certificates { ca, cert, key, .. } = &certificates("smtp-auth");
+    let smtp = SmtpServer::start_auth(cert, key, "hrsync", "relay-secret").await;
+    let w = invitations_queued(1).await;
     let now = Utc::now();
-    let over_tls = SmtpSettings { security: Security::Starttls, ca_file: Some(ca), ..smtp.settings() };
+    let over_tls = SmtpSettings { security: Security::Starttls, ca_file: Some(ca.clone()), ..smtp.settings() };
 
     // Without credentials, then with a wrong password: refused, retried later.
     let anonymous = Courier::new(w.store.clone(), &over_tls).unwrap();
@@ -652,18 +668,13 @@ async fn mail_goes_out_through_a_relay_that_requires_smtp_auth_and_a_wrong_passw
     let delivery = courier.deliver_due(now + Duration::minutes(10)).await.unwrap();
     assert_eq!(delivery.sent, 1, "{delivery:?}: {:?}", w.store.mails(0, 10).unwrap().0[0].last_error);
     assert_eq!(smtp.messages().len(), 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mail_goes_out_over_starttls_to_a_relay_with_a_private_certificate() {
-    let dir = std::env::temp_dir().join(format!("hrsync-smtp-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (ca, cert, key) = certificates(&dir);
-    let smtp = SmtpServer::start_tls(&cert, &key).await;
-    let w = World::new(10, "active").await;
-    w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
-    w.store.invite(&[w.users()[0].id], &Invite::default(), Utc::now()).unwrap();
+    let Certificates { ca, cert, key, .. } = &certificates("smtp-tls");
+    let smtp = SmtpServer::start_tls(cert, key).await;
+    let w = invitations_queued(1).await;
     let now = Utc::now();
 
     // The relay insists on STARTTLS: plain SMTP is refused and retried later.
@@ -678,10 +689,9 @@ async fn mail_goes_out_over_starttls_to_a_relay_with_a_private_certificate() {
     assert!(smtp.messages().is_empty());
 
     // Trusting it: delivered, encrypted.
-    let trusted = SmtpSettings { security: Security::Starttls, ca_file: Some(ca), ..smtp.settings() };
+    let trusted = SmtpSettings { security: Security::Starttls, ca_file: Some(ca.clone()), ..smtp.settings() };
     let courier = Courier::new(w.store.clone(), &trusted).unwrap();
     let delivery = courier.deliver_due(now + Duration::minutes(10)).await.unwrap();
     assert_eq!(delivery.sent, 1, "{delivery:?}: {:?}", w.store.mails(0, 10).unwrap().0[0].last_error);
     assert_eq!(smtp.messages().len(), 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
