@@ -97,6 +97,17 @@ impl Server {
         .await
     }
 
+    /// Polls a run (`/api/v1/runs/{id}`) until it has ended; returns it.
+    async fn finished(&self, b: &Browser, status_url: &str) -> Value {
+        loop {
+            let run = self.call(b, "GET", status_url, None).await.json();
+            if run["run"]["state"] != "running" {
+                return run;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     async fn integration(&self, b: &Browser) -> i64 {
         let r = self
             .call(b, "POST", "/api/v1/integrations", Some(json!({
@@ -292,13 +303,7 @@ async fn preview_import_runs_users_and_revert_over_the_api() {
         s.call(&b, "POST", &format!("/api/v1/integrations/{id}/previews"), Some(json!({"background": true}))).await;
     assert_eq!(started.status, 202, "{}", started.body);
     let status_url = started.json()["status_url"].as_str().unwrap().to_string();
-    let background = loop {
-        let run = s.call(&b, "GET", &status_url, None).await.json();
-        if run["run"]["state"] != "running" {
-            break run;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let background = s.finished(&b, &status_url).await;
     assert_eq!(background["run"]["kind"], "preview", "{background}");
     assert_eq!(background["run"]["state"], "succeeded", "{background}");
     assert_eq!(background["run"]["counts"]["created"].as_u64(), Some(created));
@@ -311,13 +316,7 @@ async fn preview_import_runs_users_and_revert_over_the_api() {
     let run_id = import.json()["run_id"].as_i64().unwrap();
     let again = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/imports"), None).await;
     assert!(again.status == 409 || again.status == 202, "{}", again.body);
-    let run = loop {
-        let run = s.call(&b, "GET", &format!("/api/v1/runs/{run_id}"), None).await.json();
-        if run["run"]["state"] != "running" {
-            break run;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let run = s.finished(&b, &format!("/api/v1/runs/{run_id}")).await;
     assert_eq!(run["run"]["state"], "succeeded", "{run}");
     assert_eq!(run["run"]["counts"]["created"].as_u64(), Some(created));
 
@@ -384,9 +383,7 @@ async fn set_password_links_are_for_their_recipients_when_smtp_delivers_them() {
     let run = import.json()["run"]["id"].as_i64().unwrap();
     let path = format!("/api/v1/integrations/{id}/imports");
     let run_id = s.call(&b, "POST", &path, Some(json!({"from_preview": run}))).await.json()["run_id"].as_i64().unwrap();
-    while s.call(&b, "GET", &format!("/api/v1/runs/{run_id}"), None).await.json()["run"]["state"] == "running" {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    s.finished(&b, &format!("/api/v1/runs/{run_id}")).await;
     let users = s.call(&b, "GET", "/api/v1/users?limit=500", None).await.json();
     let active = users["users"].as_array().unwrap().iter().find(|u| u["status"] == "active").unwrap()["id"].clone();
     let invited = s.call(&b, "POST", "/api/v1/users/invitations", Some(json!({"user_ids": [active]}))).await;
@@ -608,9 +605,7 @@ async fn hostile_names_render_as_text_on_every_page() {
     let id = s.integration(&b).await;
     let import = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/imports"), None).await.json();
     let run = import["run_id"].as_i64().unwrap();
-    while s.call(&b, "GET", &format!("/api/v1/runs/{run}"), None).await.json()["run"]["state"] == "running" {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    s.finished(&b, &format!("/api/v1/runs/{run}")).await;
     let users = s.call(&b, "GET", "/api/v1/users?search=hostile@", None).await.json();
     let user = users["users"][0]["id"].as_i64().expect("the hostile person was imported");
     for path in [
