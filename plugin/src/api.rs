@@ -27,6 +27,8 @@ struct RunState {
     token: Option<String>,
     /// Ids returned so far in this run, to drop duplicates across pages.
     seen: HashSet<String>,
+    /// The employee count the first page reported; every page must agree.
+    total: Option<u64>,
 }
 
 thread_local! {
@@ -37,20 +39,18 @@ thread_local! {
 pub fn check(settings: &Settings) -> Result<CheckReport, ConnectorError> {
     STATE.with_borrow_mut(|s| s.token = None);
     authenticate(settings)?;
-    let body =
-        parse_json("/v1/company/employees/attributes", &get(settings, "/v1/company/employees/attributes", &[])?)?;
-    let list = body
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("/v1/company/employees/attributes returned no `data` list"))?;
-    let readable: Vec<SourceAttribute> = list
-        .iter()
-        .filter_map(|a| {
-            let key = a.get("key").and_then(Value::as_str)?;
-            let label = a.get("label").and_then(Value::as_str).unwrap_or(key);
-            Some(SourceAttribute { key: key.into(), label: label.into() })
-        })
-        .collect();
+    let mut warnings = Vec::new();
+    let readable = match readable_attributes(settings)? {
+        Some(list) => list,
+        // Some tenants' credentials may not list attributes: what the first
+        // employee carries is what the credential can read.
+        None => {
+            warnings.push(format!(
+                "{ATTRIBUTES_PATH} is not available to this credential, so the readable attributes were read from the first employee instead; attributes that employee has no value for may be missing from this list."
+            ));
+            first_employee_attributes(settings)?
+        }
+    };
     let keys: HashSet<&str> = readable.iter().map(|a| a.key.as_str()).collect();
     let missing: Vec<MissingAttribute> = needed_attributes(settings)
         .into_iter()
@@ -64,11 +64,56 @@ pub fn check(settings: &Settings) -> Result<CheckReport, ConnectorError> {
             required,
         })
         .collect();
-    let mut warnings = Vec::new();
     if missing.iter().any(|m| m.key == "supervisor") {
         warnings.push("Without `supervisor`, reporting lines are not imported.".to_string());
     }
     Ok(CheckReport { account: settings.subdomain.clone(), readable, missing, warnings })
+}
+
+const ATTRIBUTES_PATH: &str = "/v1/company/employees/attributes";
+
+/// The attributes route's list; `None` when the route is missing (404) or
+/// forbidden (403) for this credential.
+fn readable_attributes(settings: &Settings) -> Result<Option<Vec<SourceAttribute>>, ConnectorError> {
+    let response = get_raw(settings, ATTRIBUTES_PATH, &[])?;
+    if matches!(response.status, 403 | 404) {
+        crate::log(Level::Info, &format!("{ATTRIBUTES_PATH}: HTTP {}; reading the first employee", response.status));
+        return Ok(None);
+    }
+    let body = parse_json(ATTRIBUTES_PATH, &response.into_body(ATTRIBUTES_PATH)?)?;
+    let list = body
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad(&format!("{ATTRIBUTES_PATH} returned no `data` list")))?;
+    Ok(Some(
+        list.iter()
+            .filter_map(|a| {
+                let key = a.get("key").and_then(Value::as_str)?;
+                let label = a.get("label").and_then(Value::as_str).unwrap_or(key);
+                Some(SourceAttribute { key: key.into(), label: label.into() })
+            })
+            .collect(),
+    ))
+}
+
+/// The attribute keys (and labels) the first employee of the list carries.
+fn first_employee_attributes(settings: &Settings) -> Result<Vec<SourceAttribute>, ConnectorError> {
+    let path = "/v1/company/employees";
+    let query = [("limit".to_string(), "1".to_string()), ("offset".to_string(), "0".to_string())];
+    let body = parse_json(path, &get(settings, path, &query)?)?;
+    let first = body.get("data").and_then(Value::as_array).and_then(|d| d.first());
+    let attributes = first.and_then(|e| e.get("attributes")).and_then(Value::as_object);
+    Ok(attributes
+        .map(|map| {
+            map.iter()
+                .filter(|(key, _)| key.as_str() != "id")
+                .map(|(key, value)| {
+                    let label = value.get("label").and_then(Value::as_str).unwrap_or(key);
+                    SourceAttribute { key: key.clone(), label: label.into() }
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// The attributes the mapping needs: (key, purpose, required).
@@ -99,10 +144,20 @@ fn needed_attributes(settings: &Settings) -> Vec<(String, &'static str, bool)> {
 }
 
 /// One page of `/v1/company/employees`. The cursor is the item offset.
+///
+/// Complete or fail: a page that does not continue the list where the last
+/// one ended — a repeated page, a window that skips ahead, an employee
+/// already returned where new ones belong, a count that changed since the
+/// first page — is answered with a retryable error naming the offset, never
+/// with an early end; the host retries the page, and gives the run up if
+/// Personio keeps answering so.
 pub fn fetch_page(settings: &Settings, request: &FetchRequest) -> Result<Page, ConnectorError> {
-    let offset: usize = match &request.cursor {
+    let offset: u64 = match &request.cursor {
         None => {
-            STATE.with_borrow_mut(|s| s.seen.clear());
+            STATE.with_borrow_mut(|s| {
+                s.seen.clear();
+                s.total = None;
+            });
             0
         }
         Some(c) => c
@@ -126,36 +181,74 @@ pub fn fetch_page(settings: &Settings, request: &FetchRequest) -> Result<Page, C
     }
     let data = page.data.ok_or_else(|| bad("/v1/company/employees returned no `data` list"))?;
     let total = page.metadata.as_ref().and_then(|m| m.get("total_elements")).and_then(lenient_u64);
+    // Where the page really starts: Personio echoes the offset it served.
+    let served = page.offset.as_ref().and_then(lenient_u64).unwrap_or(offset);
 
-    let mut records = Vec::with_capacity(data.len());
-    let mut duplicates = 0;
-    STATE.with_borrow_mut(|state| {
-        for item in &data {
-            let Some(id) = item_id(item) else {
-                crate::log(Level::Warn, "skipped an employee without an id");
-                continue;
-            };
-            if !state.seen.insert(id.clone()) {
-                duplicates += 1;
-                continue;
-            }
-            records.push(RawRecord { source_id: id, payload: item.get().to_string() });
+    let mut items = Vec::with_capacity(data.len());
+    for item in &data {
+        match item_id(item) {
+            Some(id) => items.push((id, *item)),
+            None => return Err(bad(&format!("offset {served}: an employee without an id; cannot tell who it is"))),
         }
+    }
+    let records = STATE.with_borrow(|state| continue_list(state, offset, served, total, &items))?;
+    STATE.with_borrow_mut(|state| {
+        state.total = state.total.or(total);
+        state.seen.extend(records.iter().map(|r| r.source_id.clone()));
     });
-    if duplicates > 0 {
-        crate::log(Level::Warn, &format!("offset {offset}: dropped {duplicates} employees already returned"));
-    }
-
-    let next = offset + data.len();
-    let last = data.is_empty()
-        || total.is_some_and(|t| next as u64 >= t)
-        || (total.is_none() && data.len() < PAGE_SIZE)
-        // A page of nothing new is a repeated page: stop rather than loop.
-        || records.is_empty();
-    if !data.is_empty() && records.is_empty() {
-        crate::log(Level::Warn, &format!("offset {offset}: the page repeated earlier ones; stopping"));
-    }
+    let next = served + data.len() as u64;
+    let last = data.is_empty() || total.map_or(data.len() < PAGE_SIZE, |t| next >= t);
     Ok(Page { records, next_cursor: (!last).then(|| next.to_string()), total })
+}
+
+/// The new employees of a page, if it continues the list exactly where the
+/// run left it at `offset`; a retryable error naming the offset otherwise.
+fn continue_list(
+    state: &RunState,
+    offset: u64,
+    served: u64,
+    total: Option<u64>,
+    items: &[(String, &serde_json::value::RawValue)],
+) -> Result<Vec<RawRecord>, ConnectorError> {
+    let retry = |what: String| {
+        ConnectorError::TemporarilyUnavailable(Retry {
+            after_seconds: 1,
+            message: format!("the employee list changed while it was read ({what}); reading the page again"),
+        })
+    };
+    if let (Some(first), Some(now)) = (state.total, total)
+        && first != now
+    {
+        return Err(retry(format!("at offset {offset} Personio counts {now} employees, {first} on the first page")));
+    }
+    if served > offset {
+        return Err(retry(format!(
+            "asked for offset {offset}, Personio answered from {served}: employees would be skipped"
+        )));
+    }
+    let end = served + items.len() as u64;
+    if end <= offset && total.is_some_and(|t| offset < t) {
+        return Err(retry(format!("asked for offset {offset}, Personio answered offsets {served}–{end}")));
+    }
+    let mut records = Vec::with_capacity(items.len());
+    let mut in_page = HashSet::new();
+    for (position, (id, item)) in (served..).zip(items) {
+        let known = state.seen.contains(id) || !in_page.insert(id.as_str());
+        match (position < offset, known) {
+            // The overlap with pages already read.
+            (true, _) => {}
+            (false, false) => records.push(RawRecord { source_id: id.clone(), payload: item.get().to_string() }),
+            (false, true) => {
+                return Err(retry(format!(
+                    "employee {id} came again at offset {position}, where only new employees belong"
+                )));
+            }
+        }
+    }
+    if served < offset {
+        crate::log(Level::Info, &format!("offset {offset}: Personio answered from {served}; the overlap was skipped"));
+    }
+    Ok(records)
 }
 
 /// RFC 3339 → Personio's `2022-12-24T08:15:30` (UTC).
@@ -173,12 +266,19 @@ fn lenient_u64(v: &Value) -> Option<u64> {
 fn authenticate(settings: &Settings) -> Result<String, ConnectorError> {
     let (client_id, client_secret) = settings.credentials()?;
     let url = format!("{}/v1/auth", settings.base_url);
+    // Form-encoded, as Personio documents it; the host sends it whole with
+    // its Content-Length (a chunked body is read as empty by strict servers,
+    // which then refuse the "missing" credentials).
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", client_id)
+        .append_pair("client_secret", client_secret)
+        .finish();
     let response = waki::Client::new()
         .post(&url)
         .header("X-Personio-App-ID", APP_ID)
         .header("Accept", "application/json")
-        .header("Content-Type", "application/json")
-        .body(serde_json::json!({"client_id": client_id, "client_secret": client_secret}).to_string())
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form)
         .connect_timeout(CONNECT_TIMEOUT)
         .send()
         .map_err(|e| unreachable(settings, &e))?;
@@ -206,9 +306,34 @@ fn authenticate(settings: &Settings) -> Result<String, ConnectorError> {
     Ok(token)
 }
 
-/// A GET with the run's token: re-authenticates once on 401/403, follows
-/// token rotation, and classifies failures.
-fn get(settings: &Settings, path: &str, query: &[(String, String)]) -> Result<Vec<u8>, ConnectorError> {
+/// A finished GET: its status and body.
+struct Answer {
+    status: u16,
+    retry_after: Option<u32>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body of a 2xx answer; the classified error otherwise.
+    fn into_body(self, path: &str) -> Result<Vec<u8>, ConnectorError> {
+        match self.status {
+            200..=299 => Ok(self.body),
+            401 | 403 => Err(ConnectorError::TemporarilyUnavailable(Retry {
+                after_seconds: 2,
+                message: format!(
+                    "Personio refused a freshly issued token for {path} (HTTP {}: {}). If this persists, check that the credential is still active and may read employees (Settings → Integrations → API credentials).",
+                    self.status,
+                    error_message(&self.body)
+                ),
+            })),
+            status => Err(classify(status, self.retry_after, path, &self.body)),
+        }
+    }
+}
+
+/// A GET with the run's token: re-authenticates once on 401/403 and
+/// follows token rotation; the last answer, whatever its status.
+fn get_raw(settings: &Settings, path: &str, query: &[(String, String)]) -> Result<Answer, ConnectorError> {
     let url = format!("{}{path}", settings.base_url);
     let mut reauthenticated = false;
     loop {
@@ -236,29 +361,28 @@ fn get(settings: &Settings, path: &str, query: &[(String, String)]) -> Result<Ve
         }
         let retry_after = retry_after(&response);
         let body = response.body().map_err(|e| unreachable(settings, &e))?;
-        match status {
-            200..=299 => return Ok(body),
-            401 | 403 if !reauthenticated => {
-                crate::log(Level::Info, &format!("{path}: HTTP {status}, authenticating again"));
-                STATE.with_borrow_mut(|s| s.token = None);
-                reauthenticated = true;
-            }
-            401 | 403 => {
-                return Err(ConnectorError::CredentialsRejected(format!(
-                    "Personio refused a fresh token for {path} (HTTP {status}: {}). Check that the credential is still active.",
-                    error_message(&body)
-                )));
-            }
-            _ => return Err(classify(status, retry_after, path, &body)),
+        if matches!(status, 401 | 403) && !reauthenticated {
+            crate::log(Level::Info, &format!("{path}: HTTP {status}, authenticating again"));
+            STATE.with_borrow_mut(|s| s.token = None);
+            reauthenticated = true;
+            continue;
         }
+        return Ok(Answer { status, retry_after, body });
     }
+}
+
+/// A GET whose answer must be a success. A token refused again right after
+/// authenticating is a passing fault (an expiry racing the request, a
+/// token store lagging), not wrong credentials: those fail at `/v1/auth`.
+fn get(settings: &Settings, path: &str, query: &[(String, String)]) -> Result<Vec<u8>, ConnectorError> {
+    get_raw(settings, path, query)?.into_body(path)
 }
 
 fn classify(status: u16, retry_after: Option<u32>, path: &str, body: &[u8]) -> ConnectorError {
     let message = format!("Personio answered HTTP {status} for {path}: {}", error_message(body));
     match status {
         429 => ConnectorError::RateLimited(Retry { after_seconds: retry_after.unwrap_or(1).max(1), message }),
-        502..=504 => {
+        500 | 502..=504 => {
             ConnectorError::TemporarilyUnavailable(Retry { after_seconds: retry_after.unwrap_or(2).max(1), message })
         }
         _ => ConnectorError::BadResponse(message),
@@ -285,6 +409,8 @@ fn error_message(body: &[u8]) -> String {
 struct EmployeePage<'a> {
     success: Option<bool>,
     metadata: Option<serde_json::Map<String, Value>>,
+    /// The item offset Personio served (a number, or a string on some tenants).
+    offset: Option<Value>,
     #[serde(borrow)]
     data: Option<Vec<&'a serde_json::value::RawValue>>,
 }
@@ -334,4 +460,77 @@ fn unreachable(settings: &Settings, error: &anyhow::Error) -> ConnectorError {
         "could not reach {} ({error:#}); check the API base URL and the network",
         settings.base_url
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Raw items `{"id": n}` for employees `ids`.
+    fn items(ids: std::ops::Range<u64>) -> Vec<(String, Box<serde_json::value::RawValue>)> {
+        ids.map(|i| (i.to_string(), serde_json::value::RawValue::from_string(format!("{{\"id\":{i}}}")).unwrap()))
+            .collect()
+    }
+
+    fn read(
+        state: &RunState,
+        offset: u64,
+        served: u64,
+        total: u64,
+        page: std::ops::Range<u64>,
+    ) -> Result<Vec<String>, String> {
+        let owned = items(page);
+        let refs: Vec<(String, &serde_json::value::RawValue)> =
+            owned.iter().map(|(i, r)| (i.clone(), r.as_ref())).collect();
+        continue_list(state, offset, served, Some(total), &refs)
+            .map(|r| r.into_iter().map(|r| r.source_id).collect())
+            .map_err(|e| match e {
+                ConnectorError::TemporarilyUnavailable(r) => r.message,
+                other => panic!("{other:?}"),
+            })
+    }
+
+    fn after(total: u64, seen: std::ops::Range<u64>) -> RunState {
+        RunState { token: None, seen: seen.map(|i| i.to_string()).collect(), total: Some(total) }
+    }
+
+    #[test]
+    fn a_page_that_continues_the_list_is_taken() {
+        let got = read(&after(250, 0..100), 100, 100, 250, 100..200).unwrap();
+        assert_eq!(got.len(), 100);
+        assert_eq!(got[0], "100");
+    }
+
+    #[test]
+    fn an_overlap_whose_start_personio_reports_is_reconciled() {
+        // Asked for 100, served from 90: the first ten are the overlap.
+        let got = read(&after(250, 0..100), 100, 90, 250, 90..190).unwrap();
+        assert_eq!((got.len(), got[0].as_str()), (90, "100"));
+    }
+
+    #[test]
+    fn a_repeated_page_is_retried_not_taken_as_the_end() {
+        let err = read(&after(250, 0..100), 100, 0, 250, 0..100).unwrap_err();
+        assert!(err.contains("offset 100") && err.contains("reading the page again"), "{err}");
+        // The same, with the offset not echoed: old employees where new belong.
+        let err = read(&after(250, 0..100), 100, 100, 250, 0..100).unwrap_err();
+        assert!(err.contains("employee 0 came again at offset 100"), "{err}");
+    }
+
+    #[test]
+    fn a_skip_ahead_and_a_changed_count_are_retried() {
+        let err = read(&after(250, 0..100), 100, 110, 250, 110..210).unwrap_err();
+        assert!(err.contains("answered from 110"), "{err}");
+        let err = read(&after(250, 0..100), 100, 100, 240, 100..200).unwrap_err();
+        assert!(err.contains("counts 240 employees, 250 on the first page"), "{err}");
+        let err = read(&after(250, 0..200), 200, 200, 250, 200..200).unwrap_err();
+        assert!(err.contains("answered offsets 200–200"), "an empty page before the end: {err}");
+    }
+
+    #[test]
+    fn the_state_is_untouched_by_a_refused_page() {
+        let state = after(250, 0..100);
+        read(&state, 100, 0, 250, 0..100).unwrap_err();
+        assert_eq!(state.seen.len(), 100);
+    }
 }

@@ -50,14 +50,17 @@ impl<'a> Attributes<'a> {
 
     /// A custom attribute's displayable value: tags (by `type`, or in any of
     /// their encodings) are joined by ", ", everything else as [`Self::text`].
+    /// Older responses carry no `type`: there a comma-separated value is
+    /// taken for tags too, so one tenant's tags are stored in one form.
     pub fn custom_text(&self, key: &str) -> Option<String> {
-        let is_tags = self.raw(key).and_then(|r| r.get("type")).and_then(Value::as_str) == Some("tags");
-        let looks_like_array = match self.value(key)? {
+        let kind = self.raw(key).and_then(|r| r.get("type")).and_then(Value::as_str);
+        let looks_like_tags = match self.value(key)? {
             Value::Array(_) => true,
-            Value::String(s) => s.trim_start().starts_with('[') && serde_json::from_str::<Vec<Value>>(s).is_ok(),
+            Value::String(s) if s.trim_start().starts_with('[') => serde_json::from_str::<Vec<Value>>(s).is_ok(),
+            Value::String(s) => kind.is_none() && s.contains(','),
             _ => false,
         };
-        if is_tags || looks_like_array {
+        if kind == Some("tags") || looks_like_tags {
             let tags = self.tags(key);
             (!tags.is_empty()).then(|| tags.join(", "))
         } else {
@@ -249,6 +252,32 @@ mod tests {
         }
         let none = employee(json!({"id": {"value": 1}, "supervisor": {"label": "Supervisor", "value": null}}));
         assert_eq!(Attributes::of_employee(&none).unwrap().reference_id("supervisor"), None);
+    }
+
+    #[test]
+    fn tags_are_stored_in_one_form_whatever_their_encoding() {
+        let want = Some("Coaching, Recruiting".to_string());
+        for (value, kind) in [
+            (json!(["Coaching", "Recruiting"]), Some("tags")),
+            (json!("Coaching,Recruiting"), Some("tags")),
+            (json!("[\"Coaching\",\"Recruiting\"]"), Some("tags")),
+            // Older responses: no `type`.
+            (json!("Coaching,Recruiting"), None),
+            (json!("Coaching , Recruiting"), None),
+            (json!(["Coaching", "Recruiting"]), None),
+        ] {
+            let mut attribute = json!({"label": "Skills", "value": value});
+            if let Some(k) = kind {
+                attribute["type"] = json!(k);
+            }
+            let e = employee(json!({"id": {"value": 1}, "dynamic_2": attribute}));
+            assert_eq!(Attributes::of_employee(&e).unwrap().custom_text("dynamic_2"), want, "{attribute}");
+        }
+        // A typed free-text value keeps its commas as written.
+        let e = employee(
+            json!({"id": {"value": 1}, "dynamic_3": {"label": "Note", "value": "Berlin,Mitte", "type": "standard"}}),
+        );
+        assert_eq!(Attributes::of_employee(&e).unwrap().custom_text("dynamic_3").as_deref(), Some("Berlin,Mitte"));
     }
 
     #[test]

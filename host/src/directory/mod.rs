@@ -230,9 +230,21 @@ impl Profile {
     }
 
     pub fn display_name(&self) -> String {
-        let first = self.preferred_name.as_deref().unwrap_or(&self.first_name);
-        format!("{first} {}", self.last_name).trim().to_string()
+        display_name(&self.first_name, &self.last_name, self.preferred_name.as_deref())
     }
+}
+
+/// How a person is named on pages, in emails and in history: the preferred
+/// name (or the first name) with the last name — unless the preferred name
+/// already carries the last name ("Kasia Nowak"), which is then not repeated.
+pub fn display_name(first: &str, last: &str, preferred: Option<&str>) -> String {
+    let given = preferred.map(str::trim).filter(|p| !p.is_empty()).unwrap_or(first.trim());
+    let last = last.trim();
+    let (given_lower, last_lower) = (given.to_lowercase(), last.to_lowercase());
+    let repeats_last = !last.is_empty()
+        && (given_lower.ends_with(&format!(" {last_lower}"))
+            || given_lower.split_whitespace().any(|w| w == last_lower));
+    if repeats_last { given.to_string() } else { format!("{given} {last}").trim().to_string() }
 }
 
 /// A directory user.
@@ -277,6 +289,28 @@ pub struct IntegrationConfig {
     pub max_deactivate_share: f64,
     /// Safeguard: block runs changing more than this share of managed emails.
     pub max_email_share: f64,
+    /// How far one run may go before it is stopped.
+    pub limits: RunLimits,
+}
+
+/// Bounds of one run of an integration: a connector that pages forever, or a
+/// source far larger than expected, stops the run instead of the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Pages fetched.
+    pub max_pages: u32,
+    /// Records fetched.
+    pub max_records: u32,
+    /// Wall time of the whole run, fetch, diff and apply.
+    pub max_minutes: u32,
+}
+
+impl Default for RunLimits {
+    /// Room for 100,000 people several times over: 100 a page takes 1,000
+    /// pages, and Personio's 300 requests a minute 3–4 minutes.
+    fn default() -> Self {
+        RunLimits { max_pages: 10_000, max_records: 500_000, max_minutes: 60 }
+    }
 }
 
 impl IntegrationConfig {
@@ -294,6 +328,7 @@ impl IntegrationConfig {
             missing_after: 2,
             max_deactivate_share: 0.2,
             max_email_share: 0.2,
+            limits: RunLimits::default(),
         }
     }
 }
@@ -336,6 +371,18 @@ pub enum RunState {
     Succeeded,
     Failed,
     Blocked,
+    /// Stopped on request; nothing was applied.
+    Cancelled,
+    /// Its process stopped answering (crashed, killed, or lost the
+    /// database) before it finished; nothing was applied.
+    Interrupted,
+}
+
+impl RunState {
+    /// Queued or running: the run holds its integration.
+    pub fn is_live(self) -> bool {
+        matches!(self, RunState::Queued | RunState::Running)
+    }
 }
 
 /// Per-run counts, as shown in previews and history.
@@ -402,6 +449,59 @@ pub struct Run {
     pub fingerprint: Option<String>,
     /// Incremental runs: only people changed since this instant were fetched.
     pub since: Option<DateTime<Utc>>,
+    /// The process that runs (or ran) it, as `host:pid:nonce`.
+    pub owner: Option<String>,
+    /// Who asked to cancel it, while it stops.
+    pub cancel_requested_by: Option<String>,
+}
+
+/// How often a process renews the lease of a run it holds.
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// A run whose process has not renewed its lease for this long is
+/// interrupted: another process may then start a run of its integration.
+pub const LEASE_TTL: chrono::Duration = chrono::Duration::seconds(30);
+
+/// The run that holds an integration, as a refused run reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holder {
+    pub run: RunId,
+    pub integration: IntegrationId,
+    pub kind: RunKind,
+    pub trigger: Trigger,
+    pub actor: Option<String>,
+    pub owner: Option<String>,
+    pub started_at: DateTime<Utc>,
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            RunKind::Preview => "preview",
+            RunKind::Import => "import",
+            RunKind::Revert => "revert",
+        };
+        write!(f, "run {} ({} {kind}", self.run, self.trigger.as_str())?;
+        if let Some(a) = &self.actor {
+            write!(f, " by {a}")?;
+        }
+        write!(f, ", started {}", self.started_at.format("%Y-%m-%d %H:%M:%S UTC"))?;
+        if let Some(o) = &self.owner {
+            write!(f, ", process {o}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// What renewing a run's lease found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lease {
+    /// Still ours; carry on.
+    Held,
+    /// Someone asked to cancel the run: stop and record it cancelled.
+    CancelRequested { by: Option<String> },
+    /// The run is no longer ours (another process found it expired): stop
+    /// without writing anything.
+    Lost,
 }
 
 /// What a change did to a person.
@@ -521,8 +621,16 @@ pub struct Apply {
 /// Storage errors that callers act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("another run of integration {0} is already queued or running; wait for it to finish")]
-    AlreadyRunning(IntegrationId),
+    #[error("integration {integration} is busy: {holder} holds it; wait for it to finish, or cancel it", integration = .0.integration, holder = .0)]
+    AlreadyRunning(Box<Holder>),
+    #[error("run {run} is not running (it is {}); only a running run can be cancelled", enum_name(state))]
+    NotRunning { run: RunId, state: RunState },
+    #[error(
+        "run {0} was taken over: its process stopped renewing its lease, so another process marked it interrupted; nothing of it was applied"
+    )]
+    LeaseLost(RunId),
+    #[error("run {0} was cancelled before it was applied; nothing was changed")]
+    Cancelled(RunId),
     #[error("integration {0} does not exist; `hrsync integration list` lists them")]
     NoIntegration(IntegrationId),
     #[error("run {0} does not exist; `hrsync history` lists runs")]
@@ -533,6 +641,11 @@ pub enum StoreError {
     EmailTaken(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+/// The serde name of a unit enum value, e.g. `interrupted`.
+fn enum_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 /// A page of users.
@@ -561,11 +674,28 @@ pub trait DirectoryStore: Send + Sync {
     /// lines and email uniqueness against, across all integrations.
     fn index(&self) -> Result<Vec<IndexEntry>, StoreError>;
 
-    /// Starts a run; refuses a second queued/running import or revert of the same integration.
+    /// Who this handle is to other processes (`host:pid:nonce`): the owner
+    /// of the runs it begins.
+    fn owner(&self) -> &str;
+    /// Starts a run owned by this handle, holding a lease on its
+    /// integration. Refuses ([`StoreError::AlreadyRunning`]) while another
+    /// run of the integration — of any kind, in any process — holds a fresh
+    /// lease; a run whose lease expired is marked interrupted first.
     fn begin_run(&self, run: &NewRun) -> Result<RunId, StoreError>;
-    /// Ends a run without writing users (previews, failures, blocked runs).
+    /// Renews the lease of a run this handle owns, and says whether someone
+    /// asked to cancel it or another process took it over.
+    fn heartbeat(&self, run: RunId) -> Result<Lease, StoreError>;
+    /// Asks a running run to stop. Its process stops it within a heartbeat
+    /// and records it cancelled; a run whose process is gone is marked
+    /// cancelled at once.
+    fn request_cancel(&self, run: RunId, by: Option<&str>) -> Result<Run, StoreError>;
+    /// Ends a run this handle owns without writing users (previews,
+    /// failures, blocked and cancelled runs); [`StoreError::LeaseLost`] if
+    /// it no longer owns it.
     fn finish_run(&self, id: RunId, outcome: &RunOutcome) -> Result<(), StoreError>;
-    /// Writes users, history and the run's end in one transaction.
+    /// Writes users, history and the run's end in one transaction — only
+    /// while this handle still owns the run and nobody asked to cancel it
+    /// ([`StoreError::LeaseLost`], [`StoreError::Cancelled`]).
     fn apply(&self, id: RunId, apply: &Apply, fingerprint: &str) -> Result<(), StoreError>;
     fn run(&self, id: RunId) -> Result<Run, StoreError>;
     /// Newest first.
@@ -578,8 +708,6 @@ pub trait DirectoryStore: Send + Sync {
     fn user_history(&self, user: UserId) -> Result<Vec<(RunId, ChangeRecord)>, StoreError>;
     /// Totals per run kind and state, for metrics.
     fn run_stats(&self) -> Result<Vec<RunStat>, StoreError>;
-    /// Marks runs left queued/running by a crash as failed.
-    fn fail_interrupted_runs(&self) -> Result<u64, StoreError>;
 
     /// The scheduler's state of an integration, if it has any.
     fn schedule(&self, integration: IntegrationId) -> Result<Option<Schedule>, StoreError>;
@@ -683,6 +811,19 @@ mod tests {
         for bad in ["", "ada", "ada@", "@x.io", "a b@x.io", "<script>@x.io", "a@x"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn display_names_never_repeat_the_last_name() {
+        assert_eq!(display_name("Katarzyna", "Nowak", Some("Kasia")), "Kasia Nowak");
+        assert_eq!(display_name("Katarzyna", "Nowak", Some("Kasia Nowak")), "Kasia Nowak");
+        assert_eq!(display_name("Katarzyna", "Nowak", Some("kasia NOWAK")), "kasia NOWAK");
+        assert_eq!(display_name("Jan", "van der Berg", Some("Jan van der Berg")), "Jan van der Berg");
+        assert_eq!(display_name("Ada", "Lovelace", None), "Ada Lovelace");
+        assert_eq!(display_name("Ada", "Lovelace", Some(" ")), "Ada Lovelace");
+        assert_eq!(display_name("Nowakowski", "Nowak", None), "Nowakowski Nowak", "a prefix is not the name");
+        assert_eq!(display_name("", "Cher", None), "Cher");
+        assert_eq!(display_name("X", "Cher", Some("Cher")), "Cher");
     }
 
     #[test]

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_directory.sql"),
     include_str!("../../migrations/0002_accounts.sql"),
     include_str!("../../migrations/0003_automation.sql"),
+    include_str!("../../migrations/0004_leases.sql"),
 ];
 
 /// SQLite storage. Operations are short; one connection behind a mutex keeps
@@ -24,6 +25,8 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     secrets: SecretBox,
+    /// This handle's name in the runs it owns: every process opens its own.
+    owner: String,
 }
 
 const USER_COLUMNS: &str = "id, email, first_name, last_name, preferred_name, gender, status, manager_id, start_date, \
@@ -31,7 +34,7 @@ const USER_COLUMNS: &str = "id, email, first_name, last_name, preferred_name, ge
      missing_runs, profile_url, informed_at, created_at, updated_at";
 
 const RUN_COLUMNS: &str = "id, integration_id, kind, trigger, actor, state, preview_id, reverts_id, started_at, \
-     finished_at, counts, error, fingerprint, since";
+     finished_at, counts, error, fingerprint, since, owner, heartbeat_at, cancel_requested_by";
 
 const MAIL_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body, message_id, state, attempts, \
      last_error, created_at, sent_at";
@@ -107,9 +110,11 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
+/// A run as stored. A live run whose lease expired is shown as what it is —
+/// interrupted — even before a writer records it so: reading never writes.
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
     let counts: String = row.get(10)?;
-    Ok(Run {
+    let mut run = Run {
         id: RunId(row.get(0)?),
         integration_id: IntegrationId(row.get(1)?),
         kind: parse_enum(row.get(2)?)?,
@@ -124,7 +129,36 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         error: row.get(11)?,
         fingerprint: row.get(12)?,
         since: row.get(13)?,
-    })
+        owner: row.get(14)?,
+        cancel_requested_by: row.get(16)?,
+    };
+    let heartbeat: Option<DateTime<Utc>> = row.get(15)?;
+    if run.state.is_live() && lease_expired(heartbeat, Utc::now()) {
+        run.state = RunState::Interrupted;
+        run.error = Some(interrupted_message(run.owner.as_deref()));
+    }
+    Ok(run)
+}
+
+fn lease_expired(heartbeat: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    heartbeat.is_none_or(|h| now - h > LEASE_TTL)
+}
+
+fn interrupted_message(owner: Option<&str>) -> String {
+    format!(
+        "interrupted: the process running it ({}) stopped renewing its lease — it crashed, was killed or lost the database; nothing was applied",
+        owner.unwrap_or("unknown")
+    )
+}
+
+/// `host:pid:nonce`: unique per open handle, readable in "who holds it".
+fn process_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}:{:08x}", std::process::id(), rand::random::<u32>())
 }
 
 fn mail_from_row(row: &Row<'_>) -> rusqlite::Result<MailRecord> {
@@ -220,12 +254,16 @@ impl SqliteStore {
 
     fn init(mut conn: Connection, secrets: SecretBox) -> anyhow::Result<Self> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let migrations = Migrations::new(MIGRATIONS.iter().map(|m| M::up(m)).collect());
+        // Long enough for another process's largest import to commit.
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // Migrations that rebuild a table need foreign keys off (SQLite's
+        // documented procedure); every reference is checked afterwards.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let migrations = Migrations::new(MIGRATIONS.iter().map(|m| M::up(m).foreign_key_check()).collect());
         migrations.to_latest(&mut conn).context("applying database migrations")?;
-        Ok(SqliteStore { conn: Mutex::new(conn), secrets })
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(SqliteStore { conn: Mutex::new(conn), secrets, owner: process_owner() })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -265,10 +303,11 @@ impl SqliteStore {
         config.missing_after = row.get(8)?;
         config.max_deactivate_share = row.get(9)?;
         config.max_email_share = row.get(10)?;
+        config.limits = RunLimits { max_pages: row.get(11)?, max_records: row.get(12)?, max_minutes: row.get(13)? };
         Ok(Integration { id: IntegrationId(row.get(0)?), config })
     }
 
-    /// `?1`..`?10` of every integration write, secrets sealed.
+    /// `?1`..`?13` of every integration write, secrets sealed.
     fn integration_values<'a>(&self, c: &'a IntegrationConfig) -> Vec<Box<dyn rusqlite::ToSql + 'a>> {
         vec![
             Box::new(&c.connector_id),
@@ -281,11 +320,60 @@ impl SqliteStore {
             Box::new(c.missing_after),
             Box::new(c.max_deactivate_share),
             Box::new(c.max_email_share),
+            Box::new(c.limits.max_pages),
+            Box::new(c.limits.max_records),
+            Box::new(c.limits.max_minutes),
         ]
     }
 
+    /// Records a run's end — only while this handle owns the run, so a
+    /// process that lost its lease cannot overwrite what another recorded.
+    /// An import refuses to end once someone asked to cancel it.
+    fn end_run(
+        &self,
+        tx: &Transaction<'_>,
+        id: RunId,
+        state: RunState,
+        counts: &Counts,
+        error: Option<&str>,
+        fingerprint: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let refuse_cancelled = state != RunState::Cancelled;
+        let n = tx
+            .execute(
+                "UPDATE runs SET state = ?2, counts = ?3, error = ?4, fingerprint = ?5, finished_at = ?6 \
+                 WHERE id = ?1 AND owner = ?7 AND state = 'running' AND (?8 = 0 OR cancel_requested_at IS NULL)",
+                params![
+                    id.0,
+                    enum_text(&state),
+                    json_text(counts),
+                    error,
+                    fingerprint,
+                    Utc::now(),
+                    self.owner,
+                    refuse_cancelled
+                ],
+            )
+            .map_err(sql)?;
+        if n == 1 {
+            return Ok(());
+        }
+        let (state_now, owner, cancel): (String, Option<String>, Option<DateTime<Utc>>) = tx
+            .query_row("SELECT state, owner, cancel_requested_at FROM runs WHERE id = ?1", [id.0], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(sql)?
+            .ok_or(StoreError::NoRun(id))?;
+        if state_now == "running" && owner.as_deref() == Some(self.owner.as_str()) && cancel.is_some() {
+            Err(StoreError::Cancelled(id))
+        } else {
+            Err(StoreError::LeaseLost(id))
+        }
+    }
+
     const INTEGRATION_COLUMNS: &str = "id, connector_id, name, settings, grants, auto_import, send_emails, \
-         interval_minutes, missing_after, max_deactivate_share, max_email_share";
+         interval_minutes, missing_after, max_deactivate_share, max_email_share, max_pages, max_records, max_run_minutes";
 }
 
 /// Writes a profile into the columns of `users`, `?1`..`?15` in this order.
@@ -338,8 +426,8 @@ impl DirectoryStore for SqliteStore {
         values.push(Box::new(Utc::now()));
         conn.execute(
             "INSERT INTO integrations (connector_id, name, settings, grants, auto_import, send_emails, interval_minutes, \
-             missing_after, max_deactivate_share, max_email_share, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+             missing_after, max_deactivate_share, max_email_share, max_pages, max_records, max_run_minutes, created_at, \
+             updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
             rusqlite::params_from_iter(values.iter().map(|b| b.as_ref())),
         )
         .map_err(sql)?;
@@ -355,7 +443,8 @@ impl DirectoryStore for SqliteStore {
             .execute(
                 "UPDATE integrations SET connector_id = ?1, name = ?2, settings = ?3, grants = ?4, auto_import = ?5, \
                  send_emails = ?6, interval_minutes = ?7, missing_after = ?8, max_deactivate_share = ?9, \
-                 max_email_share = ?10, updated_at = ?11 WHERE id = ?12",
+                 max_email_share = ?10, max_pages = ?11, max_records = ?12, max_run_minutes = ?13, updated_at = ?14 \
+                 WHERE id = ?15",
                 rusqlite::params_from_iter(values.iter().map(|b| b.as_ref())),
             )
             .map_err(sql)?;
@@ -442,13 +531,12 @@ impl DirectoryStore for SqliteStore {
             .prepare("SELECT id, manager_id, email, first_name, last_name, preferred_name FROM users")
             .map_err(sql)?;
         stmt.query_map([], |r| {
-            let first: String = r.get::<_, Option<String>>(5)?.map_or(r.get(3)?, |p| p);
-            let last: String = r.get(4)?;
+            let (first, last, preferred): (String, String, Option<String>) = (r.get(3)?, r.get(4)?, r.get(5)?);
             Ok(IndexEntry {
                 id: UserId(r.get(0)?),
                 manager_id: r.get::<_, Option<i64>>(1)?.map(UserId),
                 email: Email::parse(&r.get::<_, String>(2)?).map_err(text_error)?,
-                name: format!("{first} {last}").trim().to_string(),
+                name: display_name(&first, &last, preferred.as_deref()),
             })
         })
         .map_err(sql)?
@@ -456,8 +544,14 @@ impl DirectoryStore for SqliteStore {
         .map_err(sql)
     }
 
+    fn owner(&self) -> &str {
+        &self.owner
+    }
+
     fn begin_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
         let mut conn = self.conn();
+        // IMMEDIATE: the check and the insert happen under the write lock, so
+        // two processes cannot both see the integration free.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
         let exists: bool = tx
             .query_row("SELECT EXISTS (SELECT 1 FROM integrations WHERE id = ?1)", [run.integration_id.0], |r| r.get(0))
@@ -465,22 +559,36 @@ impl DirectoryStore for SqliteStore {
         if !exists {
             return Err(StoreError::NoIntegration(run.integration_id));
         }
-        if run.kind != RunKind::Preview {
-            let busy: bool = tx
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM runs WHERE integration_id = ?1 AND kind != 'preview' \
-                     AND state IN ('queued', 'running'))",
-                    [run.integration_id.0],
-                    |r| r.get(0),
-                )
-                .map_err(sql)?;
-            if busy {
-                return Err(StoreError::AlreadyRunning(run.integration_id));
+        let now = Utc::now();
+        let live: Option<(Run, Option<DateTime<Utc>>)> = tx
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE integration_id = ?1 AND state IN ('queued', 'running')"),
+                [run.integration_id.0],
+                |r| Ok((run_from_row(r)?, r.get(15)?)),
+            )
+            .optional()
+            .map_err(sql)?;
+        if let Some((holder, heartbeat)) = live {
+            if !lease_expired(heartbeat, now) {
+                return Err(StoreError::AlreadyRunning(Box::new(Holder {
+                    run: holder.id,
+                    integration: holder.integration_id,
+                    kind: holder.kind,
+                    trigger: holder.trigger,
+                    actor: holder.actor,
+                    owner: holder.owner.clone(),
+                    started_at: holder.started_at,
+                })));
             }
+            tx.execute(
+                "UPDATE runs SET state = 'interrupted', finished_at = ?2, error = ?3 WHERE id = ?1",
+                params![holder.id.0, now, interrupted_message(holder.owner.as_deref())],
+            )
+            .map_err(sql)?;
         }
         tx.execute(
-            "INSERT INTO runs (integration_id, kind, trigger, actor, state, preview_id, reverts_id, started_at, since) \
-             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?8)",
+            "INSERT INTO runs (integration_id, kind, trigger, actor, state, preview_id, reverts_id, started_at, since, \
+             owner, heartbeat_at) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?8, ?9, ?7)",
             params![
                 run.integration_id.0,
                 enum_text(&run.kind),
@@ -488,8 +596,9 @@ impl DirectoryStore for SqliteStore {
                 run.actor,
                 run.preview_id.map(|r| r.0),
                 run.reverts_id.map(|r| r.0),
-                Utc::now(),
-                run.since
+                now,
+                run.since,
+                self.owner,
             ],
         )
         .map_err(sql)?;
@@ -498,11 +607,70 @@ impl DirectoryStore for SqliteStore {
         Ok(id)
     }
 
+    fn heartbeat(&self, run: RunId) -> Result<Lease, StoreError> {
+        let row: Option<Option<String>> = self
+            .conn()
+            .query_row(
+                "UPDATE runs SET heartbeat_at = ?3 WHERE id = ?1 AND owner = ?2 AND state = 'running' \
+                 RETURNING CASE WHEN cancel_requested_at IS NULL THEN NULL ELSE COALESCE(cancel_requested_by, '') END",
+                params![run.0, self.owner, Utc::now()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        Ok(match row {
+            None => Lease::Lost,
+            Some(None) => Lease::Held,
+            Some(Some(by)) => Lease::CancelRequested { by: Some(by).filter(|b| !b.is_empty()) },
+        })
+    }
+
+    fn request_cancel(&self, id: RunId, by: Option<&str>) -> Result<Run, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
+        let (stored, heartbeat): (String, Option<DateTime<Utc>>) = tx
+            .query_row("SELECT state, heartbeat_at FROM runs WHERE id = ?1", [id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(sql)?
+            .ok_or(StoreError::NoRun(id))?;
+        let state: RunState = parse_enum(stored).map_err(sql)?;
+        let now = Utc::now();
+        if !state.is_live() {
+            return Err(StoreError::NotRunning { run: id, state });
+        }
+        if lease_expired(heartbeat, now) {
+            // Nobody is left to stop it: record it cancelled now.
+            let who = by.map_or(String::new(), |b| format!(" by {b}"));
+            tx.execute(
+                "UPDATE runs SET state = 'cancelled', finished_at = ?2, cancel_requested_at = ?2, \
+                 cancel_requested_by = ?3, error = ?4 WHERE id = ?1",
+                params![id.0, now, by, format!("cancelled{who}; its process had already stopped; nothing was applied")],
+            )
+            .map_err(sql)?;
+        } else {
+            tx.execute(
+                "UPDATE runs SET cancel_requested_at = ?2, cancel_requested_by = ?3 WHERE id = ?1",
+                params![id.0, now, by],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        drop(conn);
+        self.run(id)
+    }
+
     fn finish_run(&self, id: RunId, outcome: &RunOutcome) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql)?;
         write_history(&tx, id, outcome.changes.iter().map(|c| (c.user_id, c)), &outcome.issues).map_err(sql)?;
-        end_run(&tx, id, outcome.state, &outcome.counts, outcome.error.as_deref(), outcome.fingerprint.as_deref())?;
+        self.end_run(
+            &tx,
+            id,
+            outcome.state,
+            &outcome.counts,
+            outcome.error.as_deref(),
+            outcome.fingerprint.as_deref(),
+        )?;
         tx.commit().map_err(sql)
     }
 
@@ -582,7 +750,9 @@ impl DirectoryStore for SqliteStore {
             let invitees: Vec<UserId> = apply.invitees.iter().map(|t| resolve(*t)).collect();
             invite_tx(&tx, &invitees, invite, Some(id), true, now).map_err(sql)?;
         }
-        end_run(&tx, id, RunState::Succeeded, &apply.counts, None, Some(fingerprint))?;
+        // Last, and fenced: a run that lost its lease or was cancelled rolls
+        // everything above back.
+        self.end_run(&tx, id, RunState::Succeeded, &apply.counts, None, Some(fingerprint))?;
         tx.commit().map_err(sql)
     }
 
@@ -865,19 +1035,6 @@ impl DirectoryStore for SqliteStore {
         .collect::<Result<_, _>>()
         .map_err(sql)
     }
-
-    fn fail_interrupted_runs(&self) -> Result<u64, StoreError> {
-        let n = self
-            .conn()
-            .execute(
-                "UPDATE runs SET state = 'failed', finished_at = ?1, \
-                 error = 'interrupted: hrsync stopped while this run was in progress; nothing was applied' \
-                 WHERE state IN ('queued', 'running')",
-                [Utc::now()],
-            )
-            .map_err(sql)?;
-        Ok(n as u64)
-    }
 }
 
 /// Escapes `\`, `%` and `_` for a LIKE pattern with `ESCAPE '\'`.
@@ -914,23 +1071,6 @@ fn write_history<'a>(
     Ok(())
 }
 
-fn end_run(
-    tx: &Transaction<'_>,
-    id: RunId,
-    state: RunState,
-    counts: &Counts,
-    error: Option<&str>,
-    fingerprint: Option<&str>,
-) -> Result<(), StoreError> {
-    let n = tx
-        .execute(
-            "UPDATE runs SET state = ?2, counts = ?3, error = ?4, fingerprint = ?5, finished_at = ?6 WHERE id = ?1",
-            params![id.0, enum_text(&state), json_text(counts), error, fingerprint, Utc::now()],
-        )
-        .map_err(sql)?;
-    if n == 0 { Err(StoreError::NoRun(id)) } else { Ok(()) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -965,25 +1105,110 @@ mod tests {
         assert!(matches!(err, StoreError::EmailTaken(_)), "{err:?}");
     }
 
-    #[test]
-    fn a_second_import_of_one_integration_is_refused_while_one_runs() {
-        let s = store();
-        let id = s.create_integration(&IntegrationConfig::new("personio", "Acme")).unwrap();
-        let run = |kind| NewRun {
-            integration_id: id,
+    fn new_run(integration: IntegrationId, kind: RunKind) -> NewRun {
+        NewRun {
+            integration_id: integration,
             kind,
             trigger: Trigger::Manual,
-            actor: None,
+            actor: Some("ann".into()),
             preview_id: None,
             reverts_id: None,
             since: None,
-        };
-        let first = s.begin_run(&run(RunKind::Import)).unwrap();
-        assert!(matches!(s.begin_run(&run(RunKind::Import)), Err(StoreError::AlreadyRunning(_))));
-        s.begin_run(&run(RunKind::Preview)).expect("previews do not write, so they may overlap");
-        assert_eq!(s.fail_interrupted_runs().unwrap(), 2);
-        assert_eq!(s.run(first).unwrap().state, RunState::Failed);
-        s.begin_run(&run(RunKind::Import)).expect("free again");
+        }
+    }
+
+    /// Two handles on one file, as two processes would open it.
+    fn two_processes() -> (SqliteStore, SqliteStore, IntegrationId, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("hrsync-lease-{}-{}", std::process::id(), rand::random::<u32>()));
+        let path = dir.join("hrsync.db");
+        let a = SqliteStore::open(&path, SecretBox::from_key(&[3; 32])).unwrap();
+        let b = SqliteStore::open(&path, SecretBox::from_key(&[3; 32])).unwrap();
+        let id = a.create_integration(&IntegrationConfig::new("personio", "Acme")).unwrap();
+        (a, b, id, dir)
+    }
+
+    fn age_lease(s: &SqliteStore, run: RunId) {
+        let old = Utc::now() - LEASE_TTL - chrono::Duration::seconds(1);
+        s.conn().execute("UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1", params![run.0, old]).unwrap();
+    }
+
+    fn done() -> RunOutcome {
+        RunOutcome {
+            state: RunState::Succeeded,
+            counts: Counts::default(),
+            error: None,
+            fingerprint: None,
+            changes: vec![],
+            issues: vec![],
+        }
+    }
+
+    #[test]
+    fn one_run_of_any_kind_holds_an_integration_and_says_who() {
+        let s = store();
+        let id = s.create_integration(&IntegrationConfig::new("personio", "Acme")).unwrap();
+        let first = s.begin_run(&new_run(id, RunKind::Preview)).unwrap();
+        for kind in [RunKind::Preview, RunKind::Import, RunKind::Revert] {
+            match s.begin_run(&new_run(id, kind)) {
+                Err(StoreError::AlreadyRunning(h)) => {
+                    assert_eq!(h.run, first);
+                    let text = StoreError::AlreadyRunning(h).to_string();
+                    assert!(text.contains(&format!("run {first} (manual preview by ann")), "{text}");
+                    assert!(text.contains(s.owner()), "{text}");
+                }
+                other => panic!("{kind:?}: {other:?}"),
+            }
+        }
+        s.finish_run(first, &done()).unwrap();
+        s.begin_run(&new_run(id, RunKind::Import)).expect("free again");
+    }
+
+    #[test]
+    fn another_process_waits_for_a_fresh_lease_and_takes_over_an_expired_one() {
+        let (a, b, id, dir) = two_processes();
+        let run = a.begin_run(&new_run(id, RunKind::Import)).unwrap();
+        assert!(matches!(b.begin_run(&new_run(id, RunKind::Import)), Err(StoreError::AlreadyRunning(_))));
+        assert_eq!(a.heartbeat(run).unwrap(), Lease::Held);
+        assert_eq!(b.heartbeat(run).unwrap(), Lease::Lost, "only the owner renews");
+        assert_eq!(b.run(run).unwrap().state, RunState::Running, "a fresh lease reads as running");
+
+        age_lease(&a, run);
+        assert_eq!(b.run(run).unwrap().state, RunState::Interrupted, "an expired lease reads as interrupted");
+        let stored: String = b.conn().query_row("SELECT state FROM runs WHERE id = ?1", [run.0], |r| r.get(0)).unwrap();
+        assert_eq!(stored, "running", "reading never writes");
+
+        let second = b.begin_run(&new_run(id, RunKind::Import)).expect("the expired run no longer holds it");
+        assert_eq!(a.heartbeat(run).unwrap(), Lease::Lost);
+        let late = a.apply(run, &Apply::default(), "f").unwrap_err();
+        assert!(matches!(late, StoreError::LeaseLost(r) if r == run), "{late:?}");
+        assert!(matches!(a.finish_run(run, &done()), Err(StoreError::LeaseLost(_))));
+        let old = b.run(run).unwrap();
+        assert_eq!(old.state, RunState::Interrupted);
+        assert!(old.error.unwrap().contains(a.owner()));
+        b.finish_run(second, &done()).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_cancel_request_reaches_the_owner_and_refuses_the_apply() {
+        let (a, b, id, dir) = two_processes();
+        let run = a.begin_run(&new_run(id, RunKind::Import)).unwrap();
+        let asked = b.request_cancel(run, Some("bob")).unwrap();
+        assert_eq!(asked.cancel_requested_by.as_deref(), Some("bob"));
+        assert_eq!(a.heartbeat(run).unwrap(), Lease::CancelRequested { by: Some("bob".into()) });
+        assert!(matches!(a.apply(run, &Apply::default(), "f"), Err(StoreError::Cancelled(_))));
+        let cancelled = RunOutcome { state: RunState::Cancelled, error: Some("cancelled by bob".into()), ..done() };
+        a.finish_run(run, &cancelled).unwrap();
+        assert_eq!(b.run(run).unwrap().state, RunState::Cancelled);
+        let again = b.request_cancel(run, None).unwrap_err();
+        assert!(matches!(again, StoreError::NotRunning { state: RunState::Cancelled, .. }), "{again:?}");
+        assert!(again.to_string().contains("it is cancelled"), "{again}");
+
+        // A run whose process is gone is cancelled at once.
+        let orphan = a.begin_run(&new_run(id, RunKind::Preview)).unwrap();
+        age_lease(&a, orphan);
+        assert_eq!(b.request_cancel(orphan, Some("bob")).unwrap().state, RunState::Cancelled);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

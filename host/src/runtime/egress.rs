@@ -183,12 +183,37 @@ impl Pacer {
 
 /// The wasi-http hooks of one run.
 pub struct EgressHooks {
-    pub(crate) connector: String,
-    pub(crate) grants: Grants,
-    pub(crate) timeouts: Timeouts,
-    pub(crate) log: Arc<Mutex<EgressLog>>,
-    pub(crate) pacer: Option<Arc<Pacer>>,
+    connector: String,
+    grants: Grants,
+    timeouts: Timeouts,
+    log: Arc<Mutex<EgressLog>>,
+    pacer: Option<Arc<Pacer>>,
+    /// Requests in flight at once; a guest cannot open connections without bound.
+    in_flight: Arc<tokio::sync::Semaphore>,
+    body_chunk_bytes: usize,
 }
+
+impl EgressHooks {
+    pub(crate) fn new(
+        connector: String,
+        grants: Grants,
+        limits: &super::Limits,
+        log: Arc<Mutex<EgressLog>>,
+        pacer: Option<Arc<Pacer>>,
+    ) -> Self {
+        EgressHooks {
+            connector,
+            grants,
+            timeouts: limits.http,
+            log,
+            pacer,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(limits.concurrent_requests.max(1))),
+            body_chunk_bytes: limits.body_chunk_bytes,
+        }
+    }
+}
+
+type SendResult = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>;
 
 impl WasiHttpHooks for EgressHooks {
     fn send_request(
@@ -196,14 +221,7 @@ impl WasiHttpHooks for EgressHooks {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>),
-                    HttpError,
-                >,
-            > + Send,
-    > {
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
         let allowed = Origin::of_uri(request.uri()).is_some_and(|o| self.grants.allows(&o));
         if !allowed {
             let line = format!("{} {}", request.method(), strip_query(request.uri()));
@@ -215,19 +233,84 @@ impl WasiHttpHooks for EgressHooks {
         self.log.lock().expect("egress log").sent += 1;
         let options = self.timeouts.clamp(options);
         let pacer = self.pacer.clone();
+        let in_flight = self.in_flight.clone();
         drop(fut);
         Box::new(async move {
             use http_body_util::BodyExt;
+            // Held until the response body is read or dropped.
+            let permit = in_flight.acquire_owned().await.map_err(|_| HttpError::HttpRequestDenied)?;
             if let Some(pacer) = pacer {
                 pacer.acquire().await;
             }
+            let request = with_length(request).await?;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let io = async move {
+                // A connection that ends badly after the response is the
+                // connector's to notice (its body read fails); here it is
+                // only worth a debug line, not a warning per request.
+                if let Err(e) = io.await {
+                    tracing::debug!("outbound connection ended with an error: {e}");
+                }
+                drop(permit);
+                Ok(())
+            };
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
     }
+
+    /// One chunk buffered per body that is not being sent.
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        self.body_chunk_bytes
+    }
+
+    // Transport failures reach the connector as error codes and the admin
+    // through the connector's message; wasmtime's own warnings would only
+    // repeat them, less clearly, in the host log.
+    fn p2_error_from_hyper(&mut self, err: &hyper::Error) -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
+        tracing::debug!(connector = %self.connector, "outbound HTTP error: {err}");
+        wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::HttpProtocolError
+    }
+
+    fn p2_error_from_connect(
+        &mut self,
+        err: &std::io::Error,
+    ) -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
+        tracing::debug!(connector = %self.connector, "outbound connection failed: {err}");
+        wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::ConnectionRefused
+    }
+}
+
+/// The most a request body may hold; connectors send forms and small JSON.
+pub const MAX_REQUEST_BODY: usize = 1 << 20;
+
+/// A request whose method carries a body goes out with that body whole and
+/// its `Content-Length`: a body streamed without a length goes out chunked,
+/// which strict servers and proxies refuse or read as empty. Reading the
+/// guest's body to its end here (at most [`MAX_REQUEST_BODY`]) also keeps
+/// the stream open until the guest has finished writing it, whatever its
+/// HTTP client checks after the last write.
+async fn with_length(request: http::Request<WasiBody>) -> Result<http::Request<WasiBody>, HttpError> {
+    use http_body_util::BodyExt;
+    if matches!(*request.method(), http::Method::GET | http::Method::HEAD) {
+        return Ok(request);
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes = http_body_util::Limited::new(body, MAX_REQUEST_BODY)
+        .collect()
+        .await
+        .map_err(|_| HttpError::HttpRequestBodySize(Some(MAX_REQUEST_BODY as u64)))?
+        .to_bytes();
+    parts.headers.remove(http::header::TRANSFER_ENCODING);
+    parts.headers.insert(http::header::CONTENT_LENGTH, bytes.len().into());
+    let body = http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
+    Ok(http::Request::from_parts(parts, body))
 }
 
 /// The URI without its query, which may carry credentials.

@@ -5,30 +5,33 @@
 //! environment and no sockets, and wasi-http through [`egress`]. Each loaded
 //! [`Connector`] is compiled once (and cached on disk) into an `InstancePre`;
 //! each run gets a fresh [`Session`] — a new store and instance — so nothing
-//! leaks between runs. Every call is bounded in memory, CPU and wall time;
-//! a connector that exceeds a bound or traps yields a [`RunError`] that names
-//! it, and the host carries on.
+//! leaks between runs. Every call is bounded in memory, CPU and wall time,
+//! and what a guest can make the host hold (resource handles, header sets,
+//! request bodies, log lines) is bounded too ([`Limits`]); a connector that
+//! exceeds a bound or traps yields a [`RunError`] that names it, and the host
+//! carries on.
 
 mod bindings;
 mod cache;
 pub mod egress;
+pub mod memory;
+mod session;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
 
+use bindings::Prepared;
 pub use bindings::v0_1_0::hrsync::connector::host::Level;
 /// The contract's types, as the host sees them.
 pub use bindings::v0_1_0::hrsync::connector::types as wit;
-use bindings::{Bindings, Prepared};
-use egress::{EgressHooks, EgressLog, Grants, Timeouts};
+use egress::{Grants, Timeouts};
+use session::{CallBudget, RunState};
+pub use session::{LogLine, Session};
 
 /// WIT package versions of `hrsync:connector` this host can load.
 pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
@@ -36,7 +39,8 @@ const EXPORT_PREFIX: &str = "hrsync:connector/hr-source@";
 /// Epoch tick: the granularity of CPU accounting and of wall-clock timeouts.
 const TICK: Duration = Duration::from_millis(10);
 
-/// Bounds applied to every connector call.
+/// Bounds applied to every connector call and to what a run may make the
+/// host hold on the guest's behalf.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Linear memory of one instance.
@@ -45,8 +49,24 @@ pub struct Limits {
     pub cpu_per_call: Duration,
     /// Wall-clock time of one call, HTTP included.
     pub wall_per_call: Duration,
-    /// Bytes of stdout/stderr and log lines kept per run.
+    /// CPU and wall time of `describe` when a component is loaded: it does no
+    /// I/O, so a connector that needs longer is broken, and must not hold up
+    /// the server's start.
+    pub describe: Duration,
+    /// Bytes of stdout/stderr, and of `host.log` lines, kept per run.
     pub log_bytes: usize,
+    /// One `host.log` line is cut to this many bytes.
+    pub log_line_bytes: usize,
+    /// Resource handles (HTTP requests, header sets, bodies, streams,
+    /// pollables…) one instance may hold at once.
+    pub handles: usize,
+    /// Bytes of one header set (`wasi:http` fields) a guest builds.
+    pub header_bytes: usize,
+    /// Bytes of one chunk of a request body; the host buffers at most two
+    /// per body that is not being sent.
+    pub body_chunk_bytes: usize,
+    /// Outbound requests of one run in flight at once; more wait their turn.
+    pub concurrent_requests: usize,
     /// Outbound HTTP timeouts.
     pub http: Timeouts,
 }
@@ -57,9 +77,27 @@ impl Default for Limits {
             memory_bytes: 512 << 20,
             cpu_per_call: Duration::from_secs(30),
             wall_per_call: Duration::from_secs(120),
+            describe: Duration::from_secs(5),
             log_bytes: 1 << 20,
+            log_line_bytes: 1 << 10,
+            handles: 1024,
+            header_bytes: 16 << 10,
+            body_chunk_bytes: 16 << 10,
+            concurrent_requests: 4,
             http: Timeouts::default(),
         }
+    }
+}
+
+impl Limits {
+    /// The most host memory one run's guest-created resources can take
+    /// besides what its calls return: every handle a full header set or a
+    /// full body buffer, plus the run's log and output. A hostile connector
+    /// cannot make the host hold more than this on top of its own linear
+    /// memory (and the results of its calls, which its memory cap bounds).
+    pub fn host_resource_bytes(&self) -> usize {
+        let per_handle = self.header_bytes.max(2 * self.body_chunk_bytes);
+        self.handles * per_handle + 2 * self.log_bytes
     }
 }
 
@@ -95,11 +133,23 @@ pub enum RunError {
     #[error("connector `{connector}` crashed: {cause}. This is a bug in the connector; report it to its author.")]
     Trap { connector: String, cause: String },
     #[error(
+        "connector `{connector}` overflowed its stack (endless or too deep recursion) and was stopped. This is a bug in the connector; report it to its author."
+    )]
+    StackOverflow { connector: String },
+    #[error(
+        "connector `{connector}` exited (status {code}) instead of returning from the call; connectors must return a result or an error. Report this to its author."
+    )]
+    Exited { connector: String, code: i32 },
+    #[error(
         "connector `{connector}` ran for more than {budget:?} of CPU in one call and was stopped (an infinite loop?)"
     )]
     CpuExhausted { connector: String, budget: Duration },
     #[error("connector `{connector}` tried to use more than {} MiB of memory and was stopped", limit >> 20)]
     MemoryExhausted { connector: String, limit: usize },
+    #[error(
+        "connector `{connector}` held more than {limit} resource handles (requests, header sets, streams…) at once and was stopped; a connector must drop what it no longer uses"
+    )]
+    TooManyHandles { connector: String, limit: usize },
     #[error("connector `{connector}` did not answer within {after:?} and was stopped")]
     Timeout { connector: String, after: Duration },
     #[error("connector `{connector}` returned invalid data: {reason}")]
@@ -129,8 +179,11 @@ impl RunError {
                 E::BadResponse(_) => "bad-response",
             },
             RunError::Trap { .. } => "trap",
+            RunError::StackOverflow { .. } => "stack-overflow",
+            RunError::Exited { .. } => "exited",
             RunError::CpuExhausted { .. } => "cpu-exhausted",
             RunError::MemoryExhausted { .. } => "memory-exhausted",
+            RunError::TooManyHandles { .. } => "too-many-handles",
             RunError::Timeout { .. } => "timeout",
             RunError::InvalidOutput { .. } => "invalid-output",
             RunError::EgressDenied { .. } => "egress-denied",
@@ -144,6 +197,18 @@ impl RunError {
             RunError::Source { error, .. } => Some(error),
             _ => None,
         }
+    }
+
+    /// Whether the sandbox stopped the connector for exceeding a bound.
+    pub fn is_budget(&self) -> bool {
+        matches!(
+            self,
+            RunError::CpuExhausted { .. }
+                | RunError::MemoryExhausted { .. }
+                | RunError::TooManyHandles { .. }
+                | RunError::Timeout { .. }
+                | RunError::StackOverflow { .. }
+        )
     }
 }
 
@@ -244,7 +309,7 @@ impl Runtime {
 
     /// Validates and prepares a component: it must be a component, export
     /// `hr-source` at a supported version, link against what the host
-    /// provides, and describe itself sensibly.
+    /// provides, and describe itself sensibly within [`Limits::describe`].
     pub async fn load(&self, name: &str, bytes: &[u8]) -> Result<Connector, LoadError> {
         let digest = cache::digest(bytes);
         let component = cache::compile(&self.engine, self.cache_dir.as_deref(), &digest, bytes)
@@ -257,15 +322,16 @@ impl Runtime {
         let exports = |e: wasmtime::Error| LoadError::Exports { name: name.into(), reason: format!("{e:#}") };
         let pre = match wit_version.as_str() {
             "0.1.0" => Prepared::V0_1_0(bindings::v0_1_0::HrConnectorPre::new(instance_pre).map_err(exports)?),
-            _ => Prepared::V0_2_0(bindings::v0_2_0::HrConnectorPre::new(instance_pre).map_err(exports)?),
+            "0.2.0" => Prepared::V0_2_0(bindings::v0_2_0::HrConnectorPre::new(instance_pre).map_err(exports)?),
+            other => return Err(LoadError::UnsupportedWit { name: name.into(), found: other.into() }),
         };
         let mut connector = Connector { info: placeholder_info(name), wit_version, origin: name.into(), digest, pre };
-        let mut session = self
-            .session(&connector, Grants::none())
-            .await
-            .map_err(|e| LoadError::Describe { name: name.into(), source: Box::new(e) })?;
-        let info =
-            session.describe().await.map_err(|e| LoadError::Describe { name: name.into(), source: Box::new(e) })?;
+        let budget = CallBudget { cpu: self.limits.describe, wall: self.limits.describe };
+        let describe = async {
+            let mut session = self.open(&connector, Grants::none(), None, budget).await?;
+            session.describe().await
+        };
+        let info = describe.await.map_err(|e| LoadError::Describe { name: name.into(), source: Box::new(e) })?;
         validate_info(&info).map_err(|reason| LoadError::InvalidDescription { name: name.into(), reason })?;
         connector.info = info;
         Ok(connector)
@@ -298,76 +364,18 @@ impl Runtime {
         grants: Grants,
         pacer: Option<Arc<egress::Pacer>>,
     ) -> Result<Session, RunError> {
-        let id = connector.info.id.clone();
-        let output = MemoryOutputPipe::new(self.limits.log_bytes);
-        let wasi = WasiCtx::builder()
-            .stdout(output.clone())
-            .stderr(output.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .build();
-        let egress_log = Arc::new(Mutex::new(EgressLog::default()));
-        let granted = match grants.origins() {
-            [] => "none".to_string(),
-            origins => origins.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", "),
-        };
-        let state = RunState {
-            wasi,
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            egress: EgressHooks {
-                connector: id.clone(),
-                grants,
-                timeouts: self.limits.http,
-                log: egress_log.clone(),
-                pacer,
-            },
-            memory: MemoryCap { limit: self.limits.memory_bytes, hit: false },
-            logs: Vec::new(),
-            log_budget: self.limits.log_bytes,
-            ticks: 0,
-            tick_budget: (self.limits.cpu_per_call.as_millis() / TICK.as_millis()).max(1) as u64,
-            cpu_exhausted: false,
-            connector: id.clone(),
-            progress: None,
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.memory);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut ctx| {
-            let state = ctx.data_mut();
-            state.ticks += 1;
-            if state.ticks > state.tick_budget {
-                state.cpu_exhausted = true;
-                return Err(wasmtime::format_err!("CPU budget exhausted"));
-            }
-            // Yielding lets the wall-clock timeout fire even in a busy loop.
-            Ok(UpdateDeadline::Yield(1))
-        });
-        let mut session = Session {
-            connector: id,
-            store,
-            instance: None,
-            limits: self.limits.clone(),
-            output,
-            egress_log,
-            denied_before: 0,
-            granted,
-            poisoned: false,
-        };
-        let store = &mut session.store;
-        let instantiate = async move {
-            match &connector.pre {
-                Prepared::V0_1_0(pre) => pre.instantiate_async(store).await.map(Bindings::V0_1_0),
-                Prepared::V0_2_0(pre) => pre.instantiate_async(store).await.map(Bindings::V0_2_0),
-            }
-        };
-        let result = tokio::time::timeout(self.limits.wall_per_call, instantiate).await;
-        let instance = session.settle(result)?;
-        session.instance = Some(instance);
-        Ok(session)
+        let budget = CallBudget { cpu: self.limits.cpu_per_call, wall: self.limits.wall_per_call };
+        self.open(connector, grants, pacer, budget).await
+    }
+
+    async fn open(
+        &self,
+        connector: &Connector,
+        grants: Grants,
+        pacer: Option<Arc<egress::Pacer>>,
+        budget: CallBudget,
+    ) -> Result<Session, RunError> {
+        Session::start(&self.engine, connector, &self.limits, grants, pacer, budget).await
     }
 }
 
@@ -409,257 +417,4 @@ fn validate_info(info: &wit::ConnectorInfo) -> Result<(), String> {
     }
     Grants::parse(&info.default_hosts).map_err(|e| format!("default host {e}"))?;
     Ok(())
-}
-
-/// One run of one connector: a fresh store and instance.
-pub struct Session {
-    connector: String,
-    store: Store<RunState>,
-    instance: Option<Bindings>,
-    limits: Limits,
-    output: MemoryOutputPipe,
-    egress_log: Arc<Mutex<EgressLog>>,
-    /// Denials logged before the current call started.
-    denied_before: usize,
-    /// The granted origins, for error messages.
-    granted: String,
-    poisoned: bool,
-}
-
-/// A line the connector logged through the `host` interface.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogLine {
-    pub level: Level,
-    pub message: String,
-}
-
-macro_rules! guest_call {
-    ($self:ident, $method:ident $(, $arg:expr)*) => {{
-        $self.ready()?;
-        $self.denied_before = $self.egress().denied.len();
-        let instance = $self.instance.as_ref().expect("instantiated");
-        let store = &mut $self.store;
-        // The versions share their types, so both arms have one type.
-        let call = async move {
-            match instance {
-                Bindings::V0_1_0(i) => i.hrsync_connector_hr_source().$method(store $(, $arg)*).await,
-                Bindings::V0_2_0(i) => i.hrsync_connector_hr_source().$method(store $(, $arg)*).await,
-            }
-        };
-        let result = tokio::time::timeout($self.limits.wall_per_call, call).await;
-        $self.settle(result)
-    }};
-}
-
-impl Session {
-    pub fn connector(&self) -> &str {
-        &self.connector
-    }
-
-    /// Lines logged through `host.log` so far.
-    pub fn logs(&self) -> &[LogLine] {
-        &self.store.data().logs
-    }
-
-    /// What the guest wrote to stdout/stderr (truncated to the log budget).
-    pub fn output(&self) -> String {
-        String::from_utf8_lossy(&self.output.contents()).into_owned()
-    }
-
-    /// The last progress the connector reported through `host.progress`.
-    pub fn reported_progress(&self) -> Option<(u64, Option<u64>)> {
-        self.store.data().progress
-    }
-
-    /// Requests sent and denied at the egress point so far.
-    pub fn egress(&self) -> EgressLog {
-        self.egress_log.lock().expect("egress log").clone()
-    }
-
-    pub async fn describe(&mut self) -> Result<wit::ConnectorInfo, RunError> {
-        guest_call!(self, call_describe)
-    }
-
-    pub async fn check(&mut self, settings: &[wit::Entry]) -> Result<wit::CheckReport, RunError> {
-        let r = guest_call!(self, call_check, settings)?;
-        self.source(r)
-    }
-
-    pub async fn fetch_page(
-        &mut self,
-        settings: &[wit::Entry],
-        request: &wit::FetchRequest,
-    ) -> Result<wit::Page, RunError> {
-        let r = guest_call!(self, call_fetch_page, settings, request)?;
-        self.source(r)
-    }
-
-    pub async fn map_fields(
-        &mut self,
-        settings: &[wit::Entry],
-        records: &[wit::RawRecord],
-    ) -> Result<wit::Mapped, RunError> {
-        let r = guest_call!(self, call_map_fields, settings, records)?;
-        self.source(r)
-    }
-
-    pub async fn diff(
-        &mut self,
-        settings: &[wit::Entry],
-        current: &[wit::DirectoryUser],
-        incoming: &[wit::Person],
-        options: wit::DiffOptions,
-    ) -> Result<wit::Plan, RunError> {
-        let r = guest_call!(self, call_diff, settings, current, incoming, options)?;
-        self.source(r)
-    }
-
-    /// Maps a contract error. A failure after the egress point denied a
-    /// request is reported as that denial: the host knows the cause for sure,
-    /// whatever the guest's HTTP client made of it.
-    fn source<T>(&self, result: Result<T, wit::ConnectorError>) -> Result<T, RunError> {
-        result.map_err(|error| {
-            let egress = self.egress();
-            match egress.denied.get(self.denied_before) {
-                Some(request) => RunError::EgressDenied {
-                    connector: self.connector.clone(),
-                    request: request.clone(),
-                    granted: self.granted.clone(),
-                },
-                None => RunError::Source { connector: self.connector.clone(), error },
-            }
-        })
-    }
-
-    /// Resets the per-call CPU budget; refuses calls into a failed instance.
-    fn ready(&mut self) -> Result<(), RunError> {
-        if self.poisoned {
-            return Err(RunError::Poisoned { connector: self.connector.clone() });
-        }
-        self.store.data_mut().ticks = 0;
-        self.store.set_epoch_deadline(1);
-        Ok(())
-    }
-
-    /// Turns the outcome of a guest call into a [`RunError`] naming the cause.
-    fn settle<T>(&mut self, result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>) -> Result<T, RunError> {
-        let connector = self.connector.clone();
-        let error = match result {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(e)) => e,
-            Err(_) => {
-                self.poisoned = true;
-                return Err(RunError::Timeout { connector, after: self.limits.wall_per_call });
-            }
-        };
-        self.poisoned = true;
-        let state = self.store.data();
-        Err(if state.memory.hit {
-            RunError::MemoryExhausted { connector, limit: self.limits.memory_bytes }
-        } else if state.cpu_exhausted {
-            RunError::CpuExhausted { connector, budget: self.limits.cpu_per_call }
-        } else {
-            let mut cause = match error.downcast_ref::<wasmtime::Trap>() {
-                Some(trap) => format!("trap: {trap}"),
-                None => format!("{error:#}"),
-            };
-            // Rust guests print the panic location and message before trapping.
-            let output = self.output();
-            let mut lines = output.lines().skip_while(|l| !l.contains("panicked at"));
-            if let Some(location) = lines.next() {
-                let message = lines.next().unwrap_or_default();
-                cause.push_str(&format!(" ({} {message})", location.trim_end_matches(':')));
-            }
-            RunError::Trap { connector, cause }
-        })
-    }
-}
-
-/// Caps linear memory and remembers whether the cap was hit, so an
-/// allocation failure is reported as such rather than as a bare trap.
-struct MemoryCap {
-    limit: usize,
-    hit: bool,
-}
-
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            self.hit = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-}
-
-/// The store data of one run.
-struct RunState {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    table: ResourceTable,
-    egress: EgressHooks,
-    memory: MemoryCap,
-    logs: Vec<LogLine>,
-    log_budget: usize,
-    ticks: u64,
-    tick_budget: u64,
-    cpu_exhausted: bool,
-    connector: String,
-    /// The last `host.progress` (contract 0.2.0 and later).
-    progress: Option<(u64, Option<u64>)>,
-}
-
-impl WasiView for RunState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-impl WasiHttpView for RunState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
-    }
-}
-
-impl bindings::v0_1_0::hrsync::connector::types::Host for RunState {}
-
-impl bindings::v0_2_0::hrsync::connector::host::Host for RunState {
-    fn log(&mut self, level: bindings::v0_2_0::hrsync::connector::host::Level, message: String) {
-        use bindings::v0_2_0::hrsync::connector::host::Level as L2;
-        let level = match level {
-            L2::Trace => Level::Trace,
-            L2::Debug => Level::Debug,
-            L2::Info => Level::Info,
-            L2::Warn => Level::Warn,
-            L2::Error => Level::Error,
-        };
-        bindings::v0_1_0::hrsync::connector::host::Host::log(self, level, message)
-    }
-
-    fn progress(&mut self, done: u64, total: Option<u64>) {
-        tracing::debug!(connector = %self.connector, done, ?total, "progress");
-        self.progress = Some((done, total));
-    }
-}
-
-impl bindings::v0_1_0::hrsync::connector::host::Host for RunState {
-    fn log(&mut self, level: Level, message: String) {
-        let connector = self.connector.as_str();
-        match level {
-            Level::Trace => tracing::trace!(connector, "{message}"),
-            Level::Debug => tracing::debug!(connector, "{message}"),
-            Level::Info => tracing::info!(connector, "{message}"),
-            Level::Warn => tracing::warn!(connector, "{message}"),
-            Level::Error => tracing::error!(connector, "{message}"),
-        }
-        // Keep the run log bounded whatever the guest does.
-        if message.len() <= self.log_budget {
-            self.log_budget -= message.len();
-            self.logs.push(LogLine { level, message });
-        }
-    }
 }

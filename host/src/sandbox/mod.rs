@@ -72,6 +72,10 @@ pub struct SandboxConfig {
     /// Single-use tokens: every response carries the next token and the old
     /// one stops working, as Personio's API once did.
     pub rotate_tokens: bool,
+    /// Refuse request bodies sent without a length (`Transfer-Encoding:
+    /// chunked`) with 411, as strict servers and proxies in front of an API
+    /// do — they read no body at all.
+    pub strict_bodies: bool,
 }
 
 impl SandboxConfig {
@@ -113,6 +117,7 @@ impl SandboxConfig {
             auth_per_minute: 60,
             token_ttl: Duration::from_secs(86_400),
             rotate_tokens: false,
+            strict_bodies: true,
         }
     }
 }
@@ -149,6 +154,46 @@ pub enum Fault {
     Overlap { items: usize },
     /// Report and serve this many fewer employees (a shrinking total).
     Shrink { items: usize },
+    /// Start this many items after the requested offset but echo the
+    /// requested one: employees silently skipped.
+    Gap { items: usize },
+}
+
+impl Fault {
+    /// One of every kind, with typical parameters: what a fault soak draws from.
+    pub fn kinds() -> Vec<Fault> {
+        vec![
+            Fault::RateLimit { retry_after: Some(1) },
+            Fault::RateLimit { retry_after: None },
+            Fault::Status { status: 500 },
+            Fault::Status { status: 502 },
+            Fault::Status { status: 503 },
+            Fault::Status { status: 504 },
+            Fault::Malformed,
+            Fault::Slow { millis: 200 },
+            Fault::ExpireTokens,
+            Fault::RepeatFirstPage,
+            Fault::Overlap { items: 7 },
+            Fault::Shrink { items: 3 },
+            Fault::Gap { items: 5 },
+        ]
+    }
+
+    /// A short, stable name of the kind, for reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::RateLimit { .. } => "rate-limit",
+            Fault::Status { status: 500 } => "status-500",
+            Fault::Status { .. } => "status-5xx",
+            Fault::Malformed => "malformed",
+            Fault::Slow { .. } => "slow",
+            Fault::ExpireTokens => "expire-tokens",
+            Fault::RepeatFirstPage => "repeat-first-page",
+            Fault::Overlap { .. } => "overlap",
+            Fault::Shrink { .. } => "shrink",
+            Fault::Gap { .. } => "gap",
+        }
+    }
 }
 
 /// Request counters.
@@ -267,6 +312,15 @@ impl Sandbox {
     /// Queues faults; each is used by one request, in order.
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         self.lock().faults.extend(faults);
+    }
+
+    /// Drops the faults not used yet.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    pub fn set_strict_bodies(&self, strict: bool) {
+        self.lock().config.strict_bodies = strict;
     }
 
     pub fn set_rotate_tokens(&self, rotate: bool) {

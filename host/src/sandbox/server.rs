@@ -156,7 +156,19 @@ fn with_token(token: &str, response: Response) -> Response {
 }
 
 /// `POST /v1/auth`: credentials as query, JSON or form body.
-async fn auth(AxumState(sandbox): AxumState<Sandbox>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+async fn auth(
+    AxumState(sandbox): AxumState<Sandbox>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let chunked = headers
+        .get(header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked && sandbox.lock().config.strict_bodies {
+        return error(StatusCode::LENGTH_REQUIRED, 411, "A request body needs a Content-Length");
+    }
     let mut pairs: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) {
@@ -268,6 +280,7 @@ fn list_locked(sandbox: &Sandbox, headers: &HeaderMap, query: &str) -> Outcome {
     };
     let mut delay = None;
     let mut shrink = 0;
+    let mut skip = 0;
     match fault {
         Some(Fault::RateLimit { retry_after }) => {
             s.stats.rate_limited += 1;
@@ -290,6 +303,7 @@ fn list_locked(sandbox: &Sandbox, headers: &HeaderMap, query: &str) -> Outcome {
         Some(Fault::RepeatFirstPage) => q.offset = 0,
         Some(Fault::Overlap { items }) => q.offset = q.offset.saturating_sub(items),
         Some(Fault::Shrink { items }) => shrink = items,
+        Some(Fault::Gap { items }) => skip = items,
         Some(Fault::ExpireTokens) | None => {}
     }
 
@@ -310,7 +324,7 @@ fn list_locked(sandbox: &Sandbox, headers: &HeaderMap, query: &str) -> Outcome {
     let view =
         View { language: cred.language, legacy: cred.legacy, include: &include, company: &s.config.company_name };
     let data: Vec<Value> =
-        matching[..total].iter().skip(q.offset).take(q.limit).map(|e| render::employee(e, &view)).collect();
+        matching[..total].iter().skip(q.offset + skip).take(q.limit).map(|e| render::employee(e, &view)).collect();
     let body = json!({
         "success": true,
         "metadata": {

@@ -3,20 +3,30 @@
 //! A run fetches every page through the connector, asks it for a diff
 //! against the directory, has [`plan`](super::plan) check and translate the
 //! result, and then either stores it as a preview or applies it in one
-//! transaction together with its history entry. Failures and blocked runs
-//! are recorded too, so admins see why nothing changed.
+//! transaction together with its history entry. Failures, blocked and
+//! cancelled runs are recorded too, so admins see why nothing changed.
+//!
+//! A run holds its integration for as long as it works: the store refuses a
+//! second run of any kind in any process, and this process renews the run's
+//! lease every [`HEARTBEAT_EVERY`] until the run ends. A cancel request
+//! (from this process or another) or a lost lease stops the run at once;
+//! the import's transaction is fenced by the lease, so a run that was
+//! cancelled or taken over never applies.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use tokio_util::sync::CancellationToken;
 
-use super::fetch::{FetchError, FetchOptions, Progress, RetryPolicy, fetch_all};
+use super::fetch::{FetchError, FetchLimits, FetchOptions, Progress, RetryPolicy, fetch_all};
 use super::plan::{self, PlanError, PlanInput, Planned};
+use crate::connectors::LoadFailure;
 use crate::directory::{
-    Apply, ChangeKind, ChangeRecord, Counts, DirectoryStore, FieldChange, Integration, IntegrationConfig,
-    IntegrationId, IssueRecord, MANAGER_FIELD, NewRun, PlannedChange, PlannedUser, Run, RunId, RunKind, RunOutcome,
-    RunState, StoreError, Target, Trigger, User, UserId, UserStatus,
+    Apply, ChangeKind, ChangeRecord, Counts, DirectoryStore, FieldChange, HEARTBEAT_EVERY, Integration,
+    IntegrationConfig, IntegrationId, IssueRecord, Lease, MANAGER_FIELD, NewRun, PlannedChange, PlannedUser, Run,
+    RunId, RunKind, RunOutcome, RunState, StoreError, Target, Trigger, User, UserId, UserStatus,
 };
 use crate::mail::Invite;
 use crate::runtime::egress::{Grants, Pacer};
@@ -42,6 +52,12 @@ pub enum SyncError {
         "run {run} was not applied: the source changed since preview {preview} (the preview's plan differs from the current one); review a new preview, or import with --accept-drift"
     )]
     Drift { run: RunId, preview: RunId },
+    #[error("run {run} was cancelled{}; nothing was applied", by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default())]
+    Cancelled { run: RunId, by: Option<String> },
+    #[error(
+        "run {run} took longer than the integration's limit of {minutes} minutes and was stopped; nothing was applied. Raise the limit if the source really is that slow."
+    )]
+    TimedOut { run: RunId, minutes: u32 },
     #[error("test connection failed: {0}")]
     Check(RunError),
     #[error("{0}")]
@@ -66,8 +82,20 @@ impl SyncError {
             | SyncError::Connector { run, .. }
             | SyncError::Plan { run, .. }
             | SyncError::Blocked { run, .. }
-            | SyncError::Drift { run, .. } => Some(*run),
+            | SyncError::Drift { run, .. }
+            | SyncError::Cancelled { run, .. }
+            | SyncError::TimedOut { run, .. } => Some(*run),
+            SyncError::Store(StoreError::LeaseLost(run) | StoreError::Cancelled(run)) => Some(*run),
             SyncError::Store(_) | SyncError::Check(_) | SyncError::Invalid(_) => None,
+        }
+    }
+
+    /// The connector failure behind this error, if any.
+    pub fn run_error(&self) -> Option<&RunError> {
+        match self {
+            SyncError::Connector { source, .. } | SyncError::Check(source) => Some(source),
+            SyncError::Fetch { source, .. } => source.run_error(),
+            _ => None,
         }
     }
 }
@@ -118,11 +146,31 @@ pub struct RunReport {
     pub issues: Vec<IssueRecord>,
 }
 
+/// Why a run this process holds must stop.
+#[derive(Debug, Clone)]
+enum Stop {
+    Cancelled {
+        by: Option<String>,
+    },
+    /// Another process took the run over.
+    LeaseLost,
+}
+
+/// A run this process holds, while it works.
+struct LiveRun {
+    progress: Progress,
+    /// Fires when the run must stop; also ends its lease renewal.
+    stop: CancellationToken,
+    why: Arc<Mutex<Option<Stop>>>,
+}
+
 /// The sync engine: connectors, runtime and directory together.
 pub struct SyncEngine {
     runtime: Arc<Runtime>,
     store: Arc<dyn DirectoryStore>,
     connectors: Vec<Connector>,
+    /// Components found but not loaded, with the reason.
+    pub failed_connectors: Vec<LoadFailure>,
     pub retry: RetryPolicy,
     /// Deployment details for invitation emails.
     pub invite: Invite,
@@ -133,8 +181,8 @@ pub struct SyncEngine {
     /// below that, benchmarks against the sandbox do not.
     pub pace: Option<(u32, u32)>,
     pacers: Mutex<HashMap<IntegrationId, Arc<Pacer>>>,
-    /// Fetch progress of the background runs still going, for progress bars.
-    live: Mutex<HashMap<RunId, Progress>>,
+    /// The runs this process holds.
+    live: Mutex<HashMap<RunId, LiveRun>>,
     /// Connector errors since start, by kind, for the metrics.
     errors: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -145,6 +193,7 @@ impl SyncEngine {
             runtime,
             store,
             connectors,
+            failed_connectors: Vec::new(),
             retry: RetryPolicy::default(),
             invite: Invite::default(),
             mail_queued: Arc::default(),
@@ -166,7 +215,11 @@ impl SyncEngine {
     pub fn connector(&self, id: &str) -> Result<&Connector, SyncError> {
         self.connectors.iter().find(|c| c.info.id == id).ok_or_else(|| {
             let ids: Vec<&str> = self.connectors.iter().map(|c| c.info.id.as_str()).collect();
-            SyncError::Invalid(format!("connector `{id}` is not loaded (loaded: {})", ids.join(", ")))
+            let mut message = format!("connector `{id}` is not loaded (loaded: {})", ids.join(", "));
+            for f in &self.failed_connectors {
+                message.push_str(&format!("; {} did not load: {}", f.origin, f.reason));
+            }
+            SyncError::Invalid(message)
         })
     }
 
@@ -196,7 +249,9 @@ impl SyncEngine {
     pub async fn preview(&self, request: &RunRequest) -> Result<RunReport, SyncError> {
         let integration = self.store.integration(request.integration)?;
         let run = self.begin(&integration, RunKind::Preview, request, None)?;
-        self.finish_preview(&integration, run, request).await?;
+        let result = self.finish_preview(&integration, run, request).await;
+        self.end(run);
+        result?;
         self.report(run)
     }
 
@@ -218,9 +273,21 @@ impl SyncEngine {
         Some(pacers.entry(integration).or_insert_with(|| Arc::new(Pacer::new(per_minute, burst))).clone())
     }
 
-    /// How far the fetch of a background run has come, while it runs.
+    /// How far the fetch of a run this process holds has come, while it runs.
     pub fn progress(&self, run: RunId) -> Option<Progress> {
-        self.live.lock().expect("progress").get(&run).copied()
+        self.live.lock().expect("live runs").get(&run).map(|l| l.progress)
+    }
+
+    /// Asks a run to stop — one of this process's, or another's — and
+    /// returns it. A run of this process stops at once; another process's
+    /// within a heartbeat. Nothing of a cancelled run is applied.
+    pub fn cancel(&self, run: RunId, by: Option<&str>) -> Result<Run, SyncError> {
+        let stored = self.store.request_cancel(run, by)?;
+        if let Some(live) = self.live.lock().expect("live runs").get(&run) {
+            *live.why.lock().expect("stop reason") = Some(Stop::Cancelled { by: by.map(String::from) });
+            live.stop.cancel();
+        }
+        Ok(stored)
     }
 
     /// Runs `work` on its own task with progress tracked under `run`.
@@ -229,12 +296,13 @@ impl SyncEngine {
         F: FnOnce(Arc<Self>, RunId, RunRequest) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), SyncError>> + Send + 'static,
     {
-        self.live.lock().expect("progress").insert(run, Progress::default());
         let weak = Arc::downgrade(self);
         let outer = request.progress.take();
         request.progress = Some(Arc::new(move |p| {
-            if let Some(engine) = weak.upgrade() {
-                engine.live.lock().expect("progress").insert(run, p);
+            if let Some(engine) = weak.upgrade()
+                && let Some(live) = engine.live.lock().expect("live runs").get_mut(&run)
+            {
+                live.progress = p;
             }
             if let Some(f) = &outer {
                 f(p)
@@ -245,7 +313,7 @@ impl SyncEngine {
             if let Err(e) = work(engine.clone(), run, request).await {
                 tracing::warn!(%run, "background run ended without applying: {e}");
             }
-            engine.live.lock().expect("progress").remove(&run);
+            engine.end(run);
         });
     }
 
@@ -255,7 +323,7 @@ impl SyncEngine {
         run: RunId,
         request: &RunRequest,
     ) -> Result<(), SyncError> {
-        let planned = self.compute(integration, request).await.map_err(|e| self.fail(run, e))?;
+        let planned = self.compute_held(integration, run, request).await?;
         let outcome = RunOutcome {
             state: RunState::Succeeded,
             counts: planned.apply.counts.clone(),
@@ -264,18 +332,20 @@ impl SyncEngine {
             changes: preview_records(&planned.apply),
             issues: planned.apply.issues.clone(),
         };
-        Ok(self.store.finish_run(run, &outcome)?)
+        self.store.finish_run(run, &outcome).map_err(|e| self.fail(run, e.into()))
     }
 
     /// Fetches, plans and applies in one transaction.
     pub async fn import(&self, request: &RunRequest) -> Result<RunReport, SyncError> {
         let (integration, run) = self.begin_import(request)?;
-        self.finish_import(&integration, run, request).await?;
+        let result = self.finish_import(&integration, run, request).await;
+        self.end(run);
+        result?;
         self.report(run)
     }
 
     /// Starts an import in the background and returns its run at once; a
-    /// second import of the same integration is refused right here
+    /// second run of the same integration is refused right here
     /// ([`StoreError::AlreadyRunning`]). The run's state in the store tells
     /// how it ends.
     pub fn start_import(self: &Arc<Self>, request: RunRequest) -> Result<RunId, SyncError> {
@@ -304,19 +374,19 @@ impl SyncEngine {
         run: RunId,
         request: &RunRequest,
     ) -> Result<(), SyncError> {
-        let planned = self.compute(integration, request).await.map_err(|e| self.fail(run, e))?;
+        let planned = self.compute_held(integration, run, request).await?;
         if let Some(p) = request.from_preview {
             let preview = self.store.run(p)?;
             if preview.fingerprint.as_deref() != Some(planned.fingerprint.as_str()) && !request.accept_drift {
                 let e = SyncError::Drift { run, preview: p };
-                self.end(run, RunState::Failed, &planned, Some(e.to_string()))?;
+                self.record(run, RunState::Failed, &planned, Some(e.to_string()))?;
                 return Err(e);
             }
         }
         if let Some(reason) = plan::safeguard(integration, &planned)
             && (request.automatic || !request.override_safeguard)
         {
-            self.end(run, RunState::Blocked, &planned, Some(reason.clone()))?;
+            self.record(run, RunState::Blocked, &planned, Some(reason.clone()))?;
             return Err(SyncError::Blocked { run, reason, counts: planned.apply.counts });
         }
         let mut apply = planned.apply;
@@ -376,6 +446,8 @@ impl SyncEngine {
                     error: None,
                     fingerprint: None,
                     since: None,
+                    owner: None,
+                    cancel_requested_by: None,
                 },
                 changes: preview_records(&apply),
                 issues: apply.issues.clone(),
@@ -384,10 +456,14 @@ impl SyncEngine {
         }
         let request = RunRequest { actor, ..RunRequest::manual(integration.id) };
         let run = self.begin(&integration, RunKind::Revert, &request, Some(target))?;
-        self.apply(run, apply.clone(), String::new()).await?;
+        let result = self.apply(run, apply.clone(), String::new()).await;
+        self.end(run);
+        result?;
         Ok((apply, self.report(run)?))
     }
 
+    /// Starts a run holding `integration` and renews its lease until
+    /// [`end`](Self::end).
     fn begin(
         &self,
         integration: &Integration,
@@ -395,7 +471,7 @@ impl SyncEngine {
         request: &RunRequest,
         reverts: Option<RunId>,
     ) -> Result<RunId, SyncError> {
-        Ok(self.store.begin_run(&NewRun {
+        let run = self.store.begin_run(&NewRun {
             integration_id: integration.id,
             kind,
             trigger: if request.automatic { Trigger::Automatic } else { Trigger::Manual },
@@ -403,7 +479,52 @@ impl SyncEngine {
             preview_id: request.from_preview,
             reverts_id: reverts,
             since: request.updated_since,
-        })?)
+        })?;
+        let stop = CancellationToken::new();
+        let why = Arc::new(Mutex::new(None));
+        self.live
+            .lock()
+            .expect("live runs")
+            .insert(run, LiveRun { progress: Progress::default(), stop: stop.clone(), why: why.clone() });
+        tokio::spawn(keep_alive(self.store.clone(), run, stop, why));
+        Ok(run)
+    }
+
+    /// The run ended (whichever way): stop renewing its lease.
+    fn end(&self, run: RunId) {
+        if let Some(live) = self.live.lock().expect("live runs").remove(&run) {
+            live.stop.cancel();
+        }
+    }
+
+    /// [`compute`](Self::compute) while the run holds its lease: stops with
+    /// [`SyncError::Cancelled`] as soon as someone cancels the run, and at
+    /// the integration's time limit. Failures are recorded under the run.
+    async fn compute_held(
+        &self,
+        integration: &Integration,
+        run: RunId,
+        request: &RunRequest,
+    ) -> Result<Planned, SyncError> {
+        let (stop, why) = {
+            let live = self.live.lock().expect("live runs");
+            let l = live.get(&run).expect("a run this process began");
+            (l.stop.clone(), l.why.clone())
+        };
+        let minutes = integration.config.limits.max_minutes.max(1);
+        let limit = Duration::from_secs(u64::from(minutes) * 60);
+        let result = tokio::select! {
+            biased;
+            _ = stop.cancelled() => Err(match why.lock().expect("stop reason").clone() {
+                Some(Stop::LeaseLost) => SyncError::Store(StoreError::LeaseLost(run)),
+                Some(Stop::Cancelled { by }) => SyncError::Cancelled { run, by },
+                None => SyncError::Cancelled { run, by: None },
+            }),
+            r = tokio::time::timeout(limit, self.compute(integration, request)) => {
+                r.unwrap_or(Err(SyncError::TimedOut { run, minutes }))
+            }
+        };
+        result.map_err(|e| self.fail(run, e))
     }
 
     /// Connector errors since this process started, by kind.
@@ -412,28 +533,37 @@ impl SyncEngine {
     }
 
     fn count_connector_error(&self, error: &SyncError) {
-        let run_error = match error {
-            SyncError::Connector { source, .. } | SyncError::Check(source) => Some(source),
-            SyncError::Fetch { source: FetchError::Run(r) | FetchError::RetriesExhausted { last: r, .. }, .. } => {
-                Some(r)
-            }
-            _ => None,
-        };
-        let kind = match (run_error, error) {
-            (Some(r), _) => r.kind(),
-            (None, SyncError::Fetch { source: FetchError::RepeatedCursor { .. }, .. }) => "repeated-cursor",
-            (None, SyncError::Plan { .. }) => "invalid-plan",
+        let kind = match error {
+            e if e.run_error().is_some() => e.run_error().expect("checked").kind(),
+            SyncError::Fetch { source: FetchError::RepeatedCursor { .. }, .. } => "repeated-cursor",
+            SyncError::Fetch { source: FetchError::LimitExceeded { .. }, .. } => "run-limit",
+            SyncError::Fetch { source: FetchError::Incomplete { .. }, .. } => "incomplete-fetch",
+            SyncError::Plan { .. } => "invalid-plan",
             _ => return,
         };
         *self.errors.lock().expect("errors").entry(kind).or_default() += 1;
     }
 
-    /// Records a failure under its run and passes it on.
+    /// Records a failure under its run and passes it on. A cancelled run is
+    /// recorded as such; a run another process took over is not ours to
+    /// record.
     fn fail(&self, run: RunId, error: SyncError) -> SyncError {
         let error = error.at(run);
         self.count_connector_error(&error);
+        let state = match &error {
+            SyncError::Store(StoreError::LeaseLost(_)) => return error,
+            SyncError::Cancelled { .. } | SyncError::Store(StoreError::Cancelled(_)) => RunState::Cancelled,
+            _ => RunState::Failed,
+        };
+        let error = match error {
+            SyncError::Store(StoreError::Cancelled(run)) => {
+                let by = self.store.run(run).ok().and_then(|r| r.cancel_requested_by);
+                SyncError::Cancelled { run, by }
+            }
+            other => other,
+        };
         let outcome = RunOutcome {
-            state: RunState::Failed,
+            state,
             counts: Counts::default(),
             error: Some(error.to_string()),
             fingerprint: None,
@@ -441,12 +571,13 @@ impl SyncEngine {
             issues: Vec::new(),
         };
         if let Err(e) = self.store.finish_run(run, &outcome) {
-            tracing::error!(%run, "could not record the failure of run {run}: {e}");
+            tracing::error!(%run, "could not record the end of run {run}: {e}");
         }
         error
     }
 
-    fn end(&self, run: RunId, state: RunState, planned: &Planned, error: Option<String>) -> Result<(), SyncError> {
+    /// Records a run that ends without applying (drifted, blocked).
+    fn record(&self, run: RunId, state: RunState, planned: &Planned, error: Option<String>) -> Result<(), SyncError> {
         let outcome = RunOutcome {
             state,
             counts: planned.apply.counts.clone(),
@@ -455,18 +586,17 @@ impl SyncEngine {
             changes: preview_records(&planned.apply),
             issues: planned.apply.issues.clone(),
         };
-        Ok(self.store.finish_run(run, &outcome)?)
+        self.store.finish_run(run, &outcome).map_err(|e| self.fail(run, e.into()))
     }
 
+    /// Applies in one transaction, fenced by the run's lease: a run that was
+    /// cancelled or taken over meanwhile rolls back and is recorded so.
     async fn apply(&self, run: RunId, apply: Apply, fingerprint: String) -> Result<(), SyncError> {
         let store = self.store.clone();
         let result = tokio::task::spawn_blocking(move || store.apply(run, &apply, &fingerprint))
             .await
             .map_err(|e| SyncError::Invalid(format!("the import task failed: {e}")))?;
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.fail(run, SyncError::Store(e))),
-        }
+        result.map_err(|e| self.fail(run, SyncError::Store(e)))
     }
 
     fn report(&self, run: RunId) -> Result<RunReport, SyncError> {
@@ -491,6 +621,7 @@ impl SyncEngine {
         let options = FetchOptions {
             updated_since: request.updated_since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             retry: self.retry.clone(),
+            limits: FetchLimits::from(config.limits),
         };
         let progress = request.progress.clone();
         let fetched = fetch_all(&mut session, &settings, &options, |p| {
@@ -513,18 +644,21 @@ impl SyncEngine {
             .diff(&settings, &directory, &fetched.people, options)
             .await
             .map_err(|source| SyncError::Connector { run, source })?;
-        let incoming: HashSet<String> = fetched.people.into_iter().map(|p| p.source_id).collect();
-        // The instance's linear memory only ever grows: free it (and the
-        // directory view) before planning, so the peaks do not add up.
+        // The instance's linear memory only ever grows: free it, the
+        // directory view and the people (their digests stay) before
+        // planning, so the peaks do not add up.
         drop(session);
         drop(directory);
+        let (received, complete, issues) = (fetched.received, fetched.complete, fetched.issues);
+        drop(fetched.people);
         plan::plan(PlanInput {
             connector: &connector.info.id,
             integration,
             current: &current,
             index: &index,
-            incoming: &incoming,
-            issues: fetched.issues,
+            received: &received,
+            complete,
+            issues,
             plan: diff,
             today: request.today.unwrap_or_else(|| Utc::now().date_naive()),
         })
@@ -619,6 +753,38 @@ impl SyncEngine {
         }
         apply.counts.issues = apply.issues.len() as u64;
         Ok(apply)
+    }
+}
+
+/// Renews `run`'s lease until `stop` fires; fires it (with the reason) when
+/// someone asks to cancel the run or another process took it over.
+async fn keep_alive(
+    store: Arc<dyn DirectoryStore>,
+    run: RunId,
+    stop: CancellationToken,
+    why: Arc<Mutex<Option<Stop>>>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+        }
+        let s = store.clone();
+        let reason = match tokio::task::spawn_blocking(move || s.heartbeat(run)).await {
+            Ok(Ok(Lease::Held)) => continue,
+            Ok(Ok(Lease::CancelRequested { by })) => Stop::Cancelled { by },
+            Ok(Ok(Lease::Lost)) => Stop::LeaseLost,
+            // A busy or failing database: try again at the next beat; the
+            // lease outlives several missed ones.
+            Ok(Err(e)) => {
+                tracing::warn!(%run, "could not renew the lease of run {run}: {e}");
+                continue;
+            }
+            Err(_) => return,
+        };
+        why.lock().expect("stop reason").get_or_insert(reason);
+        stop.cancel();
+        return;
     }
 }
 

@@ -1,10 +1,18 @@
-//! Drives a connector through a complete fetch: pages until the cursor runs
-//! out, waits out rate limits and transient failures within a bound, maps
-//! each page as it arrives, and checks what the connector returns.
+//! Drives a connector through a fetch: pages until the cursor runs out,
+//! waits out rate limits and transient failures within a bound, maps each
+//! page as it arrives, and checks what the connector returns.
+//!
+//! A fetch is complete or it fails. It stops with an error — never early —
+//! when paging repeats a cursor, passes the run's limits, or returns a
+//! different number of people than the source said it has: a run that
+//! decides who is missing must have seen everyone.
 
+use std::collections::HashMap;
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::intake::{self, CURSOR_BYTES, Issues, PersonDigest, SOURCE_ID_BYTES};
+use crate::directory::RunLimits;
 use crate::runtime::{RunError, Session, wit};
 
 /// How long a run may wait for a rate-limited or failing source.
@@ -24,12 +32,41 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How far one fetch may go.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchLimits {
+    pub max_pages: u64,
+    pub max_records: u64,
+    /// Bytes of mapped people kept for the run.
+    pub max_people_bytes: u64,
+}
+
+/// Bytes of mapped people one run keeps: 100,000 people take about 50 MiB.
+pub const MAX_PEOPLE_BYTES: u64 = 256 << 20;
+
+impl From<RunLimits> for FetchLimits {
+    fn from(l: RunLimits) -> Self {
+        FetchLimits {
+            max_pages: l.max_pages.into(),
+            max_records: l.max_records.into(),
+            max_people_bytes: MAX_PEOPLE_BYTES,
+        }
+    }
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        RunLimits::default().into()
+    }
+}
+
 /// Options of one fetch.
 #[derive(Debug, Clone, Default)]
 pub struct FetchOptions {
     /// Incremental fetch: only records changed since this RFC 3339 instant.
     pub updated_since: Option<String>,
     pub retry: RetryPolicy,
+    pub limits: FetchLimits,
 }
 
 /// Progress after each page, for progress bars.
@@ -40,11 +77,15 @@ pub struct Progress {
     pub total: Option<u64>,
 }
 
-/// The result of a complete fetch.
+/// The result of a fetch.
 #[derive(Debug, Clone, Default)]
 pub struct Fetched {
     pub people: Vec<wit::Person>,
-    /// Issues from mapping, plus records the host dropped.
+    /// Every source id received, with the digest of the person it mapped
+    /// to (`None`: the record could not be mapped). A person received but
+    /// not mapped is still present in the source: never counted missing.
+    pub received: HashMap<String, Option<PersonDigest>>,
+    /// Issues from mapping, plus what the host cut or dropped.
     pub issues: Vec<wit::Issue>,
     pub pages: u64,
     pub records: u64,
@@ -68,6 +109,24 @@ pub enum FetchError {
         "connector `{connector}` returned cursor `{cursor}` twice; its paging would never end. Report this to the connector's author."
     )]
     RepeatedCursor { connector: String, cursor: String },
+    #[error(
+        "the fetch passed the run's limit of {limit} {what} (at page {page}); nothing was changed. If the source really is that large, raise the integration's limit; otherwise the connector is paging without end — report it to its author."
+    )]
+    LimitExceeded { what: &'static str, limit: u64, page: u64 },
+    #[error(
+        "the source returned {received} of {total} people (it reported {total}); nothing was changed. The source's list changed while it was read, or its paging skipped people; the next run tries again."
+    )]
+    Incomplete { received: u64, total: u64 },
+}
+
+impl FetchError {
+    /// The connector error behind this failure, if the connector reported one.
+    pub fn run_error(&self) -> Option<&RunError> {
+        match self {
+            FetchError::Run(r) | FetchError::RetriesExhausted { last: r, .. } => Some(r),
+            _ => None,
+        }
+    }
 }
 
 /// Fetches and maps every page.
@@ -77,41 +136,70 @@ pub async fn fetch_all(
     options: &FetchOptions,
     mut progress: impl FnMut(Progress),
 ) -> Result<Fetched, FetchError> {
+    let limits = options.limits;
     let mut fetched = Fetched { complete: options.updated_since.is_none(), ..Fetched::default() };
-    let mut seen_ids: HashSet<String> = HashSet::new();
+    let mut issues = Issues::default();
     let mut seen_cursors: HashSet<String> = HashSet::new();
     let mut cursor: Option<String> = None;
     let mut total = None;
+    let mut people_bytes = 0u64;
     loop {
         let request = wit::FetchRequest { cursor: cursor.clone(), updated_since: options.updated_since.clone() };
         let page = fetch_page(session, settings, &request, &options.retry, &mut fetched).await?;
         fetched.pages += 1;
+        if fetched.pages > limits.max_pages {
+            return Err(FetchError::LimitExceeded { what: "pages", limit: limits.max_pages, page: fetched.pages });
+        }
         total = page.total.or(total);
 
         let mut records = Vec::with_capacity(page.records.len());
         for record in page.records {
             if record.source_id.trim().is_empty() {
-                fetched.issues.push(host_issue(None, "the connector returned a record without a source id; skipped"));
-            } else if !seen_ids.insert(record.source_id.clone()) {
-                fetched.issues.push(host_issue(
+                issues.push(host_issue(None, "the connector returned a record without a source id; skipped"));
+            } else if record.source_id.len() > SOURCE_ID_BYTES {
+                return Err(invalid(
+                    session,
+                    format!("a source id of {} bytes (at most {SOURCE_ID_BYTES})", record.source_id.len()),
+                ));
+            } else if fetched.received.contains_key(&record.source_id) {
+                issues.push(host_issue(
                     Some(&record.source_id),
                     "returned twice by the source; the second copy was skipped",
                 ));
             } else {
+                fetched.received.insert(record.source_id.clone(), None);
                 records.push(record);
             }
         }
         fetched.records += records.len() as u64;
+        if fetched.records > limits.max_records {
+            return Err(FetchError::LimitExceeded { what: "records", limit: limits.max_records, page: fetched.pages });
+        }
         if !records.is_empty() {
-            let mapped = session.map_fields(settings, &records).await?;
+            let mut mapped = session.map_fields(settings, &records).await?;
             check_mapped(session.connector(), &records, &mapped)?;
+            for person in &mut mapped.people {
+                issues.extend(intake::bound_person(person));
+                people_bytes += intake::person_bytes(person) as u64;
+                fetched.received.insert(person.source_id.clone(), Some(intake::digest(person)));
+            }
+            if people_bytes > limits.max_people_bytes {
+                return Err(FetchError::LimitExceeded {
+                    what: "bytes of people",
+                    limit: limits.max_people_bytes,
+                    page: fetched.pages,
+                });
+            }
             fetched.people.extend(mapped.people);
-            fetched.issues.extend(mapped.issues);
+            issues.extend(mapped.issues);
         }
         progress(Progress { pages: fetched.pages, records: fetched.records, total });
 
         match page.next_cursor {
-            None => return Ok(fetched),
+            None => break,
+            Some(next) if next.len() > CURSOR_BYTES => {
+                return Err(invalid(session, format!("a cursor of {} bytes (at most {CURSOR_BYTES})", next.len())));
+            }
             Some(next) => {
                 if !seen_cursors.insert(next.clone()) {
                     return Err(FetchError::RepeatedCursor { connector: session.connector().into(), cursor: next });
@@ -120,6 +208,19 @@ pub async fn fetch_all(
             }
         }
     }
+    // The source said how many people it has: a fetch that received another
+    // number did not cover it, whatever the connector believed.
+    if let Some(total) = total
+        && total != fetched.received.len() as u64
+    {
+        return Err(FetchError::Incomplete { received: fetched.received.len() as u64, total });
+    }
+    fetched.issues = issues.into_vec();
+    Ok(fetched)
+}
+
+fn invalid(session: &Session, reason: String) -> FetchError {
+    FetchError::Run(RunError::InvalidOutput { connector: session.connector().into(), reason })
 }
 
 /// Fetches one page, waiting and retrying while the connector says the
@@ -147,8 +248,9 @@ async fn fetch_page(
             return Err(FetchError::RetriesExhausted { attempts: attempt, waited: fetched.waited, last: error });
         }
         tracing::info!(connector = session.connector(), ?wait, attempt, "{error}; waiting before retrying");
+        let started = Instant::now();
         tokio::time::sleep(wait).await;
-        fetched.waited += wait;
+        fetched.waited += started.elapsed().max(wait);
         fetched.retries += 1;
         attempt += 1;
     }

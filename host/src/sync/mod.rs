@@ -1,11 +1,13 @@
-//! Sync: fetch from the source through a connector ([`fetch`]), let the
-//! connector diff it against the directory, check and translate the plan
-//! ([`plan`]), and preview, import or revert it as one recorded run
-//! ([`engine`]).
+//! Sync: fetch from the source through a connector ([`fetch`]), bound and
+//! fingerprint what it returns ([`intake`]), let the connector diff it
+//! against the directory, check every claim of the plan and translate it
+//! ([`plan`]), and preview, import or revert it as one recorded run that
+//! holds its integration ([`engine`]).
 
 pub mod engine;
 pub mod fetch;
+pub mod intake;
 pub mod plan;
 
 pub use engine::{RunReport, SyncEngine, SyncError};
-pub use fetch::{FetchError, FetchOptions, Fetched, Progress, RetryPolicy, fetch_all};
+pub use fetch::{FetchError, FetchLimits, FetchOptions, Fetched, Progress, RetryPolicy, fetch_all};

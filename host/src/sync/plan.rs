@@ -1,18 +1,27 @@
 //! The host's check of a connector's change plan, and its translation into
 //! what the directory will write.
 //!
-//! The connector proposes; the host decides. A plan that touches users the
-//! integration does not manage, or adopts a user whose email does not match,
-//! fails the run: the connector is broken or hostile. Problems with single
+//! The connector proposes; the host decides. Every claim of a plan is
+//! checked against the people the fetch returned and the directory: a
+//! create must be a fetched, mapped person, exactly as mapped; an update or
+//! reactivation names a user this integration manages, and cannot change
+//! whether they are active; `inactive-in-source` needs the fetched person to
+//! be inactive; `missing` and `missing-from-source` need a complete fetch
+//! without the person, and the count the integration's settings ask for.
+//! A plan that breaks any of these fails the run, naming the connector:
+//! it is broken or hostile, and nothing is applied. Problems with single
 //! people — an email another user already has, a supervisor that is not in
 //! the directory, a manager change that would close a reporting cycle, a
 //! person without email — skip that person or that field, and are reported.
+//! Whoever the fetch returned has their missing count reset, whatever else
+//! was skipped for them.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
+use super::intake::{self, PersonDigest};
 use crate::directory::{
     Apply, ChangeKind, Counts, Email, FieldChange, IndexEntry, Integration, IntegrationId, IssueRecord, MANAGER_FIELD,
     PlannedChange, PlannedUser, Profile, Target, User, UserId, UserStatus,
@@ -50,8 +59,11 @@ pub struct PlanInput<'a> {
     pub current: &'a [User],
     /// Every user of the directory.
     pub index: &'a [IndexEntry],
-    /// Source ids of everyone the fetch returned.
-    pub incoming: &'a HashSet<String>,
+    /// Every source id the fetch received, with the digest of the person it
+    /// mapped to (`None`: received, but could not be mapped).
+    pub received: &'a HashMap<String, Option<PersonDigest>>,
+    /// The fetch covered the whole source (no `updated-since`).
+    pub complete: bool,
     pub issues: Vec<wit::Issue>,
     pub plan: wit::Plan,
     pub today: NaiveDate,
@@ -111,7 +123,7 @@ fn profile_of(person: &wit::Person, base: Option<&Profile>, today: NaiveDate) ->
 fn issue(person: Option<&wit::Person>, field: Option<&str>, severity: &str, message: String) -> IssueRecord {
     IssueRecord {
         source_id: person.map(|p| p.source_id.clone()),
-        name: person.map(|p| format!("{} {}", p.first_name, p.last_name).trim().to_string()),
+        name: person.map(|p| crate::directory::display_name(&p.first_name, &p.last_name, p.preferred_name.as_deref())),
         field: field.map(Into::into),
         severity: severity.into(),
         message,
@@ -131,196 +143,352 @@ struct Entry<'a> {
     skipped: bool,
 }
 
-/// Checks a connector's plan and turns it into what the directory writes.
-pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
-    let integration = input.integration.id;
-    let by_id: HashMap<UserId, &User> = input.current.iter().map(|u| (u.id, u)).collect();
-    let mine = |u: &User| matches!(&u.managed_by, Some((i, _)) if *i == integration);
-    let by_source: HashMap<&str, UserId> = input
-        .current
-        .iter()
-        .filter_map(|u| match &u.managed_by {
-            Some((i, s)) if *i == integration => Some((s.as_str(), u.id)),
-            _ => None,
-        })
-        .collect();
-    let mut issues: Vec<IssueRecord> = input
-        .issues
-        .iter()
-        .chain(&input.plan.issues)
-        .map(|i| IssueRecord {
-            source_id: i.source_id.clone(),
-            name: i.name.clone(),
-            field: i.field.clone(),
-            severity: if i.severity == wit::Severity::Error { "error" } else { "warning" }.into(),
-            message: i.message.clone(),
-        })
-        .collect();
-    let forbidden =
-        |user: UserId, why: &str| PlanError::Forbidden { connector: input.connector.into(), user, why: why.into() };
-    let managed_user = |id: u64| -> Result<&User, PlanError> {
-        let uid = UserId(id as i64);
-        match by_id.get(&uid) {
-            Some(u) if mine(u) => Ok(u),
-            Some(_) => Err(forbidden(uid, "it is not managed by this integration")),
-            None => Err(forbidden(uid, "no such user was given to the connector")),
-        }
-    };
+/// What the checks of one plan look things up in.
+struct Checker<'a> {
+    connector: &'a str,
+    integration: &'a Integration,
+    received: &'a HashMap<String, Option<PersonDigest>>,
+    complete: bool,
+    today: NaiveDate,
+    by_id: HashMap<UserId, &'a User>,
+    /// This integration's users by source id.
+    by_source: HashMap<&'a str, UserId>,
+}
 
-    let mut entries: Vec<Entry<'_>> = Vec::new();
-    let mut seen_users: HashSet<UserId> = HashSet::new();
-    let mut creates = 0usize;
-    for change in &input.plan.changes {
-        let entry = match change {
+impl<'a> Checker<'a> {
+    fn new(input: &'a PlanInput<'a>) -> Self {
+        let integration = input.integration.id;
+        let by_source = input
+            .current
+            .iter()
+            .filter_map(|u| match &u.managed_by {
+                Some((i, s)) if *i == integration => Some((s.as_str(), u.id)),
+                _ => None,
+            })
+            .collect();
+        Checker {
+            connector: input.connector,
+            integration: input.integration,
+            received: input.received,
+            complete: input.complete,
+            today: input.today,
+            by_id: input.current.iter().map(|u| (u.id, u)).collect(),
+            by_source,
+        }
+    }
+
+    fn invalid(&self, what: String) -> PlanError {
+        PlanError::Invalid { connector: self.connector.into(), what }
+    }
+
+    fn forbidden(&self, user: UserId, why: &str) -> PlanError {
+        PlanError::Forbidden { connector: self.connector.into(), user, why: why.into() }
+    }
+
+    fn mine(&self, u: &User) -> bool {
+        matches!(&u.managed_by, Some((i, _)) if *i == self.integration.id)
+    }
+
+    /// A user this integration manages.
+    fn managed(&self, id: u64) -> Result<&'a User, PlanError> {
+        let uid = UserId(id as i64);
+        match self.by_id.get(&uid) {
+            Some(u) if self.mine(u) => Ok(u),
+            Some(_) => Err(self.forbidden(uid, "it is not managed by this integration")),
+            None => Err(self.forbidden(uid, "no such user was given to the connector")),
+        }
+    }
+
+    fn source_id(u: &User) -> &str {
+        u.managed_by.as_ref().map_or("", |m| m.1.as_str())
+    }
+
+    /// The person a change carries must be who the fetch returned, exactly
+    /// as `map-fields` gave them (so every check of mapping holds for it).
+    fn fetched<'p>(&self, person: &'p wit::Person, what: &str) -> Result<&'p wit::Person, PlanError> {
+        let sid = &person.source_id;
+        match self.received.get(sid) {
+            Some(Some(d)) if *d == intake::digest(person) => Ok(person),
+            Some(Some(_)) => {
+                Err(self.invalid(format!("to {what} `{sid}` with values that differ from what map-fields returned")))
+            }
+            Some(None) => Err(self.invalid(format!("to {what} `{sid}`, whose record could not be mapped"))),
+            None => Err(self.invalid(format!("to {what} `{sid}`, who was not fetched in this run"))),
+        }
+    }
+
+    /// A managed user's person: same source id, as fetched.
+    fn own_person<'p>(&self, user: &User, person: &'p wit::Person, what: &str) -> Result<&'p wit::Person, PlanError> {
+        if Self::source_id(user) != person.source_id {
+            return Err(self.forbidden(user.id, "its source id differs from the person's"));
+        }
+        self.fetched(person, what)
+    }
+
+    /// Whether `user` may be counted missing in this run: a complete fetch
+    /// that did not return them. `Ok(false)`: the fetch received their record
+    /// but could not map it — present, so the claim is dropped.
+    fn absent(&self, user: &User, what: &str) -> Result<bool, PlanError> {
+        if !self.complete {
+            return Err(self.invalid(format!(
+                "to {what} user {} in an incremental run, which does not see who left; only complete runs count people missing",
+                user.id
+            )));
+        }
+        match self.received.get(Self::source_id(user)) {
+            None => Ok(true),
+            Some(None) => Ok(false),
+            Some(Some(_)) => Err(self.invalid(format!(
+                "to {what} user {}, whom this very fetch returned (source id `{}`)",
+                user.id,
+                Self::source_id(user)
+            ))),
+        }
+    }
+
+    /// Checks one change and turns it into an entry; `None` when the claim is
+    /// dropped or the person skipped (with an issue).
+    fn entry(&self, change: &'a wit::Change, issues: &mut Vec<IssueRecord>) -> Result<Option<Entry<'a>>, PlanError> {
+        let entry = |user: &'a User, kind, profile, person, missing_runs| Entry {
+            target: Target::Existing(user.id),
+            kind,
+            before: Some(user),
+            profile,
+            person,
+            managed_by: user.managed_by.clone(),
+            missing_runs,
+            manager: user.manager_id.map(Target::Existing),
+            skipped: false,
+        };
+        Ok(Some(match change {
             wit::Change::Create(p) => {
-                if let Some(existing) = by_source.get(p.source_id.as_str()) {
-                    return Err(PlanError::Invalid {
-                        connector: input.connector.into(),
-                        what: format!("to create `{}`, who already exists as user {existing}", p.source_id),
-                    });
+                if let Some(existing) = self.by_source.get(p.source_id.as_str()) {
+                    return Err(
+                        self.invalid(format!("to create `{}`, who already exists as user {existing}", p.source_id))
+                    );
                 }
-                match profile_of(p, None, input.today) {
-                    Ok(profile) => {
-                        creates += 1;
-                        Entry {
-                            target: Target::New(creates - 1),
-                            kind: ChangeKind::Create,
-                            before: None,
-                            profile,
-                            person: Some(p),
-                            managed_by: Some((integration, p.source_id.clone())),
-                            missing_runs: 0,
-                            manager: None,
-                            skipped: false,
-                        }
-                    }
+                let p = self.fetched(p, "create")?;
+                match profile_of(p, None, self.today) {
+                    Ok(profile) => Entry {
+                        target: Target::New(0),
+                        kind: ChangeKind::Create,
+                        before: None,
+                        profile,
+                        person: Some(p),
+                        managed_by: Some((self.integration.id, p.source_id.clone())),
+                        missing_runs: 0,
+                        manager: None,
+                        skipped: false,
+                    },
                     Err(message) => {
                         issues.push(issue(Some(p), Some("email"), "error", format!("not created: {message}")));
-                        continue;
+                        return Ok(None);
                     }
                 }
             }
             wit::Change::Update(u) | wit::Change::Reactivate(u) => {
-                let user = managed_user(u.user_id)?;
-                if user.managed_by.as_ref().map(|m| m.1.as_str()) != Some(u.person.source_id.as_str()) {
-                    return Err(forbidden(user.id, "its source id differs from the person's"));
+                let user = self.managed(u.user_id)?;
+                let reactivate = matches!(change, wit::Change::Reactivate(_));
+                let what = if reactivate { "reactivate" } else { "update" };
+                let person = self.own_person(user, &u.person, what)?;
+                let was_inactive = user.profile.status == UserStatus::Inactive;
+                let now_inactive = status_of(person, self.today) == UserStatus::Inactive;
+                let comes_back = was_inactive && !now_inactive;
+                if reactivate && !comes_back {
+                    return Err(self.invalid(format!(
+                        "to reactivate user {}, who is {} and {} in the source; only an inactive user whose person is active again is reactivated",
+                        user.id,
+                        user.profile.status.as_str(),
+                        if now_inactive { "inactive" } else { "active" }
+                    )));
                 }
-                let kind =
-                    if matches!(change, wit::Change::Update(_)) { ChangeKind::Update } else { ChangeKind::Reactivate };
-                let profile = profile_of(&u.person, Some(&user.profile), input.today).unwrap_or_else(|m| {
-                    issues.push(issue(Some(&u.person), Some("email"), "warning", format!("email kept: {m}")));
+                if !reactivate && was_inactive != now_inactive {
+                    return Err(self.invalid(format!(
+                        "an update that would make user {} {}; that is a {}, which must say so",
+                        user.id,
+                        if now_inactive { "inactive" } else { "active" },
+                        if now_inactive { "deactivation" } else { "reactivation" }
+                    )));
+                }
+                let profile = profile_of(person, Some(&user.profile), self.today).unwrap_or_else(|m| {
+                    issues.push(issue(Some(person), Some("email"), "warning", format!("email kept: {m}")));
                     user.profile.clone()
                 });
-                Entry {
-                    target: Target::Existing(user.id),
-                    kind,
-                    before: Some(user),
-                    profile,
-                    person: Some(&u.person),
-                    managed_by: user.managed_by.clone(),
-                    missing_runs: 0,
-                    manager: user.manager_id.map(Target::Existing),
-                    skipped: false,
-                }
+                let kind = if reactivate { ChangeKind::Reactivate } else { ChangeKind::Update };
+                entry(user, kind, profile, Some(person), 0)
             }
             wit::Change::Link(u) => {
                 let uid = UserId(u.user_id as i64);
-                let user = by_id.get(&uid).ok_or_else(|| forbidden(uid, "no such user was given to the connector"))?;
+                let user = *self
+                    .by_id
+                    .get(&uid)
+                    .ok_or_else(|| self.forbidden(uid, "no such user was given to the connector"))?;
                 if user.managed_by.is_some() {
-                    return Err(forbidden(uid, "it is already managed, so it cannot be adopted"));
+                    return Err(self.forbidden(uid, "it is already managed, so it cannot be adopted"));
                 }
+                let person = self.fetched(&u.person, "link")?;
                 let email_matches =
-                    u.person.email.as_ref().and_then(|e| Email::parse(e).ok()).is_some_and(|e| e == user.profile.email);
+                    person.email.as_ref().and_then(|e| Email::parse(e).ok()).is_some_and(|e| e == user.profile.email);
                 if !email_matches {
-                    return Err(forbidden(uid, "users are only adopted by a matching email"));
+                    return Err(self.forbidden(uid, "users are only adopted by a matching email"));
                 }
-                if by_source.contains_key(u.person.source_id.as_str()) {
-                    return Err(PlanError::Invalid {
-                        connector: input.connector.into(),
-                        what: format!(
-                            "to link `{}` to user {uid}, but that person is already linked",
-                            u.person.source_id
-                        ),
-                    });
+                if self.by_source.contains_key(person.source_id.as_str()) {
+                    return Err(self.invalid(format!(
+                        "to link `{}` to user {uid}, but that person is already linked",
+                        person.source_id
+                    )));
                 }
+                let profile =
+                    profile_of(person, Some(&user.profile), self.today).unwrap_or_else(|_| user.profile.clone());
                 Entry {
-                    target: Target::Existing(uid),
-                    kind: ChangeKind::Link,
-                    before: Some(user),
-                    profile: profile_of(&u.person, Some(&user.profile), input.today)
-                        .unwrap_or_else(|_| user.profile.clone()),
-                    person: Some(&u.person),
-                    managed_by: Some((integration, u.person.source_id.clone())),
-                    missing_runs: 0,
-                    manager: user.manager_id.map(Target::Existing),
-                    skipped: false,
+                    managed_by: Some((self.integration.id, person.source_id.clone())),
+                    ..entry(user, ChangeKind::Link, profile, Some(person), 0)
                 }
             }
             wit::Change::Deactivate(d) => {
-                let user = managed_user(d.user_id)?;
-                let mut profile = match &d.person {
-                    Some(p) => profile_of(p, Some(&user.profile), input.today).unwrap_or_else(|_| user.profile.clone()),
+                let user = self.managed(d.user_id)?;
+                if user.profile.status == UserStatus::Inactive {
+                    return Err(self.invalid(format!("to deactivate user {}, who is already inactive", user.id)));
+                }
+                let (person, missing_runs) = match d.reason {
+                    wit::DeactivationReason::InactiveInSource => {
+                        let Some(p) = &d.person else {
+                            return Err(self.invalid(format!(
+                                "to deactivate user {} as inactive in the source without the person",
+                                user.id
+                            )));
+                        };
+                        let p = self.own_person(user, p, "deactivate")?;
+                        if status_of(p, self.today) != UserStatus::Inactive {
+                            return Err(self.invalid(format!(
+                                "to deactivate user {} as inactive in the source, but the source has them {}",
+                                user.id,
+                                status_of(p, self.today).as_str()
+                            )));
+                        }
+                        (Some(p), 0)
+                    }
+                    wit::DeactivationReason::MissingFromSource => {
+                        if d.person.is_some() {
+                            return Err(self.invalid(format!(
+                                "to deactivate user {} as missing from the source, with a person from the source",
+                                user.id
+                            )));
+                        }
+                        if !self.absent(user, "deactivate as missing")? {
+                            issues.push(present_but_unmapped(user));
+                            return Ok(None);
+                        }
+                        let runs = user.missing_runs.saturating_add(1);
+                        let after = self.integration.config.missing_after.max(1);
+                        if runs < after {
+                            return Err(self.invalid(format!(
+                                "to deactivate user {} after {runs} complete runs without them; this integration waits for {after}",
+                                user.id
+                            )));
+                        }
+                        (None, runs)
+                    }
+                };
+                let mut profile = match person {
+                    Some(p) => profile_of(p, Some(&user.profile), self.today).unwrap_or_else(|_| user.profile.clone()),
                     None => user.profile.clone(),
                 };
                 profile.status = UserStatus::Inactive;
-                Entry {
-                    target: Target::Existing(user.id),
-                    kind: ChangeKind::Deactivate,
-                    before: Some(user),
-                    profile,
-                    person: d.person.as_ref(),
-                    managed_by: user.managed_by.clone(),
-                    missing_runs: user.missing_runs,
-                    manager: user.manager_id.map(Target::Existing),
-                    skipped: false,
-                }
+                entry(user, ChangeKind::Deactivate, profile, person, missing_runs)
             }
             wit::Change::Missing(m) => {
-                let user = managed_user(m.user_id)?;
-                Entry {
-                    target: Target::Existing(user.id),
-                    kind: ChangeKind::Missing,
-                    before: Some(user),
-                    profile: user.profile.clone(),
-                    person: None,
-                    managed_by: user.managed_by.clone(),
-                    missing_runs: m.runs,
-                    manager: user.manager_id.map(Target::Existing),
-                    skipped: false,
+                let user = self.managed(m.user_id)?;
+                if user.profile.status == UserStatus::Inactive {
+                    return Err(self.invalid(format!("to count user {} missing, who is already inactive", user.id)));
                 }
+                if !self.absent(user, "count missing")? {
+                    issues.push(present_but_unmapped(user));
+                    return Ok(None);
+                }
+                let runs = user.missing_runs.saturating_add(1);
+                if m.runs != runs {
+                    return Err(self.invalid(format!(
+                        "to count user {} missing for {} runs; with this run it is {runs}",
+                        user.id, m.runs
+                    )));
+                }
+                entry(user, ChangeKind::Missing, user.profile.clone(), None, runs)
             }
-        };
-        if let Target::Existing(id) = entry.target
-            && !seen_users.insert(id)
-        {
-            return Err(PlanError::Invalid {
-                connector: input.connector.into(),
-                what: format!("two changes for user {id}"),
-            });
+        }))
+    }
+}
+
+/// The issue for a missing claim about someone whose record was received
+/// but could not be mapped.
+fn present_but_unmapped(user: &User) -> IssueRecord {
+    IssueRecord {
+        source_id: user.managed_by.as_ref().map(|m| m.1.clone()),
+        name: Some(user.profile.display_name()),
+        field: None,
+        severity: "warning".into(),
+        message: "still in the source, but their record could not be read (see the issue above); not counted missing"
+            .into(),
+    }
+}
+
+/// Checks a connector's plan and turns it into what the directory writes.
+pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
+    let checker = Checker::new(&input);
+    let mut issues: Vec<IssueRecord> = input
+        .issues
+        .iter()
+        .chain(&input.plan.issues)
+        .map(|i| {
+            let mut i = i.clone();
+            intake::bound_issue(&mut i);
+            IssueRecord {
+                source_id: i.source_id,
+                name: i.name,
+                field: i.field,
+                severity: if i.severity == wit::Severity::Error { "error" } else { "warning" }.into(),
+                message: i.message,
+            }
+        })
+        .collect();
+
+    let mut entries: Vec<Entry<'_>> = Vec::new();
+    let mut seen_users: HashSet<UserId> = HashSet::new();
+    let mut seen_creates: HashSet<&str> = HashSet::new();
+    for change in &input.plan.changes {
+        let Some(mut entry) = checker.entry(change, &mut issues)? else { continue };
+        match entry.target {
+            Target::Existing(id) if !seen_users.insert(id) => {
+                return Err(checker.invalid(format!("two changes for user {id}")));
+            }
+            Target::New(_) => {
+                let sid = entry.person.map_or("", |p| p.source_id.as_str());
+                if !seen_creates.insert(sid) {
+                    return Err(checker.invalid(format!("to create `{sid}` twice")));
+                }
+                entry.target = Target::New(seen_creates.len() - 1);
+            }
+            Target::Existing(_) => {}
         }
         entries.push(entry);
     }
 
     check_emails(&mut entries, input.index, &mut issues);
-    let names = plan_managers(&mut entries, input.index, &by_source, &mut issues);
+    let names = plan_managers(&mut entries, input.index, &checker.by_source, &mut issues);
+    let planned = translate(&checker, input.current, entries, &names, issues);
+    Ok(planned)
+}
+
+/// The entries as the directory's writes and history, with counts.
+fn translate(
+    checker: &Checker<'_>,
+    current: &[User],
+    entries: Vec<Entry<'_>>,
+    names: &HashMap<Target, String>,
+    issues: Vec<IssueRecord>,
+) -> Planned {
     let names = |t: Target| names.get(&t).cloned().unwrap_or_else(|| "?".into());
-
-    // People seen again after being missing start counting from zero.
-    let mut resets: Vec<PlannedUser> = input
-        .current
-        .iter()
-        .filter(|u| mine(u) && u.missing_runs > 0 && !seen_users.contains(&u.id))
-        .filter(|u| u.managed_by.as_ref().is_some_and(|(_, s)| input.incoming.contains(s)))
-        .map(|u| PlannedUser {
-            target: Target::Existing(u.id),
-            profile: u.profile.clone(),
-            manager: u.manager_id.map(Target::Existing),
-            managed_by: u.managed_by.clone(),
-            missing_runs: 0,
-        })
-        .collect();
-
-    let mut planned = Planned { managed: by_source.len(), ..Planned::default() };
+    let mut planned = Planned { managed: checker.by_source.len(), ..Planned::default() };
     let mut counts = Counts::default();
     for e in entries.into_iter().filter(|e| !e.skipped) {
         let mut fields = field_changes(e.before.map(|u| &u.profile), &e.profile);
@@ -338,13 +506,12 @@ pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
             });
             counts.manager_changes += 1;
         }
-        let kind = match e.kind {
-            // An update whose every change was refused is no change.
-            ChangeKind::Update if fields.is_empty() => continue,
-            ChangeKind::Missing => ChangeKind::Missing,
-            k => k,
-        };
-        match kind {
+        // An update whose every change was refused is no change (the missing
+        // count is still reset below).
+        if e.kind == ChangeKind::Update && fields.is_empty() {
+            continue;
+        }
+        match e.kind {
             ChangeKind::Create => counts.created += 1,
             ChangeKind::Update => counts.updated += 1,
             ChangeKind::Deactivate => counts.deactivated += 1,
@@ -353,7 +520,10 @@ pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
             ChangeKind::Missing => counts.missing += 1,
             ChangeKind::Restore => {}
         }
-        if kind == ChangeKind::Deactivate {
+        // Adopting a user into an inactive person deactivates them too.
+        let deactivates = e.before.is_some_and(|b| b.profile.status != UserStatus::Inactive)
+            && e.profile.status == UserStatus::Inactive;
+        if deactivates {
             planned.deactivations += 1;
         }
         if e.before.is_some_and(|b| b.profile.email != e.profile.email) {
@@ -363,7 +533,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
             target: e.target,
             source_id: e.managed_by.as_ref().map(|m| m.1.clone()),
             name: e.profile.display_name(),
-            kind,
+            kind: e.kind,
             fields,
             manager_after: e.manager,
         });
@@ -379,18 +549,35 @@ pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
             Target::Existing(_) => planned.apply.updates.push(user),
         }
     }
-    planned.apply.updates.append(&mut resets);
+    // Whoever the fetch returned is present: a missing count left from an
+    // earlier run goes back to zero, whatever was skipped for them here.
+    let written: HashSet<Target> = planned.apply.updates.iter().map(|u| u.target).collect();
+    let resets = current
+        .iter()
+        .filter(|u| checker.mine(u) && u.missing_runs > 0 && !written.contains(&Target::Existing(u.id)))
+        .filter(|u| checker.received.contains_key(Checker::source_id(u)))
+        .map(|u| PlannedUser {
+            target: Target::Existing(u.id),
+            profile: u.profile.clone(),
+            manager: u.manager_id.map(Target::Existing),
+            managed_by: u.managed_by.clone(),
+            missing_runs: 0,
+        })
+        .collect::<Vec<_>>();
+    planned.apply.updates.extend(resets);
     // Targets of skipped creates no longer exist: renumber the rest.
     renumber_creates(&mut planned.apply);
     let changed: HashSet<&str> = planned.apply.changes.iter().filter_map(|c| c.source_id.as_deref()).collect();
-    counts.unchanged =
-        input.incoming.iter().filter(|s| by_source.contains_key(s.as_str()) && !changed.contains(s.as_str())).count()
-            as u64;
+    counts.unchanged = checker
+        .received
+        .keys()
+        .filter(|s| checker.by_source.contains_key(s.as_str()) && !changed.contains(s.as_str()))
+        .count() as u64;
     counts.issues = issues.len() as u64;
     planned.apply.counts = counts;
     planned.apply.issues = issues;
     planned.fingerprint = fingerprint(&planned.apply);
-    Ok(planned)
+    planned
 }
 
 /// The fields whose displayed value differs.

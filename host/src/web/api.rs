@@ -47,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}", get(run))
         .route("/api/v1/runs/{id}/changes", get(run_changes))
         .route("/api/v1/runs/{id}/revert", post(revert))
+        .route("/api/v1/runs/{id}/cancel", post(cancel))
         .route("/api/v1/users", get(users))
         .route("/api/v1/users/invitations", post(invite_users))
         .route("/api/v1/users/{id}", get(user))
@@ -140,7 +141,7 @@ fn connector_json(c: &Connector) -> Value {
                 "required": s.required, "default": s.default_value, "choices": s.choices, "help": s.help})
         })
         .collect();
-    json!({"id": c.info.id, "name": c.info.name, "version": c.info.version, "description": c.info.description,
+    json!({"loaded": true, "id": c.info.id, "name": c.info.name, "version": c.info.version, "description": c.info.description,
     "wit_version": c.wit_version, "settings": settings, "default_hosts": c.info.default_hosts,
     "capabilities": {
         "supervisors": c.info.capabilities.contains(wit::Capabilities::SUPERVISORS),
@@ -150,9 +151,12 @@ fn connector_json(c: &Connector) -> Value {
     }})
 }
 
-#[utoipa::path(get, path = "/api/v1/connectors", tag = "integrations", responses((status = 200, description = "Loaded connectors with their settings schema, capabilities and default hosts", body = [Object]), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/connectors", tag = "integrations", responses((status = 200, description = "Loaded connectors (`loaded: true`) with their settings schema, capabilities and default hosts, then components that did not load (`loaded: false`) with the reason", body = [Object]), (status = 401, body = ErrorBody)))]
 pub(super) async fn connectors(State(state): State<AppState>, Admin(_): Admin) -> ApiResult {
-    let list: Vec<Value> = state.engine.connectors().iter().map(connector_json).collect();
+    let mut list: Vec<Value> = state.engine.connectors().iter().map(connector_json).collect();
+    list.extend(
+        state.engine.failed_connectors.iter().map(|f| json!({"loaded": false, "origin": f.origin, "error": f.reason})),
+    );
     Ok(Json(list).into_response())
 }
 
@@ -171,7 +175,8 @@ fn integration_json(i: &Integration) -> Value {
     json!({"id": i.id, "connector_id": c.connector_id, "name": c.name, "settings": settings, "grants": c.grants,
         "auto_import": c.auto_import, "send_emails": c.send_emails, "interval_minutes": c.interval_minutes,
         "missing_after": c.missing_after, "max_deactivate_share": c.max_deactivate_share,
-        "max_email_share": c.max_email_share})
+        "max_email_share": c.max_email_share, "max_pages": c.limits.max_pages, "max_records": c.limits.max_records,
+        "max_run_minutes": c.limits.max_minutes})
 }
 
 #[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", responses((status = 200, description = "Integrations; secret settings appear only as {\"stored\": true}", body = [Object]), (status = 401, body = ErrorBody)))]
@@ -196,6 +201,12 @@ pub(super) struct IntegrationInput {
     pub missing_after: Option<u32>,
     pub max_deactivate_share: Option<f64>,
     pub max_email_share: Option<f64>,
+    /// Pages one run may fetch before it stops (default 10,000).
+    pub max_pages: Option<u32>,
+    /// Records one run may fetch before it stops (default 500,000).
+    pub max_records: Option<u32>,
+    /// Minutes one run may take before it stops (default 60, at most 1,440).
+    pub max_run_minutes: Option<u32>,
 }
 
 /// Validates input into a config; `existing` supplies stored secrets left empty.
@@ -257,6 +268,19 @@ pub(super) fn config_from(
         if let Some(v) = value {
             if !(0.0..=1.0).contains(&v) {
                 return Err(ApiError::bad_request(format!("{name} is a share between 0 and 1, e.g. 0.2 for 20 %")));
+            }
+            *slot = v;
+        }
+    }
+    let limits = &mut config.limits;
+    for (name, value, slot, max) in [
+        ("max_pages", input.max_pages, &mut limits.max_pages, u32::MAX),
+        ("max_records", input.max_records, &mut limits.max_records, u32::MAX),
+        ("max_run_minutes", input.max_run_minutes, &mut limits.max_minutes, 1440),
+    ] {
+        if let Some(v) = value {
+            if !(1..=max).contains(&v) {
+                return Err(ApiError::bad_request(format!("{name} must be between 1 and {max}")));
             }
             *slot = v;
         }
@@ -468,6 +492,12 @@ pub(super) async fn revert(
     let (_, report) =
         state.engine.revert(RunId(id), input.user_id.map(UserId), Some(p.username), input.dry_run).await?;
     Ok(Json(json!({"run": report.run, "changes": report.changes, "issues": report.issues})).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = i64, Path)), responses((status = 202, description = "Asked to stop: the run ends as cancelled within seconds and applies nothing; poll it", body = Object), (status = 404, body = ErrorBody), (status = 409, description = "The run is not running", body = ErrorBody)))]
+pub(super) async fn cancel(State(state): State<AppState>, Admin(p): Admin, Path(id): Path<i64>) -> ApiResult {
+    let run = state.engine.cancel(RunId(id), Some(&p.username))?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"run": run, "status_url": format!("/api/v1/runs/{id}")}))).into_response())
 }
 
 fn user_json(u: &User) -> Value {

@@ -112,9 +112,11 @@ impl From<StoreError> for ApiError {
             StoreError::NoIntegration(_) | StoreError::NoRun(_) | StoreError::NoUser(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, e.to_string())
             }
-            StoreError::AlreadyRunning(_) | StoreError::EmailTaken(_) => {
-                ApiError::new(StatusCode::CONFLICT, e.to_string())
-            }
+            StoreError::AlreadyRunning(_)
+            | StoreError::EmailTaken(_)
+            | StoreError::NotRunning { .. }
+            | StoreError::LeaseLost(_)
+            | StoreError::Cancelled(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             StoreError::Other(e) => ApiError::internal(e),
         }
     }
@@ -125,7 +127,10 @@ impl From<SyncError> for ApiError {
         match e {
             SyncError::Store(s) => s.into(),
             SyncError::Invalid(m) => ApiError::bad_request(m),
-            SyncError::Blocked { .. } | SyncError::Drift { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            SyncError::Blocked { .. } | SyncError::Drift { .. } | SyncError::Cancelled { .. } => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
+            SyncError::TimedOut { .. } => ApiError::new(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
             SyncError::Fetch { .. } | SyncError::Connector { .. } | SyncError::Plan { .. } | SyncError::Check(_) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, e.to_string())
             }

@@ -123,7 +123,7 @@ impl Server {
 }
 
 /// Every endpoint that needs an admin.
-const PROTECTED: [(&str, &str); 19] = [
+const PROTECTED: [(&str, &str); 20] = [
     ("GET", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
     ("POST", "/api/v1/tokens"),
@@ -139,6 +139,7 @@ const PROTECTED: [(&str, &str); 19] = [
     ("GET", "/api/v1/runs/1"),
     ("GET", "/api/v1/runs/1/changes"),
     ("POST", "/api/v1/runs/1/revert"),
+    ("POST", "/api/v1/runs/1/cancel"),
     ("GET", "/api/v1/users"),
     ("GET", "/api/v1/users/1"),
     ("POST", "/api/v1/users/invitations"),

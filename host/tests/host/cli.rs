@@ -85,12 +85,19 @@ fn invalid_settings_exit_with_the_input_code() {
 }
 
 #[test]
-fn a_file_that_is_not_a_component_is_refused_by_name() {
+fn a_file_that_is_not_a_component_is_listed_as_not_loaded_by_name() {
     let path = std::env::temp_dir().join("hrsync-cli-not-a-component.wasm");
     std::fs::write(&path, b"not wasm at all").unwrap();
     let out = hrsync(&["connectors", "--connector", path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("hrsync-cli-not-a-component.wasm is not a valid WebAssembly component"));
+    assert_eq!(out.status.code(), Some(0), "the others still load: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("personio") && text.contains("Not loaded:"), "{text}");
+    assert!(text.contains("hrsync-cli-not-a-component.wasm is not a valid WebAssembly component"), "{text}");
+    let json = hrsync(&["connectors", "--json", "--connector", path.to_str().unwrap()]);
+    let list: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let failed: Vec<_> = list.as_array().unwrap().iter().filter(|c| c["loaded"] == false).collect();
+    assert_eq!(failed.len(), 1, "{list}");
+    assert!(failed[0]["error"].as_str().unwrap().contains("not a valid WebAssembly component"), "{list}");
 }
 
 #[test]

@@ -394,7 +394,9 @@ async fn background_imports_answer_at_once_and_refuse_a_second_run() {
     let run = engine.start_import(RunRequest::manual(w.integration)).unwrap();
     assert_eq!(w.store.run(run).unwrap().state, RunState::Running);
     let second = engine.start_import(RunRequest::manual(w.integration)).unwrap_err();
-    assert!(second.to_string().contains("already queued or running"), "{second}");
+    assert!(second.to_string().contains(&format!("is busy: run {run} (manual import")), "{second}");
+    let preview = engine.start_preview(RunRequest::manual(w.integration)).unwrap_err();
+    assert!(preview.to_string().contains(&format!("is busy: run {run}")), "a preview waits too: {preview}");
     let state = loop {
         let state = w.store.run(run).unwrap().state;
         if state != RunState::Running {

@@ -53,6 +53,15 @@ pub struct AddArgs {
     /// Deactivate people missing from this many complete runs in a row.
     #[arg(long, default_value_t = 2)]
     pub missing_after: u32,
+    /// Stop a run (applying nothing) after this many pages.
+    #[arg(long, default_value_t = hrsync::directory::RunLimits::default().max_pages)]
+    pub max_pages: u32,
+    /// Stop a run (applying nothing) after this many records.
+    #[arg(long, default_value_t = hrsync::directory::RunLimits::default().max_records)]
+    pub max_records: u32,
+    /// Stop a run (applying nothing) after this many minutes.
+    #[arg(long, default_value_t = hrsync::directory::RunLimits::default().max_minutes, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub max_run_minutes: u32,
 }
 
 #[derive(Args)]
@@ -87,6 +96,7 @@ pub mod exit {
     pub const BLOCKED: u8 = 5;
     pub const DRIFT: u8 = 6;
     pub const ALREADY_RUNNING: u8 = 7;
+    pub const CANCELLED: u8 = 8;
 }
 
 pub struct Directory {
@@ -95,18 +105,12 @@ pub struct Directory {
 }
 
 /// Opens the directory in the data directory and the engine over it.
-pub fn open(
-    global: &Global,
-    runtime: Runtime,
-    connectors: Vec<hrsync::runtime::Connector>,
-) -> anyhow::Result<Directory> {
+/// Opening changes nothing: runs of other processes keep their leases.
+pub fn open(global: &Global, runtime: Runtime, loaded: hrsync::connectors::Loaded) -> anyhow::Result<Directory> {
     let secrets = SecretBox::open(&global.data_dir)?;
     let store = Arc::new(SqliteStore::open(&global.data_dir.join("hrsync.db"), secrets)?);
-    let interrupted = store.fail_interrupted_runs()?;
-    if interrupted > 0 {
-        tracing::warn!("{interrupted} run(s) were interrupted by a previous stop and are marked failed");
-    }
-    let engine = SyncEngine::new(Arc::new(runtime), store.clone(), connectors);
+    let mut engine = SyncEngine::new(Arc::new(runtime), store.clone(), loaded.connectors);
+    engine.failed_connectors = loaded.failed;
     Ok(Directory { store, engine })
 }
 
@@ -132,6 +136,11 @@ pub fn add_integration(dir: &Directory, args: AddArgs) -> anyhow::Result<Integra
     let connector = dir.engine.connector(&args.connector_id)?.clone();
     let mut config = IntegrationConfig::new(&connector.info.id, &args.name);
     config.missing_after = args.missing_after.max(1);
+    config.limits = hrsync::directory::RunLimits {
+        max_pages: args.max_pages.max(1),
+        max_records: args.max_records.max(1),
+        max_minutes: args.max_run_minutes,
+    };
     let given = crate::GivenSettings {
         url: args.url.as_deref(),
         client_id: args.client_id,
@@ -315,6 +324,34 @@ pub async fn revert(dir: &Directory, run: i64, user: Option<i64>, yes: bool, jso
     }
     let (_, report) = dir.engine.revert(RunId(run), user, std::env::var("USER").ok(), false).await?;
     print_report(&report, json, "did")
+}
+
+pub async fn cancel(dir: &Directory, run: i64, json: bool) -> anyhow::Result<()> {
+    let run = RunId(run);
+    dir.engine.cancel(run, std::env::var("USER").ok().as_deref())?;
+    // Its process stops it within a heartbeat or two.
+    let deadline =
+        std::time::Instant::now() + 3 * hrsync::directory::HEARTBEAT_EVERY + std::time::Duration::from_secs(10);
+    let mut ended = dir.store.run(run)?;
+    while ended.state.is_live() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        ended = dir.store.run(run)?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&ended)?);
+        return Ok(());
+    }
+    match ended.state {
+        s if s.is_live() => bail!(
+            "run {run} was asked to stop but is still running; its process stops it at its next heartbeat — check with `hrsync history {run}`"
+        ),
+        hrsync::directory::RunState::Cancelled => println!("Run {run} was cancelled; nothing of it was applied."),
+        _ => println!(
+            "Run {run} had already ended before it could be stopped: {}.",
+            format!("{:?}", ended.state).to_lowercase()
+        ),
+    }
+    Ok(())
 }
 
 pub fn users(dir: &Directory, search: Option<String>, page: u64, json: bool) -> anyhow::Result<()> {

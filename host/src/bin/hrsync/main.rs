@@ -122,6 +122,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Stop a running preview, import or revert — of this or another
+    /// process — and wait until it has stopped; nothing of it is applied.
+    Cancel {
+        /// The run id (`hrsync history` lists runs).
+        run: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Restore the values a run changed (for everyone, or one user).
     Revert {
         run: i64,
@@ -276,12 +284,24 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         Some(SyncError::Fetch { source, .. }) => Some(source),
         _ => None,
     });
+    let store = e.downcast_ref::<StoreError>().or(match e.downcast_ref::<SyncError>() {
+        Some(SyncError::Store(s)) => Some(s),
+        _ => None,
+    });
+    match store {
+        Some(StoreError::AlreadyRunning(_) | StoreError::LeaseLost(_)) => return directory_cmds::exit::ALREADY_RUNNING,
+        Some(StoreError::Cancelled(_)) => return directory_cmds::exit::CANCELLED,
+        _ => {}
+    }
     match e.downcast_ref::<SyncError>() {
         Some(SyncError::Blocked { .. }) => return directory_cmds::exit::BLOCKED,
         Some(SyncError::Drift { .. }) => return directory_cmds::exit::DRIFT,
-        Some(SyncError::Store(StoreError::AlreadyRunning(_))) => return directory_cmds::exit::ALREADY_RUNNING,
-        Some(SyncError::Plan { .. }) => return exit::CONNECTOR_FAILED,
+        Some(SyncError::Cancelled { .. }) => return directory_cmds::exit::CANCELLED,
+        Some(SyncError::Plan { .. } | SyncError::TimedOut { .. }) => return exit::CONNECTOR_FAILED,
         _ => {}
+    }
+    if let Some(FetchError::Incomplete { .. }) = fetch {
+        return exit::SOURCE_FAILED;
     }
     let run = e
         .downcast_ref::<RunError>()
@@ -336,6 +356,7 @@ async fn directory_command(global: &Global, command: Command) -> anyhow::Result<
         Command::Import(args) => directory_cmds::import(&dir, args).await,
         Command::History { run, user, json } => directory_cmds::history(&dir, run, user, json),
         Command::Revert { run, user, yes, json } => directory_cmds::revert(&dir, run, user, yes, json).await,
+        Command::Cancel { run, json } => directory_cmds::cancel(&dir, run, json).await,
         Command::Users { search, page, json } => directory_cmds::users(&dir, search, page, json),
         Command::Sandbox(_)
         | Command::Connectors { .. }
@@ -349,7 +370,7 @@ async fn directory_command(global: &Global, command: Command) -> anyhow::Result<
     }
 }
 
-async fn runtime_and_connectors(global: &Global) -> anyhow::Result<(Runtime, Vec<Connector>)> {
+async fn runtime_and_connectors(global: &Global) -> anyhow::Result<(Runtime, connectors::Loaded)> {
     let runtime = Runtime::new(Limits::default(), Some(global.data_dir.join("cache")))?;
     let dir = global.connectors_dir.clone().unwrap_or_else(|| global.data_dir.join("connectors"));
     let loaded = connectors::load_all(&runtime, Some(&dir), &global.connectors).await?;
@@ -380,22 +401,32 @@ async fn serve_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
 async fn list_connectors(global: &Global, json: bool) -> anyhow::Result<()> {
     let (_, loaded) = runtime_and_connectors(global).await?;
     if json {
-        let list: Vec<_> = loaded
+        let mut list: Vec<_> = loaded
+            .connectors
             .iter()
             .map(|c| {
                 serde_json::json!({
-                    "id": c.info.id, "name": c.info.name, "version": c.info.version,
+                    "loaded": true, "id": c.info.id, "name": c.info.name, "version": c.info.version,
                     "wit_version": c.wit_version, "origin": c.origin, "sha256": c.digest,
                     "default_hosts": c.info.default_hosts,
                 })
             })
             .collect();
+        list.extend(
+            loaded.failed.iter().map(|f| serde_json::json!({"loaded": false, "origin": f.origin, "error": f.reason})),
+        );
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
     println!("{:<12} {:<12} {:<9} {:<10} ORIGIN", "ID", "NAME", "VERSION", "WIT");
-    for c in &loaded {
+    for c in &loaded.connectors {
         println!("{:<12} {:<12} {:<9} {:<10} {}", c.info.id, c.info.name, c.info.version, c.wit_version, c.origin);
+    }
+    if !loaded.failed.is_empty() {
+        println!("\nNot loaded:");
+        for f in &loaded.failed {
+            println!("  {}: {}", f.origin, f.reason);
+        }
     }
     Ok(())
 }
@@ -497,7 +528,7 @@ impl GivenSettings<'_> {
 
 async fn check(global: &Global, args: SourceArgs) -> anyhow::Result<()> {
     let (runtime, loaded) = runtime_and_connectors(global).await?;
-    let src = source(&loaded, &args).await?;
+    let src = source(&loaded.connectors, &args).await?;
     let mut session = runtime.session(&src.connector, src.grants.clone()).await?;
     let report = session.check(&src.settings).await?;
     if args.json {
@@ -534,7 +565,8 @@ async fn check(global: &Global, args: SourceArgs) -> anyhow::Result<()> {
 /// `hrsync connector check`: the conformance report; exit 1 on a failure.
 async fn conformance(global: &Global, args: ConformanceArgs) -> anyhow::Result<()> {
     use hrsync::conformance::{self, Target};
-    let (runtime, mut loaded) = runtime_and_connectors(global).await?;
+    let (runtime, loaded) = runtime_and_connectors(global).await?;
+    let mut loaded = loaded.connectors;
     let mut source_args = args.source;
     let (name, bytes) = match &args.path {
         Some(path) => {
@@ -579,7 +611,7 @@ async fn conformance(global: &Global, args: ConformanceArgs) -> anyhow::Result<(
 
 async fn fetch(global: &Global, args: FetchArgs) -> anyhow::Result<()> {
     let (runtime, loaded) = runtime_and_connectors(global).await?;
-    let src = source(&loaded, &args.source).await?;
+    let src = source(&loaded.connectors, &args.source).await?;
     let options = FetchOptions { updated_since: args.updated_since.clone(), ..FetchOptions::default() };
     let started = Instant::now();
     let fetched = fetch_with_progress(&runtime, &src, &options).await?;
@@ -662,9 +694,10 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     let running = sandbox.serve("127.0.0.1:0".parse()?).await.context("starting the Personio sandbox")?;
     println!("hrsync demo: a Personio sandbox with {} employees at {}", sandbox.len(), running.url);
     let (runtime, loaded) = runtime_and_connectors(global).await?;
-    let c = loaded.iter().find(|c| c.info.id == "personio").context("the Personio connector is not loaded")?;
+    let c =
+        loaded.connectors.iter().find(|c| c.info.id == "personio").context("the Personio connector is not loaded")?;
     println!("Loaded connector {} {} (WIT {}), sandboxed.", c.info.name, c.info.version, c.wit_version);
-    let dir = directory_cmds::open(global, runtime, loaded.clone())?;
+    let dir = directory_cmds::open(global, runtime, loaded)?;
 
     // One demo integration, pointed at this run's sandbox.
     const NAME: &str = "Personio sandbox (demo)";

@@ -118,6 +118,20 @@ async fn list(State(state): State<AppState>, Signed(who): Signed) -> PageResult 
                     }
                 }
             }
+            @if !state.engine.failed_connectors.is_empty() {
+                h3 { "Not loaded" }
+                p.muted { "These components were found in the connectors folder but could not be loaded; everything else works without them." }
+                ul.cards {
+                    @for f in &state.engine.failed_connectors {
+                        li.card.connector-failed {
+                            div {
+                                p { strong { (f.origin) } }
+                                p.error { (f.reason) }
+                            }
+                        }
+                    }
+                }
+            }
         }
     };
     Ok(layout("Integrations", &who, Section::Integrations, body).into_response())
@@ -322,6 +336,9 @@ fn input_from(form: &FormData, connector: &Connector) -> Result<IntegrationInput
         missing_after: form.number("missing_after", "Runs before deactivating missing people")?,
         max_deactivate_share: share("max_deactivate_share", "The deactivation limit")?,
         max_email_share: share("max_email_share", "The email-change limit")?,
+        max_pages: form.number("max_pages", "The page limit")?,
+        max_records: form.number("max_records", "The record limit")?,
+        max_run_minutes: form.number("max_run_minutes", "The run time limit")?,
     })
 }
 
@@ -414,6 +431,19 @@ fn config_form(
                 label {
                     "Stop an import that would change more emails than (%)"
                     input #max_email_share type="number" min="0" max="100" step="any" name="max_email_share" value=(percent(config.max_email_share));
+                }
+                p.muted { "A run stops, applying nothing, when it goes past any of these:" }
+                label {
+                    "Pages fetched"
+                    input #max_pages type="number" min="1" name="max_pages" value=(config.limits.max_pages);
+                }
+                label {
+                    "People fetched"
+                    input #max_records type="number" min="1" name="max_records" value=(config.limits.max_records);
+                }
+                label {
+                    "Minutes per run"
+                    input #max_run_minutes type="number" min="1" max="1440" name="max_run_minutes" value=(config.limits.max_minutes);
                 }
             }
             div.actions {

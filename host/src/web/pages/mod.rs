@@ -246,6 +246,8 @@ pub fn state_badge(state: RunState) -> Markup {
         RunState::Succeeded => ("good", "succeeded"),
         RunState::Failed => ("bad", "failed"),
         RunState::Blocked => ("warn", "blocked"),
+        RunState::Cancelled => ("neutral", "cancelled"),
+        RunState::Interrupted => ("bad", "interrupted"),
     };
     html! { span class={ "badge " (class) } { (label) } }
 }

@@ -14,7 +14,10 @@ use crate::directory::{RunId, RunKind, RunState, UserId};
 use crate::web::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/runs/{id}", get(run_page)).route("/runs/{id}/revert", post(revert))
+    Router::new()
+        .route("/runs/{id}", get(run_page))
+        .route("/runs/{id}/revert", post(revert))
+        .route("/runs/{id}/cancel", post(cancel))
 }
 
 async fn run_page(
@@ -48,6 +51,9 @@ async fn run_page(
             @if let Some(e) = &run.error { p class=(if run.state == RunState::Blocked { "warn" } else { "error" }) #run-error { (e) } }
             @if !live { (counts(&run.counts)) p.muted #run-summary { (counts_line(&run)) } }
             div.actions {
+                @if live {
+                    button.secondary type="button" data-dialog="cancel-dialog" #cancel-run { "Cancel run…" }
+                }
                 @if run.state == RunState::Blocked && run.kind == RunKind::Import {
                     button.primary type="button" data-dialog="override-dialog" #import-anyway { "Import anyway…" }
                 }
@@ -72,6 +78,11 @@ async fn run_page(
                 p.muted { "Values changed again by a later run are kept and listed." }
             }))
         }
+        @if live {
+            (dialog("cancel-dialog", "Cancel this run?", &format!("/runs/{id}/cancel"), &who, "Cancel run", html! {
+                p { "The run stops within a few seconds. Nothing of it is applied; the directory stays as it is." }
+            }))
+        }
         @if run.state == RunState::Blocked && run.kind == RunKind::Import {
             (dialog("override-dialog", "Import despite the safeguard?", &format!("/integrations/{}/import", integration.id), &who, "Import anyway", html! {
                 input type="hidden" name="override" value="true";
@@ -83,6 +94,17 @@ async fn run_page(
         }
     };
     Ok(layout(&title, &who, Section::Integrations, body).into_response())
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Signed(who): Signed,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<FormData>,
+) -> PageResult {
+    form.verify(&who)?;
+    state.engine.cancel(RunId(id), Some(&who.username))?;
+    Ok(Redirect::to(&format!("/runs/{id}")).into_response())
 }
 
 async fn revert(
