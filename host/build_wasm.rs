@@ -7,6 +7,17 @@ pub fn build_component(
     out_dir: &std::path::Path,
     package: &str,
 ) -> PathBuf {
+    build_component_with(root, out_dir, package, &[])
+}
+
+/// [`build_component`] with cargo features enabled. Builds of one package
+/// with different features share the output path: copy each before the next.
+pub fn build_component_with(
+    root: &std::path::Path,
+    out_dir: &std::path::Path,
+    package: &str,
+    features: &[&str],
+) -> PathBuf {
     // One nested target directory for every build script and profile (the
     // outer `target/`'s `wasm-components`): the components and their
     // host-side proc macros are compiled once, not once per build script and
@@ -30,6 +41,7 @@ pub fn build_component(
             "--target-dir",
         ])
         .arg(&target_dir)
+        .args(if features.is_empty() { vec![] } else { vec!["--features".to_string(), features.join(",")] })
         // The outer build's flags are for the host target, not for wasm.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")

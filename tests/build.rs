@@ -14,4 +14,10 @@ fn main() {
     }
     let wasm = build_component(&root, &out_dir, "hrsync-hostile");
     std::fs::copy(&wasm, out_dir.join("hostile.wasm")).expect("copy the hostile component");
+    // The same connector whose `describe` panics, loops or exhausts memory:
+    // components that must fail to load without taking the host down.
+    for feature in ["describe-panic", "describe-loop", "describe-memory"] {
+        let wasm = build_component_with(&root, &out_dir, "hrsync-hostile", &[feature]);
+        std::fs::copy(&wasm, out_dir.join(format!("hostile-{feature}.wasm"))).expect("copy the hostile component");
+    }
 }

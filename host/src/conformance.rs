@@ -17,7 +17,9 @@
 //!   never names a user the directory does not have;
 //! - **egress**: no request to an origin the connector did not declare or
 //!   was not granted;
-//! - **budgets**: every call within the sandbox's memory, CPU and time limits.
+//! - **budgets**: every call within the sandbox's memory, CPU and time limits
+//!   and the host-side resource limits, and the host's own memory (measured)
+//!   within the guest's cap plus what the host may hold for it.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -25,6 +27,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::runtime::egress::Grants;
+use crate::runtime::memory::PeakMeter;
 use crate::runtime::{Connector, RunError, Runtime, Session, wit};
 
 /// The most pages a conformant connector may need for the test source.
@@ -96,6 +99,7 @@ pub struct Target {
 /// Runs every rule on `bytes`, a connector component.
 pub async fn run(runtime: &Runtime, name: &str, bytes: &[u8], target: &Target) -> Report {
     let mut report = Report::default();
+    let meter = PeakMeter::start();
     let connector = match runtime.load(name, bytes).await {
         Ok(c) => c,
         Err(e) => {
@@ -134,6 +138,7 @@ pub async fn run(runtime: &Runtime, name: &str, bytes: &[u8], target: &Target) -
 
     let started = Instant::now();
     let fetched = paging(&mut session, &target.settings, &mut budget_errors).await;
+    let data_bytes: usize = fetched.as_ref().map_or(0, |(r, _)| r.iter().map(|r| r.payload.len()).sum());
     let records = match fetched {
         Ok((records, pages)) => {
             report.pass(
@@ -178,18 +183,32 @@ pub async fn run(runtime: &Runtime, name: &str, bytes: &[u8], target: &Target) -
         );
     }
     let limits = runtime.limits();
+    // What the host may hold: the guest's memory, what it may make the host
+    // hold outside it, the records this check keeps (and their copies), and
+    // the runtime's own working set.
+    let bound = limits.memory_bytes + limits.host_resource_bytes() + 2 * data_bytes + (64 << 20);
+    let growth = meter.as_ref().map(|m| m.growth() as usize);
+    let host = match growth {
+        Some(g) => format!("the host's memory grew by at most {} MiB (bound {} MiB)", g >> 20, bound >> 20),
+        None => "the host's memory could not be measured on this platform".into(),
+    };
+    if growth.is_some_and(|g| g > bound) {
+        budget_errors.push(format!(
+            "{host}: the connector makes the host hold more than it should (wasi:http resources, log, results)"
+        ));
+    }
     if budget_errors.is_empty() {
         report.pass(
             "budgets",
             format!(
-                "every call stayed within {} MiB of memory, {:?} of CPU per call and {:?} per call",
+                "every call stayed within {} MiB of memory, {:?} of CPU per call and {:?} per call; {host}",
                 limits.memory_bytes >> 20,
                 limits.cpu_per_call,
                 limits.wall_per_call
             ),
         );
     } else {
-        report.fail("budgets", format!("the sandbox stopped the connector: {}", budget_errors.join("; ")));
+        report.fail("budgets", format!("the sandbox stopped the connector: {}; {host}", budget_errors.join("; ")));
     }
     report
 }
@@ -200,7 +219,7 @@ fn ms(since: Instant) -> f64 {
 
 /// Notes sandbox stops for the budgets rule; returns the error as text.
 fn note(budget: &mut Vec<String>, e: RunError) -> String {
-    if matches!(e, RunError::CpuExhausted { .. } | RunError::MemoryExhausted { .. } | RunError::Timeout { .. }) {
+    if e.is_budget() {
         budget.push(e.to_string());
     }
     e.to_string()
@@ -286,6 +305,7 @@ async fn paging(
     let mut ids = HashSet::new();
     let mut records = Vec::new();
     let mut cursor: Option<String> = None;
+    let mut total = None;
     for page in 1..=MAX_PAGES {
         let request = wit::FetchRequest { cursor: cursor.clone(), updated_since: None };
         let got =
@@ -299,8 +319,17 @@ async fn paging(
             }
         }
         records.extend(got.records);
+        total = got.total.or(total);
         match got.next_cursor {
-            None => return Ok((records, page)),
+            None => {
+                return match total {
+                    Some(t) if t != records.len() as u64 => Err(format!(
+                        "the pages reported a total of {t} records but returned {}: the host fails every run whose records differ from the total it was told. Report the total of the whole source, or none.",
+                        records.len()
+                    )),
+                    _ => Ok((records, page)),
+                };
+            }
             Some(next) => {
                 if !cursors.insert(next.clone()) {
                     return Err(format!(

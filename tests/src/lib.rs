@@ -18,6 +18,14 @@ use tokio::sync::OnceCell;
 /// The hostile test connector, built by this crate's build script.
 pub static HOSTILE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile.wasm"));
 
+/// Builds of the hostile connector whose `describe` panics, loops forever or
+/// exhausts its memory: (name, component).
+pub const UNLOADABLE: [(&str, &[u8]); 3] = [
+    ("describe-panic", include_bytes!(concat!(env!("OUT_DIR"), "/hostile-describe-panic.wasm"))),
+    ("describe-loop", include_bytes!(concat!(env!("OUT_DIR"), "/hostile-describe-loop.wasm"))),
+    ("describe-memory", include_bytes!(concat!(env!("OUT_DIR"), "/hostile-describe-memory.wasm"))),
+];
+
 /// Key/value settings.
 pub fn entries(pairs: &[(&str, &str)]) -> Vec<wit::Entry> {
     pairs.iter().map(|(k, v)| wit::Entry { key: k.to_string(), value: v.to_string() }).collect()
@@ -54,11 +62,11 @@ pub async fn personio() -> &'static (Arc<Runtime>, Connector) {
 }
 
 /// The hostile connector on a runtime with test limits, loaded once per test binary.
-pub async fn hostile() -> &'static (Runtime, Connector) {
-    static SHARED: OnceCell<(Runtime, Connector)> = OnceCell::const_new();
+pub async fn hostile() -> &'static (Arc<Runtime>, Connector) {
+    static SHARED: OnceCell<(Arc<Runtime>, Connector)> = OnceCell::const_new();
     SHARED
         .get_or_init(|| async {
-            let runtime = Runtime::new(test_limits(), Some(cache_dir())).expect("runtime");
+            let runtime = Arc::new(Runtime::new(test_limits(), Some(cache_dir())).expect("runtime"));
             let connector = runtime.load("hostile.wasm", HOSTILE).await.expect("the hostile connector loads");
             (runtime, connector)
         })

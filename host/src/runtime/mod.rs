@@ -49,9 +49,9 @@ pub struct Limits {
     pub cpu_per_call: Duration,
     /// Wall-clock time of one call, HTTP included.
     pub wall_per_call: Duration,
-    /// CPU and wall time of `describe` when a component is loaded: it does no
-    /// I/O, so a connector that needs longer is broken, and must not hold up
-    /// the server's start.
+    /// CPU time of `describe` when a component is loaded (twice that of wall
+    /// time): it does no I/O, so a connector that needs longer is broken,
+    /// and must not hold up the server's start.
     pub describe: Duration,
     /// Bytes of stdout/stderr, and of `host.log` lines, kept per run.
     pub log_bytes: usize,
@@ -118,8 +118,8 @@ pub enum LoadError {
         "{name} exports hr-source, but not as the contract defines it: {reason}. Rebuild it against the WIT in wit/."
     )]
     Exports { name: String, reason: String },
-    #[error("{name}: `describe` failed: {source}")]
-    Describe { name: String, source: Box<RunError> },
+    #[error("{name}: `describe` failed: {cause}")]
+    Describe { name: String, cause: Box<RunError> },
     #[error("{name}: `describe` is invalid: {reason}")]
     InvalidDescription { name: String, reason: String },
 }
@@ -146,10 +146,11 @@ pub enum RunError {
     CpuExhausted { connector: String, budget: Duration },
     #[error("connector `{connector}` tried to use more than {} MiB of memory and was stopped", limit >> 20)]
     MemoryExhausted { connector: String, limit: usize },
+    /// The guest went past what the host holds for it outside its memory.
     #[error(
-        "connector `{connector}` held more than {limit} resource handles (requests, header sets, streams…) at once and was stopped; a connector must drop what it no longer uses"
+        "connector `{connector}` went past the host's limit of {limit} and was stopped; a connector must drop what it no longer uses. Report this to its author."
     )]
-    TooManyHandles { connector: String, limit: usize },
+    HostResources { connector: String, limit: String },
     #[error("connector `{connector}` did not answer within {after:?} and was stopped")]
     Timeout { connector: String, after: Duration },
     #[error("connector `{connector}` returned invalid data: {reason}")]
@@ -183,7 +184,7 @@ impl RunError {
             RunError::Exited { .. } => "exited",
             RunError::CpuExhausted { .. } => "cpu-exhausted",
             RunError::MemoryExhausted { .. } => "memory-exhausted",
-            RunError::TooManyHandles { .. } => "too-many-handles",
+            RunError::HostResources { .. } => "host-resources",
             RunError::Timeout { .. } => "timeout",
             RunError::InvalidOutput { .. } => "invalid-output",
             RunError::EgressDenied { .. } => "egress-denied",
@@ -205,7 +206,7 @@ impl RunError {
             self,
             RunError::CpuExhausted { .. }
                 | RunError::MemoryExhausted { .. }
-                | RunError::TooManyHandles { .. }
+                | RunError::HostResources { .. }
                 | RunError::Timeout { .. }
                 | RunError::StackOverflow { .. }
         )
@@ -326,12 +327,13 @@ impl Runtime {
             other => return Err(LoadError::UnsupportedWit { name: name.into(), found: other.into() }),
         };
         let mut connector = Connector { info: placeholder_info(name), wit_version, origin: name.into(), digest, pre };
-        let budget = CallBudget { cpu: self.limits.describe, wall: self.limits.describe };
+        // CPU runs out first, so a looping `describe` is named as such.
+        let budget = CallBudget { cpu: self.limits.describe, wall: 2 * self.limits.describe };
         let describe = async {
             let mut session = self.open(&connector, Grants::none(), None, budget).await?;
             session.describe().await
         };
-        let info = describe.await.map_err(|e| LoadError::Describe { name: name.into(), source: Box::new(e) })?;
+        let info = describe.await.map_err(|e| LoadError::Describe { name: name.into(), cause: Box::new(e) })?;
         validate_info(&info).map_err(|reason| LoadError::InvalidDescription { name: name.into(), reason })?;
         connector.info = info;
         Ok(connector)

@@ -29,6 +29,7 @@ pub struct Session {
     budget: CallBudget,
     memory_limit: usize,
     handle_limit: usize,
+    header_limit: usize,
     output: MemoryOutputPipe,
     egress_log: Arc<Mutex<EgressLog>>,
     /// Denials logged before the current call started.
@@ -126,6 +127,7 @@ impl Session {
             budget,
             memory_limit: limits.memory_bytes,
             handle_limit: limits.handles,
+            header_limit: limits.header_bytes,
             output,
             egress_log,
             denied_before: 0,
@@ -256,10 +258,23 @@ impl Session {
             RunError::Exited { connector, code: exit.0 }
         } else if is_stack_overflow(&error) {
             RunError::StackOverflow { connector }
-        } else if is_table_full(&error) {
-            RunError::TooManyHandles { connector, limit: self.handle_limit }
+        } else if let Some(limit) = self.host_limit(&error) {
+            RunError::HostResources { connector, limit }
         } else {
             RunError::Trap { connector, cause: self.trap_cause(&error) }
+        })
+    }
+
+    /// Which host-side bound a failed call ran into, if any.
+    fn host_limit(&self, error: &wasmtime::Error) -> Option<String> {
+        error.chain().find_map(|e| {
+            if e.downcast_ref::<wasmtime::component::ResourceTableError>().is_some() {
+                Some(format!("{} resource handles (requests, header sets, bodies, streams) at once", self.handle_limit))
+            } else if let Some(wasmtime_wasi_http::FieldMapError::TotalSizeTooBig) = e.downcast_ref() {
+                Some(format!("{} KiB per header set", self.header_limit >> 10))
+            } else {
+                None
+            }
         })
     }
 
@@ -268,7 +283,14 @@ impl Session {
     fn trap_cause(&self, error: &wasmtime::Error) -> String {
         let mut cause = match error.downcast_ref::<wasmtime::Trap>() {
             Some(trap) => format!("trap: {trap}"),
-            None => error.to_string(),
+            // The chain, less wasmtime's backtrace context (frame addresses
+            // are for the connector's author, not the admin).
+            None => error
+                .chain()
+                .map(|e| e.to_string())
+                .filter(|e| !e.starts_with("error while executing at wasm backtrace"))
+                .collect::<Vec<_>>()
+                .join(": "),
         };
         let output = self.output();
         let mut lines = output.lines().skip_while(|l| !l.contains("panicked at"));
@@ -301,11 +323,6 @@ fn is_stack_overflow(error: &wasmtime::Error) -> bool {
     }
     // wasmtime keeps the innermost 20 frames; a recursion fills them.
     frames.len() >= 16 && counts.values().any(|&n| n * 2 >= frames.len())
-}
-
-/// A handle refused because the resource table is at its cap.
-fn is_table_full(error: &wasmtime::Error) -> bool {
-    error.chain().any(|e| e.downcast_ref::<wasmtime::component::ResourceTableError>().is_some())
 }
 
 /// Caps linear memory and remembers whether the cap was hit, so an

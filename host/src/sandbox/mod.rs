@@ -76,6 +76,9 @@ pub struct SandboxConfig {
     /// chunked`) with 411, as strict servers and proxies in front of an API
     /// do — they read no body at all.
     pub strict_bodies: bool,
+    /// Answer `/v1/company/employees/attributes` with this status instead
+    /// (404 or 403), as some tenants' credentials do.
+    pub attributes_status: Option<u16>,
 }
 
 impl SandboxConfig {
@@ -118,6 +121,7 @@ impl SandboxConfig {
             token_ttl: Duration::from_secs(86_400),
             rotate_tokens: false,
             strict_bodies: true,
+            attributes_status: None,
         }
     }
 }
@@ -321,6 +325,11 @@ impl Sandbox {
 
     pub fn set_strict_bodies(&self, strict: bool) {
         self.lock().config.strict_bodies = strict;
+    }
+
+    /// Makes the attributes route answer `status` (e.g. 404), or serve again.
+    pub fn set_attributes_status(&self, status: Option<u16>) {
+        self.lock().config.attributes_status = status;
     }
 
     pub fn set_rotate_tokens(&self, rotate: bool) {

@@ -373,6 +373,11 @@ async fn attributes(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap) 
         Ok(v) => v,
         Err(d) => return d.into_response(),
     };
+    if let Some(status) = s.config.attributes_status {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
+        let message = if status == 403 { "Access denied" } else { "Not found " };
+        return with_token(&token, error(code, status, message));
+    }
     let cred = &s.config.credentials[credential];
     let data: Vec<Value> = ATTRIBUTES
         .iter()

@@ -114,7 +114,7 @@ pub enum FetchError {
     )]
     LimitExceeded { what: &'static str, limit: u64, page: u64 },
     #[error(
-        "the source returned {received} of {total} people (it reported {total}); nothing was changed. The source's list changed while it was read, or its paging skipped people; the next run tries again."
+        "the source returned {received} of {total} people; nothing was changed. The source's list changed while it was read, or its paging skipped people; the next run tries again."
     )]
     Incomplete { received: u64, total: u64 },
 }

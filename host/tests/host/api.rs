@@ -645,3 +645,29 @@ async fn a_failing_connector_shows_in_the_metrics_by_kind() {
     let metrics = request("GET", &s.url("/metrics"), &[], "").await.body;
     assert!(metrics.contains("hrsync_connector_errors{kind=\"credentials-rejected\"} 1"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_import_holds_the_integration_and_can_be_cancelled_over_the_api() {
+    let s = server().await;
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+    s.sandbox.inject(std::iter::repeat_n(hrsync::sandbox::Fault::Slow { millis: 500 }, 20));
+    let started = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/imports"), None).await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    let run = started.json()["run_id"].as_i64().unwrap();
+
+    let preview = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/previews"), None).await;
+    assert_eq!(preview.status, 409, "{}", preview.body);
+    let message = preview.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains(&format!("is busy: run {run} (manual import by admin")), "{message}");
+
+    let cancel = s.call(&b, "POST", &format!("/api/v1/runs/{run}/cancel"), None).await;
+    assert_eq!(cancel.status, 202, "{}", cancel.body);
+    assert_eq!(cancel.json()["run"]["cancel_requested_by"], "admin");
+    let ended = s.finished(&b, &format!("/api/v1/runs/{run}")).await;
+    assert_eq!(ended["run"]["state"], "cancelled", "{ended}");
+    let again = s.call(&b, "POST", &format!("/api/v1/runs/{run}/cancel"), None).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let users = s.call(&b, "GET", "/api/v1/users", None).await.json();
+    assert_eq!(users["total"], 0, "nothing applied");
+}

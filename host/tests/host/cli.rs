@@ -255,6 +255,7 @@ fn connector_check_passes_the_bundled_connector_and_fails_a_file_that_is_not_one
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("PASS diff") && text.contains("all 8 checks passed"), "{text}");
+    assert!(text.contains("the host's memory grew by at most"), "the host's peak is reported: {text}");
 
     let bogus = std::env::temp_dir().join(format!("hrsync-not-a-component-{}.wasm", std::process::id()));
     std::fs::write(&bogus, b"not wasm").unwrap();
@@ -264,4 +265,122 @@ fn connector_check_passes_the_bundled_connector_and_fails_a_file_that_is_not_one
     assert_eq!(report["checks"][0]["name"], "loads");
     assert_eq!(report["checks"][0]["passed"], false);
     let _ = std::fs::remove_file(&bogus);
+}
+
+/// Two hrsync processes on one data directory: reading history leaves a
+/// running import alone, a second import exits 7 naming the first, and
+/// `hrsync cancel` stops the first (exit 8), nothing applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_process_sees_the_run_refuses_a_second_import_and_can_cancel_it() {
+    use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Fault, Sandbox, SandboxConfig};
+    let sandbox = Sandbox::new(SandboxConfig::new(300, 5));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let data = std::env::temp_dir().join(format!("hrsync-cli-lease-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let run = |args: Vec<String>| {
+        let d = data.clone();
+        std::thread::spawn(move || hrsync_in(&d, &args.iter().map(String::as_str).collect::<Vec<_>>()))
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let added = run(args(&[
+        "integration",
+        "add",
+        "--name",
+        "Acme",
+        "--url",
+        &running.url,
+        "--client-id",
+        DEMO_CLIENT_ID,
+        "--client-secret",
+        DEMO_CLIENT_SECRET,
+    ]))
+    .join()
+    .unwrap();
+    assert!(added.status.success(), "{}", stderr(&added));
+
+    // Slow pages keep the first import busy for a while.
+    sandbox.inject(std::iter::repeat_n(Fault::Slow { millis: 1_000 }, 30));
+    let first = run(args(&["import", "--yes"]));
+    let run_id = loop {
+        let history = json(&run(args(&["history", "--json"])).join().unwrap());
+        if let Some(r) = history.as_array().unwrap().first() {
+            assert_eq!(r["state"], "running", "reading history leaves it running: {r}");
+            break r["id"].as_i64().unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let second = run(args(&["import", "--yes"])).join().unwrap();
+    assert_eq!(second.status.code(), Some(7), "{}", stderr(&second));
+    let text = stderr(&second);
+    assert!(text.contains(&format!("is busy: run {run_id} (manual import")) && text.contains("process "), "{text}");
+
+    let cancel = run(args(&["cancel", &run_id.to_string()])).join().unwrap();
+    assert!(cancel.status.success(), "{}{}", stdout(&cancel), stderr(&cancel));
+    assert!(stdout(&cancel).contains(&format!("Run {run_id} was cancelled")), "{}", stdout(&cancel));
+    let first = first.join().unwrap();
+    assert_eq!(first.status.code(), Some(8), "the cancelled import says so: {}", stderr(&first));
+    assert!(stderr(&first).contains(&format!("run {run_id} was cancelled")), "{}", stderr(&first));
+    let users = json(&run(args(&["users", "--json"])).join().unwrap());
+    assert_eq!(users["total"], 0, "nothing applied");
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A component in the connectors folder that does not load: `serve` starts
+/// anyway, and the API and the Integrations page say which and why.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_starts_with_a_broken_connector_in_its_folder_and_says_why() {
+    use crate::common::request;
+    let data = std::env::temp_dir().join(format!("hrsync-cli-broken-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(data.join("connectors")).unwrap();
+    std::fs::write(data.join("connectors/broken.wasm"), b"not a component at all").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// Stops the server however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Stop(
+        Command::new(env!("CARGO_BIN_EXE_hrsync"))
+            .args(["--data-dir", data.to_str().unwrap(), "serve", "--bind", &format!("127.0.0.1:{port}")])
+            .env("HRSYNC_ADMIN_PASSWORD", "a long enough password")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "serve did not start");
+    {
+        let login = request(
+            "POST",
+            &format!("{base}/api/v1/session"),
+            &[("Content-Type", "application/json")],
+            r#"{"username":"admin","password":"a long enough password"}"#,
+        )
+        .await;
+        assert_eq!(login.status, 200, "{}", login.body);
+        let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+        let list = request("GET", &format!("{base}/api/v1/connectors"), &[("Cookie", &cookie)], "").await.json();
+        let failed: Vec<&Value> = list.as_array().unwrap().iter().filter(|c| c["loaded"] == false).collect();
+        assert_eq!(failed.len(), 1, "{list}");
+        assert!(failed[0]["origin"].as_str().unwrap().ends_with("broken.wasm"), "{list}");
+        assert!(failed[0]["error"].as_str().unwrap().contains("not a valid WebAssembly component"), "{list}");
+        assert!(list.as_array().unwrap().iter().any(|c| c["id"] == "personio"), "the others load: {list}");
+        let page = request("GET", &format!("{base}/integrations"), &[("Cookie", &cookie)], "").await;
+        assert!(page.body.contains("Not loaded") && page.body.contains("broken.wasm"), "{}", page.body);
+    }
+    let _ = std::fs::remove_dir_all(&data);
 }

@@ -165,3 +165,31 @@ async fn auth_accepts_query_json_and_form_and_rejects_wrong_credentials() {
     assert_eq!(body, json!({"success": false, "error": {"code": 0, "message": "Wrong credentials"}}));
     running.stop().await;
 }
+
+/// A chunked body, as a client that sends no Content-Length would.
+async fn post_chunked(url: &str, body: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let request = format!(
+        "POST /{path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    reply.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap()
+}
+
+#[tokio::test]
+async fn strict_mode_refuses_chunked_bodies_as_strict_servers_do() {
+    let sandbox = Sandbox::new(SandboxConfig::new(5, 1));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("{}/v1/auth", running.url);
+    let form = format!("client_id={DEMO_CLIENT_ID}&client_secret={DEMO_CLIENT_SECRET}");
+    assert_eq!(post_chunked(&url, &form).await, 411, "strict by default");
+    sandbox.set_strict_bodies(false);
+    assert_eq!(post_chunked(&url, &form).await, 200);
+    running.stop().await;
+}

@@ -46,6 +46,16 @@ async fn broken_connectors_fail_the_rule_they_break_and_say_what_to_fix() {
     let report = run("diff-unknown").await;
     assert!(failed(&report, "diff").contains("names user 999999, who is not in the directory"), "{}", report.render());
 
+    let report = run("short-total").await;
+    assert!(failed(&report, "paging").contains("a total of 3 records but returned 2"), "{}", report.render());
+
+    // A connector that makes the host hold ever more header sets: stopped
+    // at the host's limit, and the host's own memory is reported.
+    let report = run("fields").await;
+    let detail = failed(&report, "budgets");
+    assert!(detail.contains("the host's limit of 1024 resource handles"), "{}", report.render());
+    assert!(detail.contains("the host's memory grew by at most"), "{detail}");
+
     // Egress to a host it never declared: denied by the sandbox, and named.
     let (_sandbox, running) = sandbox(5).await;
     let target = Target {

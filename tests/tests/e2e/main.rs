@@ -10,6 +10,8 @@ mod automation;
 mod conformance;
 mod containment;
 mod csv;
+mod hostile;
 mod personio;
+mod runs;
 mod sync;
 mod versions;
