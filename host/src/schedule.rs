@@ -71,8 +71,13 @@ pub enum Outcome {
         next: DateTime<Utc>,
         alerted: bool,
     },
-    /// Another import of the integration was running; tried next tick.
+    /// Another run of the integration was running (in any process); tried
+    /// next tick.
     Busy,
+    /// An admin cancelled the run: not a failure, the next comes at the interval.
+    Cancelled {
+        next: DateTime<Utc>,
+    },
 }
 
 /// Runs automatic imports.
@@ -229,6 +234,10 @@ impl Scheduler {
                 Outcome::Ran { incremental: since.is_some(), next: s.next_run_at }
             }
             Err(SyncError::Store(StoreError::AlreadyRunning(_))) => return Ok(Outcome::Busy),
+            Err(SyncError::Cancelled { .. }) => {
+                s.next_run_at = self.next_after(now, interval);
+                Outcome::Cancelled { next: s.next_run_at }
+            }
             Err(SyncError::Store(e)) => return Err(e),
             Err(e @ SyncError::Blocked { .. }) => {
                 // Retrying soon would block again: wait a whole interval.

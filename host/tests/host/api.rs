@@ -267,11 +267,30 @@ async fn invalid_integration_settings_are_refused_with_what_to_fix() {
             json!({"connector_id": "personio", "name": "x", "settings": {"client-id": "a", "client-secret": "b"}, "interval_minutes": 1}),
             "between 5",
         ),
+        (
+            json!({"connector_id": "personio", "name": "x", "settings": {"client-id": "a", "client-secret": "b"}, "max_run_minutes": 0}),
+            "max_run_minutes must be between 1 and 1440",
+        ),
+        (
+            json!({"connector_id": "personio", "name": "x", "settings": {"client-id": "a", "client-secret": "b"}, "max_pages": 0}),
+            "max_pages must be between 1",
+        ),
     ] {
         let r = s.call(&b, "POST", "/api/v1/integrations", Some(body)).await;
         assert_eq!(r.status, 400, "{}", r.body);
         assert!(r.body.contains(needle), "{needle}: {}", r.body);
     }
+    // The run limits are kept and shown.
+    let r = s
+        .call(&b, "POST", "/api/v1/integrations", Some(json!({"connector_id": "personio", "name": "x",
+            "settings": {"client-id": "a", "client-secret": "b"}, "max_pages": 50, "max_records": 4000, "max_run_minutes": 15})))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let made = r.json();
+    assert_eq!(
+        (made["max_pages"].as_u64(), made["max_records"].as_u64(), made["max_run_minutes"].as_u64()),
+        (Some(50), Some(4000), Some(15))
+    );
 }
 
 #[tokio::test]

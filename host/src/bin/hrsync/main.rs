@@ -264,17 +264,31 @@ fn main() -> ExitCode {
         .init();
     let mut cli = Cli::parse();
     if let Err(e) = cli.global.resolve() {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", render(&e));
         return ExitCode::from(exit::INVALID_INPUT);
     }
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render(&e));
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// An error and its causes, each said once: most messages already carry
+/// their cause, which the chain would otherwise repeat.
+fn render(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
