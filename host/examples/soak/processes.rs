@@ -6,7 +6,10 @@
 //! Afterwards: no two runs of the integration overlapped in time (none
 //! doubled); every run ended, and every accepted attempt's run is recorded
 //! as ended (none lost); every refused attempt was refused as busy — exit 7,
-//! HTTP 409, or the scheduler's "busy" — and nothing else went wrong.
+//! HTTP 409, or the scheduler's "busy" — and nothing else went wrong. A run
+//! may fail (a fetch of a company that changed while it was read fails
+//! rather than apply what it half-saw); it is then recorded as failed, with
+//! nothing applied, and counts as a run that ended.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -146,6 +149,9 @@ fn verify(store: &dyn DirectoryStore, integration: IntegrationId, attempts: &[(&
             println!("DOUBLED: run {} started before run {} ended", pair[1].id, pair[0].id);
         }
     }
+    for r in runs.iter().filter(|r| r.state == RunState::Failed) {
+        println!("  (run {} failed, nothing applied: {})", r.id, r.error.as_deref().unwrap_or("?"));
+    }
     let mut lost = runs.iter().filter(|r| r.state.is_live() || r.state == RunState::Interrupted).count();
     for r in runs.iter().filter(|r| r.state.is_live() || r.state == RunState::Interrupted) {
         println!("LOST: run {} is {:?}", r.id, r.state);
@@ -197,6 +203,15 @@ fn cli_racer(hrsync: &Path, data: &Path, until: Instant, log: &Log) {
                 Attempt::Ran(v["run"]["id"].as_i64().map(RunId))
             }
             Ok(o) if o.status.code() == Some(7) => Attempt::Refused,
+            // The run started and failed (the source changed while read):
+            // its id is in the message, and it must be recorded as ended.
+            Ok(o) if o.status.code() == Some(3) => {
+                let text = String::from_utf8_lossy(&o.stderr).into_owned();
+                match text.split("run ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()) {
+                    Some(id) => Attempt::Ran(Some(RunId(id))),
+                    None => Attempt::Other(format!("exit 3 without a run: {text}")),
+                }
+            }
             Ok(o) => Attempt::Other(format!("exit {:?}: {}", o.status.code(), String::from_utf8_lossy(&o.stderr))),
             Err(e) => Attempt::Other(e.to_string()),
         };
@@ -258,7 +273,8 @@ async fn scheduler_racer(
                 continue;
             }
             let attempt = match outcome {
-                Outcome::Ran { .. } => Attempt::Ran(None),
+                // A failed run is recorded by the engine; `verify` checks it ended.
+                Outcome::Ran { .. } | Outcome::Failed { .. } => Attempt::Ran(None),
                 Outcome::Busy => Attempt::Refused,
                 Outcome::Scheduled { .. } => continue,
                 other => Attempt::Other(format!("{other:?}")),
