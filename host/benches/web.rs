@@ -64,7 +64,8 @@ fn main() -> anyhow::Result<()> {
         accounts.ensure_admin(Some("benchmark password"))?;
         let admin = accounts.verify("admin", "benchmark password")?.expect("the admin");
         let cookie = format!("hrsync_session={}", accounts.create_session(admin)?.token);
-        let app = hrsync::web::router(AppState::new(engine.clone(), accounts));
+        let app =
+            hrsync::web::router(AppState::new(engine.clone(), accounts, Arc::new(hrsync::audit::Audit::open(&db)?)));
 
         let preview = engine.preview(&RunRequest::manual(id)).await?;
         let changes = preview.run.counts.created + preview.run.counts.updated;

@@ -39,6 +39,12 @@ pub struct FileConfig {
     /// Requests a minute hrsync sends to each integration's source
     /// [default: 240, 80 % of Personio's 300]; 0 turns pacing off.
     pub requests_per_minute: Option<u32>,
+    /// Reverse proxies in front of hrsync whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed (client addresses for the sign-in
+    /// throttle and the audit log; HTTPS for Secure cookies and HSTS). From
+    /// anyone else, those headers are ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// The default pace: 80 % of Personio's documented 300 requests a minute,
@@ -76,7 +82,7 @@ impl FileConfig {
         toml::from_str(text).map_err(|e| {
             format!(
                 "{} (keys: bind, data_dir, connectors_dir, public_url, company_name, alert_emails, requests_per_minute, \
-                 [smtp] host, port, security = starttls|tls|none, username, from, ca_file)",
+                 trusted_proxies, [smtp] host, port, security = starttls|tls|none, username, from, ca_file)",
                 e.message().trim_end()
             )
         })

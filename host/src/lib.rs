@@ -3,7 +3,9 @@
 //! components.
 //!
 //! - [`runtime`]: loads connector components and runs them sandboxed;
-//! - [`accounts`]: admin accounts, sessions and API tokens;
+//! - [`accounts`]: accounts with roles, sessions and API tokens;
+//! - [`audit`]: the append-only audit log of who did what;
+//! - [`data_dir`]: the data directory, private to its owner;
 //! - [`connectors`]: the bundled Personio connector and connectors found on disk;
 //! - [`directory`]: users, integrations and run history (SQLite by default);
 //! - [`secrets`]: encryption at rest for credentials;
@@ -15,9 +17,11 @@
 //! - [`sandbox`]: a faithful local imitation of the Personio API.
 
 pub mod accounts;
+pub mod audit;
 pub mod config;
 pub mod conformance;
 pub mod connectors;
+pub mod data_dir;
 pub mod directory;
 pub mod mail;
 pub mod runtime;

@@ -46,7 +46,7 @@ impl SecretBox {
             ));
         }
         let key: [u8; 32] = rand::random();
-        std::fs::create_dir_all(data_dir)?;
+        crate::data_dir::create(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         write_private(&path, B64.encode(key).as_bytes()).with_context(|| format!("creating {}", path.display()))?;
         Ok(Self::from_key(&key))
     }

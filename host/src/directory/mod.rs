@@ -291,6 +291,9 @@ pub struct IntegrationConfig {
     pub max_email_share: f64,
     /// How far one run may go before it is stopped.
     pub limits: RunLimits,
+    /// The granted origins the secret settings were entered for: a stored
+    /// secret is only ever sent there (see [`IntegrationConfig::secrets_bound`]).
+    pub secrets_for: Vec<String>,
 }
 
 /// Bounds of one run of an integration: a connector that pages forever, or a
@@ -329,8 +332,27 @@ impl IntegrationConfig {
             max_deactivate_share: 0.2,
             max_email_share: 0.2,
             limits: RunLimits::default(),
+            secrets_for: Vec::new(),
         }
     }
+
+    /// Whether the stored secrets may go where the integration now sends
+    /// requests: the granted origins are those they were entered for.
+    /// Changing the outbound hosts without entering the secrets again
+    /// unbinds them, and runs refuse to send them.
+    pub fn secrets_bound(&self) -> bool {
+        let has_secret = self.settings.iter().any(|(k, v)| self.secret_keys.contains(k) && !v.is_empty());
+        !has_secret || origins_key(&self.secrets_for) == origins_key(&self.grants)
+    }
+}
+
+/// Origins compared as the egress point compares them (scheme, host, port),
+/// in any order and spelling.
+pub fn origins_key(origins: &[String]) -> std::collections::BTreeSet<String> {
+    origins
+        .iter()
+        .map(|o| crate::runtime::egress::Origin::parse(o).map_or_else(|_| o.trim().to_string(), |o| o.to_string()))
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -660,6 +682,8 @@ pub struct UserQuery {
 
 /// The operations the sync engine needs from storage.
 pub trait DirectoryStore: Send + Sync {
+    /// Stores a new integration; its secrets are bound to its grants unless
+    /// `secrets_for` says otherwise.
     fn create_integration(&self, config: &IntegrationConfig) -> Result<IntegrationId, StoreError>;
     fn update_integration(&self, id: IntegrationId, config: &IntegrationConfig) -> Result<(), StoreError>;
     fn integration(&self, id: IntegrationId) -> Result<Integration, StoreError>;

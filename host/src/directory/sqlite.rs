@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_accounts.sql"),
     include_str!("../../migrations/0003_automation.sql"),
     include_str!("../../migrations/0004_leases.sql"),
+    include_str!("../../migrations/0005_security.sql"),
 ];
 
 /// SQLite storage. Operations are short; one connection behind a mutex keeps
@@ -240,8 +241,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the database and applies pending migrations.
     pub fn open(path: &Path, secrets: SecretBox) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            crate::data_dir::create(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        // Owner-only before SQLite first writes it (its -wal and -shm follow).
+        crate::data_dir::create_private_file(path).with_context(|| format!("creating {}", path.display()))?;
         let conn =
             Connection::open(path).with_context(|| format!("opening the directory database {}", path.display()))?;
         Self::init(conn, secrets).with_context(|| format!("preparing {}", path.display()))
@@ -304,10 +307,13 @@ impl SqliteStore {
         config.max_deactivate_share = row.get(9)?;
         config.max_email_share = row.get(10)?;
         config.limits = RunLimits { max_pages: row.get(11)?, max_records: row.get(12)?, max_minutes: row.get(13)? };
+        let bound: Option<String> = row.get(14)?;
+        config.secrets_for =
+            bound.map(|b| serde_json::from_str(&b)).transpose().map_err(conversion)?.unwrap_or_default();
         Ok(Integration { id: IntegrationId(row.get(0)?), config })
     }
 
-    /// `?1`..`?13` of every integration write, secrets sealed.
+    /// `?1`..`?14` of every integration write, secrets sealed.
     fn integration_values<'a>(&self, c: &'a IntegrationConfig) -> Vec<Box<dyn rusqlite::ToSql + 'a>> {
         vec![
             Box::new(&c.connector_id),
@@ -323,6 +329,7 @@ impl SqliteStore {
             Box::new(c.limits.max_pages),
             Box::new(c.limits.max_records),
             Box::new(c.limits.max_minutes),
+            Box::new(json_text(&c.secrets_for)),
         ]
     }
 
@@ -373,7 +380,8 @@ impl SqliteStore {
     }
 
     const INTEGRATION_COLUMNS: &str = "id, connector_id, name, settings, grants, auto_import, send_emails, \
-         interval_minutes, missing_after, max_deactivate_share, max_email_share, max_pages, max_records, max_run_minutes";
+         interval_minutes, missing_after, max_deactivate_share, max_email_share, max_pages, max_records, max_run_minutes, \
+         secrets_for";
 }
 
 /// Writes a profile into the columns of `users`, `?1`..`?15` in this order.
@@ -421,13 +429,19 @@ fn insert_user(
 
 impl DirectoryStore for SqliteStore {
     fn create_integration(&self, config: &IntegrationConfig) -> Result<IntegrationId, StoreError> {
+        // A new integration's secrets were entered with its first grants.
+        let mut config = config.clone();
+        if config.secrets_for.is_empty() {
+            config.secrets_for = config.grants.clone();
+        }
+        let config = &config;
         let conn = self.conn();
         let mut values = self.integration_values(config);
         values.push(Box::new(Utc::now()));
         conn.execute(
             "INSERT INTO integrations (connector_id, name, settings, grants, auto_import, send_emails, interval_minutes, \
-             missing_after, max_deactivate_share, max_email_share, max_pages, max_records, max_run_minutes, created_at, \
-             updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+             missing_after, max_deactivate_share, max_email_share, max_pages, max_records, max_run_minutes, secrets_for, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
             rusqlite::params_from_iter(values.iter().map(|b| b.as_ref())),
         )
         .map_err(sql)?;
@@ -443,8 +457,8 @@ impl DirectoryStore for SqliteStore {
             .execute(
                 "UPDATE integrations SET connector_id = ?1, name = ?2, settings = ?3, grants = ?4, auto_import = ?5, \
                  send_emails = ?6, interval_minutes = ?7, missing_after = ?8, max_deactivate_share = ?9, \
-                 max_email_share = ?10, max_pages = ?11, max_records = ?12, max_run_minutes = ?13, updated_at = ?14 \
-                 WHERE id = ?15",
+                 max_email_share = ?10, max_pages = ?11, max_records = ?12, max_run_minutes = ?13, secrets_for = ?14, \
+                 updated_at = ?15 WHERE id = ?16",
                 rusqlite::params_from_iter(values.iter().map(|b| b.as_ref())),
             )
             .map_err(sql)?;

@@ -1,8 +1,10 @@
 //! The one checked egress point: every outbound HTTP request a connector
 //! makes passes through [`EgressHooks::send_request`], which allows only the
-//! origins granted to the integration and clamps the timeouts.
+//! origins granted to the integration, checks where their names resolve to
+//! ([`check_address`]), and clamps the timeouts.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -139,8 +141,112 @@ impl Timeouts {
 pub struct EgressLog {
     /// Requests sent (allowed).
     pub sent: u64,
-    /// `METHOD scheme://host:port/path` of each denied request.
+    /// `METHOD scheme://host:port/path` of each request to an origin not granted.
     pub denied: Vec<String>,
+    /// Requests to a granted origin whose address hrsync refuses: the
+    /// request line and why.
+    pub blocked: Vec<(String, String)>,
+}
+
+/// Addresses no connector may reach, whatever was granted: link-local
+/// (where clouds serve instance metadata and credentials), the known
+/// metadata addresses outside it, and what is no host at all.
+fn never(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            if v4.is_link_local() {
+                Some("a link-local address (cloud instance metadata lives there)")
+            } else if v4 == Ipv4Addr::new(100, 100, 100, 200) || v4 == Ipv4Addr::new(168, 63, 129, 16) {
+                Some("a cloud metadata address")
+            } else if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() || o[0] == 0 {
+                Some("not a host address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+                Some("a cloud metadata address")
+            } else if first & 0xffc0 == 0xfe80 {
+                Some("a link-local address (cloud instance metadata lives there)")
+            } else if v6.is_unspecified() || v6.is_multicast() {
+                Some("not a host address")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Addresses inside the host's networks: reached only when the granted
+/// origin names them itself (an IP literal, or `localhost` for loopback),
+/// never through a name that happens to resolve there.
+fn internal(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            if v4.is_loopback() {
+                Some("a loopback address")
+            } else if v4.is_private() || (o[0] == 100 && (64..128).contains(&o[1])) {
+                Some("a private-network address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            if v6.is_loopback() {
+                Some("a loopback address")
+            } else if v6.segments()[0] & 0xfe00 == 0xfc00 {
+                Some("a private-network address")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Whether a request to `origin` may connect to `ip`, which its host
+/// resolved to.
+pub fn check_address(origin: &Origin, ip: IpAddr) -> Result<(), String> {
+    let ip = ip.to_canonical();
+    if let Some(what) = never(ip) {
+        return Err(format!("{} resolves to {ip}, {what}; hrsync never connects there", origin.host));
+    }
+    if let Some(what) = internal(ip) {
+        let literal = origin.host.parse::<IpAddr>().is_ok_and(|h| h.to_canonical() == ip)
+            || (origin.host == "localhost" && ip.is_loopback());
+        if !literal {
+            return Err(format!(
+                "{} resolves to {ip}, {what}; grant the address itself (e.g. http://{ip}:{}) to reach it",
+                origin.host, origin.port
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The addresses `origin` resolves to, and the first that may be reached.
+async fn resolve(origin: &Origin) -> Result<SocketAddr, String> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((origin.host.as_str(), origin.port))
+        .await
+        .map_err(|e| format!("{} does not resolve ({e})", origin.host))?
+        .collect();
+    let mut refused = None;
+    let mut allowed = Vec::new();
+    for address in addresses {
+        match check_address(origin, address.ip()) {
+            Ok(()) => allowed.push(address),
+            Err(why) => refused = refused.or(Some(why)),
+        }
+    }
+    // IPv4 first: servers on loopback often listen on 127.0.0.1 alone.
+    allowed.sort_by_key(|a| a.is_ipv6());
+    allowed
+        .into_iter()
+        .next()
+        .ok_or_else(|| refused.unwrap_or_else(|| format!("{} resolves to no address", origin.host)))
 }
 
 /// Spaces one integration's requests to stay below its source's rate
@@ -222,21 +328,37 @@ impl WasiHttpHooks for EgressHooks {
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        let allowed = Origin::of_uri(request.uri()).is_some_and(|o| self.grants.allows(&o));
-        if !allowed {
+        let origin = Origin::of_uri(request.uri()).filter(|o| self.grants.allows(o));
+        let Some(origin) = origin else {
             let line = format!("{} {}", request.method(), strip_query(request.uri()));
             tracing::warn!(connector = %self.connector, request = %line, "outbound request denied: origin not granted");
             self.log.lock().expect("egress log").denied.push(line);
             drop(fut);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
-        }
-        self.log.lock().expect("egress log").sent += 1;
+        };
+        let (log, connector) = (self.log.clone(), self.connector.clone());
         let options = self.timeouts.clamp(options);
         let pacer = self.pacer.clone();
         let in_flight = self.in_flight.clone();
         drop(fut);
         Box::new(async move {
             use http_body_util::BodyExt;
+            // Checked after resolution, so a granted name cannot point at
+            // instance metadata or into the host's network.
+            let address = match resolve(&origin).await {
+                Ok(a) => a,
+                Err(why) => {
+                    let line = format!("{} {}", request.method(), strip_query(request.uri()));
+                    tracing::warn!(connector = %connector, request = %line, "outbound request refused: {why}");
+                    log.lock().expect("egress log").blocked.push((line, why));
+                    return Err(HttpError::HttpRequestDenied);
+                }
+            };
+            log.lock().expect("egress log").sent += 1;
+            // Plain HTTP goes to the address just checked (no second lookup
+            // a rebinding name could answer differently); HTTPS keeps the
+            // name for the certificate, which another host cannot present.
+            let request = if origin.https { request } else { pinned(request, address) };
             // Held until the response body is read or dropped.
             let permit = in_flight.acquire_owned().await.map_err(|_| HttpError::HttpRequestDenied)?;
             if let Some(pacer) = pacer {
@@ -285,6 +407,18 @@ impl WasiHttpHooks for EgressHooks {
         tracing::debug!(connector = %self.connector, "outbound connection failed: {err}");
         wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::ConnectionRefused
     }
+}
+
+/// The request, sent to `address` (its `Host` header keeps the name).
+fn pinned(mut request: http::Request<WasiBody>, address: SocketAddr) -> http::Request<WasiBody> {
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(authority) = address.to_string().parse() {
+        parts.authority = Some(authority);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }
 
 /// The most a request body may hold; connectors send forms and small JSON.
@@ -405,6 +539,45 @@ mod tests {
         assert_eq!(got.connect_timeout, Some(t.connect));
         assert_eq!(got.first_byte_timeout, Some(Duration::from_secs(1)));
         assert_eq!(got.between_bytes_timeout, Some(t.between_bytes));
+    }
+
+    #[test]
+    fn metadata_and_link_local_addresses_are_never_reached() {
+        let granted = Origin::parse("https://api.personio.de").unwrap();
+        let literal = Origin::parse("http://169.254.169.254").unwrap();
+        for ip in [
+            "169.254.169.254",
+            "169.254.1.1",
+            "100.100.100.200",
+            "fd00:ec2::254",
+            "fe80::1",
+            "0.0.0.0",
+            "::ffff:169.254.169.254",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(check_address(&granted, ip).is_err(), "{ip}");
+            assert!(check_address(&literal, ip).is_err(), "{ip} even when granted by address");
+        }
+        assert!(check_address(&granted, "18.196.0.1".parse().unwrap()).is_ok(), "a public address");
+        let why = check_address(&granted, "169.254.169.254".parse().unwrap()).unwrap_err();
+        assert!(why.contains("link-local") && why.contains("never connects"), "{why}");
+    }
+
+    #[test]
+    fn internal_addresses_need_a_grant_that_names_them() {
+        let by_name = Origin::parse("https://hr.example.com").unwrap();
+        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "100.64.0.1", "::1", "fd12::1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let why = check_address(&by_name, ip).unwrap_err();
+            assert!(why.contains("grant the address itself"), "{ip}: {why}");
+        }
+        let sandbox = Origin::parse("http://127.0.0.1:8081").unwrap();
+        assert!(check_address(&sandbox, "127.0.0.1".parse().unwrap()).is_ok());
+        assert!(check_address(&sandbox, "127.0.0.2".parse().unwrap()).is_err(), "only the address named");
+        let local = Origin::parse("http://localhost:8081").unwrap();
+        assert!(check_address(&local, "::1".parse().unwrap()).is_ok());
+        let office = Origin::parse("http://10.1.2.3:8080").unwrap();
+        assert!(check_address(&office, "10.1.2.3".parse().unwrap()).is_ok());
     }
 
     #[test]

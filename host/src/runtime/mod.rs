@@ -160,6 +160,9 @@ pub enum RunError {
         "connector `{connector}` was denied {request}: that origin is not granted to this integration (granted: {granted}). If the connector should reach it, add the origin to the integration's outbound hosts."
     )]
     EgressDenied { connector: String, request: String, granted: String },
+    /// A granted origin resolved to an address hrsync never reaches.
+    #[error("connector `{connector}` was refused {request}: {reason}")]
+    EgressBlocked { connector: String, request: String, reason: String },
     #[error("connector `{connector}` cannot be called again in this run after an earlier failure")]
     Poisoned { connector: String },
 }
@@ -188,6 +191,7 @@ impl RunError {
             RunError::Timeout { .. } => "timeout",
             RunError::InvalidOutput { .. } => "invalid-output",
             RunError::EgressDenied { .. } => "egress-denied",
+            RunError::EgressBlocked { .. } => "egress-blocked",
             RunError::Poisoned { .. } => "poisoned",
         }
     }

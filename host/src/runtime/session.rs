@@ -32,8 +32,9 @@ pub struct Session {
     header_limit: usize,
     output: MemoryOutputPipe,
     egress_log: Arc<Mutex<EgressLog>>,
-    /// Denials logged before the current call started.
+    /// Denials and refusals logged before the current call started.
     denied_before: usize,
+    blocked_before: usize,
     /// The granted origins, for error messages.
     granted: String,
     poisoned: bool,
@@ -50,7 +51,8 @@ pub struct LogLine {
 macro_rules! guest_call {
     ($self:ident, $method:ident $(, $arg:expr)*) => {{
         $self.ready()?;
-        $self.denied_before = $self.egress().denied.len();
+        let log = $self.egress();
+        ($self.denied_before, $self.blocked_before) = (log.denied.len(), log.blocked.len());
         let instance = $self.instance.as_ref().expect("instantiated");
         let store = &mut $self.store;
         // The versions share their types, so both arms have one type.
@@ -131,6 +133,7 @@ impl Session {
             output,
             egress_log,
             denied_before: 0,
+            blocked_before: 0,
             granted,
             poisoned: false,
         };
@@ -215,14 +218,14 @@ impl Session {
     fn source<T>(&self, result: Result<T, wit::ConnectorError>) -> Result<T, RunError> {
         result.map_err(|error| {
             let egress = self.egress();
-            match egress.denied.get(self.denied_before) {
-                Some(request) => RunError::EgressDenied {
-                    connector: self.connector.clone(),
-                    request: request.clone(),
-                    granted: self.granted.clone(),
-                },
-                None => RunError::Source { connector: self.connector.clone(), error },
+            let connector = self.connector.clone();
+            if let Some(request) = egress.denied.get(self.denied_before) {
+                return RunError::EgressDenied { connector, request: request.clone(), granted: self.granted.clone() };
             }
+            if let Some((request, reason)) = egress.blocked.get(self.blocked_before) {
+                return RunError::EgressBlocked { connector, request: request.clone(), reason: reason.clone() };
+            }
+            RunError::Source { connector, error }
         })
     }
 

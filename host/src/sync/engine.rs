@@ -788,8 +788,15 @@ async fn keep_alive(
     }
 }
 
-/// The settings and grants a session for an integration configured so uses.
+/// The settings and grants a session for an integration configured so
+/// uses. Stored secrets go only to the origins they were entered for.
 fn session_inputs(config: &IntegrationConfig) -> Result<(Vec<wit::Entry>, Grants), SyncError> {
+    if !config.secrets_bound() {
+        return Err(SyncError::Invalid(format!(
+            "integration `{}`: its outbound hosts changed since its secrets were entered, so they are not sent anywhere; enter them again on the Configuration tab",
+            config.name
+        )));
+    }
     let settings = config.settings.iter().map(|(k, v)| wit::Entry { key: k.clone(), value: v.clone() }).collect();
     let grants = Grants::parse(&config.grants)
         .map_err(|e| SyncError::Invalid(format!("integration `{}`: granted host {e}", config.name)))?;

@@ -4,21 +4,23 @@
 //! is stored, and an update that leaves a secret empty keeps the stored one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{self, Admin};
+use super::auth::{self, Admin, Client, Operator, Viewer};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
-use crate::accounts::SESSION_LIFETIME;
+use crate::accounts::{Role, SESSION_LIFETIME};
+use crate::audit::Action;
 use crate::directory::{
     ChangeFilter, ChangeKind, Integration, IntegrationConfig, IntegrationId, RunId, User, UserId, UserQuery,
 };
@@ -36,7 +38,12 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(super::metrics::scrape))
         .route("/api/v1/openapi.json", get(super::openapi::document))
         .route("/api/v1/session", post(login).get(me).delete(logout))
-        .route("/api/v1/tokens", post(create_token))
+        .route("/api/v1/session/password", post(change_password))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/api/v1/accounts", get(list_accounts).post(create_account))
+        .route("/api/v1/accounts/{username}", patch(update_account))
+        .route("/api/v1/audit", get(audit_log))
         .route("/api/v1/connectors", get(connectors))
         .route("/api/v1/integrations", get(list_integrations).post(create_integration))
         .route("/api/v1/integrations/{id}", get(get_integration).put(update_integration))
@@ -66,17 +73,13 @@ pub(super) struct Login {
     password: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = Login, responses((status = 200, description = "Signed in: sets the HttpOnly session cookie; the body carries the CSRF token to send as X-CSRF-Token", body = Object), (status = 401, description = "Wrong username or password", body = ErrorBody), (status = 429, description = "Too many failures; Retry-After says when to try again", body = ErrorBody)), security(()))]
-pub(super) async fn login(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Json(login): Json<Login>,
-) -> ApiResult {
-    match auth::sign_in(&state, peer.ip(), &login.username, login.password).await? {
-        auth::SignIn::Locked(wait) => {
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = Login, responses((status = 200, description = "Signed in: sets the HttpOnly session cookie (Secure over HTTPS); the body carries the CSRF token to send as X-CSRF-Token, and the account's role", body = Object), (status = 401, description = "Wrong username or password", body = ErrorBody), (status = 429, description = "Too many recent failures for this account from this address; Retry-After says when to try again", body = ErrorBody)), security(()))]
+pub(super) async fn login(State(state): State<AppState>, client: Client, ApiJson(login): ApiJson<Login>) -> ApiResult {
+    match auth::sign_in(&state, client, &login.username, login.password).await? {
+        auth::SignIn::Wait(wait) => {
             let mut r = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                format!("too many failed sign-ins; try again in {} minutes", wait.div_ceil(60)),
+                format!("too many failed sign-ins for this account from this address; try again in {wait} seconds"),
             )
             .into_response();
             r.headers_mut().insert(header::RETRY_AFTER, wait.into());
@@ -84,39 +87,214 @@ pub(super) async fn login(
         }
         auth::SignIn::Wrong => Err(ApiError::unauthorized("wrong username or password")),
         auth::SignIn::Ok { username, session } => {
-            let cookie =
-                auth::session_cookie(Some(&session.token), SESSION_LIFETIME.to_std().unwrap_or(Duration::ZERO));
-            let body = json!({"username": username, "csrf_token": session.csrf, "expires_at": session.expires_at});
+            let lifetime = SESSION_LIFETIME.to_std().unwrap_or(Duration::ZERO);
+            let cookie = auth::session_cookie(Some(&session.token), lifetime, client.https);
+            let role = state.accounts.session(&session.token).map_err(ApiError::internal)?.map(|p| p.role);
+            let body = json!({"username": username, "role": role, "csrf_token": session.csrf, "expires_at": session.expires_at});
             Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
         }
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/session", tag = "session", responses((status = 200, description = "The signed-in admin and the session's CSRF token", body = Object), (status = 401, body = ErrorBody)))]
-pub(super) async fn me(Admin(p): Admin) -> ApiResult {
-    Ok(Json(json!({"username": p.username, "csrf_token": p.csrf})).into_response())
+#[utoipa::path(get, path = "/api/v1/session", tag = "session", responses((status = 200, description = "The signed-in account, its role and the session's CSRF token", body = Object), (status = 401, body = ErrorBody)))]
+pub(super) async fn me(Viewer(p): Viewer) -> ApiResult {
+    Ok(Json(json!({"username": p.username, "role": p.role, "csrf_token": p.csrf})).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session", responses((status = 204, description = "Signed out"), (status = 401, body = ErrorBody), (status = 403, description = "Missing CSRF token", body = ErrorBody)))]
-pub(super) async fn logout(State(state): State<AppState>, Admin(_): Admin, headers: HeaderMap) -> ApiResult {
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    Viewer(p): Viewer,
+    client: Client,
+    headers: HeaderMap,
+) -> ApiResult {
     if let Some(token) = auth::cookie(&headers, auth::SESSION_COOKIE) {
         state.accounts.end_session(&token).map_err(ApiError::internal)?;
     }
-    Ok(([(header::SET_COOKIE, auth::session_cookie(None, Duration::ZERO))], StatusCode::NO_CONTENT).into_response())
+    state.record(&p, client, Action::SignOut, None, None);
+    Ok(([(header::SET_COOKIE, auth::session_cookie(None, Duration::ZERO, client.https))], StatusCode::NO_CONTENT)
+        .into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/session/password", tag = "session", request_body = PasswordChange, responses((status = 204, description = "Changed; the account's sessions end (sign in again)"), (status = 400, description = "The new password is too short", body = ErrorBody), (status = 403, description = "The current password is wrong", body = ErrorBody)))]
+pub(super) async fn change_password(
+    State(state): State<AppState>,
+    Viewer(p): Viewer,
+    client: Client,
+    ApiJson(change): ApiJson<PasswordChange>,
+) -> ApiResult {
+    let accounts = state.accounts.clone();
+    let name = p.username.clone();
+    tokio::task::spawn_blocking(move || {
+        accounts.change_password(&name, &change.current_password, &change.new_password)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    state.record(&p, client, Action::PasswordChanged, Some(format!("account {}", p.username)), None);
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NewToken {
     name: String,
+    /// The token's role: the creator's (default) or a narrower one.
+    role: Option<Role>,
+    /// When it stops working; none for a token that lasts until revoked.
+    expires_at: Option<DateTime<Utc>>,
 }
 
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "session", request_body = NewToken, responses((status = 201, description = "The new API token, shown once", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub(super) async fn create_token(State(state): State<AppState>, Admin(p): Admin, Json(t): Json<NewToken>) -> ApiResult {
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "session", request_body = NewToken, responses((status = 201, description = "The new API token, shown once, with its id, role and expiry", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "A role above the creator's", body = ErrorBody)))]
+pub(super) async fn create_token(
+    State(state): State<AppState>,
+    Viewer(p): Viewer,
+    client: Client,
+    ApiJson(t): ApiJson<NewToken>,
+) -> ApiResult {
     if t.name.trim().is_empty() {
         return Err(ApiError::bad_request("give the token a name, e.g. the script that uses it"));
     }
-    let token = state.accounts.create_api_token(p.admin_id, t.name.trim()).map_err(ApiError::internal)?;
-    Ok((StatusCode::CREATED, Json(json!({"token": token, "note": "shown once; store it now"}))).into_response())
+    let (id, token) = state.accounts.create_api_token(&p, t.name.trim(), t.role, t.expires_at)?;
+    let role = t.role.unwrap_or(p.role);
+    let detail = format!(
+        "`{}` ({}, expires {})",
+        t.name.trim(),
+        role.as_str(),
+        t.expires_at.map_or("never".into(), |e| e.to_rfc3339())
+    );
+    state.record(&p, client, Action::TokenCreated, Some(format!("token {id}")), Some(detail));
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "token": token, "role": role, "expires_at": t.expires_at, "note": "shown once; store it now"})),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "session", responses((status = 200, description = "API tokens (never their values): one's own, or every account's for an admin", body = [crate::accounts::Token]), (status = 401, body = ErrorBody)))]
+pub(super) async fn list_tokens(State(state): State<AppState>, Viewer(p): Viewer) -> ApiResult {
+    Ok(Json(state.accounts.tokens(&p)?).into_response())
+}
+
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "session", params(("id" = i64, Path)), responses((status = 200, description = "Revoked: it stops working at once", body = crate::accounts::Token), (status = 404, description = "No such token of yours", body = ErrorBody)))]
+pub(super) async fn revoke_token(
+    State(state): State<AppState>,
+    Viewer(p): Viewer,
+    client: Client,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult {
+    let token = state.accounts.revoke_token(&p, id)?;
+    state.record(
+        &p,
+        client,
+        Action::TokenRevoked,
+        Some(format!("token {id}")),
+        Some(format!("`{}` of {}", token.name, token.creator)),
+    );
+    Ok(Json(token).into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct NewAccount {
+    username: String,
+    password: String,
+    role: Role,
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", responses((status = 200, description = "Every account with its role and state", body = [crate::accounts::Account]), (status = 403, body = ErrorBody)))]
+pub(super) async fn list_accounts(State(state): State<AppState>, Admin(_): Admin) -> ApiResult {
+    Ok(Json(state.accounts.accounts()?).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = NewAccount, responses((status = 201, description = "Created", body = crate::accounts::Account), (status = 400, body = ErrorBody), (status = 409, description = "The username is taken", body = ErrorBody)))]
+pub(super) async fn create_account(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    client: Client,
+    ApiJson(a): ApiJson<NewAccount>,
+) -> ApiResult {
+    state.accounts.create_account(&a.username, &a.password, a.role)?;
+    let account = state.accounts.account(a.username.trim())?;
+    state.record(
+        &p,
+        client,
+        Action::AccountCreated,
+        Some(format!("account {}", account.username)),
+        Some(account.role.as_str().into()),
+    );
+    Ok((StatusCode::CREATED, Json(account)).into_response())
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(super) struct AccountChange {
+    role: Option<Role>,
+    disabled: Option<bool>,
+    /// A new password (a reset); the account's sessions end.
+    password: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/accounts/{username}", tag = "accounts", params(("username" = String, Path)), request_body = AccountChange, responses((status = 200, description = "The account after the change", body = crate::accounts::Account), (status = 404, body = ErrorBody), (status = 409, description = "It is the last enabled admin", body = ErrorBody)))]
+pub(super) async fn update_account(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    client: Client,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(change): ApiJson<AccountChange>,
+) -> ApiResult {
+    let target = Some(format!("account {username}"));
+    if let Some(password) = &change.password {
+        state.accounts.reset_password(&username, password)?;
+        state.record(&p, client, Action::PasswordReset, target.clone(), None);
+    }
+    if let Some(role) = change.role {
+        state.accounts.set_role(&username, role)?;
+        state.record(&p, client, Action::RoleChanged, target.clone(), Some(role.as_str().into()));
+    }
+    if let Some(disabled) = change.disabled {
+        state.accounts.set_disabled(&username, disabled)?;
+        let action = if disabled { Action::AccountDisabled } else { Action::AccountEnabled };
+        state.record(&p, client, action, target.clone(), None);
+    }
+    Ok(Json(state.accounts.account(&username)?).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", tag = "accounts", params(AuditQuery), responses((status = 200, description = "Audit entries, newest first: who did what, when and from where", body = Object), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn audit_log(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult {
+    let query = crate::audit::Query {
+        actor: q.actor.filter(|a| !a.trim().is_empty()),
+        action: q
+            .action
+            .as_deref()
+            .filter(|a| !a.is_empty())
+            .map(Action::parse)
+            .transpose()
+            .map_err(ApiError::bad_request)?,
+        since: q.since,
+        until: q.until,
+        offset: q.offset.unwrap_or(0),
+        limit: q.limit.unwrap_or(50).clamp(1, 500),
+    };
+    let (entries, total) = state.audit.entries(&query).map_err(ApiError::internal)?;
+    Ok(Json(json!({"total": total, "offset": query.offset, "entries": entries})).into_response())
 }
 
 pub(super) fn setting_kind(kind: wit::SettingKind) -> &'static str {
@@ -152,7 +330,7 @@ fn connector_json(c: &Connector) -> Value {
 }
 
 #[utoipa::path(get, path = "/api/v1/connectors", tag = "integrations", responses((status = 200, description = "Loaded connectors (`loaded: true`) with their settings schema, capabilities and default hosts, then components that did not load (`loaded: false`) with the reason", body = [Object]), (status = 401, body = ErrorBody)))]
-pub(super) async fn connectors(State(state): State<AppState>, Admin(_): Admin) -> ApiResult {
+pub(super) async fn connectors(State(state): State<AppState>, Viewer(_): Viewer) -> ApiResult {
     let mut list: Vec<Value> = state.engine.connectors().iter().map(connector_json).collect();
     list.extend(
         state.engine.failed_connectors.iter().map(|f| json!({"loaded": false, "origin": f.origin, "error": f.reason})),
@@ -180,7 +358,7 @@ fn integration_json(i: &Integration) -> Value {
 }
 
 #[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", responses((status = 200, description = "Integrations; secret settings appear only as {\"stored\": true}", body = [Object]), (status = 401, body = ErrorBody)))]
-pub(super) async fn list_integrations(State(state): State<AppState>, Admin(_): Admin) -> ApiResult {
+pub(super) async fn list_integrations(State(state): State<AppState>, Viewer(_): Viewer) -> ApiResult {
     let list: Vec<Value> = state.engine.store().integrations()?.iter().map(integration_json).collect();
     Ok(Json(list).into_response())
 }
@@ -237,10 +415,14 @@ pub(super) fn config_from(
         config.settings.insert(key, value);
     }
     // An empty secret keeps what is stored: forms never echo secrets back.
+    let mut kept = Vec::new();
     for key in &secret_keys {
         let empty = config.settings.get(key).is_none_or(|v| v.is_empty());
         if let (true, Some(old)) = (empty, existing.and_then(|e| e.config.settings.get(key))) {
             config.settings.insert(key.clone(), old.clone());
+            if !old.is_empty() {
+                kept.push(key.clone());
+            }
         }
     }
     config.secret_keys = secret_keys;
@@ -251,6 +433,32 @@ pub(super) fn config_from(
     }
     config.grants = input.grants.unwrap_or_else(|| connector.info.default_hosts.clone());
     Grants::parse(&config.grants).map_err(|e| ApiError::bad_request(format!("granted host {e}")))?;
+    // A kept secret stays bound to the origins it was entered for: sending
+    // it elsewhere needs it typed again (or the old secret would follow a
+    // changed URL to any host an admin — or an attacker with an admin's
+    // session — grants).
+    config.secrets_for = match existing {
+        Some(e) if !kept.is_empty() => {
+            let (was, now) =
+                (crate::directory::origins_key(&e.config.secrets_for), crate::directory::origins_key(&config.grants));
+            if was != now {
+                let labels: Vec<&str> = connector
+                    .info
+                    .settings
+                    .iter()
+                    .filter(|s| kept.contains(&s.key))
+                    .map(|s| s.label.as_str())
+                    .collect();
+                return Err(ApiError::bad_request(format!(
+                    "the allowed outbound hosts changed, so the stored {} would go to a new destination: enter {} again (a stored secret is only sent where it was entered for)",
+                    labels.join(" and "),
+                    if labels.len() == 1 { "it" } else { "them" }
+                )));
+            }
+            e.config.secrets_for.clone()
+        }
+        _ => config.grants.clone(),
+    };
     config.auto_import = input.auto_import;
     config.send_emails = input.send_emails;
     config.interval_minutes = input.interval_minutes.unwrap_or(120);
@@ -291,35 +499,49 @@ pub(super) fn config_from(
 #[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations", request_body = IntegrationInput, responses((status = 201, description = "Created", body = Object), (status = 400, description = "Invalid settings; the message says which and why", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn create_integration(
     State(state): State<AppState>,
-    Admin(_): Admin,
-    Json(input): Json<IntegrationInput>,
+    Admin(p): Admin,
+    client: Client,
+    ApiJson(input): ApiJson<IntegrationInput>,
 ) -> ApiResult {
     let config = config_from(&state, input, None)?;
     let id = state.engine.store().create_integration(&config)?;
     let created = state.engine.store().integration(id)?;
+    state.record(&p, client, Action::IntegrationCreated, Some(format!("integration {id}")), Some(config.name.clone()));
     Ok((StatusCode::CREATED, Json(integration_json(&created))).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
-pub(super) async fn get_integration(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
+pub(super) async fn get_integration(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult {
     Ok(Json(integration_json(&state.engine.store().integration(IntegrationId(id))?)).into_response())
 }
 
 #[utoipa::path(put, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path)), request_body = IntegrationInput, responses((status = 200, description = "Updated; empty secrets keep the stored value", body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn update_integration(
     State(state): State<AppState>,
-    Admin(_): Admin,
-    Path(id): Path<i64>,
-    Json(input): Json<IntegrationInput>,
+    Admin(p): Admin,
+    client: Client,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(input): ApiJson<IntegrationInput>,
 ) -> ApiResult {
     let existing = state.engine.store().integration(IntegrationId(id))?;
     let config = config_from(&state, input, Some(&existing))?;
     state.engine.store().update_integration(existing.id, &config)?;
+    state.record_settings(&p, client, &existing, &config);
     Ok(Json(integration_json(&state.engine.store().integration(existing.id)?)).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/integrations/{id}/check", tag = "integrations", params(("id" = i64, Path)), responses((status = 200, description = "Test connection: account, readable attributes, attributes to whitelist, warnings", body = Object), (status = 502, description = "The source refused or failed; the message says what to fix", body = ErrorBody)))]
-pub(super) async fn check(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
+pub(super) async fn check(
+    State(state): State<AppState>,
+    Operator(p): Operator,
+    client: Client,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult {
+    state.record(&p, client, Action::TestConnection, Some(format!("integration {id}")), None);
     let report = run_check(&state, IntegrationId(id)).await?;
     let missing: Vec<Value> = report
         .missing
@@ -359,11 +581,13 @@ pub(super) struct PreviewInput {
 #[utoipa::path(post, path = "/api/v1/integrations/{id}/previews", tag = "runs", params(("id" = i64, Path)), request_body(content = PreviewInput, description = "Optional"), responses((status = 200, description = "The stored preview run with its issues; its changes are at /api/v1/runs/{id}/changes", body = Object), (status = 202, description = "With `background`: started; poll status_url", body = Object), (status = 502, body = ErrorBody)))]
 pub(super) async fn preview(
     State(state): State<AppState>,
-    Admin(p): Admin,
-    Path(id): Path<i64>,
+    Operator(p): Operator,
+    client: Client,
+    ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
 ) -> ApiResult {
     let input: PreviewInput = optional_json(&body)?;
+    state.record(&p, client, Action::Preview, Some(format!("integration {id}")), None);
     let request = RunRequest { actor: Some(p.username), ..RunRequest::manual(IntegrationId(id)) };
     if input.background {
         let run = state.engine.start_preview(request)?;
@@ -399,11 +623,15 @@ pub(super) struct ImportInput {
 #[utoipa::path(post, path = "/api/v1/integrations/{id}/imports", tag = "runs", params(("id" = i64, Path)), request_body(content = ImportInput, description = "Optional"), responses((status = 202, description = "Started in the background; poll status_url", body = Object), (status = 409, description = "An import of this integration is already running", body = ErrorBody)))]
 pub(super) async fn start_import(
     State(state): State<AppState>,
-    Admin(p): Admin,
-    Path(id): Path<i64>,
+    Operator(p): Operator,
+    client: Client,
+    ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
 ) -> ApiResult {
     let input: ImportInput = optional_json(&body)?;
+    let detail = (input.override_safeguard || input.from_preview.is_some())
+        .then(|| format!("from preview {:?}, override {}", input.from_preview, input.override_safeguard));
+    state.record(&p, client, Action::Import, Some(format!("integration {id}")), detail);
     let request = RunRequest {
         actor: Some(p.username),
         from_preview: input.from_preview.map(RunId),
@@ -424,7 +652,11 @@ pub(super) struct RunsQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery), responses((status = 200, description = "Runs, newest first", body = [crate::directory::Run])))]
-pub(super) async fn runs(State(state): State<AppState>, Admin(_): Admin, Query(q): Query<RunsQuery>) -> ApiResult {
+pub(super) async fn runs(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    ApiQuery(q): ApiQuery<RunsQuery>,
+) -> ApiResult {
     let runs = state.engine.store().runs(
         q.integration.map(IntegrationId),
         q.offset.unwrap_or(0),
@@ -434,7 +666,7 @@ pub(super) async fn runs(State(state): State<AppState>, Admin(_): Admin, Query(q
 }
 
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path)), responses((status = 200, description = "The run, its issues and, while it runs, its fetch progress", body = Object), (status = 404, body = ErrorBody)))]
-pub(super) async fn run(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
+pub(super) async fn run(State(state): State<AppState>, Viewer(_): Viewer, ApiPath(id): ApiPath<i64>) -> ApiResult {
     let store = state.engine.store();
     let run = store.run(RunId(id))?;
     let issues = store.run_issues(run.id)?;
@@ -456,9 +688,9 @@ pub(super) struct PageQuery {
 #[utoipa::path(get, path = "/api/v1/runs/{id}/changes", tag = "runs", params(("id" = i64, Path), PageQuery), responses((status = 200, description = "A page of per-person, per-field changes", body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn run_changes(
     State(state): State<AppState>,
-    Admin(_): Admin,
-    Path(id): Path<i64>,
-    Query(q): Query<PageQuery>,
+    Viewer(_): Viewer,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
     let kind = q.kind.as_deref().map(ChangeKind::parse).transpose().map_err(ApiError::bad_request)?;
     let filter = ChangeFilter {
@@ -484,19 +716,30 @@ pub(super) struct RevertInput {
 #[utoipa::path(post, path = "/api/v1/runs/{id}/revert", tag = "runs", params(("id" = i64, Path)), request_body(content = RevertInput, description = "Optional"), responses((status = 200, description = "The revert run (or, with dry_run, what it would do)", body = Object), (status = 400, body = ErrorBody)))]
 pub(super) async fn revert(
     State(state): State<AppState>,
-    Admin(p): Admin,
-    Path(id): Path<i64>,
+    Operator(p): Operator,
+    client: Client,
+    ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
 ) -> ApiResult {
     let input: RevertInput = optional_json(&body)?;
+    if !input.dry_run {
+        let who = input.user_id.map(|u| format!("user {u}"));
+        state.record(&p, client, Action::Revert, Some(format!("run {id}")), who);
+    }
     let (_, report) =
         state.engine.revert(RunId(id), input.user_id.map(UserId), Some(p.username), input.dry_run).await?;
     Ok(Json(json!({"run": report.run, "changes": report.changes, "issues": report.issues})).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = i64, Path)), responses((status = 202, description = "Asked to stop: the run ends as cancelled within seconds and applies nothing; poll it", body = Object), (status = 404, body = ErrorBody), (status = 409, description = "The run is not running", body = ErrorBody)))]
-pub(super) async fn cancel(State(state): State<AppState>, Admin(p): Admin, Path(id): Path<i64>) -> ApiResult {
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    Operator(p): Operator,
+    client: Client,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult {
     let run = state.engine.cancel(RunId(id), Some(&p.username))?;
+    state.record(&p, client, Action::Cancel, Some(format!("run {id}")), None);
     Ok((StatusCode::ACCEPTED, Json(json!({"run": run, "status_url": format!("/api/v1/runs/{id}")}))).into_response())
 }
 
@@ -511,7 +754,11 @@ fn user_json(u: &User) -> Value {
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "directory", params(PageQuery), responses((status = 200, description = "A page of directory users", body = Object)))]
-pub(super) async fn users(State(state): State<AppState>, Admin(_): Admin, Query(q): Query<PageQuery>) -> ApiResult {
+pub(super) async fn users(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult {
     let query = UserQuery {
         search: q.search.filter(|s| !s.trim().is_empty()),
         integration: None,
@@ -524,7 +771,7 @@ pub(super) async fn users(State(state): State<AppState>, Admin(_): Admin, Query(
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "directory", params(("id" = i64, Path)), responses((status = 200, description = "The user, their reporting line and history", body = Object), (status = 404, body = ErrorBody)))]
-pub(super) async fn user(State(state): State<AppState>, Admin(_): Admin, Path(id): Path<i64>) -> ApiResult {
+pub(super) async fn user(State(state): State<AppState>, Viewer(_): Viewer, ApiPath(id): ApiPath<i64>) -> ApiResult {
     let store = state.engine.store();
     let user = store.user(UserId(id))?;
     let line: Vec<Value> = crate::directory::reporting_line(store.as_ref(), &user)?
@@ -547,8 +794,9 @@ pub(super) struct InviteInput {
 #[utoipa::path(post, path = "/api/v1/users/invitations", tag = "directory", request_body = InviteInput, responses((status = 200, description = "Password emails queued for the active users among them (earlier links stop working); others are skipped", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub(super) async fn invite_users(
     State(state): State<AppState>,
-    Admin(_): Admin,
-    Json(input): Json<InviteInput>,
+    Operator(p): Operator,
+    client: Client,
+    ApiJson(input): ApiJson<InviteInput>,
 ) -> ApiResult {
     if input.user_ids.is_empty() {
         return Err(ApiError::bad_request("user_ids is empty: name the users to email"));
@@ -557,6 +805,8 @@ pub(super) async fn invite_users(
     let invited = state.engine.store().invite(&users, &state.engine.invite, chrono::Utc::now())?;
     state.engine.mail_queued.notify_one();
     let skipped: Vec<&UserId> = users.iter().filter(|u| !invited.contains(u)).collect();
+    let ids: Vec<String> = invited.iter().map(|u| u.to_string()).collect();
+    state.record(&p, client, Action::InvitationsSent, None, Some(format!("users {}", ids.join(", "))));
     Ok(Json(json!({"invited": invited, "skipped": skipped, "note": "only active users are emailed"})).into_response())
 }
 
@@ -568,7 +818,11 @@ pub(super) struct MailsQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/mails", tag = "mail", params(MailsQuery), responses((status = 200, description = "The outbox, newest first: invitations and alerts with their delivery state", body = Object), (status = 401, body = ErrorBody)))]
-pub(super) async fn mails(State(state): State<AppState>, Admin(_): Admin, Query(q): Query<MailsQuery>) -> ApiResult {
+pub(super) async fn mails(
+    State(state): State<AppState>,
+    Operator(_): Operator,
+    ApiQuery(q): ApiQuery<MailsQuery>,
+) -> ApiResult {
     let (mails, total) = state.engine.store().mails(q.offset.unwrap_or(0), q.limit.unwrap_or(50).clamp(1, 500))?;
     let mails: Vec<_> = mails.into_iter().map(|m| m.for_admins(state.smtp)).collect();
     Ok(Json(json!({"total": total, "mails": mails})).into_response())

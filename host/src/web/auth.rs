@@ -1,18 +1,20 @@
-//! Authentication of web and API requests: session cookies (HttpOnly,
-//! SameSite=Strict) with a CSRF token required on every state-changing
-//! request, bearer API tokens for scripts, and login throttling.
+//! Authentication and authorisation of web and API requests: session
+//! cookies (HttpOnly, SameSite=Strict, Secure over HTTPS) with a CSRF token
+//! required on every state-changing request, bearer API tokens for scripts,
+//! the role each route needs, the client's address (behind trusted proxies
+//! only), and a sign-in throttle that cannot be turned against an admin.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 
 use super::{ApiError, AppState};
-use crate::accounts::{NewSession, Principal};
+use crate::accounts::{NewSession, Principal, Role};
 
 pub const SESSION_COOKIE: &str = "hrsync_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -25,52 +27,134 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     })
 }
 
-/// `Set-Cookie` for a session (or, with `None`, one that ends it).
-pub fn session_cookie(token: Option<&str>, max_age: Duration) -> String {
+/// `Set-Cookie` for a session (or, with `None`, one that ends it); `Secure`
+/// when the app is reached over HTTPS.
+pub fn session_cookie(token: Option<&str>, max_age: Duration, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
     match token {
-        Some(t) => format!("{SESSION_COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", max_age.as_secs()),
-        None => format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        Some(t) => {
+            format!("{SESSION_COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", max_age.as_secs())
+        }
+        None => format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
     }
 }
 
-/// The signed-in admin of a request. Rejects unauthenticated requests with
-/// 401, and cookie-authenticated state changes without the session's CSRF
-/// token with 403.
-pub struct Admin(pub Principal);
+/// Where a request comes from: the peer, or — only when the peer is a
+/// trusted proxy — the client the proxy names in `X-Forwarded-For`; and
+/// whether the client reached the app over HTTPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    pub ip: IpAddr,
+    pub https: bool,
+}
 
-impl FromRequestParts<AppState> for Admin {
+impl Client {
+    /// The client of a request that came from `peer`.
+    pub fn of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr], public_https: bool) -> Client {
+        if !trusted.contains(&peer) {
+            return Client { ip: peer, https: public_https };
+        }
+        // Right to left: the first address no trusted proxy added is the client.
+        let forwarded: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        let ip = forwarded.iter().rev().find(|a| !trusted.contains(a)).copied().unwrap_or(peer);
+        let proto = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).map(str::trim);
+        Client { ip, https: public_https || proto.is_some_and(|p| p.eq_ignore_ascii_case("https")) }
+    }
+}
+
+impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(token) = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        {
-            return match state.accounts.api_token(token.trim()).map_err(ApiError::internal)? {
-                Some(p) => Ok(Admin(p)),
-                None => Err(ApiError::unauthorized("the API token is not valid; create one with POST /api/v1/tokens")),
-            };
-        }
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(ApiError::unauthorized("sign in first (POST /api/v1/session), or send an API token"));
-        };
-        let Some(principal) = state.accounts.session(&token).map_err(ApiError::internal)? else {
-            return Err(ApiError::unauthorized("the session has expired; sign in again"));
-        };
-        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe {
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-            if sent.is_none() || sent != principal.csrf.as_deref() {
-                return Err(ApiError::forbidden(
-                    "missing or wrong CSRF token: send the session's token in the X-CSRF-Token header",
-                ));
-            }
-        }
-        Ok(Admin(principal))
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([127, 0, 0, 1]), |ConnectInfo(a)| a.ip());
+        Ok(Client::of(peer, &parts.headers, &state.trusted_proxies, state.https))
     }
 }
+
+/// The principal of an API request: a bearer token, or a session cookie
+/// (then state changes need the session's CSRF token: 403 without).
+async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    if let Some(token) =
+        parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return match state.accounts.api_token(token.trim()).map_err(ApiError::internal)? {
+            Some(p) => Ok(p),
+            None => Err(ApiError::unauthorized(
+                "the API token is not valid (unknown, revoked, expired, or its account is disabled); create one with POST /api/v1/tokens",
+            )),
+        };
+    }
+    let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+        return Err(ApiError::unauthorized("sign in first (POST /api/v1/session), or send an API token"));
+    };
+    let Some(principal) = state.accounts.session(&token).map_err(ApiError::internal)? else {
+        return Err(ApiError::unauthorized("the session has expired; sign in again"));
+    };
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if sent.is_none() || sent != principal.csrf.as_deref() {
+            return Err(ApiError::forbidden(
+                "missing or wrong CSRF token: send the session's token in the X-CSRF-Token header",
+            ));
+        }
+    }
+    Ok(principal)
+}
+
+/// A principal whose role allows `needed`; 403 naming the role otherwise.
+pub fn require(principal: Principal, needed: Role) -> Result<Principal, ApiError> {
+    if principal.role.allows(needed) {
+        Ok(principal)
+    } else {
+        Err(ApiError::forbidden(format!(
+            "this needs the {} role; `{}` is {} here — ask an admin",
+            needed.as_str(),
+            principal.username,
+            principal.role.as_str()
+        )))
+    }
+}
+
+macro_rules! api_role {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub Principal);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+                Ok($name(require(principal(parts, state).await?, $role)?))
+            }
+        }
+    };
+}
+
+api_role!(
+    /// Any signed-in account (read-only access).
+    Viewer,
+    Role::Viewer
+);
+api_role!(
+    /// An operator or admin: previews, imports, reverts, cancels, invitations.
+    Operator,
+    Role::Operator
+);
+api_role!(
+    /// An admin: settings, secrets, accounts, the audit log.
+    Admin,
+    Role::Admin
+);
 
 /// How a sign-in attempt ended.
 pub enum SignIn {
@@ -78,17 +162,18 @@ pub enum SignIn {
         username: String,
         session: NewSession,
     },
-    /// Too many failures: seconds until the next attempt is accepted.
-    Locked(u64),
+    /// Too many recent failures for this account from this address (or from
+    /// this address at all): seconds until the next attempt is accepted.
+    Wait(u64),
     Wrong,
 }
 
-/// Checks a password, throttled per username and per address; the page and
-/// the API sign in through here.
-pub async fn sign_in(state: &AppState, peer: IpAddr, username: &str, password: String) -> Result<SignIn, ApiError> {
-    let keys = vec![format!("user:{}", username.to_lowercase()), format!("ip:{peer}")];
-    if let Some(wait) = state.throttle.locked(&keys) {
-        return Ok(SignIn::Locked(wait));
+/// Checks a password, throttled per (account, address) and per address;
+/// the page and the API sign in through here. Every outcome is audited.
+pub async fn sign_in(state: &AppState, client: Client, username: &str, password: String) -> Result<SignIn, ApiError> {
+    let keys = Throttle::keys(username, client.ip);
+    if let Some(wait) = state.throttle.wait(&keys) {
+        return Ok(SignIn::Wait(wait.as_secs().max(1)));
     }
     let accounts = state.accounts.clone();
     let name = username.to_string();
@@ -97,53 +182,94 @@ pub async fn sign_in(state: &AppState, peer: IpAddr, username: &str, password: S
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
+    let audit = |action, detail: Option<String>| {
+        state.audit.record(crate::audit::Event {
+            actor: username.to_string(),
+            address: client.ip.to_string(),
+            action,
+            target: None,
+            detail,
+        })
+    };
     let Some(admin) = verified else {
         state.throttle.failed(&keys);
+        audit(crate::audit::Action::SignInFailed, None);
         return Ok(SignIn::Wrong);
     };
     state.throttle.succeeded(&keys);
     let session = state.accounts.create_session(admin).map_err(ApiError::internal)?;
+    audit(crate::audit::Action::SignIn, None);
     Ok(SignIn::Ok { username: username.to_string(), session })
 }
 
-/// Refuses logins for a while after repeated failures for one username or
-/// from one address.
+/// Slows down password guessing without locking anyone out: failures for
+/// one account *from one address* grow that pair's delay (3 failures cost
+/// nothing, then 1 s, 2 s, 4 s … up to 15 minutes), and a flood of failures from one
+/// address across accounts grows that address's. The right password from
+/// any other address is never delayed.
 #[derive(Default)]
 pub struct Throttle {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    failures: Mutex<HashMap<String, Failures>>,
 }
 
-const MAX_FAILURES: u32 = 5;
-const LOCKOUT: Duration = Duration::from_secs(15 * 60);
+#[derive(Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+/// Failures of one key that cost nothing.
+const FREE_FAILURES: u32 = 3;
+/// Failures from one address, across accounts, that cost nothing.
+const FREE_FAILURES_PER_ADDRESS: u32 = 20;
+const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+/// A key forgets its failures after this long without one.
+const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
 
 impl Throttle {
-    /// Seconds to wait, if `keys` are locked out.
-    pub fn locked(&self, keys: &[String]) -> Option<u64> {
+    /// The keys of an attempt: (account, address) and address.
+    pub fn keys(username: &str, ip: IpAddr) -> [String; 2] {
+        [format!("user:{}@{ip}", username.trim().to_lowercase()), format!("ip:{ip}")]
+    }
+
+    fn delay(key: &str, count: u32) -> Duration {
+        let free = if key.starts_with("ip:") { FREE_FAILURES_PER_ADDRESS } else { FREE_FAILURES };
+        match count.checked_sub(free + 1) {
+            None => Duration::ZERO,
+            Some(over) => Duration::from_secs(1u64 << over.min(20)).min(MAX_DELAY),
+        }
+    }
+
+    /// How long until these keys may try again, if they must wait.
+    pub fn wait(&self, keys: &[String]) -> Option<Duration> {
         let failures = self.failures.lock().expect("throttle");
         keys.iter()
-            .filter_map(|k| failures.get(k))
-            .filter(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < LOCKOUT)
-            .map(|(_, since)| (LOCKOUT - since.elapsed()).as_secs().max(1))
+            .filter_map(|k| failures.get(k).map(|f| (k, f)))
+            .filter(|(_, f)| f.last.elapsed() < FORGET_AFTER)
+            .map(|(k, f)| Self::delay(k, f.count).saturating_sub(f.last.elapsed()))
+            .filter(|d| !d.is_zero())
             .max()
     }
 
     pub fn failed(&self, keys: &[String]) {
         let mut failures = self.failures.lock().expect("throttle");
+        // Keep the table bounded whatever the flood: forget stale keys.
+        if failures.len() > 100_000 {
+            failures.retain(|_, f| f.last.elapsed() < FORGET_AFTER);
+        }
         for k in keys {
-            let entry = failures.entry(k.clone()).or_insert((0, Instant::now()));
-            if entry.1.elapsed() >= LOCKOUT {
-                *entry = (0, Instant::now());
+            let f = failures.entry(k.clone()).or_insert(Failures { count: 0, last: Instant::now() });
+            if f.last.elapsed() >= FORGET_AFTER {
+                f.count = 0;
             }
-            entry.0 += 1;
-            entry.1 = Instant::now();
+            f.count += 1;
+            f.last = Instant::now();
         }
     }
 
+    /// A success clears the account's failures from that address.
     pub fn succeeded(&self, keys: &[String]) {
-        let mut failures = self.failures.lock().expect("throttle");
-        for k in keys {
-            failures.remove(k);
-        }
+        self.failures.lock().expect("throttle").remove(&keys[0]);
     }
 }
 
@@ -160,23 +286,48 @@ mod tests {
     }
 
     #[test]
-    fn five_failures_lock_the_key_and_success_clears_it() {
+    fn failures_grow_a_delay_for_one_account_from_one_address_only() {
         let t = Throttle::default();
-        let keys = vec!["user:admin".to_string()];
-        for _ in 0..4 {
-            t.failed(&keys);
+        let attacker = Throttle::keys("admin", "203.0.113.9".parse().unwrap());
+        let admin = Throttle::keys("admin", "198.51.100.4".parse().unwrap());
+        for _ in 0..3 {
+            t.failed(&attacker);
         }
-        assert_eq!(t.locked(&keys), None);
-        t.failed(&keys);
-        assert!(t.locked(&keys).unwrap() > 800);
-        t.succeeded(&keys);
-        assert_eq!(t.locked(&keys), None);
+        assert_eq!(t.wait(&attacker), None, "three tries are free");
+        t.failed(&attacker);
+        let first = t.wait(&attacker).unwrap();
+        assert!(first <= Duration::from_secs(1) && !first.is_zero(), "{first:?}");
+        for _ in 0..30 {
+            t.failed(&attacker);
+        }
+        assert!(t.wait(&attacker).unwrap() > Duration::from_secs(600), "grows to the cap");
+        assert!(t.wait(&attacker).unwrap() <= MAX_DELAY);
+        assert_eq!(t.wait(&admin), None, "the admin from another address is not delayed");
+        t.succeeded(&attacker);
+        assert!(t.wait(&attacker).is_some(), "the address's own flood still counts");
     }
 
     #[test]
-    fn session_cookies_are_http_only_and_strict() {
-        let c = session_cookie(Some("hs_x"), Duration::from_secs(60));
+    fn session_cookies_are_http_only_strict_and_secure_over_https() {
+        let c = session_cookie(Some("hs_x"), Duration::from_secs(60), false);
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Max-Age=60"));
-        assert!(session_cookie(None, Duration::ZERO).contains("Max-Age=0"));
+        assert!(!c.contains("Secure"));
+        assert!(session_cookie(Some("hs_x"), Duration::from_secs(60), true).ends_with("; Secure"));
+        assert!(session_cookie(None, Duration::ZERO, false).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9, 10.0.0.2".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.4".parse().unwrap();
+        assert_eq!(Client::of(stranger, &h, &[proxy], false), Client { ip: stranger, https: false });
+        let behind = Client::of(proxy, &h, &[proxy], false);
+        assert_eq!(behind, Client { ip: "203.0.113.9".parse().unwrap(), https: true });
+        // A client cannot hide behind the proxy by forging the header's start.
+        h.insert("x-forwarded-for", "10.0.0.2, 203.0.113.9".parse().unwrap());
+        assert_eq!(Client::of(proxy, &h, &[proxy], false).ip, "203.0.113.9".parse::<IpAddr>().unwrap());
     }
 }

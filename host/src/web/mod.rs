@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
@@ -23,7 +24,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::accounts::Accounts;
+use crate::accounts::{AccountError, Accounts};
+use crate::audit::Audit;
 use crate::directory::{IntegrationId, StoreError};
 use crate::runtime::wit;
 use crate::sync::SyncEngine;
@@ -34,7 +36,13 @@ use crate::sync::SyncError;
 pub struct AppState {
     pub engine: Arc<SyncEngine>,
     pub accounts: Arc<Accounts>,
+    pub audit: Arc<Audit>,
     pub throttle: Arc<auth::Throttle>,
+    /// Proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The app is reached over HTTPS (`public_url`): cookies are `Secure`
+    /// and responses carry HSTS.
+    pub https: bool,
     pub metrics: Arc<metrics::Metrics>,
     /// The last "Test connection" of each integration: the configuration
     /// tab shows it, and its readable attributes feed the mapping pickers.
@@ -46,15 +54,80 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(engine: Arc<SyncEngine>, accounts: Arc<Accounts>) -> Self {
+    pub fn new(engine: Arc<SyncEngine>, accounts: Arc<Accounts>, audit: Arc<Audit>) -> Self {
         AppState {
             engine,
             accounts,
+            audit,
             throttle: Default::default(),
+            trusted_proxies: Vec::new(),
+            https: false,
             metrics: Default::default(),
             checks: Default::default(),
             smtp: false,
         }
+    }
+
+    /// Adds an audit entry for what `who` did from `client`.
+    pub fn record(
+        &self,
+        who: &crate::accounts::Principal,
+        client: auth::Client,
+        action: crate::audit::Action,
+        target: Option<String>,
+        detail: Option<String>,
+    ) {
+        let actor = match who.token_id {
+            Some(t) => format!("{} (token {t})", who.username),
+            None => who.username.clone(),
+        };
+        self.audit.record(crate::audit::Event { actor, address: client.ip.to_string(), action, target, detail });
+    }
+
+    /// Audits a settings change by the keys that changed — never their values.
+    pub fn record_settings(
+        &self,
+        who: &crate::accounts::Principal,
+        client: auth::Client,
+        before: &crate::directory::Integration,
+        after: &crate::directory::IntegrationConfig,
+    ) {
+        let b = &before.config;
+        let mut changed: Vec<String> = b
+            .settings
+            .keys()
+            .chain(after.settings.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter(|k| b.settings.get(*k) != after.settings.get(*k))
+            .map(|k| if after.secret_keys.contains(k) { format!("{k} (secret)") } else { k.clone() })
+            .collect();
+        let other = [
+            ("name", b.name != after.name),
+            (
+                "outbound hosts",
+                crate::directory::origins_key(&b.grants) != crate::directory::origins_key(&after.grants),
+            ),
+            ("automatic imports", b.auto_import != after.auto_import),
+            ("password emails", b.send_emails != after.send_emails),
+            ("interval", b.interval_minutes != after.interval_minutes),
+            (
+                "safeguards",
+                b.missing_after != after.missing_after
+                    || b.max_deactivate_share != after.max_deactivate_share
+                    || b.max_email_share != after.max_email_share,
+            ),
+            ("run limits", b.limits != after.limits),
+        ];
+        changed.extend(other.into_iter().filter(|(_, differs)| *differs).map(|(name, _)| name.to_string()));
+        let detail = if changed.is_empty() { "nothing changed".to_string() } else { changed.join(", ") };
+        self.record(
+            who,
+            client,
+            crate::audit::Action::SettingsChanged,
+            Some(format!("integration {}", before.id)),
+            Some(detail),
+        );
     }
 
     fn remember_check(&self, integration: IntegrationId, result: Result<wit::CheckReport, String>) {
@@ -84,10 +157,10 @@ impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError { status, message: message.into() }
     }
-    pub fn unauthorized(message: &str) -> Self {
+    pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, message)
     }
-    pub fn forbidden(message: &str) -> Self {
+    pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, message)
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -122,6 +195,22 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::NoAccount(_) | AccountError::NoToken(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+            }
+            AccountError::Taken(_) | AccountError::LastAdmin(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            AccountError::TokenTooPowerful { .. } | AccountError::WrongPassword => ApiError::forbidden(e.to_string()),
+            AccountError::BadUsername(_) | AccountError::ShortPassword | AccountError::ExpiryInPast => {
+                ApiError::bad_request(e.to_string())
+            }
+            AccountError::Database(e) => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         match e {
@@ -145,7 +234,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 pub fn router(state: AppState) -> axum::Router {
     api::routes()
         .merge(pages::routes())
-        .layer(axum::middleware::map_response(security_headers))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -153,11 +244,43 @@ pub fn router(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
+/// Unknown routes: the API's error body under `/api/`, a page elsewhere.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        ApiError::new(StatusCode::NOT_FOUND, format!("no such API route: {}; see /api/v1/openapi.json", uri.path()))
+            .into_response()
+    } else {
+        pages::not_found().into_response()
+    }
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not take {method}; see /api/v1/openapi.json", uri.path()),
+    )
+    .into_response()
+}
+
 /// Headers that keep browsers from sniffing, framing, leaking or caching
 /// responses, and from running any script or style but the app's own files
-/// (so an injected `<script>` would not run even if escaping failed).
-async fn security_headers(mut response: Response) -> Response {
+/// (so an injected `<script>` would not run even if escaping failed); HSTS
+/// when the app is reached over HTTPS.
+async fn security_headers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    let client = auth::Client::of(peer, request.headers(), &state.trusted_proxies, state.https);
+    let mut response = next.run(request).await;
     let h = response.headers_mut();
+    if client.https {
+        h.insert("strict-transport-security", HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));

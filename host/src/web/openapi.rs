@@ -33,7 +33,14 @@ pub struct ErrorMessage {
         api::login,
         api::me,
         api::logout,
+        api::change_password,
         api::create_token,
+        api::list_tokens,
+        api::revoke_token,
+        api::list_accounts,
+        api::create_account,
+        api::update_account,
+        api::audit_log,
         api::connectors,
         api::list_integrations,
         api::create_integration,
@@ -53,6 +60,10 @@ pub struct ErrorMessage {
         api::mails,
     ),
     components(schemas(
+        crate::accounts::Role,
+        crate::accounts::Account,
+        crate::accounts::Token,
+        crate::audit::Entry,
         ErrorBody,
         ErrorMessage,
         Run,
@@ -65,7 +76,7 @@ pub struct ErrorMessage {
         FieldChange,
         IssueRecord
     )),
-    modifiers(&Security),
+    modifiers(&Security, &Errors),
     security(("token" = []), ("session" = []))
 )]
 pub struct ApiDoc;
@@ -95,6 +106,43 @@ impl Modify for Security {
     }
 }
 
+/// Every operation can fail with the API's error body: a request it cannot
+/// read (400/422), no or a bad credential (401), a role that may not (403),
+/// and an unexpected failure (500); each is listed unless the operation
+/// says more about it.
+struct Errors;
+
+impl Modify for Errors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let common = [
+            ("400", "The request could not be read (malformed JSON, a bad parameter); the message says what"),
+            ("401", "No session or token, or one that is no longer valid"),
+            ("403", "The role does not allow this, or the CSRF token is missing"),
+            ("422", "The JSON body lacks a field or has one of the wrong type"),
+            ("500", "An unexpected failure; see the server log"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            for op in
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+            {
+                for (status, description) in common {
+                    op.responses.responses.entry(status.to_string()).or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                            )
+                            .build()
+                            .into()
+                    });
+                }
+            }
+        }
+    }
+}
+
 pub(super) async fn document() -> impl IntoResponse {
     Json(ApiDoc::openapi())
 }
@@ -121,6 +169,11 @@ mod tests {
             "/api/v1/runs/{id}/changes",
             "/api/v1/runs/{id}/revert",
             "/api/v1/runs/{id}/cancel",
+            "/api/v1/tokens/{id}",
+            "/api/v1/accounts",
+            "/api/v1/accounts/{username}",
+            "/api/v1/audit",
+            "/api/v1/session/password",
             "/api/v1/users",
             "/api/v1/users/{id}",
             "/api/v1/users/invitations",

@@ -119,9 +119,13 @@ async fn app(dir: &Path) -> App {
     let sandbox = Sandbox::new(SandboxConfig::new(80, 11));
     let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(hrsync::web::serve(listener, AppState::new(engine, accounts), async {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(hrsync::web::serve(
+        listener,
+        AppState::new(engine, accounts, Arc::new(hrsync::audit::Audit::open(&db).unwrap())),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     App { base, store, sandbox, sandbox_url: running.url.clone(), _running: running, _stop: stop }
 }
 

@@ -335,6 +335,9 @@ async fn serve_starts_with_a_broken_connector_in_its_folder_and_says_why() {
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(data.join("connectors")).unwrap();
     std::fs::write(data.join("connectors/broken.wasm"), b"not a component at all").unwrap();
+    // Created readable by others, as an old hrsync or a careless copy would: named at start.
+    #[cfg(unix)]
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// Stops the server however the test ends.
     struct Stop(std::process::Child);
@@ -344,12 +347,13 @@ async fn serve_starts_with_a_broken_connector_in_its_folder_and_says_why() {
             let _ = self.0.wait();
         }
     }
-    let _server = Stop(
+    let mut server = Stop(
         Command::new(env!("CARGO_BIN_EXE_hrsync"))
             .args(["--data-dir", data.to_str().unwrap(), "serve", "--bind", &format!("127.0.0.1:{port}")])
             .env("HRSYNC_ADMIN_PASSWORD", "a long enough password")
+            .env("HRSYNC_LOG", "error")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap(),
     );
@@ -381,6 +385,76 @@ async fn serve_starts_with_a_broken_connector_in_its_folder_and_says_why() {
         assert!(list.as_array().unwrap().iter().any(|c| c["id"] == "personio"), "the others load: {list}");
         let page = request("GET", &format!("{base}/integrations"), &[("Cookie", &cookie)], "").await;
         assert!(page.body.contains("Not loaded") && page.body.contains("broken.wasm"), "{}", page.body);
+    }
+    let _ = server.0.kill();
+    let mut warnings = String::new();
+    std::io::Read::read_to_string(&mut server.0.stderr.take().unwrap(), &mut warnings).unwrap();
+    #[cfg(unix)]
+    assert!(warnings.contains("is 755, readable by others: chmod 700"), "{warnings}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// `hrsync admin` manages accounts (the way back in when nobody can sign
+/// in) and `hrsync audit` shows what they did; the data directory stays
+/// private to its owner.
+#[test]
+fn accounts_are_managed_and_audited_from_the_command_line_in_a_private_data_dir() {
+    let data = std::env::temp_dir().join(format!("hrsync-cli-admin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let run = |args: &[&str], password: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hrsync"));
+        c.arg("--data-dir").arg(&data).args(args).env("USER", "ops").env_remove("HRSYNC_NEW_PASSWORD");
+        if let Some(p) = password {
+            c.env("HRSYNC_NEW_PASSWORD", p);
+        }
+        c.output().unwrap()
+    };
+    let added = run(&["admin", "add", "olga", "--role", "operator"], None);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let printed = stdout(&added);
+    let password = printed.split("Initial password (shown once): ").nth(1).unwrap().trim().to_string();
+    assert!(password.len() >= 12, "{printed}");
+    let taken = run(&["admin", "add", "olga"], Some("another long password"));
+    assert_eq!(taken.status.code(), Some(2), "{}", stderr(&taken));
+    assert!(stderr(&taken).contains("exists already"), "{}", stderr(&taken));
+    assert!(run(&["admin", "add", "ann", "--role", "admin"], Some("ann's long password")).status.success());
+
+    let list: Value = serde_json::from_slice(&run(&["admin", "list", "--json"], None).stdout).unwrap();
+    let roles: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["username"].as_str().unwrap(), a["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(roles, [("ann", "admin"), ("olga", "operator")]);
+
+    assert!(run(&["admin", "role", "olga", "viewer"], None).status.success());
+    assert!(run(&["admin", "disable", "olga"], None).status.success());
+    let last = run(&["admin", "disable", "ann"], None);
+    assert_eq!(last.status.code(), Some(2), "the last admin stays: {}", stderr(&last));
+    assert!(stderr(&last).contains("last enabled admin"), "{}", stderr(&last));
+    let reset = run(&["admin", "reset-password", "ann"], Some("a brand new admin password"));
+    assert!(reset.status.success() && !stdout(&reset).contains("a brand new"), "{}", stdout(&reset));
+
+    let audit: Value = serde_json::from_slice(&run(&["audit", "--json"], None).stdout).unwrap();
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["password-reset", "account-disabled", "role-changed", "account-created", "account-created"]);
+    assert!(audit["entries"].as_array().unwrap().iter().all(|e| e["actor"] == "cli:ops" && e["address"] == "cli"));
+    let only = stdout(&run(&["audit", "--action", "role-changed"], None));
+    assert!(only.contains("account olga") && only.contains("viewer") && !only.contains("account-created"), "{only}");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700, "the data dir is the owner's");
+        for file in ["hrsync.db", "secret.key"] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
+        if data.join("hrsync.db-wal").exists() {
+            assert_eq!(mode(&data.join("hrsync.db-wal")), 0o600, "the WAL follows the database");
+        }
     }
     let _ = std::fs::remove_dir_all(&data);
 }

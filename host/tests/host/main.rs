@@ -12,3 +12,5 @@ mod browser;
 mod cli;
 mod common;
 mod sandbox_spec;
+mod security;
+mod server;

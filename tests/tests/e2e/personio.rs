@@ -304,3 +304,28 @@ async fn requests_to_origins_not_granted_are_denied_and_logged() {
     assert_eq!(egress.denied, vec![format!("POST {}/v1/auth", running.url)]);
     assert_eq!(sandbox.stats().auth, 0, "nothing reached the sandbox");
 }
+
+/// Granted origins are checked where they resolve: instance metadata is
+/// never reached, whatever the grant; loopback only when the grant names it.
+#[tokio::test]
+async fn metadata_addresses_are_refused_even_when_granted() {
+    let metadata = "http://169.254.169.254";
+    let (runtime, connector) = personio().await;
+    let mut session = runtime.session(connector, grant(metadata)).await.unwrap();
+    let err =
+        fetch_all(&mut session, &personio_settings(metadata, &[]), &FetchOptions::default(), |_| {}).await.unwrap_err();
+    match err {
+        FetchError::Run(RunError::EgressBlocked { ref request, ref reason, .. }) => {
+            assert!(request.starts_with("POST http://169.254.169.254"), "{request}");
+            assert!(reason.contains("link-local") && reason.contains("never connects"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(session.egress().sent, 0, "nothing left the host");
+
+    // `localhost`, granted by that name, is the host's own loopback.
+    let (_sandbox, running) = sandbox(12).await;
+    let local = running.url.replace("127.0.0.1", "localhost");
+    let fetched = fetch(&local, &[], &FetchOptions::default()).await.expect("a grant naming localhost reaches it");
+    assert_eq!(fetched.people.len(), 12);
+}

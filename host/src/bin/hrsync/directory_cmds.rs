@@ -102,6 +102,7 @@ pub mod exit {
 pub struct Directory {
     pub store: Arc<SqliteStore>,
     pub engine: SyncEngine,
+    pub audit: hrsync::audit::Audit,
 }
 
 /// Opens the directory in the data directory and the engine over it.
@@ -109,12 +110,25 @@ pub struct Directory {
 pub fn open(global: &Global, runtime: Runtime, loaded: hrsync::connectors::Loaded) -> anyhow::Result<Directory> {
     let secrets = SecretBox::open(&global.data_dir)?;
     let store = Arc::new(SqliteStore::open(&global.data_dir.join("hrsync.db"), secrets)?);
+    let audit = hrsync::audit::Audit::open(&global.data_dir.join("hrsync.db"))?;
     let mut engine = SyncEngine::new(Arc::new(runtime), store.clone(), loaded.connectors);
     engine.failed_connectors = loaded.failed;
-    Ok(Directory { store, engine })
+    Ok(Directory { store, engine, audit })
 }
 
 impl Directory {
+    /// Adds an audit entry for a command run on this host.
+    pub fn record(&self, action: hrsync::audit::Action, target: String, detail: Option<String>) {
+        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+        self.audit.record(hrsync::audit::Event {
+            actor: format!("cli:{user}"),
+            address: "cli".into(),
+            action,
+            target: Some(target),
+            detail,
+        });
+    }
+
     /// The integration given, or the only one configured.
     pub fn integration(&self, id: Option<i64>) -> anyhow::Result<IntegrationId> {
         if let Some(id) = id {
@@ -156,7 +170,9 @@ pub fn add_integration(dir: &Directory, args: AddArgs) -> anyhow::Result<Integra
         .filter(|s| s.kind == wit::SettingKind::Secret && config.settings.contains_key(&s.key))
         .map(|s| s.key.clone())
         .collect();
-    Ok(dir.store.create_integration(&config)?)
+    let id = dir.store.create_integration(&config)?;
+    dir.record(hrsync::audit::Action::IntegrationCreated, format!("integration {id}"), Some(config.name));
+    Ok(id)
 }
 
 pub fn list_integrations(dir: &Directory, json: bool) -> anyhow::Result<()> {
@@ -209,6 +225,7 @@ fn progress_bar() -> (indicatif::ProgressBar, ProgressFn) {
 
 pub async fn preview(dir: &Directory, args: RunArgs) -> anyhow::Result<()> {
     let integration = dir.integration(args.integration)?;
+    dir.record(hrsync::audit::Action::Preview, format!("integration {integration}"), None);
     let (bar, progress) = progress_bar();
     let request = RunRequest { progress: Some(progress), ..RunRequest::manual(integration) };
     let result = dir.engine.preview(&request).await;
@@ -239,6 +256,8 @@ pub async fn import(dir: &Directory, args: ImportArgs) -> anyhow::Result<()> {
         }
         from_preview = from_preview.or(Some(preview.run.id));
     }
+    let detail = args.override_safeguard.then(|| "despite the safeguard".to_string());
+    dir.record(hrsync::audit::Action::Import, format!("integration {integration}"), detail);
     let (bar, progress) = progress_bar();
     let request = RunRequest {
         from_preview,
@@ -322,6 +341,7 @@ pub async fn revert(dir: &Directory, run: i64, user: Option<i64>, yes: bool, jso
             return Ok(());
         }
     }
+    dir.record(hrsync::audit::Action::Revert, format!("run {run}"), user.map(|u| format!("user {u}")));
     let (_, report) = dir.engine.revert(RunId(run), user, std::env::var("USER").ok(), false).await?;
     print_report(&report, json, "did")
 }
@@ -329,6 +349,7 @@ pub async fn revert(dir: &Directory, run: i64, user: Option<i64>, yes: bool, jso
 pub async fn cancel(dir: &Directory, run: i64, json: bool) -> anyhow::Result<()> {
     let run = RunId(run);
     dir.engine.cancel(run, std::env::var("USER").ok().as_deref())?;
+    dir.record(hrsync::audit::Action::Cancel, format!("run {run}"), None);
     // Its process stops it within a heartbeat or two.
     let deadline =
         std::time::Instant::now() + 3 * hrsync::directory::HEARTBEAT_EVERY + std::time::Duration::from_secs(10);

@@ -1,5 +1,6 @@
 //! The `hrsync` command line.
 
+mod account_cmds;
 mod directory_cmds;
 
 use std::collections::BTreeMap;
@@ -38,7 +39,8 @@ struct Cli {
 
 #[derive(Args)]
 struct Global {
-    /// Read settings from this TOML file (keys: bind, data_dir, connectors_dir); env vars and flags override it.
+    /// Read settings from this TOML file (keys: bind, data_dir, connectors_dir, public_url, company_name,
+    /// alert_emails, requests_per_minute, trusted_proxies, [smtp]); env vars and flags override it.
     #[arg(long, env = "HRSYNC_CONFIG", value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Where hrsync keeps its directory database, key file and connector cache [default: hrsync-data].
@@ -149,6 +151,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Accounts of the admin pages and API — the way back in when nobody can sign in.
+    Admin {
+        #[command(subcommand)]
+        command: account_cmds::AdminCommand,
+    },
+    /// The audit log: who did what, when and from where.
+    Audit(account_cmds::AuditArgs),
 }
 
 #[derive(Args)]
@@ -345,6 +354,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Connector { command: ConnectorCommand::Check(args) } => conformance(&cli.global, args).await,
         Command::Fetch(args) => fetch(&cli.global, args).await,
         Command::Demo(args) => demo(&cli.global, args).await,
+        // No connectors needed: these work even when none loads.
+        Command::Admin { command } => account_cmds::admin(&cli.global, command),
+        Command::Audit(args) => account_cmds::audit(&cli.global, args),
         Command::Serve(args) => {
             let (runtime, loaded) = runtime_and_connectors(&cli.global).await?;
             let dir = directory_cmds::open(&cli.global, runtime, loaded)?;
@@ -378,7 +390,9 @@ async fn directory_command(global: &Global, command: Command) -> anyhow::Result<
         | Command::Connector { .. }
         | Command::Fetch(_)
         | Command::Demo(_)
-        | Command::Serve(_) => {
+        | Command::Serve(_)
+        | Command::Admin { .. }
+        | Command::Audit(_) => {
             unreachable!("handled in run")
         }
     }
@@ -724,6 +738,7 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     ]);
     config.secret_keys.insert("client-secret".into());
     config.grants = vec![running.url.clone()];
+    config.secrets_for = config.grants.clone();
     // The demo shows automation too: changes made in the sandbox arrive by
     // themselves, and new people's invitations appear on the Emails page.
     config.auto_import = true;
@@ -796,7 +811,12 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
             hrsync::directory::Email::parse(address).map_err(|e| anyhow::anyhow!("alert_emails: `{address}`: {e}"))?,
         );
     }
+    for wider in hrsync::data_dir::exposure(&global.data_dir) {
+        tracing::warn!("the data directory is not private: {wider}");
+        eprintln!("warning: {wider}");
+    }
     let accounts = Arc::new(Accounts::open(&global.data_dir.join("hrsync.db"))?);
+    let audit = Arc::new(hrsync::audit::Audit::open(&global.data_dir.join("hrsync.db"))?);
     let given = std::env::var(ADMIN_PASSWORD_ENV).ok();
     match accounts.ensure_admin(given.as_deref())? {
         Some(password) => println!(
@@ -842,8 +862,10 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
     println!(
         "\nhrsync is serving (Ctrl-C stops it):\n  admin pages  http://{addr}/  (sign in as `{FIRST_ADMIN}`)\n  JSON API     http://{addr}/api/v1  (OpenAPI: /api/v1/openapi.json)\n  health       http://{addr}/healthz, /readyz, /metrics\n  emails       {mail}\n  links in emails point to {public_url}"
     );
-    let mut state = hrsync::web::AppState::new(engine, accounts);
+    let mut state = hrsync::web::AppState::new(engine, accounts, audit);
     state.smtp = smtp.is_some();
+    state.trusted_proxies = file.trusted_proxies.clone();
+    state.https = public_url.starts_with("https://");
     hrsync::web::serve(listener, state, async move {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop.send(true);

@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use maud::html;
 use serde::Deserialize;
 
+use super::SignedOperator;
 use super::{
     FormData, PAGE_SIZE, PageError, PageResult, Section, Signed, change_label, csrf_field, layout, pager, query,
     safe_link, time,
@@ -37,7 +38,8 @@ struct ListQuery {
 /// single-use link (any earlier one stops working); others are skipped.
 async fn invite(
     State(state): State<AppState>,
-    Signed(who): Signed,
+    SignedOperator(who): SignedOperator,
+    client: crate::web::auth::Client,
     axum::Form(form): axum::Form<FormData>,
 ) -> PageResult {
     form.verify(&who)?;
@@ -50,6 +52,8 @@ async fn invite(
     }
     let invited = state.engine.store().invite(&users, &state.engine.invite, chrono::Utc::now())?;
     state.engine.mail_queued.notify_one();
+    let ids: Vec<String> = invited.iter().map(|u| u.to_string()).collect();
+    state.record(&who, client, crate::audit::Action::InvitationsSent, None, Some(format!("users {}", ids.join(", "))));
     let back = form.get("back").filter(|b| b.starts_with("/directory")).unwrap_or("/directory");
     let sep = if back.contains('?') { '&' } else { '?' };
     Ok(Redirect::to(&format!("{back}{sep}sent={}&picked={}", invited.len(), users.len())).into_response())
@@ -77,6 +81,7 @@ fn integration_names(state: &AppState) -> Result<HashMap<IntegrationId, String>,
 }
 
 async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Query<ListQuery>) -> PageResult {
+    let operator = who.role.allows(crate::accounts::Role::Operator);
     let store = state.engine.store();
     let page = q.page.unwrap_or(1).max(1);
     let search = q.q.clone().unwrap_or_default();
@@ -113,7 +118,7 @@ async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Quer
                 tbody {
                     @for u in &users {
                         tr data-user=(u.id) {
-                            td { input type="checkbox" name="user" value=(u.id) form="invite-form" aria-label={ "Pick " (u.profile.display_name()) }; }
+                            td { @if operator { input type="checkbox" name="user" value=(u.id) form="invite-form" aria-label={ "Pick " (u.profile.display_name()) }; } }
                             td { a href={ "/directory/" (u.id) } { (u.profile.display_name()) } }
                             td { (u.profile.email) }
                             td { (u.profile.job_title.as_deref().unwrap_or("")) }
@@ -128,8 +133,10 @@ async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Quer
             }
         }
         @if users.is_empty() { p.empty { "Nobody matches." } }
-        div.actions {
-            button.secondary type="submit" form="invite-form" #send-invitations { "Send password email to the people picked" }
+        @if operator {
+            div.actions {
+                button.secondary type="submit" form="invite-form" #send-invitations { "Send password email to the people picked" }
+            }
         }
         (pager(&base, page, total))
     };

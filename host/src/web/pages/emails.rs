@@ -10,7 +10,7 @@ use chrono::Utc;
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
-use super::{FormData, PAGE_SIZE, PageResult, Section, Signed, head, layout, pager, time};
+use super::{FormData, PAGE_SIZE, PageResult, Section, SignedOperator, head, layout, pager, time};
 use crate::accounts::{MIN_PASSWORD_CHARS, hash_password};
 use crate::mail::{MailKind, MailState};
 use crate::web::{ApiError, AppState};
@@ -34,7 +34,11 @@ fn state_badge(state: MailState) -> Markup {
     html! { span class={ "badge " (class) } { (label) } }
 }
 
-async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Query<ListQuery>) -> PageResult {
+async fn list(
+    State(state): State<AppState>,
+    SignedOperator(who): SignedOperator,
+    Query(q): Query<ListQuery>,
+) -> PageResult {
     let page = q.page.unwrap_or(1).max(1);
     let (mails, total) = state.engine.store().mails((page - 1) * PAGE_SIZE, PAGE_SIZE)?;
     let body = html! {

@@ -14,30 +14,36 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{
-    CHANGE_KINDS, FormData, PAGE_SIZE, PageError, PageResult, Section, Signed, change_label, change_list, counts,
-    csrf_field, dialog, duration, initials, kind_label, layout, pager, progress, query, state_badge, time,
+    CHANGE_KINDS, FormData, PAGE_SIZE, PageError, PageResult, Section, Signed, SignedAdmin, SignedOperator,
+    change_label, change_list, counts, csrf_field, dialog, duration, initials, kind_label, layout, pager, progress,
+    query, state_badge, time,
 };
-use crate::accounts::Principal;
+use crate::accounts::{Principal, Role};
+use crate::audit::Action;
 use crate::directory::{
     ChangeFilter, ChangeKind, Integration, IntegrationConfig, IntegrationId, Run, RunId, RunKind, RunState,
 };
 use crate::runtime::{Connector, wit};
 use crate::sync::engine::RunRequest;
 use crate::web::api::{IntegrationInput, config_from};
+use crate::web::auth::Client;
 use crate::web::{AppState, CheckOutcome};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/integrations", get(list).post(create))
         .route("/integrations/new", get(new_form))
-        .route(
-            "/integrations/{id}",
-            get(|Path(id): Path<i64>| async move { Redirect::to(&format!("/integrations/{id}/configuration")) }),
-        )
+        .route("/integrations/{id}", get(first_tab))
         .route("/integrations/{id}/configuration", get(configuration).post(save))
         .route("/integrations/{id}/preview", get(preview_tab).post(start_preview))
         .route("/integrations/{id}/import", post(start_import))
         .route("/integrations/{id}/history", get(history))
+}
+
+/// An integration opens on the tab its reader may use first.
+async fn first_tab(Signed(who): Signed, Path(id): Path<i64>) -> Redirect {
+    let tab = if who.role.allows(Role::Admin) { "configuration" } else { "preview" };
+    Redirect::to(&format!("/integrations/{id}/{tab}"))
 }
 
 async fn list(State(state): State<AppState>, Signed(who): Signed) -> PageResult {
@@ -61,7 +67,7 @@ async fn list(State(state): State<AppState>, Signed(who): Signed) -> PageResult 
                     li.card.integration {
                         span.icon aria-hidden="true" { (initials(connector.map_or(&i.config.connector_id, |c| &c.info.name))) }
                         div {
-                            h3 { a href={ "/integrations/" (i.id) "/configuration" } { (i.config.name) } }
+                            h3 { a href={ "/integrations/" (i.id) } { (i.config.name) } }
                             p.muted {
                                 (connector.map_or(i.config.connector_id.clone(), |c| format!("{} {}", c.info.name, c.info.version)))
                                 " · "
@@ -90,7 +96,7 @@ async fn list(State(state): State<AppState>, Signed(who): Signed) -> PageResult 
                                 }
                             }
                             p.tab-links {
-                                a href={ "/integrations/" (i.id) "/configuration" } { "Configuration" }
+                                @if who.role.allows(Role::Admin) { a href={ "/integrations/" (i.id) "/configuration" } { "Configuration" } }
                                 a href={ "/integrations/" (i.id) "/preview" } { "Preview" }
                                 a href={ "/integrations/" (i.id) "/history" } { "History" }
                             }
@@ -113,7 +119,9 @@ async fn list(State(state): State<AppState>, Signed(who): Signed) -> PageResult 
                                 @if configured == 0 { "Not configured" } @else { (configured) " configured" }
                                 " · contract " (c.wit_version)
                             }
-                            a.button href={ "/integrations/new?" (query(&[("connector", &c.info.id)])) } { "Add integration" }
+                            @if who.role.allows(Role::Admin) {
+                                a.button href={ "/integrations/new?" (query(&[("connector", &c.info.id)])) } { "Add integration" }
+                            }
                         }
                     }
                 }
@@ -143,8 +151,8 @@ fn interval_label(minutes: u32) -> String {
 
 const INTERVALS: [u32; 10] = [5, 10, 15, 30, 60, 120, 240, 360, 720, 1440];
 
-/// The tabs of one integration.
-fn tabs(i: &Integration, active: &str) -> Markup {
+/// The tabs of one integration; Configuration is for admins.
+fn tabs(i: &Integration, active: &str, who: &Principal) -> Markup {
     let tab = |name: &str, label: &str| {
         html! {
             a href={ "/integrations/" (i.id) "/" (name) } aria-current=[(name == active).then_some("page")] { (label) }
@@ -153,7 +161,11 @@ fn tabs(i: &Integration, active: &str) -> Markup {
     html! {
         p.breadcrumb { a href="/integrations" { "Integrations" } " / " }
         h1 { (i.config.name) }
-        nav.tabs { (tab("configuration", "Configuration")) (tab("preview", "Preview")) (tab("history", "History")) }
+        nav.tabs {
+            @if who.role.allows(Role::Admin) { (tab("configuration", "Configuration")) }
+            (tab("preview", "Preview"))
+            (tab("history", "History"))
+        }
     }
 }
 
@@ -162,7 +174,11 @@ struct NewQuery {
     connector: String,
 }
 
-async fn new_form(State(state): State<AppState>, Signed(who): Signed, Query(q): Query<NewQuery>) -> PageResult {
+async fn new_form(
+    State(state): State<AppState>,
+    SignedAdmin(who): SignedAdmin,
+    Query(q): Query<NewQuery>,
+) -> PageResult {
     let connector = state.engine.connector(&q.connector)?;
     let mut config = IntegrationConfig::new(&connector.info.id, &connector.info.name);
     config.grants = connector.info.default_hosts.clone();
@@ -174,12 +190,16 @@ async fn new_form(State(state): State<AppState>, Signed(who): Signed, Query(q): 
     Ok(layout("Add integration", &who, Section::Integrations, body).into_response())
 }
 
-async fn configuration(State(state): State<AppState>, Signed(who): Signed, Path(id): Path<i64>) -> PageResult {
+async fn configuration(
+    State(state): State<AppState>,
+    SignedAdmin(who): SignedAdmin,
+    Path(id): Path<i64>,
+) -> PageResult {
     let integration = state.engine.store().integration(IntegrationId(id))?;
     let connector = state.engine.connector(&integration.config.connector_id)?;
     let check = state.last_check(integration.id);
     let body = html! {
-        (tabs(&integration, "configuration"))
+        (tabs(&integration, "configuration", &who))
         (config_form(&who, connector, &integration.config, Some(&integration), check.as_ref(), None))
     };
     Ok(layout(&integration.config.name, &who, Section::Integrations, body).into_response())
@@ -187,7 +207,8 @@ async fn configuration(State(state): State<AppState>, Signed(who): Signed, Path(
 
 async fn create(
     State(state): State<AppState>,
-    Signed(who): Signed,
+    SignedAdmin(who): SignedAdmin,
+    client: Client,
     axum::Form(form): axum::Form<FormData>,
 ) -> PageResult {
     form.verify(&who)?;
@@ -203,12 +224,20 @@ async fn create(
         Err(failed) => return Ok(form_again(&who, connector, &form, None, NOT_SAVED.0, NOT_SAVED.1, Some(&failed))),
     };
     let id = state.engine.store().create_integration(&config)?;
+    state.record(
+        &who,
+        client,
+        Action::IntegrationCreated,
+        Some(format!("integration {id}")),
+        Some(config.name.clone()),
+    );
     after_save(&state, &who, id, tested)
 }
 
 async fn save(
     State(state): State<AppState>,
-    Signed(who): Signed,
+    SignedAdmin(who): SignedAdmin,
+    client: Client,
     Path(id): Path<i64>,
     axum::Form(form): axum::Form<FormData>,
 ) -> PageResult {
@@ -227,6 +256,7 @@ async fn save(
         }
     };
     state.engine.store().update_integration(existing.id, &config)?;
+    state.record_settings(&who, client, &existing, &config);
     after_save(&state, &who, existing.id, tested)
 }
 
@@ -243,7 +273,7 @@ fn form_again(
 ) -> axum::response::Response {
     let fields = config_form(who, connector, &shown_config(connector, form), existing, check, Some(message));
     let (title, body) = match existing {
-        Some(i) => (i.config.name.as_str(), html! { (tabs(i, "configuration")) (fields) }),
+        Some(i) => (i.config.name.as_str(), html! { (tabs(i, "configuration", who)) (fields) }),
         None => (
             "Add integration",
             html! {
@@ -705,10 +735,13 @@ async fn preview_tab(
         None => store.runs(Some(integration.id), 0, 50)?.into_iter().find(|r| r.kind == RunKind::Preview),
     };
     let path = format!("/integrations/{id}/preview");
+    let operator = who.role.allows(Role::Operator);
     let start = html! {
-        form.inline method="post" action=(path) {
-            (csrf_field(&who))
-            button.secondary type="submit" #run-preview { @if run.is_some() { "Refresh preview" } @else { "Run preview" } }
+        @if operator {
+            form.inline method="post" action=(path) {
+                (csrf_field(&who))
+                button.secondary type="submit" #run-preview { @if run.is_some() { "Refresh preview" } @else { "Run preview" } }
+            }
         }
     };
     let body = match &run {
@@ -741,7 +774,9 @@ async fn preview_tab(
                     (counts(c))
                     div.actions {
                         (start)
-                        button.primary type="button" #import-now data-dialog="import-dialog" disabled[changed == 0] { "Import now…" }
+                        @if operator {
+                            button.primary type="button" #import-now data-dialog="import-dialog" disabled[changed == 0] { "Import now…" }
+                        }
                     }
                     @if changed == 0 { p.muted { "Everything is up to date: an import would change nobody." } }
                 }
@@ -762,17 +797,19 @@ async fn preview_tab(
             }
         }
     };
-    let page = html! { (tabs(&integration, "preview")) (body) };
+    let page = html! { (tabs(&integration, "preview", &who)) (body) };
     Ok(layout(&format!("Preview · {}", integration.config.name), &who, Section::Integrations, page).into_response())
 }
 
 async fn start_preview(
     State(state): State<AppState>,
-    Signed(who): Signed,
+    SignedOperator(who): SignedOperator,
+    client: Client,
     Path(id): Path<i64>,
     axum::Form(form): axum::Form<FormData>,
 ) -> PageResult {
     form.verify(&who)?;
+    state.record(&who, client, Action::Preview, Some(format!("integration {id}")), None);
     let request = RunRequest { actor: Some(who.username.clone()), ..RunRequest::manual(IntegrationId(id)) };
     let run = state.engine.start_preview(request)?;
     Ok(Redirect::to(&format!("/integrations/{id}/preview?run={run}")).into_response())
@@ -780,11 +817,14 @@ async fn start_preview(
 
 async fn start_import(
     State(state): State<AppState>,
-    Signed(who): Signed,
+    SignedOperator(who): SignedOperator,
+    client: Client,
     Path(id): Path<i64>,
     axum::Form(form): axum::Form<FormData>,
 ) -> PageResult {
     form.verify(&who)?;
+    let detail = form.checked("override").then(|| "despite the safeguard".to_string());
+    state.record(&who, client, Action::Import, Some(format!("integration {id}")), detail);
     let request = RunRequest {
         actor: Some(who.username.clone()),
         from_preview: form.number::<i64>("from_preview", "The preview")?.map(RunId),
@@ -814,7 +854,7 @@ async fn history(
     let more = runs.len() as u64 > PAGE_SIZE;
     runs.truncate(PAGE_SIZE as usize);
     let body = html! {
-        (tabs(&integration, "history"))
+        (tabs(&integration, "history", &who))
         @if runs.is_empty() && page == 1 { p.empty { "No runs yet." } }
         div.table-wrap {
             table.runs #runs {

@@ -8,6 +8,7 @@
 //! progress polling. Every form that changes something carries the
 //! session's CSRF token.
 
+mod account;
 mod directory;
 mod emails;
 mod integrations;
@@ -25,7 +26,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::auth::{self, SESSION_COOKIE};
 use super::{ApiError, AppState};
-use crate::accounts::Principal;
+use crate::accounts::{Principal, Role};
 use crate::directory::{ChangeKind, ChangeRecord, Counts, Run, RunKind, RunState, StoreError};
 use crate::sync::SyncError;
 
@@ -40,35 +41,73 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(runs::routes())
         .merge(directory::routes())
         .merge(emails::routes())
+        .merge(account::routes())
 }
 
-/// The signed-in admin of a page request; anyone else is sent to the
+/// The signed-in account of a page request; anyone else is sent to the
 /// sign-in page, and comes back to where they were going afterwards.
-pub struct Signed(pub Principal);
+async fn signed(parts: &Parts, state: &AppState) -> Result<Principal, Response> {
+    let session = match auth::cookie(&parts.headers, SESSION_COOKIE) {
+        Some(token) => {
+            state.accounts.session(&token).map_err(|e| PageError::from(ApiError::internal(e)).into_response())?
+        }
+        None => None,
+    };
+    session.ok_or_else(|| {
+        let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let to =
+            if parts.method == Method::GET { format!("/login?{}", query(&[("next", next)])) } else { "/login".into() };
+        Redirect::to(&to).into_response()
+    })
+}
 
-impl FromRequestParts<AppState> for Signed {
-    type Rejection = Response;
+macro_rules! page_role {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub Principal);
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let session = match auth::cookie(&parts.headers, SESSION_COOKIE) {
-            Some(token) => {
-                state.accounts.session(&token).map_err(|e| PageError::from(ApiError::internal(e)).into_response())?
-            }
-            None => None,
-        };
-        match session {
-            Some(p) => Ok(Signed(p)),
-            None => {
-                let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                let to = if parts.method == Method::GET {
-                    format!("/login?{}", query(&[("next", next)]))
-                } else {
-                    "/login".into()
-                };
-                Err(Redirect::to(&to).into_response())
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = Response;
+
+            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+                let who = signed(parts, state).await?;
+                if !who.role.allows($role) {
+                    return Err(PageError::new(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "This page needs the {} role, and you are signed in as {} ({}). Ask an admin if you need it.",
+                            $role.as_str(),
+                            who.username,
+                            who.role.as_str()
+                        ),
+                    )
+                    .into_response());
+                }
+                Ok($name(who))
             }
         }
-    }
+    };
+}
+
+page_role!(
+    /// Any signed-in account: reading integrations, runs and the directory.
+    Signed,
+    Role::Viewer
+);
+page_role!(
+    /// An operator or admin: previews, imports, reverts, cancels, password emails.
+    SignedOperator,
+    Role::Operator
+);
+page_role!(
+    /// An admin: settings, accounts, the audit log.
+    SignedAdmin,
+    Role::Admin
+);
+
+/// The page for an address that is not one.
+pub fn not_found() -> PageError {
+    PageError::new(StatusCode::NOT_FOUND, "There is no such page. Start again from the Integrations page.")
 }
 
 /// A submitted form: repeated keys kept (checkbox groups), order kept.
@@ -173,6 +212,9 @@ pub enum Section {
     Integrations,
     Directory,
     Emails,
+    Accounts,
+    Audit,
+    Account,
 }
 
 fn head(title: &str) -> Markup {
@@ -198,11 +240,17 @@ pub fn layout(title: &str, who: &Principal, section: Section, body: Markup) -> M
                     nav {
                         a href="/integrations" aria-current=[current(Section::Integrations)] { "Integrations" }
                         a href="/directory" aria-current=[current(Section::Directory)] { "Directory" }
-                        a href="/emails" aria-current=[current(Section::Emails)] { "Emails" }
+                        @if who.role.allows(Role::Operator) {
+                            a href="/emails" aria-current=[current(Section::Emails)] { "Emails" }
+                        }
+                        @if who.role.allows(Role::Admin) {
+                            a href="/accounts" aria-current=[current(Section::Accounts)] { "Accounts" }
+                            a href="/audit" aria-current=[current(Section::Audit)] { "Audit log" }
+                        }
                     }
                     form.signout method="post" action="/logout" {
                         (csrf_field(who))
-                        span.who { (who.username) }
+                        a.who href="/account" aria-current=[current(Section::Account)] title={ "Your account (" (who.role.as_str()) ")" } { (who.username) }
                         button.link type="submit" { "Sign out" }
                     }
                 }
@@ -422,7 +470,13 @@ mod tests {
 
     #[test]
     fn interpolated_text_is_escaped() {
-        let who = Principal { admin_id: 1, username: "<b>admin</b>".into(), csrf: Some("t\"ok".into()) };
+        let who = Principal {
+            admin_id: 1,
+            username: "<b>admin</b>".into(),
+            role: Role::Admin,
+            csrf: Some("t\"ok".into()),
+            token_id: None,
+        };
         let page =
             layout("<script>alert(1)</script>", &who, Section::Directory, html! { p { ("<img src=x onerror=1>") } })
                 .into_string();
@@ -459,7 +513,13 @@ mod tests {
         ]);
         assert_eq!(form.all("s").collect::<Vec<_>>(), ["a", "b"]);
         assert!(form.checked("f") && !form.checked("g"));
-        let who = |csrf: &str| Principal { admin_id: 1, username: "a".into(), csrf: Some(csrf.into()) };
+        let who = |csrf: &str| Principal {
+            admin_id: 1,
+            username: "a".into(),
+            role: Role::Admin,
+            csrf: Some(csrf.into()),
+            token_id: None,
+        };
         assert!(form.verify(&who("tok")).is_ok());
         assert_eq!(form.verify(&who("other")).unwrap_err().status, StatusCode::FORBIDDEN);
         assert!(FormData::default().verify(&who("tok")).is_err());

@@ -8,10 +8,15 @@ use axum::routing::{get, post};
 use maud::html;
 
 use super::integrations::{ChangesQuery, changes_section, counts_line, issues_section};
-use super::{FormData, PageResult, Section, Signed, counts, dialog, duration, kind_label, layout, progress};
+use super::{
+    FormData, PageResult, Section, Signed, SignedOperator, counts, dialog, duration, kind_label, layout, progress,
+};
 use super::{state_badge, time};
+use crate::accounts::Role;
+use crate::audit::Action;
 use crate::directory::{RunId, RunKind, RunState, UserId};
 use crate::web::AppState;
+use crate::web::auth::Client;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -31,7 +36,8 @@ async fn run_page(
     let integration = store.integration(run.integration_id)?;
     let path = format!("/runs/{id}");
     let live = matches!(run.state, RunState::Running | RunState::Queued);
-    let revertable = run.state == RunState::Succeeded && run.kind != RunKind::Preview;
+    let operator = who.role.allows(Role::Operator);
+    let revertable = operator && run.state == RunState::Succeeded && run.kind != RunKind::Preview;
     let title = format!("{} #{}", kind_label(run.kind), run.id);
     let body = html! {
         p.breadcrumb {
@@ -51,10 +57,10 @@ async fn run_page(
             @if let Some(e) = &run.error { p class=(if run.state == RunState::Blocked { "warn" } else { "error" }) #run-error { (e) } }
             @if !live { (counts(&run.counts)) p.muted #run-summary { (counts_line(&run)) } }
             div.actions {
-                @if live {
+                @if live && operator {
                     button.secondary type="button" data-dialog="cancel-dialog" #cancel-run { "Cancel run…" }
                 }
-                @if run.state == RunState::Blocked && run.kind == RunKind::Import {
+                @if operator && run.state == RunState::Blocked && run.kind == RunKind::Import {
                     button.primary type="button" data-dialog="override-dialog" #import-anyway { "Import anyway…" }
                 }
                 @if matches!(run.state, RunState::Failed | RunState::Blocked) {
@@ -78,12 +84,12 @@ async fn run_page(
                 p.muted { "Values changed again by a later run are kept and listed." }
             }))
         }
-        @if live {
+        @if live && operator {
             (dialog("cancel-dialog", "Cancel this run?", &format!("/runs/{id}/cancel"), &who, "Cancel run", html! {
                 p { "The run stops within a few seconds. Nothing of it is applied; the directory stays as it is." }
             }))
         }
-        @if run.state == RunState::Blocked && run.kind == RunKind::Import {
+        @if operator && run.state == RunState::Blocked && run.kind == RunKind::Import {
             (dialog("override-dialog", "Import despite the safeguard?", &format!("/integrations/{}/import", integration.id), &who, "Import anyway", html! {
                 input type="hidden" name="override" value="true";
                 @if let Some(p) = run.preview_id { input type="hidden" name="from_preview" value=(p); }
@@ -98,23 +104,27 @@ async fn run_page(
 
 async fn cancel(
     State(state): State<AppState>,
-    Signed(who): Signed,
+    SignedOperator(who): SignedOperator,
+    client: Client,
     Path(id): Path<i64>,
     axum::Form(form): axum::Form<FormData>,
 ) -> PageResult {
     form.verify(&who)?;
     state.engine.cancel(RunId(id), Some(&who.username))?;
+    state.record(&who, client, Action::Cancel, Some(format!("run {id}")), None);
     Ok(Redirect::to(&format!("/runs/{id}")).into_response())
 }
 
 async fn revert(
     State(state): State<AppState>,
-    Signed(who): Signed,
+    SignedOperator(who): SignedOperator,
+    client: Client,
     Path(id): Path<i64>,
     axum::Form(form): axum::Form<FormData>,
 ) -> PageResult {
     form.verify(&who)?;
     let user = form.number::<i64>("user_id", "The person")?.map(UserId);
+    state.record(&who, client, Action::Revert, Some(format!("run {id}")), user.map(|u| format!("user {u}")));
     let (_, report) = state.engine.revert(RunId(id), user, Some(who.username.clone()), false).await?;
     Ok(Redirect::to(&format!("/runs/{}", report.run.id)).into_response())
 }

@@ -4,11 +4,10 @@
 //! token: a random value in a short-lived SameSite=Strict cookie that the
 //! form must echo.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -18,7 +17,7 @@ use serde::Deserialize;
 use super::{FormData, PageResult, Signed, head};
 use crate::accounts::{SESSION_LIFETIME, random_token};
 use crate::web::AppState;
-use crate::web::auth::{self, SignIn};
+use crate::web::auth::{self, Client, SignIn};
 
 const LOGIN_COOKIE: &str = "hrsync_login";
 
@@ -39,10 +38,20 @@ struct LoginQuery {
     next: Option<String>,
 }
 
-/// Where to go after signing in: only paths of this site.
+/// Where to go after signing in: only a path of this site. Browsers drop
+/// tabs and newlines and read `\` as `/`, so `/\t/evil.example` would be
+/// another host: anything with a control character, a backslash, a scheme or
+/// a leading `//` goes to the Integrations page instead (a newline would
+/// also break the redirect header).
 fn local_path(next: Option<&str>) -> &str {
+    let safe = |n: &str| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.chars().any(|c| c.is_control() || c == '\\')
+            && !n.split(['?', '#']).next().unwrap_or_default().contains(':')
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n) if safe(n) => n,
         _ => "/integrations",
     }
 }
@@ -52,12 +61,21 @@ async fn login_page(Query(q): Query<LoginQuery>) -> Response {
 }
 
 fn form_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
-    let token = random_token("");
-    let cookie = format!("{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=3600");
-    (status, [(header::SET_COOKIE, cookie)], login_markup(next, &token, error)).into_response()
+    form_with(status, next, "", error)
 }
 
-fn login_markup(next: &str, token: &str, error: Option<&str>) -> Markup {
+/// The form again after a refused sign-in, the username kept.
+fn form_again(status: StatusCode, next: &str, username: &str, error: &str) -> Response {
+    form_with(status, next, username, Some(error))
+}
+
+fn form_with(status: StatusCode, next: &str, username: &str, error: Option<&str>) -> Response {
+    let token = random_token("");
+    let cookie = format!("{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=3600");
+    (status, [(header::SET_COOKIE, cookie)], login_markup(next, &token, username, error)).into_response()
+}
+
+fn login_markup(next: &str, token: &str, username: &str, error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -70,8 +88,8 @@ fn login_markup(next: &str, token: &str, error: Option<&str>) -> Markup {
                         @if let Some(e) = error { p.error role="alert" #login-error { (e) } }
                         input type="hidden" name="csrf" value=(token);
                         input type="hidden" name="next" value=(next);
-                        label { "Username" input #username name="username" autocomplete="username" required autofocus; }
-                        label { "Password" input #password type="password" name="password" autocomplete="current-password" required; }
+                        label { "Username" input #username name="username" autocomplete="username" value=(username) required autofocus[username.is_empty()]; }
+                        label { "Password" input #password type="password" name="password" autocomplete="current-password" required autofocus[!username.is_empty()]; }
                         button.primary type="submit" #sign-in { "Sign in" }
                     }
                 }
@@ -82,7 +100,7 @@ fn login_markup(next: &str, token: &str, error: Option<&str>) -> Markup {
 
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Client,
     headers: HeaderMap,
     axum::Form(form): axum::Form<FormData>,
 ) -> PageResult {
@@ -98,18 +116,21 @@ async fn login(
     let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
         return Ok(form_page(StatusCode::BAD_REQUEST, &next, Some("Enter your username and password.")));
     };
-    Ok(match auth::sign_in(&state, peer.ip(), username, password.to_string()).await? {
-        SignIn::Locked(wait) => form_page(
+    let typed = username.to_string();
+    Ok(match auth::sign_in(&state, client, username, password.to_string()).await? {
+        SignIn::Wait(wait) => form_again(
             StatusCode::TOO_MANY_REQUESTS,
             &next,
-            Some(&format!("Too many failed sign-ins. Try again in {} minutes.", wait.div_ceil(60))),
+            &typed,
+            &format!("Too many failed sign-ins for this account from here. Try again in {}.", wait_text(wait)),
         ),
-        SignIn::Wrong => form_page(StatusCode::UNAUTHORIZED, &next, Some("Wrong username or password.")),
+        SignIn::Wrong => form_again(StatusCode::UNAUTHORIZED, &next, &typed, "Wrong username or password."),
         SignIn::Ok { session, .. } => {
             let lifetime = SESSION_LIFETIME.to_std().unwrap_or(Duration::ZERO);
             let mut response = Redirect::to(&next).into_response();
             let h = response.headers_mut();
-            h.append(header::SET_COOKIE, auth::session_cookie(Some(&session.token), lifetime).parse().expect("cookie"));
+            let cookie = auth::session_cookie(Some(&session.token), lifetime, client.https);
+            h.append(header::SET_COOKIE, cookie.parse().map_err(crate::web::ApiError::internal)?);
             h.append(
                 header::SET_COOKIE,
                 format!("{LOGIN_COOKIE}=; HttpOnly; SameSite=Strict; Path=/login; Max-Age=0").parse().expect("cookie"),
@@ -122,6 +143,7 @@ async fn login(
 async fn logout(
     State(state): State<AppState>,
     Signed(who): Signed,
+    client: Client,
     headers: HeaderMap,
     axum::Form(form): axum::Form<FormData>,
 ) -> PageResult {
@@ -129,7 +151,16 @@ async fn logout(
     if let Some(token) = auth::cookie(&headers, auth::SESSION_COOKIE) {
         state.accounts.end_session(&token).map_err(crate::web::ApiError::internal)?;
     }
-    Ok(([(header::SET_COOKIE, auth::session_cookie(None, Duration::ZERO))], Redirect::to("/login")).into_response())
+    state.record(&who, client, crate::audit::Action::SignOut, None, None);
+    Ok(([(header::SET_COOKIE, auth::session_cookie(None, Duration::ZERO, client.https))], Redirect::to("/login"))
+        .into_response())
+}
+
+fn wait_text(seconds: u64) -> String {
+    match seconds {
+        0..=90 => format!("{seconds} seconds"),
+        s => format!("{} minutes", s.div_ceil(60)),
+    }
 }
 
 #[cfg(test)]
@@ -139,8 +170,21 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_sign_in() {
         assert_eq!(local_path(Some("/runs/3?page=2")), "/runs/3?page=2");
-        for hostile in ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"] {
-            assert_eq!(local_path(Some(hostile)), "/integrations", "{hostile}");
+        assert_eq!(local_path(Some("/audit?since=2026-12-01&actor=ann")), "/audit?since=2026-12-01&actor=ann");
+        for hostile in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil.example",
+            "\\/evil.example",
+            "javascript:alert(1)",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\nSet-Cookie: x=1",
+            "\t//evil.example",
+            "/javascript:alert(1)",
+            "evil.example",
+        ] {
+            assert_eq!(local_path(Some(hostile)), "/integrations", "{hostile:?}");
         }
         assert_eq!(local_path(None), "/integrations");
     }

@@ -1,0 +1,143 @@
+//! The server the API, page and security tests run against: the real app
+//! on loopback with the bundled connectors, a SQLite directory and a sandbox.
+
+use std::sync::Arc;
+
+use hrsync::accounts::Accounts;
+use hrsync::audit::Audit;
+use hrsync::directory::sqlite::SqliteStore;
+use hrsync::runtime::{Limits, Runtime};
+use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Running, Sandbox, SandboxConfig};
+use hrsync::secrets::SecretBox;
+use hrsync::sync::SyncEngine;
+use hrsync::web::AppState;
+use serde_json::{Value, json};
+
+use crate::common::{Reply, request};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Server {
+    pub base: String,
+    pub sandbox: Sandbox,
+    pub sandbox_url: String,
+    pub accounts: Arc<Accounts>,
+    pub store: Arc<SqliteStore>,
+    _running: Running,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// How the server under test is set up.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Whether the server is told a courier delivers the outbox.
+    pub smtp: bool,
+    /// Reached over HTTPS (an https `public_url`).
+    pub https: bool,
+    /// Proxies whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+pub async fn server() -> Server {
+    server_with(Options::default()).await
+}
+
+pub async fn server_with(options: Options) -> Server {
+    let dir = std::env::temp_dir().join(format!("hrsync-api-{}-{}", std::process::id(), rand_suffix()));
+    let db = dir.join("hrsync.db");
+    let store = Arc::new(SqliteStore::open(&db, SecretBox::from_key(&[4; 32])).unwrap());
+    let accounts = Arc::new(Accounts::open(&db).unwrap());
+    let audit = Arc::new(Audit::open(&db).unwrap());
+    accounts.ensure_admin(Some(PASSWORD)).unwrap();
+    let runtime =
+        Arc::new(Runtime::new(Limits::default(), Some(std::env::temp_dir().join("hrsync-api-cache"))).unwrap());
+    let connector = runtime.load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO).await.unwrap();
+    let csv = runtime.load("bundled:csv", hrsync::connectors::BUNDLED_CSV).await.unwrap();
+    let engine = Arc::new(SyncEngine::new(runtime, store.clone(), vec![connector, csv]));
+    let sandbox = Sandbox::new(SandboxConfig::new(60, 3));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut state = AppState::new(engine, accounts.clone(), audit);
+    state.smtp = options.smtp;
+    state.https = options.https;
+    state.trusted_proxies = options.trusted_proxies;
+    tokio::spawn(hrsync::web::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    Server { base, sandbox, sandbox_url: running.url.clone(), accounts, store, _running: running, _stop: stop }
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A signed-in browser: cookie and CSRF token.
+pub struct Browser {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn sign_in(&self) -> Browser {
+        self.sign_in_as("admin", PASSWORD).await
+    }
+
+    pub async fn sign_in_as(&self, username: &str, password: &str) -> Browser {
+        let r = request(
+            "POST",
+            &self.url("/api/v1/session"),
+            &[("Content-Type", "application/json")],
+            &json!({"username": username, "password": password}).to_string(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let set_cookie = r.header("set-cookie").expect("a session cookie").to_string();
+        assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+        let cookie = set_cookie.split(';').next().unwrap().to_string();
+        Browser { cookie, csrf: r.json()["csrf_token"].as_str().unwrap().to_string() }
+    }
+
+    /// A request as the signed-in browser, with its CSRF token.
+    pub async fn call(&self, b: &Browser, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        request(
+            method,
+            &self.url(path),
+            &[("Cookie", &b.cookie), ("X-CSRF-Token", &b.csrf), ("Content-Type", "application/json")],
+            &body,
+        )
+        .await
+    }
+
+    /// Polls a run (`/api/v1/runs/{id}`) until it has ended; returns it.
+    pub async fn finished(&self, b: &Browser, status_url: &str) -> Value {
+        loop {
+            let run = self.call(b, "GET", status_url, None).await.json();
+            if run["run"]["state"] != "running" {
+                return run;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn integration(&self, b: &Browser) -> i64 {
+        let r = self
+            .call(b, "POST", "/api/v1/integrations", Some(json!({
+                "connector_id": "personio", "name": "Acme",
+                "settings": {"api-base-url": self.sandbox_url, "client-id": DEMO_CLIENT_ID, "client-secret": DEMO_CLIENT_SECRET,
+                    "import-statuses": "active,onboarding,leave,inactive"},
+                "grants": [self.sandbox_url]
+            })))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["id"].as_i64().unwrap()
+    }
+}
