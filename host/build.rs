@@ -1,17 +1,12 @@
 //! Compiles the bundled connectors (Personio from `plugin/`, CSV export from
 //! `plugin/csv/`) to wasm32-wasip2 components and places them in OUT_DIR,
 //! where `connectors::BUNDLED` embeds them.
-//!
-//! A nested cargo with its own target directory (the pattern wasmtime's and
-//! Spin's test-program crates use) avoids contending for the outer build's lock.
 
-use std::path::PathBuf;
+use hrsync_component_build::Components;
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir.parent().unwrap().to_path_buf();
-    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
-    for path in [
+    let components = Components::for_build_script();
+    components.rerun_if_changed(&[
         "plugin/src",
         "plugin/Cargo.toml",
         "plugin/kit/src",
@@ -20,13 +15,7 @@ fn main() {
         "plugin/csv/Cargo.toml",
         "wit",
         "Cargo.lock",
-    ] {
-        println!("cargo:rerun-if-changed={}", root.join(path).display());
-    }
-    let wasm = build_component(&root, &out_dir, "hrsync-personio");
-    std::fs::copy(&wasm, out_dir.join("personio.wasm")).expect("copy the Personio component");
-    let wasm = build_component(&root, &out_dir, "hrsync-csv");
-    std::fs::copy(&wasm, out_dir.join("csv.wasm")).expect("copy the CSV component");
+    ]);
+    components.build("hrsync-personio", &[], "personio.wasm");
+    components.build("hrsync-csv", &[], "csv.wasm");
 }
-
-include!("build_wasm.rs");

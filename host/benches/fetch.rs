@@ -7,8 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use hrsync::model;
 use hrsync::runtime::egress::Grants;
-use hrsync::runtime::{Limits, Runtime, wit};
+use hrsync::runtime::{Limits, Runtime};
 use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 use hrsync::sync::{FetchOptions, fetch_all};
 
@@ -27,10 +28,10 @@ fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let connector = runtime.load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO).await?;
         let load = started.elapsed();
-        let settings: Vec<wit::Entry> =
+        let settings: Vec<model::Entry> =
             [("api-base-url", url.as_str()), ("client-id", DEMO_CLIENT_ID), ("client-secret", DEMO_CLIENT_SECRET)]
                 .iter()
-                .map(|(k, v)| wit::Entry { key: k.to_string(), value: v.to_string() })
+                .map(|(k, v)| model::Entry::new(*k, *v))
                 .collect();
         let grants = Grants::parse(&[url.as_str()]).map_err(anyhow::Error::msg)?;
         let before = common::peak_rss_mib();

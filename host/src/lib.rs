@@ -2,6 +2,9 @@
 //! user directory, through connectors that run as sandboxed WebAssembly
 //! components.
 //!
+//! - [`model`]: the host's vocabulary — people, fields, plans, connectors —
+//!   independent of any contract version;
+//! - [`rules`]: the sync rules, defined once, and the canonical diff;
 //! - [`runtime`]: loads connector components and runs them sandboxed;
 //! - [`accounts`]: accounts with roles, sessions and API tokens;
 //! - [`audit`]: the append-only audit log of who did what;
@@ -24,6 +27,8 @@ pub mod connectors;
 pub mod data_dir;
 pub mod directory;
 pub mod mail;
+pub mod model;
+pub mod rules;
 pub mod runtime;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

@@ -19,7 +19,6 @@ use futures::StreamExt;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::directory::{Email, Integration, IntegrationId, Schedule, StoreError};
-use crate::runtime::wit;
 use crate::sync::engine::RunRequest;
 use crate::sync::{SyncEngine, SyncError};
 
@@ -197,7 +196,7 @@ impl Scheduler {
         let incremental_capable = self
             .engine
             .connector(&integration.config.connector_id)
-            .is_ok_and(|c| c.info.capabilities.contains(wit::Capabilities::INCREMENTAL_FETCH));
+            .is_ok_and(|c| c.info.capabilities.incremental_fetch);
         let store = self.engine.store().clone();
         let today = now.date_naive();
         // A start date passing changes nobody's `last_modified_at`, so only

@@ -1,7 +1,7 @@
 //! The Personio connector for hrsync.
 //!
 //! Compiled to a `wasm32-wasip2` component that exports the `hr-source`
-//! interface of `wit/0.2.0/hr-source.wit`. The host runs it sandboxed; everything
+//! interface of `wit/0.3.0/hr-source.wit`. The host runs it sandboxed; everything
 //! Personio-specific lives here:
 //!
 //! - [`settings`]: the admin's settings, parsed and validated once per call;

@@ -1,22 +1,28 @@
 //! Helpers shared by the end-to-end tests: the real compiled components, a
 //! sandbox on loopback, settings.
 
+use hrsync::directory::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hrsync::directory::sqlite::SqliteStore;
-use hrsync::directory::{DirectoryStore, IntegrationConfig, IntegrationId, User, UserQuery};
+use hrsync::directory::{IntegrationConfig, IntegrationId, User, UserQuery};
 use hrsync::secrets::SecretBox;
 use hrsync::sync::SyncEngine;
 
+use hrsync::model::Entry;
 use hrsync::runtime::egress::Grants;
-use hrsync::runtime::{Connector, Limits, Runtime, wit};
+use hrsync::runtime::{Connector, Limits, Runtime};
 use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Running, Sandbox, SandboxConfig};
 use tokio::sync::OnceCell;
 
-/// The hostile test connector, built by this crate's build script.
+/// The hostile test connector, built by this crate's build script against
+/// contract 0.1.0.
 pub static HOSTILE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile.wasm"));
+
+/// The same connector built against contract 0.2.0.
+pub static HOSTILE_0_2: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile-0.2.wasm"));
 
 /// Builds of the hostile connector whose `describe` panics, loops forever or
 /// exhausts its memory: (name, component).
@@ -27,8 +33,8 @@ pub const UNLOADABLE: [(&str, &[u8]); 3] = [
 ];
 
 /// Key/value settings.
-pub fn entries(pairs: &[(&str, &str)]) -> Vec<wit::Entry> {
-    pairs.iter().map(|(k, v)| wit::Entry { key: k.to_string(), value: v.to_string() }).collect()
+pub fn entries(pairs: &[(&str, &str)]) -> Vec<Entry> {
+    pairs.iter().map(|(k, v)| Entry::new(*k, *v)).collect()
 }
 
 /// Where compiled components are cached, so each is compiled once per machine.
@@ -81,7 +87,7 @@ pub async fn sandbox(people: usize) -> (Sandbox, Running) {
 }
 
 /// Personio settings pointing at a sandbox, with the demo credential.
-pub fn personio_settings(url: &str, extra: &[(&str, &str)]) -> Vec<wit::Entry> {
+pub fn personio_settings(url: &str, extra: &[(&str, &str)]) -> Vec<Entry> {
     let mut pairs = vec![("api-base-url", url), ("client-id", DEMO_CLIENT_ID), ("client-secret", DEMO_CLIENT_SECRET)];
     pairs.extend_from_slice(extra);
     entries(&pairs)

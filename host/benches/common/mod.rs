@@ -2,13 +2,14 @@
 
 #![allow(dead_code)] // each benchmark uses a different part
 
+use hrsync::directory::prelude::*;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use hrsync::directory::sqlite::SqliteStore;
-use hrsync::directory::{DirectoryStore, IntegrationConfig, IntegrationId};
+use hrsync::directory::{IntegrationConfig, IntegrationId};
 use hrsync::runtime::{Limits, Runtime};
 use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 use hrsync::secrets::SecretBox;

@@ -8,6 +8,7 @@
 //! failed must leave it exactly as before. Anything else is a wrong result
 //! (or, for a failed run that changed something, a partial import).
 
+use hrsync::directory::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use hrsync::directory::sqlite::SqliteStore;
-use hrsync::directory::{DirectoryStore, IntegrationConfig, UserQuery};
+use hrsync::directory::{IntegrationConfig, UserQuery};
 use hrsync::runtime::{Connector, Limits, Runtime};
 use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Edit, Fault, Hire, Sandbox, SandboxConfig, Status};
 use hrsync::secrets::SecretBox;

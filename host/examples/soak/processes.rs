@@ -11,6 +11,7 @@
 //! rather than apply what it half-saw); it is then recorded as failed, with
 //! nothing applied, and counts as a run that ended.
 
+use hrsync::directory::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use hrsync::directory::sqlite::SqliteStore;
-use hrsync::directory::{DirectoryStore, IntegrationConfig, IntegrationId, RunId, RunState};
+use hrsync::directory::{IntegrationConfig, IntegrationId, RunId, RunState};
 use hrsync::runtime::{Limits, Runtime};
 use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Edit, Sandbox, SandboxConfig};
 use hrsync::schedule::{Clock, Outcome, Scheduler};

@@ -4,7 +4,7 @@
 //!
 //! Messages are never sent where they are decided. An import writes its
 //! invitations into the `outbox` table in the same transaction that creates
-//! the people ([`crate::directory::DirectoryStore::apply`]), so a crash can
+//! the people ([`crate::directory::RunStore::apply`]), so a crash can
 //! lose neither the people nor their emails; the [`Courier`] then delivers
 //! queued rows over SMTP with retries and back-off. Each row keeps one
 //! Message-ID across attempts, so the rare re-send after a crash between the
@@ -59,6 +59,16 @@ impl Default for Invite {
             public_url: "http://127.0.0.1:8080".into(),
             valid_for: chrono::Duration::days(7),
         }
+    }
+}
+
+impl crate::directory::InvitationWriter for Invite {
+    fn valid_for(&self) -> chrono::Duration {
+        self.valid_for
+    }
+
+    fn write(&self, profile: &Profile, token: &str, expires: DateTime<Utc>) -> Message {
+        invitation(profile, self, token, expires)
     }
 }
 

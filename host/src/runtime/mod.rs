@@ -25,16 +25,17 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
-use bindings::Prepared;
-pub use bindings::v0_1_0::hrsync::connector::host::Level;
-/// The contract's types, as the host sees them.
-pub use bindings::v0_1_0::hrsync::connector::types as wit;
+use bindings::{Contract, Prepared};
 use egress::{Grants, Timeouts};
 use session::{CallBudget, RunState};
 pub use session::{LogLine, Session};
 
-/// WIT package versions of `hrsync:connector` this host can load.
-pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
+use crate::model::{ConnectorError, ConnectorInfo, SettingKind};
+
+/// The versions of `hrsync:connector` this host implements, for messages.
+pub fn supported_versions() -> String {
+    Contract::ALL.iter().map(|c| c.range()).collect::<Vec<_>>().join(", ")
+}
 const EXPORT_PREFIX: &str = "hrsync:connector/hr-source@";
 /// Epoch tick: the granularity of CPU accounting and of wall-clock timeouts.
 const TICK: Duration = Duration::from_millis(10);
@@ -110,7 +111,10 @@ pub enum LoadError {
     InvalidComponent { name: String, reason: String },
     #[error("{name} does not export `hrsync:connector/hr-source`; build it against the `hr-connector` world in wit/")]
     NotAConnector { name: String },
-    #[error("{name} targets hrsync:connector@{found}, which this hrsync does not support; supported versions: {}. Rebuild it against one of them or upgrade hrsync.", SUPPORTED_WIT_VERSIONS.join(", "))]
+    #[error(
+        "{name} targets hrsync:connector@{found}, which this hrsync does not support; supported versions: {}. Rebuild it against one of them or upgrade hrsync.",
+        supported_versions()
+    )]
     UnsupportedWit { name: String, found: String },
     #[error("{name} imports something hrsync does not provide: {reason}")]
     Link { name: String, reason: String },
@@ -128,8 +132,8 @@ pub enum LoadError {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The connector reported an error through the contract.
-    #[error("connector `{connector}`: {}", explain(error))]
-    Source { connector: String, error: wit::ConnectorError },
+    #[error("connector `{connector}`: {error}")]
+    Source { connector: String, error: ConnectorError },
     #[error("connector `{connector}` crashed: {cause}. This is a bug in the connector; report it to its author.")]
     Trap { connector: String, cause: String },
     #[error(
@@ -171,17 +175,8 @@ impl RunError {
     /// A short, stable name for metrics: the contract error's case, or how
     /// the sandbox stopped the connector.
     pub fn kind(&self) -> &'static str {
-        use wit::ConnectorError as E;
         match self {
-            RunError::Source { error, .. } => match error {
-                E::CredentialsRejected(_) => "credentials-rejected",
-                E::PermissionDenied(_) => "permission-denied",
-                E::RateLimited(_) => "rate-limited",
-                E::TemporarilyUnavailable(_) => "temporarily-unavailable",
-                E::Unreachable(_) => "unreachable",
-                E::InvalidSettings(_) => "invalid-settings",
-                E::BadResponse(_) => "bad-response",
-            },
+            RunError::Source { error, .. } => error.kind(),
             RunError::Trap { .. } => "trap",
             RunError::StackOverflow { .. } => "stack-overflow",
             RunError::Exited { .. } => "exited",
@@ -197,7 +192,7 @@ impl RunError {
     }
 
     /// The contract error, when the connector reported one.
-    pub fn source_error(&self) -> Option<&wit::ConnectorError> {
+    pub fn source_error(&self) -> Option<&ConnectorError> {
         match self {
             RunError::Source { error, .. } => Some(error),
             _ => None,
@@ -214,25 +209,6 @@ impl RunError {
                 | RunError::Timeout { .. }
                 | RunError::StackOverflow { .. }
         )
-    }
-}
-
-/// A one-line, admin-readable text for a connector error.
-pub fn explain(error: &wit::ConnectorError) -> String {
-    use wit::ConnectorError as E;
-    match error {
-        E::CredentialsRejected(m) => format!("credentials rejected: {m}"),
-        E::PermissionDenied(missing) => {
-            let keys: Vec<&str> = missing.iter().map(|m| m.key.as_str()).collect();
-            format!("permission denied; the credential cannot read: {}", keys.join(", "))
-        }
-        E::RateLimited(r) => format!("rate limited (retry after {} s): {}", r.after_seconds, r.message),
-        E::TemporarilyUnavailable(r) => {
-            format!("temporarily unavailable (retry after {} s): {}", r.after_seconds, r.message)
-        }
-        E::Unreachable(m) => format!("source unreachable: {m}"),
-        E::InvalidSettings(m) => format!("invalid settings: {m}"),
-        E::BadResponse(m) => format!("bad response from the source: {m}"),
     }
 }
 
@@ -258,14 +234,14 @@ pub struct Runtime {
 #[derive(Clone)]
 pub struct Connector {
     /// What `describe` returned.
-    pub info: wit::ConnectorInfo,
+    pub info: ConnectorInfo,
     /// The `hrsync:connector` version it was built against.
     pub wit_version: String,
     /// Where it came from (a path, or `bundled`).
     pub origin: String,
     /// SHA-256 of the component bytes.
     pub digest: String,
-    pre: Prepared<RunState>,
+    pre: Prepared,
 }
 
 impl std::fmt::Debug for Connector {
@@ -286,6 +262,8 @@ impl Runtime {
         bindings::v0_1_0::HrConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         bindings::v0_2_0::HrConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        bindings::v0_3_0::HrConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -319,17 +297,13 @@ impl Runtime {
         let digest = cache::digest(bytes);
         let component = cache::compile(&self.engine, self.cache_dir.as_deref(), &digest, bytes)
             .map_err(|reason| LoadError::InvalidComponent { name: name.into(), reason })?;
-        let wit_version = self.check_exports(name, &component)?;
+        let (wit_version, contract) = self.check_exports(name, &component)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link { name: name.into(), reason: format!("{e:#}") })?;
         let exports = |e: wasmtime::Error| LoadError::Exports { name: name.into(), reason: format!("{e:#}") };
-        let pre = match wit_version.as_str() {
-            "0.1.0" => Prepared::V0_1_0(bindings::v0_1_0::HrConnectorPre::new(instance_pre).map_err(exports)?),
-            "0.2.0" => Prepared::V0_2_0(bindings::v0_2_0::HrConnectorPre::new(instance_pre).map_err(exports)?),
-            other => return Err(LoadError::UnsupportedWit { name: name.into(), found: other.into() }),
-        };
+        let pre = contract.prepare(instance_pre).map_err(exports)?;
         let mut connector = Connector { info: placeholder_info(name), wit_version, origin: name.into(), digest, pre };
         // CPU runs out first, so a looping `describe` is named as such.
         let budget = CallBudget { cpu: self.limits.describe, wall: 2 * self.limits.describe };
@@ -343,14 +317,15 @@ impl Runtime {
         Ok(connector)
     }
 
-    fn check_exports(&self, name: &str, component: &Component) -> Result<String, LoadError> {
+    /// The contract version the component exports `hr-source` at.
+    fn check_exports(&self, name: &str, component: &Component) -> Result<(String, Contract), LoadError> {
         let ty = component.component_type();
         let versions: Vec<String> = ty
             .exports(&self.engine)
             .filter_map(|(export, _)| export.strip_prefix(EXPORT_PREFIX).map(str::to_string))
             .collect();
-        match versions.iter().find(|v| SUPPORTED_WIT_VERSIONS.contains(&v.as_str())) {
-            Some(v) => Ok(v.clone()),
+        match versions.iter().find_map(|v| Some((v.clone(), Contract::of(v)?))) {
+            Some(found) => Ok(found),
             None => match versions.first() {
                 Some(found) => Err(LoadError::UnsupportedWit { name: name.into(), found: found.clone() }),
                 None => Err(LoadError::NotAConnector { name: name.into() }),
@@ -385,20 +360,20 @@ impl Runtime {
     }
 }
 
-fn placeholder_info(name: &str) -> wit::ConnectorInfo {
-    wit::ConnectorInfo {
+fn placeholder_info(name: &str) -> ConnectorInfo {
+    ConnectorInfo {
         id: name.into(),
         name: name.into(),
         version: String::new(),
         description: String::new(),
         settings: Vec::new(),
-        capabilities: wit::Capabilities::empty(),
+        capabilities: Default::default(),
         default_hosts: Vec::new(),
     }
 }
 
 /// Checks what `describe` returned; the host relies on these facts.
-fn validate_info(info: &wit::ConnectorInfo) -> Result<(), String> {
+fn validate_info(info: &ConnectorInfo) -> Result<(), String> {
     let kebab = |s: &str| {
         !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     };
@@ -416,7 +391,7 @@ fn validate_info(info: &wit::ConnectorInfo) -> Result<(), String> {
         if !keys.insert(s.key.as_str()) {
             return Err(format!("setting `{}` is declared twice", s.key));
         }
-        let choice = matches!(s.kind, wit::SettingKind::Choice | wit::SettingKind::MultiChoice);
+        let choice = matches!(s.kind, SettingKind::Choice | SettingKind::MultiChoice);
         if choice && s.choices.is_empty() {
             return Err(format!("setting `{}` is a choice without choices", s.key));
         }

@@ -10,9 +10,15 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::{self, Bindings, Prepared};
+use chrono::NaiveDate;
+
+use super::bindings::{Bindings, Returned};
 use super::egress::{self, EgressHooks, EgressLog, Grants};
-use super::{Connector, Level, Limits, RunError, TICK, wit};
+use super::{Connector, Limits, RunError, TICK};
+use crate::model::{
+    CheckReport, ConnectorError, ConnectorInfo, DiffOptions, DirectoryUser, Entry, FetchRequest, LogLevel, Mapped,
+    Page, Person, Plan, RawRecord,
+};
 
 /// The CPU and wall time one call may take.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +50,7 @@ pub struct Session {
 /// [`Limits::log_line_bytes`] with control characters escaped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogLine {
-    pub level: Level,
+    pub level: LogLevel,
     pub message: String,
 }
 
@@ -54,14 +60,7 @@ macro_rules! guest_call {
         let log = $self.egress();
         ($self.denied_before, $self.blocked_before) = (log.denied.len(), log.blocked.len());
         let instance = $self.instance.as_ref().expect("instantiated");
-        let store = &mut $self.store;
-        // The versions share their types, so both arms have one type.
-        let call = async move {
-            match instance {
-                Bindings::V0_1_0(i) => i.hrsync_connector_hr_source().$method(store $(, $arg)*).await,
-                Bindings::V0_2_0(i) => i.hrsync_connector_hr_source().$method(store $(, $arg)*).await,
-            }
-        };
+        let call = instance.$method(&mut $self.store $(, $arg)*);
         let result = tokio::time::timeout($self.budget.wall, call).await;
         $self.settle(result)
     }};
@@ -108,6 +107,7 @@ impl Session {
             tick_budget: ticks(budget.cpu),
             cpu_exhausted: false,
             progress: None,
+            today: chrono::Utc::now().date_naive(),
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.memory);
@@ -138,12 +138,7 @@ impl Session {
             poisoned: false,
         };
         let store = &mut session.store;
-        let instantiate = async move {
-            match &connector.pre {
-                Prepared::V0_1_0(pre) => pre.instantiate_async(store).await.map(Bindings::V0_1_0),
-                Prepared::V0_2_0(pre) => pre.instantiate_async(store).await.map(Bindings::V0_2_0),
-            }
-        };
+        let instantiate = connector.pre.instantiate(store);
         let result = tokio::time::timeout(budget.wall, instantiate).await;
         let instance = session.settle(result)?;
         session.instance = Some(instance);
@@ -174,48 +169,54 @@ impl Session {
         self.egress_log.lock().expect("egress log").clone()
     }
 
-    pub async fn describe(&mut self) -> Result<wit::ConnectorInfo, RunError> {
-        guest_call!(self, call_describe)
+    pub async fn describe(&mut self) -> Result<ConnectorInfo, RunError> {
+        guest_call!(self, describe)
     }
 
-    pub async fn check(&mut self, settings: &[wit::Entry]) -> Result<wit::CheckReport, RunError> {
-        let r = guest_call!(self, call_check, settings)?;
-        self.source(r)
+    pub async fn check(&mut self, settings: &[Entry]) -> Result<CheckReport, RunError> {
+        let r = guest_call!(self, check, settings)?;
+        self.returned(r)
     }
 
-    pub async fn fetch_page(
-        &mut self,
-        settings: &[wit::Entry],
-        request: &wit::FetchRequest,
-    ) -> Result<wit::Page, RunError> {
-        let r = guest_call!(self, call_fetch_page, settings, request)?;
-        self.source(r)
+    pub async fn fetch_page(&mut self, settings: &[Entry], request: &FetchRequest) -> Result<Page, RunError> {
+        let r = guest_call!(self, fetch_page, settings, request)?;
+        self.returned(r)
     }
 
-    pub async fn map_fields(
-        &mut self,
-        settings: &[wit::Entry],
-        records: &[wit::RawRecord],
-    ) -> Result<wit::Mapped, RunError> {
-        let r = guest_call!(self, call_map_fields, settings, records)?;
-        self.source(r)
+    pub async fn map_fields(&mut self, settings: &[Entry], records: &[RawRecord]) -> Result<Mapped, RunError> {
+        let r = guest_call!(self, map_fields, settings, records)?;
+        self.returned(r)
     }
 
     pub async fn diff(
         &mut self,
-        settings: &[wit::Entry],
-        current: &[wit::DirectoryUser],
-        incoming: &[wit::Person],
-        options: wit::DiffOptions,
-    ) -> Result<wit::Plan, RunError> {
-        let r = guest_call!(self, call_diff, settings, current, incoming, options)?;
-        self.source(r)
+        settings: &[Entry],
+        current: &[DirectoryUser],
+        incoming: &[Person],
+        options: DiffOptions,
+    ) -> Result<Plan, RunError> {
+        let r = guest_call!(self, diff, settings, current, incoming, options)?;
+        self.returned(r)
+    }
+
+    /// The day `host.canonical-diff` takes as today (the real one by default).
+    pub fn set_today(&mut self, today: NaiveDate) {
+        self.store.data_mut().today = today;
+    }
+
+    /// A call's value; its contract error, or output the model cannot hold,
+    /// as a [`RunError`].
+    fn returned<T>(&self, returned: Returned<T>) -> Result<T, RunError> {
+        match returned {
+            Ok(result) => self.source(result),
+            Err(reason) => Err(RunError::InvalidOutput { connector: self.connector.clone(), reason }),
+        }
     }
 
     /// Maps a contract error. A failure after the egress point denied a
     /// request is reported as that denial: the host knows the cause for sure,
     /// whatever the guest's HTTP client made of it.
-    fn source<T>(&self, result: Result<T, wit::ConnectorError>) -> Result<T, RunError> {
+    fn source<T>(&self, result: Result<T, ConnectorError>) -> Result<T, RunError> {
         result.map_err(|error| {
             let egress = self.egress();
             let connector = self.connector.clone();
@@ -365,7 +366,7 @@ impl GuestLog {
     }
 
     /// Keeps and emits one line, unless the run's log budget is spent.
-    fn write(&mut self, level: Level, message: &str) {
+    fn write(&mut self, level: LogLevel, message: &str) {
         let message = one_line(message, self.line_bytes);
         if message.len() > self.budget {
             self.dropped += 1;
@@ -377,11 +378,11 @@ impl GuestLog {
         self.budget -= message.len();
         let connector = self.connector.as_str();
         match level {
-            Level::Trace => tracing::trace!(connector, "{message}"),
-            Level::Debug => tracing::debug!(connector, "{message}"),
-            Level::Info => tracing::info!(connector, "{message}"),
-            Level::Warn => tracing::warn!(connector, "{message}"),
-            Level::Error => tracing::error!(connector, "{message}"),
+            LogLevel::Trace => tracing::trace!(connector, "{message}"),
+            LogLevel::Debug => tracing::debug!(connector, "{message}"),
+            LogLevel::Info => tracing::info!(connector, "{message}"),
+            LogLevel::Warn => tracing::warn!(connector, "{message}"),
+            LogLevel::Error => tracing::error!(connector, "{message}"),
         }
         self.lines.push(LogLine { level, message });
     }
@@ -425,6 +426,24 @@ pub(super) struct RunState {
     cpu_exhausted: bool,
     /// The last `host.progress` (contract 0.2.0 and later).
     progress: Option<(u64, Option<u64>)>,
+    /// Today for `host.canonical-diff` (contract 0.3.0 and later).
+    today: NaiveDate,
+}
+
+/// What the `host` interface does, for every contract version's bindings.
+impl RunState {
+    pub(super) fn log(&mut self, level: LogLevel, message: &str) {
+        self.log.write(level, message);
+    }
+
+    pub(super) fn progress(&mut self, done: u64, total: Option<u64>) {
+        tracing::debug!(connector = %self.log.connector, done, ?total, "progress");
+        self.progress = Some((done, total));
+    }
+
+    pub(super) fn today(&self) -> NaiveDate {
+        self.today
+    }
 }
 
 impl WasiView for RunState {
@@ -436,33 +455,6 @@ impl WasiView for RunState {
 impl WasiHttpView for RunState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
-    }
-}
-
-impl bindings::v0_1_0::hrsync::connector::types::Host for RunState {}
-
-impl bindings::v0_2_0::hrsync::connector::host::Host for RunState {
-    fn log(&mut self, level: bindings::v0_2_0::hrsync::connector::host::Level, message: String) {
-        use bindings::v0_2_0::hrsync::connector::host::Level as L2;
-        let level = match level {
-            L2::Trace => Level::Trace,
-            L2::Debug => Level::Debug,
-            L2::Info => Level::Info,
-            L2::Warn => Level::Warn,
-            L2::Error => Level::Error,
-        };
-        self.log.write(level, &message);
-    }
-
-    fn progress(&mut self, done: u64, total: Option<u64>) {
-        tracing::debug!(connector = %self.log.connector, done, ?total, "progress");
-        self.progress = Some((done, total));
-    }
-}
-
-impl bindings::v0_1_0::hrsync::connector::host::Host for RunState {
-    fn log(&mut self, level: Level, message: String) {
-        self.log.write(level, &message);
     }
 }
 
@@ -487,7 +479,7 @@ mod tests {
     fn the_log_budget_drops_lines_beyond_it() {
         let mut log = GuestLog::new("x".into(), 100, 40);
         for _ in 0..10 {
-            log.write(Level::Info, &"y".repeat(1000));
+            log.write(LogLevel::Info, &"y".repeat(1000));
         }
         let kept: usize = log.lines.iter().map(|l| l.message.len()).sum();
         assert!(kept <= 100 && !log.lines.is_empty(), "{kept}");

@@ -13,6 +13,7 @@
 //! the import's transaction is fenced by the lease, so a run that was
 //! cancelled or taken over never applies.
 
+use crate::directory::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,13 +25,14 @@ use super::fetch::{FetchError, FetchLimits, FetchOptions, Progress, RetryPolicy,
 use super::plan::{self, PlanError, PlanInput, Planned};
 use crate::connectors::LoadFailure;
 use crate::directory::{
-    Apply, ChangeKind, ChangeRecord, Counts, DirectoryStore, FieldChange, HEARTBEAT_EVERY, Integration,
-    IntegrationConfig, IntegrationId, IssueRecord, Lease, MANAGER_FIELD, NewRun, PlannedChange, PlannedUser, Run,
-    RunId, RunKind, RunOutcome, RunState, StoreError, Target, Trigger, User, UserId, UserStatus,
+    Apply, ChangeKind, ChangeRecord, Counts, FieldChange, HEARTBEAT_EVERY, Integration, IntegrationConfig,
+    IntegrationId, IssueRecord, Lease, NewRun, PlannedChange, PlannedUser, Run, RunId, RunKind, RunOutcome, RunState,
+    StoreError, Target, Trigger, User, UserId, UserStatus,
 };
 use crate::mail::Invite;
+use crate::model::{CheckReport, DiffOptions, DirectoryUser, Entry, Field, Person, Severity};
 use crate::runtime::egress::{Grants, Pacer};
-use crate::runtime::{Connector, RunError, Runtime, wit};
+use crate::runtime::{Connector, RunError, Runtime};
 
 /// Reports fetch progress, e.g. to a progress bar.
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
@@ -49,7 +51,7 @@ pub enum SyncError {
     #[error("run {run} is blocked by the mass-change safeguard: {reason}")]
     Blocked { run: RunId, reason: String, counts: Counts },
     #[error(
-        "run {run} was not applied: the source changed since preview {preview} (the preview's plan differs from the current one); review a new preview, or import with --accept-drift"
+        "run {run} was not applied: the source changed since preview {preview} (the preview's plan differs from the current one); review a new preview, or import accepting the drift"
     )]
     Drift { run: RunId, preview: RunId },
     #[error("run {run} was cancelled{}; nothing was applied", by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default())]
@@ -60,8 +62,14 @@ pub enum SyncError {
     TimedOut { run: RunId, minutes: u32 },
     #[error("test connection failed: {0}")]
     Check(RunError),
+    /// The request cannot be carried out as asked (a run that is not a
+    /// preview, settings that cannot be used): the caller fixes it.
     #[error("{0}")]
     Invalid(String),
+    /// hrsync itself failed (a task died, the directory could not be read):
+    /// not the caller's fault; the message is for the operator's log.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl SyncError {
@@ -86,7 +94,7 @@ impl SyncError {
             | SyncError::Cancelled { run, .. }
             | SyncError::TimedOut { run, .. } => Some(*run),
             SyncError::Store(StoreError::LeaseLost(run) | StoreError::Cancelled(run)) => Some(*run),
-            SyncError::Store(_) | SyncError::Check(_) | SyncError::Invalid(_) => None,
+            SyncError::Store(_) | SyncError::Check(_) | SyncError::Invalid(_) | SyncError::Internal(_) => None,
         }
     }
 
@@ -224,14 +232,14 @@ impl SyncEngine {
     }
 
     /// "Test connection" for a configured integration.
-    pub async fn check(&self, integration: IntegrationId) -> Result<wit::CheckReport, SyncError> {
+    pub async fn check(&self, integration: IntegrationId) -> Result<CheckReport, SyncError> {
         self.check_config(&self.store.integration(integration)?.config).await
     }
 
     /// "Test connection" for settings that are not saved (yet): nothing is
     /// stored, so a test with wrong credentials cannot break a working
     /// integration.
-    pub async fn check_config(&self, config: &IntegrationConfig) -> Result<wit::CheckReport, SyncError> {
+    pub async fn check_config(&self, config: &IntegrationConfig) -> Result<CheckReport, SyncError> {
         let connector = self.connector(&config.connector_id)?;
         let (settings, grants) = session_inputs(config)?;
         let result = match self.runtime.session(connector, grants).await {
@@ -595,7 +603,7 @@ impl SyncEngine {
         let store = self.store.clone();
         let result = tokio::task::spawn_blocking(move || store.apply(run, &apply, &fingerprint))
             .await
-            .map_err(|e| SyncError::Invalid(format!("the import task failed: {e}")))?;
+            .map_err(|e| SyncError::Internal(format!("the import task failed: {e}")))?;
         result.map_err(|e| self.fail(run, SyncError::Store(e)))
     }
 
@@ -613,11 +621,16 @@ impl SyncEngine {
         let connector = self.connector(&config.connector_id)?;
         let (settings, grants) = session_inputs(&integration.config)?;
         let run = RunId(0);
+        // One day for the whole run: the host's rules (and so a connector
+        // delegating to `host.canonical-diff`) and the plan check agree on
+        // who has started, also when the scheduler runs at midnight.
+        let today = request.today.unwrap_or_else(|| Utc::now().date_naive());
         let mut session = self
             .runtime
             .paced_session(connector, grants, self.pacer(integration.id))
             .await
             .map_err(|source| SyncError::Connector { run, source })?;
+        session.set_today(today);
         let options = FetchOptions {
             updated_since: request.updated_since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             retry: self.retry.clone(),
@@ -637,9 +650,9 @@ impl SyncEngine {
         let (current, index) =
             tokio::task::spawn_blocking(move || Ok::<_, StoreError>((store.users_for_sync(id)?, store.index()?)))
                 .await
-                .map_err(|e| SyncError::Invalid(format!("reading the directory failed: {e}")))??;
+                .map_err(|e| SyncError::Internal(format!("reading the directory failed: {e}")))??;
         let directory = directory_view(&current, id);
-        let options = wit::DiffOptions { complete: fetched.complete, missing_after: config.missing_after.max(1) };
+        let options = DiffOptions { complete: fetched.complete, missing_after: config.missing_after.max(1) };
         let diff = session
             .diff(&settings, &directory, &fetched.people, options)
             .await
@@ -660,7 +673,7 @@ impl SyncEngine {
             complete,
             issues,
             plan: diff,
-            today: request.today.unwrap_or_else(|| Utc::now().date_naive()),
+            today,
         })
         .map_err(|source| SyncError::Plan { run, source })
     }
@@ -679,11 +692,11 @@ impl SyncEngine {
             let mut profile = user.profile.clone();
             let mut manager = user.manager_id;
             let mut restored = Vec::new();
-            let current: BTreeMap<String, Option<String>> = user.profile.fields().into_iter().collect();
+            let current: BTreeMap<Field, Option<String>> = user.profile.fields().into_iter().collect();
             // A creation has no before-values; undoing it deactivates (below).
             let restorable = if change.kind == ChangeKind::Create { &[][..] } else { &change.fields[..] };
             for f in restorable {
-                let still = if f.field == MANAGER_FIELD {
+                let still = if f.field == Field::Manager {
                     user.manager_id == f.after_id
                 } else {
                     current.get(&f.field).cloned().flatten() == f.after
@@ -692,12 +705,12 @@ impl SyncEngine {
                     apply.issues.push(IssueRecord {
                         source_id: change.source_id.clone(),
                         name: Some(change.name.clone()),
-                        field: Some(f.field.clone()),
-                        severity: "warning".into(),
+                        field: Some(f.field.to_string()),
+                        severity: Severity::Warning,
                         message: format!(
                             "{} was changed again after that run (now {}); not reverted",
                             f.field,
-                            if f.field == MANAGER_FIELD {
+                            if f.field == Field::Manager {
                                 manager.map_or("none".to_string(), |m| format!("user {m}"))
                             } else {
                                 current.get(&f.field).cloned().flatten().unwrap_or_else(|| "empty".into())
@@ -706,7 +719,7 @@ impl SyncEngine {
                     });
                     continue;
                 }
-                if f.field == MANAGER_FIELD {
+                if f.field == Field::Manager {
                     manager = f.before_id;
                 } else if let Err(e) = profile.set_field(&f.field, f.before.clone()) {
                     return Err(SyncError::Invalid(format!("user {id}: cannot restore {}: {e}", f.field)));
@@ -722,7 +735,7 @@ impl SyncEngine {
             // Undoing a creation leaves the user inactive: people are never deleted.
             if change.kind == ChangeKind::Create && profile.status != UserStatus::Inactive {
                 restored.push(FieldChange {
-                    field: "status".into(),
+                    field: Field::Status,
                     before: Some(profile.status.as_str().into()),
                     after: Some(UserStatus::Inactive.as_str().into()),
                     before_id: None,
@@ -790,14 +803,14 @@ async fn keep_alive(
 
 /// The settings and grants a session for an integration configured so
 /// uses. Stored secrets go only to the origins they were entered for.
-fn session_inputs(config: &IntegrationConfig) -> Result<(Vec<wit::Entry>, Grants), SyncError> {
+fn session_inputs(config: &IntegrationConfig) -> Result<(Vec<Entry>, Grants), SyncError> {
     if !config.secrets_bound() {
         return Err(SyncError::Invalid(format!(
             "integration `{}`: its outbound hosts changed since its secrets were entered, so they are not sent anywhere; enter them again on the Configuration tab",
             config.name
         )));
     }
-    let settings = config.settings.iter().map(|(k, v)| wit::Entry { key: k.clone(), value: v.clone() }).collect();
+    let settings = config.settings.iter().map(|(k, v)| Entry::new(k.clone(), v.clone())).collect();
     let grants = Grants::parse(&config.grants)
         .map_err(|e| SyncError::Invalid(format!("integration `{}`: granted host {e}", config.name)))?;
     Ok((settings, grants))
@@ -807,15 +820,7 @@ fn session_inputs(config: &IntegrationConfig) -> Result<(Vec<wit::Entry>, Grants
 /// start date has come (pending-start → active). The store skips anyone not
 /// active or already informed.
 fn invitees(apply: &Apply) -> Vec<Target> {
-    let started = |c: &PlannedChange| {
-        c.fields.iter().any(|f| {
-            f.field == "status"
-                && f.before.as_deref() == Some(UserStatus::PendingStart.as_str())
-                && f.after.as_deref() == Some(UserStatus::Active.as_str())
-        })
-    };
-    let created = apply.creates.iter().map(|u| u.target);
-    created.chain(apply.changes.iter().filter(|c| started(c)).map(|c| c.target)).collect()
+    apply.creates.iter().map(|u| u.target).chain(apply.starters.iter().copied()).collect()
 }
 
 /// History records of a plan that has not run: new people have no id yet.
@@ -836,8 +841,10 @@ fn preview_records(apply: &Apply) -> Vec<ChangeRecord> {
         .collect()
 }
 
-/// The directory as the connector's `diff` sees it.
-pub fn directory_view(users: &[User], integration: IntegrationId) -> Vec<wit::DirectoryUser> {
+/// The directory as the connector's `diff` sees it: a person's status
+/// follows the user's, and a supervisor is the manager's source id when
+/// this integration manages the manager.
+pub fn directory_view(users: &[User], integration: IntegrationId) -> Vec<DirectoryUser> {
     let source_of: HashMap<UserId, &str> = users
         .iter()
         .filter_map(|u| match &u.managed_by {
@@ -849,49 +856,29 @@ pub fn directory_view(users: &[User], integration: IntegrationId) -> Vec<wit::Di
         .iter()
         .map(|u| {
             let p = &u.profile;
-            let date = |d: &Option<chrono::NaiveDate>| {
-                d.map(|d| {
-                    use chrono::Datelike;
-                    wit::Date { year: d.year(), month: d.month() as u8, day: d.day() as u8 }
-                })
-            };
-            let gender = p.gender.as_deref().and_then(|g| match g {
-                "male" => Some(wit::Gender::Male),
-                "female" => Some(wit::Gender::Female),
-                "diverse" => Some(wit::Gender::Diverse),
-                _ => None,
-            });
-            let source_id = source_of.get(&u.id).map(|s| s.to_string());
-            wit::DirectoryUser {
-                user_id: u.id.0 as u64,
+            let source_id = source_of.get(&u.id).map(|s| crate::model::SourceId::from(*s));
+            DirectoryUser {
+                user_id: u.id,
                 source_id: source_id.clone(),
-                status: match p.status {
-                    UserStatus::Active => wit::UserStatus::Active,
-                    UserStatus::Inactive => wit::UserStatus::Inactive,
-                    UserStatus::PendingStart => wit::UserStatus::PendingStart,
-                },
+                status: p.status,
                 missing_runs: u.missing_runs,
-                person: wit::Person {
+                person: Person {
                     source_id: source_id.unwrap_or_default(),
                     employee_id: p.employee_id.clone(),
                     first_name: p.first_name.clone(),
                     last_name: p.last_name.clone(),
                     preferred_name: p.preferred_name.clone(),
                     email: Some(p.email.to_string()),
-                    gender,
-                    status: match p.status {
-                        UserStatus::Active => wit::PersonStatus::Active,
-                        UserStatus::Inactive => wit::PersonStatus::Inactive,
-                        UserStatus::PendingStart => wit::PersonStatus::Onboarding,
-                    },
-                    supervisor_id: u.manager_id.and_then(|m| source_of.get(&m)).map(|s| s.to_string()),
-                    start_date: date(&p.start_date),
-                    termination_date: date(&p.termination_date),
+                    gender: p.gender,
+                    status: crate::rules::source_status(p.status),
+                    supervisor_id: u.manager_id.and_then(|m| source_of.get(&m)).map(|s| (*s).into()),
+                    start_date: p.start_date,
+                    termination_date: p.termination_date,
                     job_title: p.job_title.clone(),
                     department: p.department.clone(),
                     office: p.office.clone(),
                     team: p.team.clone(),
-                    custom: p.custom.iter().map(|(k, v)| wit::Entry { key: k.clone(), value: v.clone() }).collect(),
+                    custom: p.custom.iter().map(|(k, v)| Entry::new(k.clone(), v.clone())).collect(),
                     profile_url: p.profile_url.clone(),
                 },
             }

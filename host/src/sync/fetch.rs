@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::intake::{self, CURSOR_BYTES, Issues, PersonDigest, SOURCE_ID_BYTES};
 use crate::directory::RunLimits;
-use crate::runtime::{RunError, Session, wit};
+use crate::model::{Entry, FetchRequest, Issue, Mapped, Page, Person, RawRecord, Severity, SourceId};
+use crate::runtime::{RunError, Session};
 
 /// How long a run may wait for a rate-limited or failing source.
 #[derive(Debug, Clone)]
@@ -80,13 +81,13 @@ pub struct Progress {
 /// The result of a fetch.
 #[derive(Debug, Clone, Default)]
 pub struct Fetched {
-    pub people: Vec<wit::Person>,
+    pub people: Vec<Person>,
     /// Every source id received, with the digest of the person it mapped
     /// to (`None`: the record could not be mapped). A person received but
     /// not mapped is still present in the source: never counted missing.
-    pub received: HashMap<String, Option<PersonDigest>>,
+    pub received: HashMap<SourceId, Option<PersonDigest>>,
     /// Issues from mapping, plus what the host cut or dropped.
-    pub issues: Vec<wit::Issue>,
+    pub issues: Vec<Issue>,
     pub pages: u64,
     pub records: u64,
     /// Calls retried after `rate-limited` or `temporarily-unavailable`.
@@ -132,7 +133,7 @@ impl FetchError {
 /// Fetches and maps every page.
 pub async fn fetch_all(
     session: &mut Session,
-    settings: &[wit::Entry],
+    settings: &[Entry],
     options: &FetchOptions,
     mut progress: impl FnMut(Progress),
 ) -> Result<Fetched, FetchError> {
@@ -144,7 +145,7 @@ pub async fn fetch_all(
     let mut total = None;
     let mut people_bytes = 0u64;
     loop {
-        let request = wit::FetchRequest { cursor: cursor.clone(), updated_since: options.updated_since.clone() };
+        let request = FetchRequest { cursor: cursor.clone(), updated_since: options.updated_since.clone() };
         let page = fetch_page(session, settings, &request, &options.retry, &mut fetched).await?;
         fetched.pages += 1;
         if fetched.pages > limits.max_pages {
@@ -154,12 +155,12 @@ pub async fn fetch_all(
 
         let mut records = Vec::with_capacity(page.records.len());
         for record in page.records {
-            if record.source_id.trim().is_empty() {
+            if record.source_id.as_str().trim().is_empty() {
                 issues.push(host_issue(None, "the connector returned a record without a source id; skipped"));
-            } else if record.source_id.len() > SOURCE_ID_BYTES {
+            } else if record.source_id.as_str().len() > SOURCE_ID_BYTES {
                 return Err(invalid(
                     session,
-                    format!("a source id of {} bytes (at most {SOURCE_ID_BYTES})", record.source_id.len()),
+                    format!("a source id of {} bytes (at most {SOURCE_ID_BYTES})", record.source_id.as_str().len()),
                 ));
             } else if fetched.received.contains_key(&record.source_id) {
                 issues.push(host_issue(
@@ -227,22 +228,20 @@ fn invalid(session: &Session, reason: String) -> FetchError {
 /// source is rate limited or temporarily unavailable.
 async fn fetch_page(
     session: &mut Session,
-    settings: &[wit::Entry],
-    request: &wit::FetchRequest,
+    settings: &[Entry],
+    request: &FetchRequest,
     policy: &RetryPolicy,
     fetched: &mut Fetched,
-) -> Result<wit::Page, FetchError> {
+) -> Result<Page, FetchError> {
     let mut attempt = 1;
     loop {
         let error = match session.fetch_page(settings, request).await {
             Ok(value) => return Ok(value),
             Err(e) => e,
         };
-        let wait = match error.source_error() {
-            Some(wit::ConnectorError::RateLimited(r) | wit::ConnectorError::TemporarilyUnavailable(r)) => {
-                Duration::from_secs(r.after_seconds.into()).clamp(Duration::from_millis(100), policy.max_wait)
-            }
-            _ => return Err(error.into()),
+        let wait = match error.source_error().and_then(|e| e.retry()) {
+            Some(r) => Duration::from_secs(r.after_seconds.into()).clamp(Duration::from_millis(100), policy.max_wait),
+            None => return Err(error.into()),
         };
         if attempt >= policy.attempts || fetched.waited + wait > policy.total_wait {
             return Err(FetchError::RetriesExhausted { attempts: attempt, waited: fetched.waited, last: error });
@@ -257,41 +256,26 @@ async fn fetch_page(
 }
 
 /// The host does not trust mapped output: every person must come from a
-/// record of this page, once, with real calendar dates.
-fn check_mapped(connector: &str, records: &[wit::RawRecord], mapped: &wit::Mapped) -> Result<(), RunError> {
+/// record of this page, once. (Impossible dates never get this far: the
+/// bindings refuse them.)
+fn check_mapped(connector: &str, records: &[RawRecord], mapped: &Mapped) -> Result<(), RunError> {
     let invalid = |reason: String| RunError::InvalidOutput { connector: connector.into(), reason };
-    let ids: HashSet<&str> = records.iter().map(|r| r.source_id.as_str()).collect();
+    let ids: HashSet<&SourceId> = records.iter().map(|r| &r.source_id).collect();
     let mut people = HashSet::new();
     for p in &mapped.people {
-        if !ids.contains(p.source_id.as_str()) {
+        if !ids.contains(&p.source_id) {
             return Err(invalid(format!(
                 "map-fields returned person `{}`, who was not among the records given",
                 p.source_id
             )));
         }
-        if !people.insert(p.source_id.as_str()) {
+        if !people.insert(&p.source_id) {
             return Err(invalid(format!("map-fields returned person `{}` twice", p.source_id)));
-        }
-        for (field, date) in [("start-date", &p.start_date), ("termination-date", &p.termination_date)] {
-            if let Some(d) = date
-                && chrono::NaiveDate::from_ymd_opt(d.year, d.month.into(), d.day.into()).is_none()
-            {
-                return Err(invalid(format!(
-                    "person `{}` has {field} {}-{}-{}, which is not a calendar date",
-                    p.source_id, d.year, d.month, d.day
-                )));
-            }
         }
     }
     Ok(())
 }
 
-fn host_issue(source_id: Option<&str>, message: &str) -> wit::Issue {
-    wit::Issue {
-        source_id: source_id.map(Into::into),
-        name: None,
-        field: None,
-        severity: wit::Severity::Error,
-        message: message.into(),
-    }
+fn host_issue(source_id: Option<&SourceId>, message: &str) -> Issue {
+    Issue { source_id: source_id.cloned(), name: None, field: None, severity: Severity::Error, message: message.into() }
 }

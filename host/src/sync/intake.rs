@@ -9,7 +9,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-use crate::runtime::wit;
+use crate::model::{Field, Issue, Person, Severity, SourceId};
 
 /// Bytes of one standard text field (names, email, job title, department…).
 pub const FIELD_BYTES: usize = 1 << 10;
@@ -42,45 +42,46 @@ fn cut(text: &mut String, max: usize) -> Option<usize> {
 }
 
 /// Bounds a mapped person's fields; returns an issue per field it cut.
-pub fn bound_person(person: &mut wit::Person) -> Vec<wit::Issue> {
+pub fn bound_person(person: &mut Person) -> Vec<Issue> {
     let mut issues = Vec::new();
     let name = format!("{} {}", person.first_name, person.last_name);
     let mut note = |field: &str, was: usize, limit: usize| {
-        issues.push(wit::Issue {
+        issues.push(Issue {
             source_id: Some(person_id_for_issue(&person.source_id)),
             name: Some(name.chars().take(200).collect()),
             field: Some(field.into()),
-            severity: wit::Severity::Warning,
+            severity: Severity::Warning,
             message: format!(
                 "{field} is {was} bytes long; only the first {limit} are kept (the limit for a field). Shorten it in the source."
             ),
         });
     };
-    for (field, value) in [("first-name", &mut person.first_name), ("last-name", &mut person.last_name)] {
+    for (field, value) in [(Field::FirstName, &mut person.first_name), (Field::LastName, &mut person.last_name)] {
         if let Some(was) = cut(value, FIELD_BYTES) {
-            note(field, was, FIELD_BYTES);
+            note(&field.name(), was, FIELD_BYTES);
         }
     }
     for (field, value) in [
-        ("preferred-name", &mut person.preferred_name),
-        ("email", &mut person.email),
-        ("employee-id", &mut person.employee_id),
-        ("job-title", &mut person.job_title),
-        ("department", &mut person.department),
-        ("office", &mut person.office),
-        ("team", &mut person.team),
-        ("profile-url", &mut person.profile_url),
+        (Field::PreferredName.name(), &mut person.preferred_name),
+        (Field::Email.name(), &mut person.email),
+        (Field::EmployeeId.name(), &mut person.employee_id),
+        (Field::JobTitle.name(), &mut person.job_title),
+        (Field::Department.name(), &mut person.department),
+        (Field::Office.name(), &mut person.office),
+        (Field::Team.name(), &mut person.team),
+        // Not a directory field: a link for admins.
+        ("profile-url".into(), &mut person.profile_url),
     ] {
         if let Some(v) = value
             && let Some(was) = cut(v, FIELD_BYTES)
         {
-            note(field, was, FIELD_BYTES);
+            note(&field, was, FIELD_BYTES);
         }
     }
     if let Some(s) = &person.supervisor_id
-        && s.len() > SOURCE_ID_BYTES
+        && s.as_str().len() > SOURCE_ID_BYTES
     {
-        note("manager", s.len(), SOURCE_ID_BYTES);
+        note(&Field::Manager.name(), s.as_str().len(), SOURCE_ID_BYTES);
         person.supervisor_id = None;
     }
     let mut used = 0;
@@ -95,25 +96,31 @@ pub fn bound_person(person: &mut wit::Person) -> Vec<wit::Issue> {
     issues
 }
 
-fn person_id_for_issue(id: &str) -> String {
-    id.chars().take(SOURCE_ID_BYTES).collect()
+fn person_id_for_issue(id: &SourceId) -> SourceId {
+    SourceId::new(id.as_str().chars().take(SOURCE_ID_BYTES).collect::<String>())
 }
 
 /// Bounds an issue's texts.
-pub fn bound_issue(issue: &mut wit::Issue) {
+pub fn bound_issue(issue: &mut Issue) {
     cut(&mut issue.message, ISSUE_MESSAGE_BYTES);
-    for text in [&mut issue.source_id, &mut issue.name, &mut issue.field].into_iter().flatten() {
+    for text in [&mut issue.name, &mut issue.field].into_iter().flatten() {
         cut(text, SOURCE_ID_BYTES);
+    }
+    if let Some(id) = &mut issue.source_id
+        && id.as_str().len() > SOURCE_ID_BYTES
+    {
+        *id = person_id_for_issue(id);
     }
 }
 
 /// The bytes a person takes, roughly: what the run's data limit counts.
-pub fn person_bytes(p: &wit::Person) -> usize {
+pub fn person_bytes(p: &Person) -> usize {
     let opt = |v: &Option<String>| v.as_ref().map_or(0, String::len);
-    p.source_id.len()
+    p.source_id.as_str().len()
         + p.first_name.len()
         + p.last_name.len()
-        + [&p.employee_id, &p.preferred_name, &p.email, &p.supervisor_id, &p.job_title, &p.department, &p.office]
+        + p.supervisor_id.as_ref().map_or(0, |s| s.as_str().len())
+        + [&p.employee_id, &p.preferred_name, &p.email, &p.job_title, &p.department, &p.office]
             .into_iter()
             .map(opt)
             .sum::<usize>()
@@ -125,7 +132,7 @@ pub fn person_bytes(p: &wit::Person) -> usize {
 
 /// A digest over every field of a person, each length-prefixed so no two
 /// different people share an encoding.
-pub fn digest(p: &wit::Person) -> PersonDigest {
+pub fn digest(p: &Person) -> PersonDigest {
     let mut h = Sha256::new();
     let mut text = |t: Option<&str>| match t {
         None => h.update([0u8]),
@@ -135,16 +142,16 @@ pub fn digest(p: &wit::Person) -> PersonDigest {
             h.update(t.as_bytes());
         }
     };
-    text(Some(&p.source_id));
+    text(Some(p.source_id.as_str()));
     text(p.employee_id.as_deref());
     text(Some(&p.first_name));
     text(Some(&p.last_name));
     text(p.preferred_name.as_deref());
     text(p.email.as_deref());
-    text(p.gender.map(gender_text));
-    text(Some(status_text(p.status)));
-    text(p.supervisor_id.as_deref());
-    let date = |d: &Option<wit::Date>| d.map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day));
+    text(p.gender.map(|g| g.as_str()));
+    text(Some(p.status.as_str()));
+    text(p.supervisor_id.as_ref().map(SourceId::as_str));
+    let date = |d: &Option<chrono::NaiveDate>| d.map(|d| d.to_string());
     text(date(&p.start_date).as_deref());
     text(date(&p.termination_date).as_deref());
     text(p.job_title.as_deref());
@@ -162,32 +169,15 @@ pub fn digest(p: &wit::Person) -> PersonDigest {
     h.finalize().into()
 }
 
-fn gender_text(g: wit::Gender) -> &'static str {
-    match g {
-        wit::Gender::Male => "male",
-        wit::Gender::Female => "female",
-        wit::Gender::Diverse => "diverse",
-    }
-}
-
-fn status_text(s: wit::PersonStatus) -> &'static str {
-    match s {
-        wit::PersonStatus::Active => "active",
-        wit::PersonStatus::Onboarding => "onboarding",
-        wit::PersonStatus::Leave => "leave",
-        wit::PersonStatus::Inactive => "inactive",
-    }
-}
-
 /// Issues of one run, bounded in number and size.
 #[derive(Debug, Default, Clone)]
 pub struct Issues {
-    kept: Vec<wit::Issue>,
+    kept: Vec<Issue>,
     dropped: usize,
 }
 
 impl Issues {
-    pub fn push(&mut self, mut issue: wit::Issue) {
+    pub fn push(&mut self, mut issue: Issue) {
         if self.kept.len() >= MAX_ISSUES {
             self.dropped += 1;
             return;
@@ -196,20 +186,20 @@ impl Issues {
         self.kept.push(issue);
     }
 
-    pub fn extend(&mut self, issues: impl IntoIterator<Item = wit::Issue>) {
+    pub fn extend(&mut self, issues: impl IntoIterator<Item = Issue>) {
         for i in issues {
             self.push(i);
         }
     }
 
     /// The kept issues, with one more saying how many were not kept.
-    pub fn into_vec(mut self) -> Vec<wit::Issue> {
+    pub fn into_vec(mut self) -> Vec<Issue> {
         if self.dropped > 0 {
-            self.kept.push(wit::Issue {
+            self.kept.push(Issue {
                 source_id: None,
                 name: None,
                 field: None,
-                severity: wit::Severity::Warning,
+                severity: Severity::Warning,
                 message: format!(
                     "{} more issues were reported and not kept (at most {MAX_ISSUES} a run)",
                     self.dropped
@@ -227,7 +217,7 @@ impl Issues {
         self.len() == 0
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &wit::Issue> {
+    pub fn iter(&self) -> impl Iterator<Item = &Issue> {
         self.kept.iter()
     }
 }
@@ -235,34 +225,17 @@ impl Issues {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Entry;
 
-    fn person() -> wit::Person {
-        wit::Person {
-            source_id: "1".into(),
-            employee_id: None,
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            preferred_name: None,
-            email: Some("ada@x.io".into()),
-            gender: None,
-            status: wit::PersonStatus::Active,
-            supervisor_id: None,
-            start_date: None,
-            termination_date: None,
-            job_title: None,
-            department: None,
-            office: None,
-            team: None,
-            custom: vec![],
-            profile_url: None,
-        }
+    fn person() -> Person {
+        Person { email: Some("ada@x.io".into()), ..Person::new("1", "Ada", "Lovelace") }
     }
 
     #[test]
     fn over_long_fields_are_cut_and_reported() {
         let mut p = person();
         p.job_title = Some("é".repeat(5 << 20));
-        p.custom = (0..100).map(|i| wit::Entry { key: format!("k{i}"), value: "v".repeat(1000) }).collect();
+        p.custom = (0..100).map(|i| Entry::new(format!("k{i}"), "v".repeat(1000))).collect();
         let issues = bound_person(&mut p);
         assert!(p.job_title.as_ref().unwrap().len() <= FIELD_BYTES);
         assert!(p.custom.iter().map(|e| e.key.len() + e.value.len()).sum::<usize>() <= CUSTOM_BYTES);
@@ -280,14 +253,14 @@ mod tests {
         let a = person();
         assert_eq!(digest(&a), digest(&person()));
         let mut b = person();
-        b.start_date = Some(wit::Date { year: 2024, month: 2, day: 1 });
+        b.start_date = chrono::NaiveDate::from_ymd_opt(2024, 2, 1);
         assert_ne!(digest(&a), digest(&b));
         let mut c = person();
         c.first_name = "Ad".into();
         c.last_name = "aLovelace".into();
         assert_ne!(digest(&a), digest(&c), "fields are length-prefixed");
         let mut d = person();
-        d.custom = vec![wit::Entry { key: "a".into(), value: "b".into() }];
+        d.custom = vec![Entry::new("a", "b")];
         assert_ne!(digest(&a), digest(&d));
     }
 
@@ -295,11 +268,11 @@ mod tests {
     fn issues_are_bounded() {
         let mut issues = Issues::default();
         for _ in 0..MAX_ISSUES + 5 {
-            issues.push(wit::Issue {
+            issues.push(Issue {
                 source_id: None,
                 name: None,
                 field: None,
-                severity: wit::Severity::Error,
+                severity: Severity::Error,
                 message: "x".repeat(5000),
             });
         }

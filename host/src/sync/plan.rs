@@ -23,10 +23,11 @@ use sha2::{Digest, Sha256};
 
 use super::intake::{self, PersonDigest};
 use crate::directory::{
-    Apply, ChangeKind, Counts, Email, FieldChange, IndexEntry, Integration, IntegrationId, IssueRecord, MANAGER_FIELD,
-    PlannedChange, PlannedUser, Profile, Target, User, UserId, UserStatus,
+    Apply, ChangeKind, Counts, Email, FieldChange, IndexEntry, Integration, IntegrationId, IssueRecord, PlannedChange,
+    PlannedUser, Profile, Target, User, UserId, UserStatus,
 };
-use crate::runtime::wit;
+use crate::model::{Change, DeactivationReason, Field, Issue, Person, Plan, Severity, SourceId};
+use crate::rules::{self, status_of};
 
 /// A plan the host refuses as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -61,41 +62,17 @@ pub struct PlanInput<'a> {
     pub index: &'a [IndexEntry],
     /// Every source id the fetch received, with the digest of the person it
     /// mapped to (`None`: received, but could not be mapped).
-    pub received: &'a HashMap<String, Option<PersonDigest>>,
+    pub received: &'a HashMap<SourceId, Option<PersonDigest>>,
     /// The fetch covered the whole source (no `updated-since`).
     pub complete: bool,
-    pub issues: Vec<wit::Issue>,
-    pub plan: wit::Plan,
+    pub issues: Vec<Issue>,
+    pub plan: Plan,
     pub today: NaiveDate,
-}
-
-/// The directory status for a person: future starters are pending.
-pub fn status_of(person: &wit::Person, today: NaiveDate) -> UserStatus {
-    let starts_later = person.start_date.as_ref().and_then(date).is_some_and(|d| d > today);
-    match person.status {
-        wit::PersonStatus::Inactive => UserStatus::Inactive,
-        wit::PersonStatus::Onboarding => UserStatus::PendingStart,
-        wit::PersonStatus::Active | wit::PersonStatus::Leave if starts_later => UserStatus::PendingStart,
-        wit::PersonStatus::Active | wit::PersonStatus::Leave => UserStatus::Active,
-    }
-}
-
-fn date(d: &wit::Date) -> Option<NaiveDate> {
-    NaiveDate::from_ymd_opt(d.year, d.month.into(), d.day.into())
-}
-
-fn gender(g: wit::Gender) -> String {
-    match g {
-        wit::Gender::Male => "male",
-        wit::Gender::Female => "female",
-        wit::Gender::Diverse => "diverse",
-    }
-    .into()
 }
 
 /// A profile from a person; the email falls back to `base`'s (a source that
 /// loses an email does not blank the user's sign-in address).
-fn profile_of(person: &wit::Person, base: Option<&Profile>, today: NaiveDate) -> Result<Profile, String> {
+fn profile_of(person: &Person, base: Option<&Profile>, today: NaiveDate) -> Result<Profile, String> {
     let email = match (&person.email, base) {
         (Some(e), _) => Email::parse(e)?,
         (None, Some(b)) => b.email.clone(),
@@ -106,10 +83,10 @@ fn profile_of(person: &wit::Person, base: Option<&Profile>, today: NaiveDate) ->
         first_name: person.first_name.clone(),
         last_name: person.last_name.clone(),
         preferred_name: person.preferred_name.clone(),
-        gender: person.gender.map(gender),
+        gender: person.gender,
         status: status_of(person, today),
-        start_date: person.start_date.as_ref().and_then(date),
-        termination_date: person.termination_date.as_ref().and_then(date),
+        start_date: person.start_date,
+        termination_date: person.termination_date,
         job_title: person.job_title.clone(),
         employee_id: person.employee_id.clone(),
         department: person.department.clone(),
@@ -120,12 +97,12 @@ fn profile_of(person: &wit::Person, base: Option<&Profile>, today: NaiveDate) ->
     })
 }
 
-fn issue(person: Option<&wit::Person>, field: Option<&str>, severity: &str, message: String) -> IssueRecord {
+fn issue(person: Option<&Person>, field: Option<&str>, severity: Severity, message: String) -> IssueRecord {
     IssueRecord {
-        source_id: person.map(|p| p.source_id.clone()),
-        name: person.map(|p| crate::directory::display_name(&p.first_name, &p.last_name, p.preferred_name.as_deref())),
+        source_id: person.map(|p| p.source_id.to_string()),
+        name: person.map(Person::display_name),
         field: field.map(Into::into),
-        severity: severity.into(),
+        severity,
         message,
     }
 }
@@ -136,7 +113,7 @@ struct Entry<'a> {
     kind: ChangeKind,
     before: Option<&'a User>,
     profile: Profile,
-    person: Option<&'a wit::Person>,
+    person: Option<&'a Person>,
     managed_by: Option<(IntegrationId, String)>,
     missing_runs: u32,
     manager: Option<Target>,
@@ -147,7 +124,7 @@ struct Entry<'a> {
 struct Checker<'a> {
     connector: &'a str,
     integration: &'a Integration,
-    received: &'a HashMap<String, Option<PersonDigest>>,
+    received: &'a HashMap<SourceId, Option<PersonDigest>>,
     complete: bool,
     today: NaiveDate,
     by_id: HashMap<UserId, &'a User>,
@@ -190,8 +167,7 @@ impl<'a> Checker<'a> {
     }
 
     /// A user this integration manages.
-    fn managed(&self, id: u64) -> Result<&'a User, PlanError> {
-        let uid = UserId(id as i64);
+    fn managed(&self, uid: UserId) -> Result<&'a User, PlanError> {
         match self.by_id.get(&uid) {
             Some(u) if self.mine(u) => Ok(u),
             Some(_) => Err(self.forbidden(uid, "it is not managed by this integration")),
@@ -205,7 +181,7 @@ impl<'a> Checker<'a> {
 
     /// The person a change carries must be who the fetch returned, exactly
     /// as `map-fields` gave them (so every check of mapping holds for it).
-    fn fetched<'p>(&self, person: &'p wit::Person, what: &str) -> Result<&'p wit::Person, PlanError> {
+    fn fetched<'p>(&self, person: &'p Person, what: &str) -> Result<&'p Person, PlanError> {
         let sid = &person.source_id;
         match self.received.get(sid) {
             Some(Some(d)) if *d == intake::digest(person) => Ok(person),
@@ -218,8 +194,8 @@ impl<'a> Checker<'a> {
     }
 
     /// A managed user's person: same source id, as fetched.
-    fn own_person<'p>(&self, user: &User, person: &'p wit::Person, what: &str) -> Result<&'p wit::Person, PlanError> {
-        if Self::source_id(user) != person.source_id {
+    fn own_person<'p>(&self, user: &User, person: &'p Person, what: &str) -> Result<&'p Person, PlanError> {
+        if Self::source_id(user) != person.source_id.as_str() {
             return Err(self.forbidden(user.id, "its source id differs from the person's"));
         }
         self.fetched(person, what)
@@ -248,7 +224,7 @@ impl<'a> Checker<'a> {
 
     /// Checks one change and turns it into an entry; `None` when the claim is
     /// dropped or the person skipped (with an issue).
-    fn entry(&self, change: &'a wit::Change, issues: &mut Vec<IssueRecord>) -> Result<Option<Entry<'a>>, PlanError> {
+    fn entry(&self, change: &'a Change, issues: &mut Vec<IssueRecord>) -> Result<Option<Entry<'a>>, PlanError> {
         let entry = |user: &'a User, kind, profile, person, missing_runs| Entry {
             target: Target::Existing(user.id),
             kind,
@@ -261,7 +237,7 @@ impl<'a> Checker<'a> {
             skipped: false,
         };
         Ok(Some(match change {
-            wit::Change::Create(p) => {
+            Change::Create(p) => {
                 if let Some(existing) = self.by_source.get(p.source_id.as_str()) {
                     return Err(
                         self.invalid(format!("to create `{}`, who already exists as user {existing}", p.source_id))
@@ -275,20 +251,20 @@ impl<'a> Checker<'a> {
                         before: None,
                         profile,
                         person: Some(p),
-                        managed_by: Some((self.integration.id, p.source_id.clone())),
+                        managed_by: Some((self.integration.id, p.source_id.to_string())),
                         missing_runs: 0,
                         manager: None,
                         skipped: false,
                     },
                     Err(message) => {
-                        issues.push(issue(Some(p), Some("email"), "error", format!("not created: {message}")));
+                        issues.push(issue(Some(p), Some("email"), Severity::Error, format!("not created: {message}")));
                         return Ok(None);
                     }
                 }
             }
-            wit::Change::Update(u) | wit::Change::Reactivate(u) => {
+            Change::Update(u) | Change::Reactivate(u) => {
                 let user = self.managed(u.user_id)?;
-                let reactivate = matches!(change, wit::Change::Reactivate(_));
+                let reactivate = matches!(change, Change::Reactivate(_));
                 let what = if reactivate { "reactivate" } else { "update" };
                 let person = self.own_person(user, &u.person, what)?;
                 let was_inactive = user.profile.status == UserStatus::Inactive;
@@ -311,14 +287,14 @@ impl<'a> Checker<'a> {
                     )));
                 }
                 let profile = profile_of(person, Some(&user.profile), self.today).unwrap_or_else(|m| {
-                    issues.push(issue(Some(person), Some("email"), "warning", format!("email kept: {m}")));
+                    issues.push(issue(Some(person), Some("email"), Severity::Warning, format!("email kept: {m}")));
                     user.profile.clone()
                 });
                 let kind = if reactivate { ChangeKind::Reactivate } else { ChangeKind::Update };
                 entry(user, kind, profile, Some(person), 0)
             }
-            wit::Change::Link(u) => {
-                let uid = UserId(u.user_id as i64);
+            Change::Link(u) => {
+                let uid = u.user_id;
                 let user = *self
                     .by_id
                     .get(&uid)
@@ -341,17 +317,17 @@ impl<'a> Checker<'a> {
                 let profile =
                     profile_of(person, Some(&user.profile), self.today).unwrap_or_else(|_| user.profile.clone());
                 Entry {
-                    managed_by: Some((self.integration.id, person.source_id.clone())),
+                    managed_by: Some((self.integration.id, person.source_id.to_string())),
                     ..entry(user, ChangeKind::Link, profile, Some(person), 0)
                 }
             }
-            wit::Change::Deactivate(d) => {
+            Change::Deactivate(d) => {
                 let user = self.managed(d.user_id)?;
                 if user.profile.status == UserStatus::Inactive {
                     return Err(self.invalid(format!("to deactivate user {}, who is already inactive", user.id)));
                 }
                 let (person, missing_runs) = match d.reason {
-                    wit::DeactivationReason::InactiveInSource => {
+                    DeactivationReason::InactiveInSource => {
                         let Some(p) = &d.person else {
                             return Err(self.invalid(format!(
                                 "to deactivate user {} as inactive in the source without the person",
@@ -368,7 +344,7 @@ impl<'a> Checker<'a> {
                         }
                         (Some(p), 0)
                     }
-                    wit::DeactivationReason::MissingFromSource => {
+                    DeactivationReason::MissingFromSource => {
                         if d.person.is_some() {
                             return Err(self.invalid(format!(
                                 "to deactivate user {} as missing from the source, with a person from the source",
@@ -379,9 +355,9 @@ impl<'a> Checker<'a> {
                             issues.push(present_but_unmapped(user));
                             return Ok(None);
                         }
-                        let runs = user.missing_runs.saturating_add(1);
+                        let runs = rules::missing_runs(user.missing_runs);
                         let after = self.integration.config.missing_after.max(1);
-                        if runs < after {
+                        if !rules::deactivates_when_missing(runs, after) {
                             return Err(self.invalid(format!(
                                 "to deactivate user {} after {runs} complete runs without them; this integration waits for {after}",
                                 user.id
@@ -397,7 +373,7 @@ impl<'a> Checker<'a> {
                 profile.status = UserStatus::Inactive;
                 entry(user, ChangeKind::Deactivate, profile, person, missing_runs)
             }
-            wit::Change::Missing(m) => {
+            Change::Missing(m) => {
                 let user = self.managed(m.user_id)?;
                 if user.profile.status == UserStatus::Inactive {
                     return Err(self.invalid(format!("to count user {} missing, who is already inactive", user.id)));
@@ -406,7 +382,7 @@ impl<'a> Checker<'a> {
                     issues.push(present_but_unmapped(user));
                     return Ok(None);
                 }
-                let runs = user.missing_runs.saturating_add(1);
+                let runs = rules::missing_runs(user.missing_runs);
                 if m.runs != runs {
                     return Err(self.invalid(format!(
                         "to count user {} missing for {} runs; with this run it is {runs}",
@@ -426,7 +402,7 @@ fn present_but_unmapped(user: &User) -> IssueRecord {
         source_id: user.managed_by.as_ref().map(|m| m.1.clone()),
         name: Some(user.profile.display_name()),
         field: None,
-        severity: "warning".into(),
+        severity: Severity::Warning,
         message: "still in the source, but their record could not be read (see the issue above); not counted missing"
             .into(),
     }
@@ -443,10 +419,10 @@ pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
             let mut i = i.clone();
             intake::bound_issue(&mut i);
             IssueRecord {
-                source_id: i.source_id,
+                source_id: i.source_id.map(SourceId::into_string),
                 name: i.name,
                 field: i.field,
-                severity: if i.severity == wit::Severity::Error { "error" } else { "warning" }.into(),
+                severity: i.severity,
                 message: i.message,
             }
         })
@@ -495,7 +471,7 @@ fn translate(
         let manager_before = e.before.and_then(|u| u.manager_id).map(Target::Existing);
         if manager_before != e.manager {
             fields.push(FieldChange {
-                field: MANAGER_FIELD.into(),
+                field: Field::Manager,
                 before: manager_before.map(&names),
                 after: e.manager.map(&names),
                 before_id: manager_before.and_then(|t| match t {
@@ -528,6 +504,11 @@ fn translate(
         }
         if e.before.is_some_and(|b| b.profile.email != e.profile.email) {
             planned.email_changes += 1;
+        }
+        if e.before.is_some_and(|b| b.profile.status == UserStatus::PendingStart)
+            && e.profile.status == UserStatus::Active
+        {
+            planned.apply.starters.push(e.target);
         }
         planned.apply.changes.push(PlannedChange {
             target: e.target,
@@ -580,26 +561,21 @@ fn translate(
     planned
 }
 
-/// The fields whose displayed value differs.
+/// The fields whose value differs.
 fn field_changes(before: Option<&Profile>, after: &Profile) -> Vec<FieldChange> {
-    let old: HashMap<String, Option<String>> = before.map(|b| b.fields().into_iter().collect()).unwrap_or_default();
-    let mut out: Vec<FieldChange> = Vec::new();
-    let mut after_keys = HashSet::new();
-    for (field, value) in after.fields() {
-        after_keys.insert(field.clone());
-        let was = old.get(&field).cloned().flatten();
-        if was != value {
-            out.push(FieldChange { field, before: was, after: value, before_id: None, after_id: None });
-        }
-    }
+    let mut fields: Vec<Field> = after.fields().into_iter().map(|(f, _)| f).collect();
+    // Custom attributes the source no longer has.
     if let Some(b) = before {
-        for (field, value) in b.fields() {
-            if !after_keys.contains(&field) && value.is_some() {
-                out.push(FieldChange { field, before: value, after: None, before_id: None, after_id: None });
-            }
-        }
+        fields.extend(b.custom.keys().filter(|k| !after.custom.contains_key(*k)).map(|k| Field::Custom(k.clone())));
     }
-    out
+    fields
+        .into_iter()
+        .filter_map(|field| {
+            let was = before.and_then(|b| b.field(&field));
+            let now = after.field(&field);
+            (was != now).then_some(FieldChange { field, before: was, after: now, before_id: None, after_id: None })
+        })
+        .collect()
 }
 
 /// No two users may hold one email. A person claiming an address that
@@ -642,7 +618,7 @@ fn check_emails(entries: &mut [Entry<'_>], index: &[IndexEntry], issues: &mut Ve
                 issues.push(issue(
                     e.person,
                     Some("email"),
-                    "error",
+                    Severity::Error,
                     format!("not created: {} ({why}); fix the emails in the source", e.profile.email),
                 ));
             }
@@ -650,7 +626,7 @@ fn check_emails(entries: &mut [Entry<'_>], index: &[IndexEntry], issues: &mut Ve
                 issues.push(issue(
                     e.person,
                     Some("email"),
-                    "error",
+                    Severity::Error,
                     format!("email not changed to {} ({why}); kept {}", e.profile.email, b.profile.email),
                 ));
                 e.profile.email = b.profile.email.clone();
@@ -684,13 +660,13 @@ fn plan_managers(
         let Some(person) = e.person else { continue };
         let wanted = match &person.supervisor_id {
             None => None,
-            Some(sid) => match source_to_target.get(sid) {
+            Some(sid) => match source_to_target.get(sid.as_str()) {
                 Some(t) => Some(*t),
                 None => {
                     issues.push(issue(
                         Some(person),
-                        Some(MANAGER_FIELD),
-                        "warning",
+                        Some("manager"),
+                        Severity::Warning,
                         format!("supervisor `{sid}` is not in the directory (not imported, filtered out, or without email); manager left unchanged"),
                     ));
                     continue;
@@ -705,8 +681,8 @@ fn plan_managers(
         {
             issues.push(issue(
                 Some(person),
-                Some(MANAGER_FIELD),
-                "error",
+                Some("manager"),
+                Severity::Error,
                 "manager not changed: the new manager reports (directly or indirectly) to this person, which would make a reporting cycle; fix the supervisors in the source".into(),
             ));
             continue;
@@ -768,7 +744,7 @@ fn fingerprint(apply: &Apply) -> String {
         hasher.update(c.kind.as_str());
         hasher.update(c.source_id.as_deref().unwrap_or(""));
         for f in &c.fields {
-            hasher.update(&f.field);
+            hasher.update(f.field.name().as_bytes());
             hasher.update([0]);
             hasher.update(f.before.as_deref().unwrap_or("\u{0}"));
             hasher.update([0]);

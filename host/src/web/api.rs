@@ -3,7 +3,7 @@
 //! Secret settings never leave the server: responses say only whether one
 //! is stored, and an update that leaves a secret empty keeps the stored one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -24,8 +24,8 @@ use crate::audit::Action;
 use crate::directory::{
     ChangeFilter, ChangeKind, Integration, IntegrationConfig, IntegrationId, RunId, User, UserId, UserQuery,
 };
-use crate::runtime::egress::Grants;
-use crate::runtime::{Connector, wit};
+use crate::model::{CheckReport, SettingKind};
+use crate::runtime::Connector;
 use crate::sync::engine::RunRequest;
 
 type ApiResult<T = Response> = Result<T, ApiError>;
@@ -297,35 +297,23 @@ pub(super) async fn audit_log(
     Ok(Json(json!({"total": total, "offset": query.offset, "entries": entries})).into_response())
 }
 
-pub(super) fn setting_kind(kind: wit::SettingKind) -> &'static str {
-    match kind {
-        wit::SettingKind::Text => "text",
-        wit::SettingKind::Secret => "secret",
-        wit::SettingKind::Flag => "flag",
-        wit::SettingKind::Choice => "choice",
-        wit::SettingKind::MultiChoice => "multi-choice",
-        wit::SettingKind::Attribute => "attribute",
-        wit::SettingKind::AttributeList => "attribute-list",
-    }
-}
-
 fn connector_json(c: &Connector) -> Value {
     let settings: Vec<Value> = c
         .info
         .settings
         .iter()
         .map(|s| {
-            json!({"key": s.key, "label": s.label, "kind": setting_kind(s.kind),
+            json!({"key": s.key, "label": s.label, "kind": s.kind.as_str(),
                 "required": s.required, "default": s.default_value, "choices": s.choices, "help": s.help})
         })
         .collect();
     json!({"loaded": true, "id": c.info.id, "name": c.info.name, "version": c.info.version, "description": c.info.description,
     "wit_version": c.wit_version, "settings": settings, "default_hosts": c.info.default_hosts,
     "capabilities": {
-        "supervisors": c.info.capabilities.contains(wit::Capabilities::SUPERVISORS),
-        "termination_dates": c.info.capabilities.contains(wit::Capabilities::TERMINATION_DATES),
-        "incremental_fetch": c.info.capabilities.contains(wit::Capabilities::INCREMENTAL_FETCH),
-        "custom_attributes": c.info.capabilities.contains(wit::Capabilities::CUSTOM_ATTRIBUTES),
+        "supervisors": c.info.capabilities.supervisors,
+        "termination_dates": c.info.capabilities.termination_dates,
+        "incremental_fetch": c.info.capabilities.incremental_fetch,
+        "custom_attributes": c.info.capabilities.custom_attributes,
     }})
 }
 
@@ -398,41 +386,31 @@ pub(super) fn config_from(
         .or(existing.map(|e| e.config.connector_id.clone()))
         .ok_or_else(|| ApiError::bad_request("connector_id is required"))?;
     let connector = state.engine.connector(&connector_id)?;
-    if input.name.trim().is_empty() {
-        return Err(ApiError::bad_request("name is required"));
-    }
-    let mut config = IntegrationConfig::new(&connector_id, input.name.trim());
-    let secret_keys: BTreeSet<String> =
-        connector.info.settings.iter().filter(|s| s.kind == wit::SettingKind::Secret).map(|s| s.key.clone()).collect();
-    for (key, value) in input.settings {
-        if !connector.info.settings.iter().any(|s| s.key == key) {
-            let known: Vec<&str> = connector.info.settings.iter().map(|s| s.key.as_str()).collect();
-            return Err(ApiError::bad_request(format!(
-                "unknown setting `{key}`; {connector_id} has: {}",
-                known.join(", ")
-            )));
-        }
-        config.settings.insert(key, value);
-    }
+    let mut config = IntegrationConfig::new(&connector_id, &input.name);
+    config.settings = input.settings;
     // An empty secret keeps what is stored: forms never echo secrets back.
     let mut kept = Vec::new();
-    for key in &secret_keys {
-        let empty = config.settings.get(key).is_none_or(|v| v.is_empty());
-        if let (true, Some(old)) = (empty, existing.and_then(|e| e.config.settings.get(key))) {
-            config.settings.insert(key.clone(), old.clone());
+    for spec in connector.info.settings.iter().filter(|s| s.kind == SettingKind::Secret) {
+        let empty = config.settings.get(&spec.key).is_none_or(|v| v.is_empty());
+        if let (true, Some(old)) = (empty, existing.and_then(|e| e.config.settings.get(&spec.key))) {
+            config.settings.insert(spec.key.clone(), old.clone());
             if !old.is_empty() {
-                kept.push(key.clone());
+                kept.push(spec.label.as_str());
             }
         }
     }
-    config.secret_keys = secret_keys;
-    for spec in connector.info.settings.iter().filter(|s| s.required) {
-        if config.settings.get(&spec.key).is_none_or(|v| v.trim().is_empty()) {
-            return Err(ApiError::bad_request(format!("`{}` ({}) is required", spec.key, spec.label)));
-        }
-    }
     config.grants = input.grants.unwrap_or_else(|| connector.info.default_hosts.clone());
-    Grants::parse(&config.grants).map_err(|e| ApiError::bad_request(format!("granted host {e}")))?;
+    config.auto_import = input.auto_import;
+    config.send_emails = input.send_emails;
+    config.interval_minutes = input.interval_minutes.unwrap_or(config.interval_minutes);
+    config.missing_after = input.missing_after.unwrap_or(config.missing_after);
+    config.max_deactivate_share = input.max_deactivate_share.unwrap_or(config.max_deactivate_share);
+    config.max_email_share = input.max_email_share.unwrap_or(config.max_email_share);
+    let limits = &mut config.limits;
+    limits.max_pages = input.max_pages.unwrap_or(limits.max_pages);
+    limits.max_records = input.max_records.unwrap_or(limits.max_records);
+    limits.max_minutes = input.max_run_minutes.unwrap_or(limits.max_minutes);
+    config.validate(&connector.info).map_err(ApiError::bad_request)?;
     // A kept secret stays bound to the origins it was entered for: sending
     // it elsewhere needs it typed again (or the old secret would follow a
     // changed URL to any host an admin — or an attacker with an admin's
@@ -442,57 +420,16 @@ pub(super) fn config_from(
             let (was, now) =
                 (crate::directory::origins_key(&e.config.secrets_for), crate::directory::origins_key(&config.grants));
             if was != now {
-                let labels: Vec<&str> = connector
-                    .info
-                    .settings
-                    .iter()
-                    .filter(|s| kept.contains(&s.key))
-                    .map(|s| s.label.as_str())
-                    .collect();
                 return Err(ApiError::bad_request(format!(
                     "the allowed outbound hosts changed, so the stored {} would go to a new destination: enter {} again (a stored secret is only sent where it was entered for)",
-                    labels.join(" and "),
-                    if labels.len() == 1 { "it" } else { "them" }
+                    kept.join(" and "),
+                    if kept.len() == 1 { "it" } else { "them" }
                 )));
             }
             e.config.secrets_for.clone()
         }
         _ => config.grants.clone(),
     };
-    config.auto_import = input.auto_import;
-    config.send_emails = input.send_emails;
-    config.interval_minutes = input.interval_minutes.unwrap_or(120);
-    if !(5..=1440).contains(&config.interval_minutes) {
-        return Err(ApiError::bad_request("interval_minutes must be between 5 (5 minutes) and 1440 (24 hours)"));
-    }
-    config.missing_after = input.missing_after.unwrap_or(2);
-    if config.missing_after == 0 {
-        return Err(ApiError::bad_request("missing_after must be at least 1"));
-    }
-    for (name, value, slot) in [
-        ("max_deactivate_share", input.max_deactivate_share, &mut config.max_deactivate_share),
-        ("max_email_share", input.max_email_share, &mut config.max_email_share),
-    ] {
-        if let Some(v) = value {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(ApiError::bad_request(format!("{name} is a share between 0 and 1, e.g. 0.2 for 20 %")));
-            }
-            *slot = v;
-        }
-    }
-    let limits = &mut config.limits;
-    for (name, value, slot, max) in [
-        ("max_pages", input.max_pages, &mut limits.max_pages, u32::MAX),
-        ("max_records", input.max_records, &mut limits.max_records, u32::MAX),
-        ("max_run_minutes", input.max_run_minutes, &mut limits.max_minutes, 1440),
-    ] {
-        if let Some(v) = value {
-            if !(1..=max).contains(&v) {
-                return Err(ApiError::bad_request(format!("{name} must be between 1 and {max}")));
-            }
-            *slot = v;
-        }
-    }
     Ok(config)
 }
 
@@ -555,7 +492,7 @@ pub(super) async fn check(
 }
 
 /// "Test connection", remembered for the configuration tab.
-pub(super) async fn run_check(state: &AppState, id: IntegrationId) -> ApiResult<wit::CheckReport> {
+pub(super) async fn run_check(state: &AppState, id: IntegrationId) -> ApiResult<CheckReport> {
     state.engine.store().integration(id)?;
     match state.engine.check(id).await {
         Ok(report) => {

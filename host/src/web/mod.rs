@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use crate::accounts::{AccountError, Accounts};
 use crate::audit::Audit;
 use crate::directory::{IntegrationId, StoreError};
-use crate::runtime::wit;
+use crate::model::CheckReport;
 use crate::sync::SyncEngine;
 use crate::sync::SyncError;
 
@@ -130,7 +130,7 @@ impl AppState {
         );
     }
 
-    fn remember_check(&self, integration: IntegrationId, result: Result<wit::CheckReport, String>) {
+    fn remember_check(&self, integration: IntegrationId, result: Result<CheckReport, String>) {
         self.checks.lock().expect("checks").insert(integration, CheckOutcome { at: Utc::now(), result });
     }
 
@@ -143,7 +143,7 @@ impl AppState {
 #[derive(Clone, Debug)]
 pub struct CheckOutcome {
     pub at: DateTime<Utc>,
-    pub result: Result<wit::CheckReport, String>,
+    pub result: Result<CheckReport, String>,
 }
 
 /// An API error: a status and a message that says what to do.
@@ -216,9 +216,12 @@ impl From<SyncError> for ApiError {
         match e {
             SyncError::Store(s) => s.into(),
             SyncError::Invalid(m) => ApiError::bad_request(m),
-            SyncError::Blocked { .. } | SyncError::Drift { .. } | SyncError::Cancelled { .. } => {
-                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            SyncError::Internal(m) => ApiError::internal(m),
+            SyncError::Drift { .. } => {
+                ApiError::new(StatusCode::CONFLICT, format!("{e} (send \"accept_drift\": true)"))
             }
+            SyncError::Blocked { .. } => ApiError::new(StatusCode::CONFLICT, format!("{e} (send \"override\": true)")),
+            SyncError::Cancelled { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             SyncError::TimedOut { .. } => ApiError::new(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
             SyncError::Fetch { .. } | SyncError::Connector { .. } | SyncError::Plan { .. } | SyncError::Check(_) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, e.to_string())

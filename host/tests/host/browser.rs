@@ -9,6 +9,7 @@
 //! `chromium-driver` (`.ci/run` does), or point `CHROMIUM` and
 //! `CHROMEDRIVER` at them.
 
+use hrsync::directory::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -17,7 +18,6 @@ use std::time::Duration;
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hrsync::accounts::Accounts;
-use hrsync::directory::DirectoryStore;
 use hrsync::directory::sqlite::SqliteStore;
 use hrsync::runtime::{Limits, Runtime};
 use hrsync::sandbox::company::{Email, Status};

@@ -60,9 +60,9 @@ fn connectors_lists_the_bundled_connectors_with_their_wit_version() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v[1]["id"], "csv-export");
-    assert_eq!(v[1]["wit_version"], "0.2.0");
+    assert_eq!(v[1]["wit_version"], "0.3.0");
     assert_eq!(v[0]["id"], "personio");
-    assert_eq!(v[0]["wit_version"], "0.2.0");
+    assert_eq!(v[0]["wit_version"], "0.3.0");
     assert_eq!(v[0]["default_hosts"][0], "https://api.personio.de");
 }
 

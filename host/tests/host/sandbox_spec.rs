@@ -1,53 +1,21 @@
-//! The sandbox's responses validated against Personio's official v1 OpenAPI
-//! spec (`../shared/personio/personnel-data-api-v1.openapi.yaml`), over a
-//! minimal raw HTTP client so the checks do not go through the code under test.
-
-use std::path::PathBuf;
+//! The sandbox's responses validated against Personio's official v1 response
+//! schemas, kept in `host/tests/fixtures/personio-v1-schemas.json` (converted
+//! from the official OpenAPI document; its `$comment` says how), over a minimal
+//! raw HTTP client so the checks do not go through the code under test.
 
 use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Fault, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 use crate::common as http;
 
-fn spec_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/personio/personnel-data-api-v1.openapi.yaml")
-}
-
-/// OpenAPI 3.0 schemas → JSON Schema: `nullable` becomes "or null", and
-/// `example`s go. Attribute `value`s may also be null: API-NOTES documents
-/// null departments, supervisors, dates and emails the spec's types omit.
-fn to_json_schema(v: &mut Value, key: Option<&str>) {
-    match v {
-        Value::Object(map) => {
-            let nullable = map.remove("nullable").and_then(|n| n.as_bool()).unwrap_or(false);
-            map.remove("example");
-            for (k, child) in map.iter_mut() {
-                to_json_schema(child, Some(k));
-            }
-            if nullable || key == Some("value") {
-                let original = std::mem::take(v);
-                *v = json!({"anyOf": [original, {"type": "null"}]});
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|i| to_json_schema(i, None)),
-        _ => {}
-    }
-}
+/// The official v1 response schemas as JSON Schema.
+const SCHEMAS: &str = include_str!("../fixtures/personio-v1-schemas.json");
 
 /// A validator for `#/components/schemas/{pointer}`.
 fn validator(pointer: &str) -> jsonschema::Validator {
-    let text = std::fs::read_to_string(spec_path()).unwrap_or_else(|e| {
-        panic!("the official spec must be at {} ({e}); CI copies shared/ beside the checkout", spec_path().display())
-    });
-    let spec: Value = serde_yaml::from_str(&text).expect("the spec is YAML");
-    let mut components = spec["components"].clone();
-    if let Value::Object(map) = &mut components {
-        for child in map.values_mut() {
-            to_json_schema(child, None);
-        }
-    }
-    let schema = json!({"$ref": format!("#/components/schemas/{pointer}"), "components": components});
-    jsonschema::validator_for(&schema).expect("the converted spec is a valid JSON Schema")
+    let schemas: Value = serde_json::from_str(SCHEMAS).expect("the fixture is JSON");
+    let schema = json!({"$ref": format!("#/components/schemas/{pointer}"), "components": schemas["components"]});
+    jsonschema::validator_for(&schema).expect("the fixture is a valid JSON Schema")
 }
 
 fn assert_valid(validator: &jsonschema::Validator, instance: &Value, what: &str) {

@@ -2,10 +2,11 @@
 //! every role, tokens, secrets bound to their origin, the sign-in throttle,
 //! redirects, transport headers, JSON errors and the audit log.
 
+use hrsync::directory::prelude::*;
 use std::net::IpAddr;
 
 use hrsync::accounts::Role;
-use hrsync::directory::{DirectoryStore, IntegrationId};
+use hrsync::directory::IntegrationId;
 use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 use serde_json::{Value, json};
 

@@ -4,7 +4,8 @@
 //! - the `hr-source` bindings: [`types`], the [`Connector`] trait to
 //!   implement, and [`export_connector!`] to export it;
 //! - [`diff`]: the canonical diff (create, update, deactivate, reactivate,
-//!   link by email, missing) every connector can return as is;
+//!   link by email, missing), computed by the host under its own rules,
+//!   which every connector can return as is;
 //! - [`settings`]: reading the admin's settings with errors that name them;
 //! - [`dates`]: calendar dates from the usual text forms, validated;
 //! - [`errors`]: HTTP statuses to the contract's errors;
@@ -21,7 +22,7 @@
 //! ```
 
 wit_bindgen::generate!({
-    path: "../../wit/0.2.0",
+    path: "../../wit/0.3.0",
     world: "hr-connector",
     additional_derives: [PartialEq, Eq],
     pub_export_macro: true,

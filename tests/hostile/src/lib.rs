@@ -1,15 +1,23 @@
 //! A deliberately misbehaving connector. Its `mode` setting picks the
 //! misbehaviour; the e2e tests check that the host contains each one and
-//! names the cause. It is built against the frozen contract 0.1.0, so the
-//! same tests show that connectors of an older contract keep working
-//! (`simple` mode even syncs).
+//! names the cause. It is built against the frozen contract 0.1.0 (and,
+//! with the `contract-0-2` feature, 0.2.0), so the same tests show that
+//! connectors of older contracts keep working (`simple` mode even syncs).
 //!
 //! Built with a `describe-*` feature, `describe` itself misbehaves, so the
 //! component fails to load: the tests put those builds in a connectors
 //! folder.
 
+#[cfg(not(feature = "contract-0-2"))]
 wit_bindgen::generate!({
     path: "../../wit/0.1.0",
+    world: "hr-connector",
+});
+
+// The types are 0.1.0's; 0.2.0 only added `host.progress`.
+#[cfg(feature = "contract-0-2")]
+wit_bindgen::generate!({
+    path: "../../wit/0.2.0",
     world: "hr-connector",
 });
 
@@ -153,7 +161,10 @@ impl Guest for Hostile {
             first_name: "Mallory".into(),
             last_name: "Hostile".into(),
             preferred_name: None,
-            email: Some("mallory@example.com".into()),
+            email: Some(match setting(&settings, "email") {
+                "" => "mallory@example.com".into(),
+                other => other.into(),
+            }),
             gender: None,
             status: PersonStatus::Active,
             supervisor_id: None,
@@ -249,7 +260,12 @@ fn lie_about(lie: &str, current: &[DirectoryUser], incoming: Vec<Person>) -> Vec
             p.email = Some("ghost@example.com".into());
             vec![Change::Create(p)]
         }
-        // The fetched person, with a date map-fields never gave.
+        // The fetched person, with a job title map-fields never gave.
+        ("create-altered", Some(mut p)) => {
+            p.job_title = Some("Chief Everything".into());
+            vec![Change::Create(p)]
+        }
+        // The fetched person, with a date that is no calendar date.
         ("create-bad-date", Some(mut p)) => {
             p.start_date = Some(Date { year: 2024, month: 2, day: 30 });
             vec![Change::Create(p)]

@@ -3,13 +3,14 @@
 //! outbox delivered to a real SMTP server on loopback (Debian's
 //! `python3-aiosmtpd`, started here; missing is a failure, never a skip).
 
+use hrsync::directory::prelude::*;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use hrsync::directory::sqlite::SqliteStore;
-use hrsync::directory::{DirectoryStore, Email, UserStatus};
+use hrsync::directory::{Email, UserStatus};
 use hrsync::mail::{Courier, Invite, MailKind, MailState, Security, SmtpSettings};
 use hrsync::sandbox::company::Status;
 use hrsync::sandbox::{Edit, Fault, Hire};

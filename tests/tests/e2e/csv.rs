@@ -4,6 +4,7 @@
 //! never abort the import; a malformed file fails clearly and changes
 //! nothing; and the connector passes every conformance rule.
 
+use hrsync::directory::prelude::*;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -13,7 +14,7 @@ use axum::routing::get;
 use hrsync::conformance::{self, Target};
 use hrsync::connectors::BUNDLED_CSV;
 use hrsync::directory::sqlite::SqliteStore;
-use hrsync::directory::{DirectoryStore, IntegrationConfig, IntegrationId, User, UserQuery, UserStatus};
+use hrsync::directory::{IntegrationConfig, IntegrationId, User, UserQuery, UserStatus};
 use hrsync::secrets::SecretBox;
 use hrsync::sync::engine::RunRequest;
 use hrsync::sync::{SyncEngine, SyncError};
@@ -179,7 +180,10 @@ async fn an_export_goes_through_preview_import_and_history_and_bad_rows_are_repo
     assert_eq!(c.by_email("katherine@acme.example").profile.status, UserStatus::Inactive);
     let history = c.store.run_changes(again.run.id, Some(alan.id)).unwrap();
     assert!(
-        history[0].fields.iter().any(|f| f.field == "job-title" && f.after.as_deref() == Some("Principal Engineer"))
+        history[0]
+            .fields
+            .iter()
+            .any(|f| f.field == hrsync::model::Field::JobTitle && f.after.as_deref() == Some("Principal Engineer"))
     );
 }
 
@@ -249,7 +253,7 @@ async fn the_csv_connector_passes_every_conformance_rule() {
     let target = Target {
         settings: settings(&export, "export-secret")
             .into_iter()
-            .map(|(k, v)| hrsync::runtime::wit::Entry { key: k.into(), value: v })
+            .map(|(k, v)| hrsync::model::Entry { key: k.into(), value: v })
             .collect(),
         grants: vec![export.origin()],
     };
@@ -267,10 +271,10 @@ async fn the_connector_reports_progress_through_what_contract_0_2_0_added() {
     assert_eq!(session.reported_progress(), None);
     let settings: Vec<_> = settings(&export, "export-secret")
         .into_iter()
-        .map(|(k, v)| hrsync::runtime::wit::Entry { key: k.into(), value: v })
+        .map(|(k, v)| hrsync::model::Entry { key: k.into(), value: v })
         .collect();
     let page = session
-        .fetch_page(&settings, &hrsync::runtime::wit::FetchRequest { cursor: None, updated_since: None })
+        .fetch_page(&settings, &hrsync::model::FetchRequest { cursor: None, updated_since: None })
         .await
         .unwrap();
     let rows = page.records.len() as u64;

@@ -4,10 +4,12 @@
 //! refused with a message that names the connector and the cause, nothing
 //! is applied, and the host's memory stays within the stated bound.
 
-use hrsync::directory::{DirectoryStore, IntegrationConfig, IntegrationId, RunLimits, RunState, UserStatus};
+use hrsync::directory::prelude::*;
+use hrsync::directory::{IntegrationConfig, IntegrationId, RunLimits, RunState, UserStatus};
+use hrsync::model;
+use hrsync::runtime::RunError;
 use hrsync::runtime::egress::Grants;
 use hrsync::runtime::memory::PeakMeter;
-use hrsync::runtime::{RunError, wit};
 use hrsync::sync::engine::RunRequest;
 use hrsync::sync::{FetchError, FetchLimits, FetchOptions, SyncEngine, SyncError, fetch_all};
 use hrsync_e2e::*;
@@ -104,7 +106,7 @@ async fn resource_bombs_are_stopped_and_named() {
         let (runtime, connector) = hostile().await;
         let meter = PeakMeter::start().expect("Linux reports the process's memory");
         let mut session = runtime.session(connector, Grants::none()).await.unwrap();
-        let request = wit::FetchRequest { cursor: None, updated_since: None };
+        let request = model::FetchRequest { cursor: None, updated_since: None };
         let err = session.fetch_page(&entries(&[("mode", mode)]), &request).await.unwrap_err();
         assert!(err.is_budget(), "{mode}: a bound of the sandbox stops it: {err:?}");
         assert!(err.to_string().contains(limit), "{mode}: {err}");
@@ -201,7 +203,7 @@ async fn plans_that_lie_are_refused_and_nothing_is_applied() {
         ("lie-reactivate-active", false, "to reactivate user"),
         ("lie-update-inactive", false, "would make user"),
         ("lie-create-stranger", false, "`ghost`, who was not fetched in this run"),
-        ("lie-create-bad-date", false, "already exists"),
+        ("lie-create-altered", false, "already exists"),
     ];
     for (mode, incremental, want) in cases {
         let h = Hostile::new("simple").await;
@@ -225,10 +227,21 @@ async fn plans_that_lie_are_refused_and_nothing_is_applied() {
 
 #[tokio::test]
 async fn a_create_of_a_person_with_other_values_than_mapped_is_refused() {
-    let h = Hostile::new("lie-create-bad-date").await;
+    let h = Hostile::new("lie-create-altered").await;
     let err = h.engine.import(&RunRequest::manual(h.integration)).await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("to create `1` with values that differ from what map-fields returned"), "{text}");
+    assert!(h.users().is_empty());
+}
+
+#[tokio::test]
+async fn a_plan_with_an_impossible_date_is_refused_at_the_boundary() {
+    // Before, the date was silently nulled and the person created.
+    let h = Hostile::new("lie-create-bad-date").await;
+    let err = h.engine.import(&RunRequest::manual(h.integration)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, SyncError::Connector { .. }), "{err:?}");
+    assert!(text.contains("person `1` has start-date 2024-2-30, which is not a calendar date"), "{text}");
     assert!(h.users().is_empty());
 }
 

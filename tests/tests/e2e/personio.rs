@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use hrsync::runtime::{RunError, wit};
+use hrsync::model;
+use hrsync::runtime::RunError;
 use hrsync::sandbox::{Credential, Edit, Email, Fault, Language, Status};
 use hrsync::sync::{FetchError, FetchOptions, Fetched, RetryPolicy, fetch_all};
 use hrsync_e2e::*;
@@ -31,7 +32,7 @@ async fn a_full_paged_fetch_returns_every_employee_once() {
 
     assert_eq!(fetched.pages, 13, "1234 people at 100 per page");
     assert_eq!(fetched.records, 1234);
-    let ids: HashSet<String> = fetched.people.iter().map(|p| p.source_id.clone()).collect();
+    let ids: HashSet<String> = fetched.people.iter().map(|p| p.source_id.to_string()).collect();
     let want: HashSet<String> = sandbox.employees().iter().map(|e| e.id.to_string()).collect();
     assert_eq!(ids, want);
     assert_eq!(progress.last().unwrap().total, Some(1234));
@@ -51,16 +52,16 @@ async fn every_field_is_mapped_from_every_shape_the_sandbox_serves() {
     )
     .await
     .unwrap();
-    let people: std::collections::HashMap<String, &wit::Person> =
-        fetched.people.iter().map(|p| (p.source_id.clone(), p)).collect();
+    let people: std::collections::HashMap<String, &model::Person> =
+        fetched.people.iter().map(|p| (p.source_id.to_string(), p)).collect();
     for e in sandbox.employees() {
         let p = people[&e.id.to_string()];
         assert_eq!((p.first_name.as_str(), p.last_name.as_str()), (e.first_name.as_str(), e.last_name.as_str()));
         // Dates arrive as +01:00, +0100 and date-only; all keep the local day.
         let d = p.start_date.as_ref().unwrap();
-        assert_eq!(format!("{:04}-{:02}-{:02}", d.year, d.month, d.day), e.hire_date.to_string(), "{}", e.id);
+        assert_eq!(d.to_string(), e.hire_date.to_string(), "{}", e.id);
         assert_eq!(p.termination_date.is_some(), e.termination_date.is_some());
-        assert_eq!(p.supervisor_id, e.supervisor.map(|s| s.to_string()));
+        assert_eq!(p.supervisor_id, e.supervisor.map(|s| s.to_string().into()));
         assert_eq!(p.department.as_deref(), e.department.as_ref().map(|u| u.name.as_str()));
         assert_eq!(p.employee_id.as_deref(), Some(format!("E-{:05}", e.id).as_str()));
         match &e.email {
@@ -71,10 +72,10 @@ async fn every_field_is_mapped_from_every_shape_the_sandbox_serves() {
         let skills = p.custom.iter().find(|c| c.key == "dynamic_1002").map(|c| c.value.clone());
         assert_eq!(skills, (!e.skills.is_empty()).then(|| e.skills.join(", ")), "{}", e.id);
         let status = match e.status {
-            Status::Active => wit::PersonStatus::Active,
-            Status::Onboarding => wit::PersonStatus::Onboarding,
-            Status::Leave => wit::PersonStatus::Leave,
-            Status::Inactive => wit::PersonStatus::Inactive,
+            Status::Active => model::PersonStatus::Active,
+            Status::Onboarding => model::PersonStatus::Onboarding,
+            Status::Leave => model::PersonStatus::Leave,
+            Status::Inactive => model::PersonStatus::Inactive,
         };
         assert_eq!(p.status, status);
     }
@@ -121,7 +122,7 @@ async fn a_source_that_keeps_failing_exhausts_the_retries_with_a_clear_error() {
     match &err {
         FetchError::RetriesExhausted { attempts, last, .. } => {
             assert_eq!(*attempts, 4);
-            assert!(matches!(last.source_error(), Some(wit::ConnectorError::TemporarilyUnavailable(_))));
+            assert!(matches!(last.source_error(), Some(model::ConnectorError::TemporarilyUnavailable(_))));
         }
         other => panic!("{other:?}"),
     }
@@ -158,7 +159,7 @@ async fn wrong_credentials_are_reported_as_such() {
     let settings =
         entries(&[("api-base-url", &running.url), ("client-id", "sandbox-client"), ("client-secret", "wrong")]);
     let err = session.check(&settings).await.unwrap_err();
-    assert!(matches!(err.source_error(), Some(wit::ConnectorError::CredentialsRejected(_))), "{err}");
+    assert!(matches!(err.source_error(), Some(model::ConnectorError::CredentialsRejected(_))), "{err}");
     assert!(err.to_string().contains("Wrong credentials"), "{err}");
 }
 
@@ -192,7 +193,7 @@ async fn malformed_json_fails_the_run_with_a_clear_error() {
     let err = fetch(&running.url, &[], &FetchOptions::default()).await.unwrap_err();
     match &err {
         FetchError::Run(e) => assert!(
-            matches!(e.source_error(), Some(wit::ConnectorError::BadResponse(m)) if m.contains("malformed JSON"))
+            matches!(e.source_error(), Some(model::ConnectorError::BadResponse(m)) if m.contains("malformed JSON"))
         ),
         other => panic!("{other:?}"),
     }
@@ -213,7 +214,7 @@ async fn a_page_that_does_not_continue_the_list_is_read_again_never_taken_as_the
     ] {
         sandbox.inject([Fault::Slow { millis: 0 }, fault.clone()]);
         let fetched = fetch(&running.url, &[], &fast_retries()).await.unwrap();
-        let ids: HashSet<String> = fetched.people.iter().map(|p| p.source_id.clone()).collect();
+        let ids: HashSet<String> = fetched.people.iter().map(|p| p.source_id.to_string()).collect();
         assert_eq!(ids, everyone, "{fault:?}: everyone, once");
         assert_eq!(fetched.people.len(), 420, "{fault:?}");
     }
@@ -277,7 +278,7 @@ async fn incremental_fetches_return_only_changed_people() {
     });
     let options = FetchOptions { updated_since: Some(since.to_rfc3339()), ..FetchOptions::default() };
     let fetched = fetch(&running.url, &[], &options).await.unwrap();
-    let ids: HashSet<String> = fetched.people.iter().map(|p| p.source_id.clone()).collect();
+    let ids: HashSet<String> = fetched.people.iter().map(|p| p.source_id.to_string()).collect();
     assert_eq!(ids, HashSet::from([first.to_string(), hired.to_string()]));
     assert!(!fetched.complete);
     assert_eq!(fetched.pages, 1);

@@ -2,11 +2,12 @@
 //! stopped: two store handles on one database file stand for two hrsync
 //! processes (each handle owns its runs, as each process does).
 
+use hrsync::directory::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hrsync::directory::sqlite::SqliteStore;
-use hrsync::directory::{DirectoryStore, RunId, RunState, StoreError};
+use hrsync::directory::{RunId, RunState, StoreError};
 use hrsync::sandbox::{Edit, Fault, Status};
 use hrsync::secrets::SecretBox;
 use hrsync::sync::engine::RunRequest;

@@ -1,11 +1,10 @@
 //! Preview, import, history and revert with the real Personio component
 //! against the sandbox, into a real SQLite directory.
 
+use hrsync::directory::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
-use hrsync::directory::{
-    ChangeKind, ChangeRecord, DirectoryStore, Email, NewUser, Profile, RunKind, RunState, UserStatus,
-};
+use hrsync::directory::{ChangeKind, ChangeRecord, Email, NewUser, Profile, RunKind, RunState, UserStatus};
 use hrsync::sandbox::{Edit, Email as SandboxEmail, Employee, Fault, Hire, Status};
 use hrsync::sync::SyncError;
 use hrsync::sync::engine::RunRequest;
@@ -18,7 +17,7 @@ fn has_email(e: &Employee) -> bool {
 }
 
 fn fields(c: &ChangeRecord) -> BTreeMap<String, (Option<String>, Option<String>)> {
-    c.fields.iter().map(|f| (f.field.clone(), (f.before.clone(), f.after.clone()))).collect()
+    c.fields.iter().map(|f| (f.field.to_string(), (f.before.clone(), f.after.clone()))).collect()
 }
 
 fn by_name(changes: &[ChangeRecord], source_id: u64) -> &ChangeRecord {

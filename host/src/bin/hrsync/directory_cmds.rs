@@ -1,6 +1,7 @@
 //! Commands on the directory: integrations, preview, import, history,
 //! revert, users.
 
+use hrsync::directory::prelude::*;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
@@ -8,10 +9,9 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use hrsync::directory::sqlite::SqliteStore;
 use hrsync::directory::{
-    ChangeKind, ChangeRecord, DirectoryStore, IntegrationConfig, IntegrationId, IssueRecord, Run, RunId, UserId,
-    UserQuery,
+    ChangeKind, ChangeRecord, IntegrationConfig, IntegrationId, IssueRecord, Run, RunId, UserId, UserQuery,
 };
-use hrsync::runtime::{Runtime, wit};
+use hrsync::runtime::Runtime;
 use hrsync::secrets::SecretBox;
 use hrsync::sync::engine::{ProgressFn, RunRequest};
 use hrsync::sync::{RunReport, SyncEngine};
@@ -36,15 +36,19 @@ pub struct AddArgs {
     pub connector_id: String,
     #[arg(long)]
     pub name: String,
-    /// API base URL (sets `api-base-url` and grants its origin).
+    /// The source's address: sets the connector's `url` (or `*-url`, e.g.
+    /// Personio's `api-base-url`) setting and grants its origin.
     #[arg(long)]
     pub url: Option<String>,
+    /// The connector's `client-id` setting.
     #[arg(long, env = "HRSYNC_CLIENT_ID")]
     pub client_id: Option<String>,
-    /// Prefer the environment variable: arguments show up in process lists.
+    /// The connector's `client-secret` setting. Prefer the environment
+    /// variable: arguments show up in process lists.
     #[arg(long, env = "HRSYNC_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
-    /// Any connector setting, as KEY=VALUE.
+    /// Any connector setting, as KEY=VALUE (secrets rather as
+    /// HRSYNC_SETTING_KEY, e.g. HRSYNC_SETTING_PASSWORD).
     #[arg(long = "setting", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
     /// Allow outbound HTTP to this origin [default: the connector's hosts, or --url's].
@@ -89,14 +93,6 @@ pub struct ImportArgs {
     /// Apply although the mass-change safeguard tripped.
     #[arg(long = "override")]
     pub override_safeguard: bool,
-}
-
-/// Exit codes of directory commands, beyond those of `main`.
-pub mod exit {
-    pub const BLOCKED: u8 = 5;
-    pub const DRIFT: u8 = 6;
-    pub const ALREADY_RUNNING: u8 = 7;
-    pub const CANCELLED: u8 = 8;
 }
 
 pub struct Directory {
@@ -149,10 +145,10 @@ impl Directory {
 pub fn add_integration(dir: &Directory, args: AddArgs) -> anyhow::Result<IntegrationId> {
     let connector = dir.engine.connector(&args.connector_id)?.clone();
     let mut config = IntegrationConfig::new(&connector.info.id, &args.name);
-    config.missing_after = args.missing_after.max(1);
+    config.missing_after = args.missing_after;
     config.limits = hrsync::directory::RunLimits {
-        max_pages: args.max_pages.max(1),
-        max_records: args.max_records.max(1),
+        max_pages: args.max_pages,
+        max_records: args.max_records,
         max_minutes: args.max_run_minutes,
     };
     let given = crate::GivenSettings {
@@ -163,13 +159,8 @@ pub fn add_integration(dir: &Directory, args: AddArgs) -> anyhow::Result<Integra
         grants: &args.grants,
     };
     (config.settings, config.grants) = given.resolve(&connector)?;
-    config.secret_keys = connector
-        .info
-        .settings
-        .iter()
-        .filter(|s| s.kind == wit::SettingKind::Secret && config.settings.contains_key(&s.key))
-        .map(|s| s.key.clone())
-        .collect();
+    config.secrets_for = config.grants.clone();
+    config.validate(&connector.info).map_err(anyhow::Error::msg)?;
     let id = dir.store.create_integration(&config)?;
     dir.record(hrsync::audit::Action::IntegrationCreated, format!("integration {id}"), Some(config.name));
     Ok(id)

@@ -3,6 +3,7 @@
 mod account_cmds;
 mod directory_cmds;
 
+use hrsync::directory::prelude::*;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,17 +13,13 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use hrsync::connectors;
+use hrsync::model::{Entry, Severity};
 use hrsync::runtime::egress::Grants;
-use hrsync::runtime::{Connector, Limits, RunError, Runtime, wit};
+use hrsync::runtime::{Connector, Limits, Runtime};
 use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, RateLimit, Sandbox, SandboxConfig};
-use hrsync::sync::{self, FetchError, FetchOptions, Fetched};
+use hrsync::sync::{self, FetchOptions, Fetched};
 
-/// Exit codes scripts can rely on.
-mod exit {
-    pub const INVALID_INPUT: u8 = 2;
-    pub const SOURCE_FAILED: u8 = 3;
-    pub const CONNECTOR_FAILED: u8 = 4;
-}
+mod exit;
 
 #[derive(Parser)]
 #[command(
@@ -198,15 +195,19 @@ struct SourceArgs {
     /// Connector id.
     #[arg(long, default_value = "personio")]
     connector_id: String,
-    /// API base URL (sets the `api-base-url` setting and grants its origin).
+    /// The source's address: sets the connector's `url` (or `*-url`, e.g.
+    /// Personio's `api-base-url`) setting and grants its origin.
     #[arg(long)]
     url: Option<String>,
+    /// The connector's `client-id` setting.
     #[arg(long, env = "HRSYNC_CLIENT_ID")]
     client_id: Option<String>,
-    /// Prefer the environment variable: arguments show up in process lists.
+    /// The connector's `client-secret` setting. Prefer the environment
+    /// variable: arguments show up in process lists.
     #[arg(long, env = "HRSYNC_CLIENT_SECRET", hide_env_values = true)]
     client_secret: Option<String>,
-    /// Any connector setting, as KEY=VALUE.
+    /// Any connector setting, as KEY=VALUE (secrets rather as
+    /// HRSYNC_SETTING_KEY, e.g. HRSYNC_SETTING_PASSWORD).
     #[arg(long = "setting", value_name = "KEY=VALUE")]
     settings: Vec<String>,
     /// Allow outbound HTTP to this origin [default: the connector's declared hosts].
@@ -281,7 +282,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", render(&e));
-            ExitCode::from(exit_code(&e))
+            if let Some(hint) = exit::hint(&e) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(exit::code(&e))
         }
     }
 }
@@ -298,52 +302,6 @@ fn render(e: &anyhow::Error) -> String {
         }
     }
     text
-}
-
-fn exit_code(e: &anyhow::Error) -> u8 {
-    use hrsync::directory::StoreError;
-    use hrsync::sync::SyncError;
-    let fetch = e.downcast_ref::<FetchError>().or_else(|| match e.downcast_ref::<SyncError>() {
-        Some(SyncError::Fetch { source, .. }) => Some(source),
-        _ => None,
-    });
-    let store = e.downcast_ref::<StoreError>().or(match e.downcast_ref::<SyncError>() {
-        Some(SyncError::Store(s)) => Some(s),
-        _ => None,
-    });
-    match store {
-        Some(StoreError::AlreadyRunning(_) | StoreError::LeaseLost(_)) => return directory_cmds::exit::ALREADY_RUNNING,
-        Some(StoreError::Cancelled(_)) => return directory_cmds::exit::CANCELLED,
-        _ => {}
-    }
-    match e.downcast_ref::<SyncError>() {
-        Some(SyncError::Blocked { .. }) => return directory_cmds::exit::BLOCKED,
-        Some(SyncError::Drift { .. }) => return directory_cmds::exit::DRIFT,
-        Some(SyncError::Cancelled { .. }) => return directory_cmds::exit::CANCELLED,
-        Some(SyncError::Plan { .. } | SyncError::TimedOut { .. }) => return exit::CONNECTOR_FAILED,
-        _ => {}
-    }
-    if let Some(FetchError::Incomplete { .. }) = fetch {
-        return exit::SOURCE_FAILED;
-    }
-    let run = e
-        .downcast_ref::<RunError>()
-        .or_else(|| match e.downcast_ref::<SyncError>() {
-            Some(SyncError::Connector { source, .. } | SyncError::Check(source)) => Some(source),
-            _ => None,
-        })
-        .or(match fetch {
-            Some(FetchError::Run(r)) | Some(FetchError::RetriesExhausted { last: r, .. }) => Some(r),
-            _ => None,
-        });
-    match run {
-        Some(RunError::Source { error: wit::ConnectorError::InvalidSettings(_), .. }) => exit::INVALID_INPUT,
-        Some(RunError::Source { .. }) => exit::SOURCE_FAILED,
-        Some(_) => exit::CONNECTOR_FAILED,
-        None if fetch.is_some() => exit::CONNECTOR_FAILED,
-        None if e.downcast_ref::<hrsync::runtime::LoadError>().is_some() => exit::CONNECTOR_FAILED,
-        None => exit::INVALID_INPUT,
-    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -462,7 +420,7 @@ async fn list_connectors(global: &Global, json: bool) -> anyhow::Result<()> {
 /// Settings and grants for a source command; keeps an in-process sandbox alive.
 struct Source {
     connector: Connector,
-    settings: Vec<wit::Entry>,
+    settings: Vec<Entry>,
     grants: Grants,
     _sandbox: Option<hrsync::sandbox::Running>,
 }
@@ -496,15 +454,23 @@ async fn source(loaded: &[Connector], args: &SourceArgs) -> anyhow::Result<Sourc
     };
     let (settings, grants) = given.resolve(&connector)?;
     let grants = Grants::parse(&grants).map_err(anyhow::Error::msg)?;
-    let settings = settings.into_iter().map(|(key, value)| wit::Entry { key, value }).collect();
+    let settings = settings.into_iter().map(|(key, value)| Entry { key, value }).collect();
     Ok(Source { connector, settings, grants, _sandbox: running })
 }
 
 /// Connector settings and grants as given on the command line.
+///
+/// Everything is a connector setting from its schema: `--setting KEY=VALUE`,
+/// or `HRSYNC_SETTING_KEY` in the environment (for secrets: arguments show
+/// up in process lists). `--url`, `--client-id` and `--client-secret` are
+/// shorthands for the settings of that kind a connector declares.
 struct GivenSettings<'a> {
-    /// `--url`: the `api-base-url` setting, and the origin granted by default.
+    /// `--url`: the connector's address setting (`url`, or a key ending in
+    /// `-url` such as Personio's `api-base-url`); its origin is granted by default.
     url: Option<&'a str>,
+    /// `--client-id`: the `client-id` setting.
     client_id: Option<String>,
+    /// `--client-secret`: the `client-secret` setting.
     client_secret: Option<String>,
     /// `--setting KEY=VALUE`.
     pairs: &'a [String],
@@ -512,33 +478,50 @@ struct GivenSettings<'a> {
     grants: &'a [String],
 }
 
+/// The environment variable a setting may come from: `HRSYNC_SETTING_` and
+/// the key in upper snake case (`client-secret` → `HRSYNC_SETTING_CLIENT_SECRET`).
+fn setting_env(key: &str) -> String {
+    format!("HRSYNC_SETTING_{}", key.to_uppercase().replace('-', "_"))
+}
+
 impl GivenSettings<'_> {
-    /// Checks every key against the connector's settings; the grants are the
+    /// Checks every key against the connector's schema; the grants are the
     /// given ones, else `--url`'s origin, else the connector's declared hosts.
     fn resolve(self, connector: &Connector) -> anyhow::Result<(BTreeMap<String, String>, Vec<String>)> {
+        let info = &connector.info;
+        let known: Vec<&str> = info.settings.iter().map(|s| s.key.as_str()).collect();
+        let declared = |flag: &str, key: Option<&str>| {
+            key.filter(|k| known.contains(k)).map(str::to_string).with_context(|| {
+                format!(
+                    "connector `{}` has no setting for {flag}; give its settings with --setting KEY=VALUE: {}",
+                    info.id,
+                    known.join(", ")
+                )
+            })
+        };
         let mut settings = BTreeMap::new();
-        let named = [
-            ("api-base-url", self.url.map(str::to_string)),
-            ("client-id", self.client_id),
-            ("client-secret", self.client_secret),
-        ];
-        for (key, value) in named {
-            if let Some(v) = value {
-                settings.insert(key.to_string(), v);
+        for spec in &info.settings {
+            if let Ok(value) = std::env::var(setting_env(&spec.key)) {
+                settings.insert(spec.key.clone(), value);
             }
+        }
+        if let Some(url) = self.url {
+            let key = info.settings.iter().map(|s| s.key.as_str()).find(|k| *k == "url" || k.ends_with("-url"));
+            settings.insert(declared("--url", key)?, url.to_string());
+        }
+        if let Some(id) = self.client_id {
+            settings.insert(declared("--client-id", Some("client-id"))?, id);
+        }
+        if let Some(secret) = self.client_secret {
+            settings.insert(declared("--client-secret", Some("client-secret"))?, secret);
         }
         for pair in self.pairs {
             let (k, v) =
                 pair.split_once('=').with_context(|| format!("--setting `{pair}` must look like KEY=VALUE"))?;
             settings.insert(k.trim().to_string(), v.to_string());
         }
-        let known: Vec<&str> = connector.info.settings.iter().map(|s| s.key.as_str()).collect();
         if let Some(unknown) = settings.keys().find(|k| !known.contains(&k.as_str())) {
-            bail!(
-                "connector `{}` has no setting `{unknown}`; its settings are: {}",
-                connector.info.id,
-                known.join(", ")
-            );
+            bail!("connector `{}` has no setting `{unknown}`; its settings are: {}", info.id, known.join(", "));
         }
         let grants = if !self.grants.is_empty() {
             self.grants.to_vec()
@@ -547,7 +530,7 @@ impl GivenSettings<'_> {
                 url::Url::parse(u).with_context(|| format!("--url `{u}` is not a URL"))?.origin().ascii_serialization(),
             ]
         } else {
-            connector.info.default_hosts.clone()
+            info.default_hosts.clone()
         };
         Grants::parse(&grants).map_err(anyhow::Error::msg)?;
         Ok((settings, grants))
@@ -665,22 +648,16 @@ async fn fetch_with_progress(runtime: &Runtime, src: &Source, options: &FetchOpt
 fn print_summary(fetched: &Fetched, elapsed: std::time::Duration, json: bool) -> anyhow::Result<()> {
     let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
     for p in &fetched.people {
-        let s = match p.status {
-            wit::PersonStatus::Active => "active",
-            wit::PersonStatus::Onboarding => "onboarding",
-            wit::PersonStatus::Leave => "leave",
-            wit::PersonStatus::Inactive => "inactive",
-        };
-        *by_status.entry(s).or_default() += 1;
+        *by_status.entry(p.status.as_str()).or_default() += 1;
     }
-    let errors = fetched.issues.iter().filter(|i| i.severity == wit::Severity::Error).count();
+    let errors = fetched.issues.iter().filter(|i| i.severity == Severity::Error).count();
     if json {
         let issues: Vec<_> = fetched
             .issues
             .iter()
             .map(|i| {
                 serde_json::json!({"source_id": i.source_id, "name": i.name, "field": i.field,
-                "severity": if i.severity == wit::Severity::Error { "error" } else { "warning" }, "message": i.message})
+                "severity": i.severity, "message": i.message})
             })
             .collect();
         println!(
@@ -705,7 +682,7 @@ fn print_summary(fetched: &Fetched, elapsed: std::time::Duration, json: bool) ->
     println!("  with a manager: {}", fetched.people.iter().filter(|p| p.supervisor_id.is_some()).count());
     println!("  issues: {} ({errors} errors)", fetched.issues.len());
     for i in fetched.issues.iter().take(10) {
-        let who = i.name.clone().or(i.source_id.clone()).unwrap_or_default();
+        let who = i.name.clone().or(i.source_id.as_ref().map(|s| s.to_string())).unwrap_or_default();
         println!("    - {who}: {}", i.message);
     }
     if fetched.issues.len() > 10 {
@@ -715,7 +692,7 @@ fn print_summary(fetched: &Fetched, elapsed: std::time::Duration, json: bool) ->
 }
 
 async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
-    use hrsync::directory::{DirectoryStore, IntegrationConfig};
+    use hrsync::directory::IntegrationConfig;
     use hrsync::sync::engine::RunRequest;
 
     let sandbox = Sandbox::new(SandboxConfig::new(args.people, 42));

@@ -1,6 +1,7 @@
 //! The Directory page (search and pages of users) and a person's page with
 //! their reporting line and the history of changes to them.
 
+use crate::directory::prelude::*;
 use std::collections::HashMap;
 
 use axum::Router;
@@ -15,7 +16,7 @@ use super::{
     FormData, PAGE_SIZE, PageError, PageResult, Section, Signed, change_label, csrf_field, layout, pager, query,
     safe_link, time,
 };
-use crate::directory::{DirectoryStore, IntegrationId, StoreError, User, UserId, UserQuery, reporting_line};
+use crate::directory::{IntegrationId, StoreError, User, UserId, UserQuery, reporting_line};
 use crate::web::AppState;
 
 pub(super) fn routes() -> Router<AppState> {

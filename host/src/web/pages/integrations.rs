@@ -23,7 +23,8 @@ use crate::audit::Action;
 use crate::directory::{
     ChangeFilter, ChangeKind, Integration, IntegrationConfig, IntegrationId, Run, RunId, RunKind, RunState,
 };
-use crate::runtime::{Connector, wit};
+use crate::model::{CheckReport, SettingKind, SettingSpec, SourceAttribute};
+use crate::runtime::Connector;
 use crate::sync::engine::RunRequest;
 use crate::web::api::{IntegrationInput, config_from};
 use crate::web::auth::Client;
@@ -299,7 +300,7 @@ async fn test_first(
     state: &AppState,
     form: &FormData,
     config: &IntegrationConfig,
-) -> Result<Option<wit::CheckReport>, CheckOutcome> {
+) -> Result<Option<CheckReport>, CheckOutcome> {
     if form.get("action") != Some("test") {
         return Ok(None);
     }
@@ -309,7 +310,7 @@ async fn test_first(
 
 /// After a tested save the form shows the report (its attributes feed the
 /// pickers); after a plain save a fresh preview starts.
-fn after_save(state: &AppState, who: &Principal, id: IntegrationId, tested: Option<wit::CheckReport>) -> PageResult {
+fn after_save(state: &AppState, who: &Principal, id: IntegrationId, tested: Option<CheckReport>) -> PageResult {
     if let Some(report) = tested {
         state.remember_check(id, Ok(report));
         return Ok(Redirect::to(&format!("/integrations/{id}/configuration#check")).into_response());
@@ -330,8 +331,8 @@ fn input_from(form: &FormData, connector: &Connector) -> Result<IntegrationInput
     for spec in &connector.info.settings {
         let name = field_name(&spec.key);
         let value = match spec.kind {
-            wit::SettingKind::Flag => (if form.checked(&name) { "true" } else { "false" }).to_string(),
-            wit::SettingKind::MultiChoice | wit::SettingKind::AttributeList => {
+            SettingKind::Flag => (if form.checked(&name) { "true" } else { "false" }).to_string(),
+            SettingKind::MultiChoice | SettingKind::AttributeList => {
                 let mut parts: Vec<&str> = Vec::new();
                 for part in form.all(&name).flat_map(|v| v.split(',')).map(str::trim).filter(|p| !p.is_empty()) {
                     if !parts.contains(&part) {
@@ -382,7 +383,7 @@ fn shown_config(connector: &Connector, form: &FormData) -> IntegrationConfig {
         config.send_emails = input.send_emails;
         config.interval_minutes = input.interval_minutes.unwrap_or(config.interval_minutes);
     }
-    for spec in connector.info.settings.iter().filter(|s| s.kind == wit::SettingKind::Secret) {
+    for spec in connector.info.settings.iter().filter(|s| s.kind == SettingKind::Secret) {
         config.settings.remove(&spec.key);
     }
     config
@@ -400,7 +401,7 @@ fn config_form(
         Some(i) => format!("/integrations/{}/configuration", i.id),
         None => "/integrations".into(),
     };
-    let readable: Vec<&wit::SourceAttribute> = match check.map(|c| &c.result) {
+    let readable: Vec<&SourceAttribute> = match check.map(|c| &c.result) {
         Some(Ok(report)) => report.readable.iter().collect(),
         _ => Vec::new(),
     };
@@ -491,10 +492,10 @@ fn percent(share: f64) -> String {
 }
 
 fn setting_field(
-    spec: &wit::SettingSpec,
+    spec: &SettingSpec,
     config: &IntegrationConfig,
     existing: Option<&Integration>,
-    readable: &[&wit::SourceAttribute],
+    readable: &[&SourceAttribute],
 ) -> Markup {
     let name = field_name(&spec.key);
     let id = format!("setting-{}", spec.key);
@@ -504,14 +505,14 @@ fn setting_field(
     let placeholder = spec.default_value.as_deref().map(|d| format!("default: {d}"));
     html! {
         @match spec.kind {
-            wit::SettingKind::Flag => {
+            SettingKind::Flag => {
                 label.check {
                     input id=(id) type="checkbox" name=(name) value="true" checked[current == "true"];
                     (spec.label)
                 }
                 (help(&spec.help))
             }
-            wit::SettingKind::Secret => {
+            SettingKind::Secret => {
                 @let stored = existing.and_then(|i| i.config.settings.get(&spec.key)).is_some_and(|v| !v.is_empty());
                 label {
                     (spec.label) @if spec.required { " *" }
@@ -521,7 +522,7 @@ fn setting_field(
                     (help(&spec.help))
                 }
             }
-            wit::SettingKind::Choice => {
+            SettingKind::Choice => {
                 label {
                     (spec.label)
                     select id=(id) name=(name) {
@@ -530,7 +531,7 @@ fn setting_field(
                     (help(&spec.help))
                 }
             }
-            wit::SettingKind::MultiChoice => {
+            SettingKind::MultiChoice => {
                 fieldset.group {
                     legend { (spec.label) }
                     @for c in &spec.choices {
@@ -542,7 +543,7 @@ fn setting_field(
                     (help(&spec.help))
                 }
             }
-            wit::SettingKind::Attribute => {
+            SettingKind::Attribute => {
                 label {
                     (spec.label)
                     input id=(id) name=(name) value=(value.unwrap_or_default()) placeholder=[placeholder] list={ (id) "-options" };
@@ -553,7 +554,7 @@ fn setting_field(
                     @if readable.is_empty() { small.muted { "Test the connection to pick from the attributes the source returns." } }
                 }
             }
-            wit::SettingKind::AttributeList => {
+            SettingKind::AttributeList => {
                 @let others: Vec<&str> = listed.iter().copied().filter(|v| !readable.iter().any(|a| a.key == *v)).collect();
                 fieldset.group.attributes {
                     legend { (spec.label) }
@@ -575,7 +576,7 @@ fn setting_field(
                     @if readable.is_empty() { small.muted { "Test the connection to pick from the attributes the source returns." } }
                 }
             }
-            wit::SettingKind::Text => {
+            SettingKind::Text => {
                 label {
                     (spec.label) @if spec.required { " *" }
                     input id=(id) name=(name) value=(value.unwrap_or_default()) placeholder=[placeholder];

@@ -368,7 +368,7 @@ pub fn change_list(changes: &[ChangeRecord], revertable: bool) -> Markup {
                             " "
                             span.name { (c.name) }
                             span.fields-summary {
-                                (c.fields.iter().map(|f| f.field.as_str()).collect::<Vec<_>>().join(", "))
+                                (c.fields.iter().map(|f| f.field.name()).collect::<Vec<_>>().join(", "))
                             }
                         }
                         table.fields {

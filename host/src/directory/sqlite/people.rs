@@ -1,0 +1,176 @@
+//! Users: profiles, reporting lines, who manages them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+
+use super::{SqliteStore, conversion, json_text, sql, text_error};
+use crate::directory::*;
+
+pub(super) const USER_COLUMNS: &str = "id, email, first_name, last_name, preferred_name, gender, status, manager_id, start_date, \
+     termination_date, job_title, employee_id, department, office, team, custom, integration_id, source_id, \
+     missing_runs, profile_url, informed_at, created_at, updated_at";
+
+pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    let date = |column: &str| -> rusqlite::Result<Option<NaiveDate>> {
+        row.get::<_, Option<String>>(column)?
+            .map(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(conversion))
+            .transpose()
+    };
+    let custom: String = row.get("custom")?;
+    let integration: Option<i64> = row.get("integration_id")?;
+    let source: Option<String> = row.get("source_id")?;
+    Ok(User {
+        id: UserId(row.get("id")?),
+        profile: Profile {
+            email: Email::parse(&row.get::<_, String>("email")?).map_err(text_error)?,
+            first_name: row.get("first_name")?,
+            last_name: row.get("last_name")?,
+            preferred_name: row.get("preferred_name")?,
+            gender: row
+                .get::<_, Option<String>>("gender")?
+                .as_deref()
+                .map(Gender::parse)
+                .transpose()
+                .map_err(text_error)?,
+            status: UserStatus::parse(&row.get::<_, String>("status")?).map_err(text_error)?,
+            start_date: date("start_date")?,
+            termination_date: date("termination_date")?,
+            job_title: row.get("job_title")?,
+            employee_id: row.get("employee_id")?,
+            department: row.get("department")?,
+            office: row.get("office")?,
+            team: row.get("team")?,
+            custom: serde_json::from_str(&custom).map_err(conversion)?,
+            profile_url: row.get("profile_url")?,
+        },
+        manager_id: row.get::<_, Option<i64>>("manager_id")?.map(UserId),
+        managed_by: integration.zip(source).map(|(i, s)| (IntegrationId(i), s)),
+        missing_runs: row.get("missing_runs")?,
+        informed_at: row.get("informed_at")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+/// Writes a profile into the columns of `users`, `?1`..`?15` in this order.
+pub(super) fn profile_params(p: &Profile) -> [Box<dyn rusqlite::ToSql + '_>; 15] {
+    let date = |d: &Option<NaiveDate>| d.map(|d| d.to_string());
+    [
+        Box::new(p.email.as_str()),
+        Box::new(&p.first_name),
+        Box::new(&p.last_name),
+        Box::new(&p.preferred_name),
+        Box::new(p.gender.map(Gender::as_str)),
+        Box::new(p.status.as_str()),
+        Box::new(date(&p.start_date)),
+        Box::new(date(&p.termination_date)),
+        Box::new(&p.job_title),
+        Box::new(&p.employee_id),
+        Box::new(&p.department),
+        Box::new(&p.office),
+        Box::new(&p.team),
+        Box::new(json_text(&p.custom)),
+        Box::new(&p.profile_url),
+    ]
+}
+
+pub(super) fn insert_user(
+    tx: &Transaction<'_>,
+    p: &Profile,
+    managed_by: &Option<(IntegrationId, String)>,
+    missing: u32,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<UserId> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO users (email, first_name, last_name, preferred_name, gender, status, start_date, termination_date, \
+         job_title, employee_id, department, office, team, custom, profile_url, integration_id, source_id, missing_runs, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19)",
+    )?;
+    let mut values: Vec<Box<dyn rusqlite::ToSql + '_>> = profile_params(p).into_iter().collect();
+    values.push(Box::new(managed_by.as_ref().map(|m| m.0.0)));
+    values.push(Box::new(managed_by.as_ref().map(|m| m.1.clone())));
+    values.push(Box::new(missing));
+    values.push(Box::new(now));
+    stmt.execute(rusqlite::params_from_iter(values.iter().map(|b| b.as_ref())))?;
+    Ok(UserId(tx.last_insert_rowid()))
+}
+
+/// Escapes `\`, `%` and `_` for a LIKE pattern with `ESCAPE '\'`.
+pub(super) fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+impl PeopleStore for SqliteStore {
+    fn create_user(&self, user: &NewUser) -> Result<UserId, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        let id = insert_user(&tx, &user.profile, &None, 0, Utc::now()).map_err(sql)?;
+        if let Some(m) = user.manager_id {
+            tx.execute("UPDATE users SET manager_id = ?2 WHERE id = ?1", params![id.0, m.0]).map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        Ok(id)
+    }
+
+    fn user(&self, id: UserId) -> Result<User, StoreError> {
+        self.conn()
+            .query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id.0], user_from_row)
+            .optional()
+            .map_err(sql)?
+            .ok_or(StoreError::NoUser(id))
+    }
+
+    fn users(&self, query: &UserQuery) -> Result<(Vec<User>, u64), StoreError> {
+        let conn = self.conn();
+        let pattern = query.search.as_ref().map(|s| format!("%{}%", like_escape(s)));
+        let filter = "(?1 IS NULL OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' \
+             OR department LIKE ?1 ESCAPE '\\' OR employee_id LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR integration_id = ?2)";
+        let integration = query.integration.map(|i| i.0);
+        let total: u64 = conn
+            .query_row(&format!("SELECT COUNT(*) FROM users WHERE {filter}"), params![pattern, integration], |r| {
+                r.get(0)
+            })
+            .map_err(sql)?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE {filter} ORDER BY last_name, first_name, id LIMIT ?3 OFFSET ?4"
+            ))
+            .map_err(sql)?;
+        let users = stmt
+            .query_map(params![pattern, integration, query.limit.max(1), query.offset], user_from_row)
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        Ok((users, total))
+    }
+
+    fn users_for_sync(&self, integration: IntegrationId) -> Result<Vec<User>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE integration_id = ?1 OR integration_id IS NULL ORDER BY id"
+            ))
+            .map_err(sql)?;
+        stmt.query_map([integration.0], user_from_row).map_err(sql)?.collect::<Result<_, _>>().map_err(sql)
+    }
+
+    fn index(&self) -> Result<Vec<IndexEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT id, manager_id, email, first_name, last_name, preferred_name FROM users")
+            .map_err(sql)?;
+        stmt.query_map([], |r| {
+            let (first, last, preferred): (String, String, Option<String>) =
+                (r.get("first_name")?, r.get("last_name")?, r.get("preferred_name")?);
+            Ok(IndexEntry {
+                id: UserId(r.get("id")?),
+                manager_id: r.get::<_, Option<i64>>("manager_id")?.map(UserId),
+                email: Email::parse(&r.get::<_, String>("email")?).map_err(text_error)?,
+                name: display_name(&first, &last, preferred.as_deref()),
+            })
+        })
+        .map_err(sql)?
+        .collect::<Result<_, _>>()
+        .map_err(sql)
+    }
+}
