@@ -12,6 +12,7 @@ mod containment;
 mod csv;
 mod hostile;
 mod personio;
+mod python;
 mod runs;
 mod sync;
 mod versions;
