@@ -646,9 +646,11 @@ fn plan_managers(
 ) -> HashMap<Target, String> {
     let mut source_to_target: HashMap<String, Target> =
         by_source.iter().map(|(s, id)| (s.to_string(), Target::Existing(*id))).collect();
+    // People created or adopted by email in this very run can be managers
+    // in it: their reports get them now, not at the next run.
     for e in entries.iter().filter(|e| !e.skipped) {
-        if let (Target::New(_), Some((_, s))) = (e.target, &e.managed_by) {
-            source_to_target.insert(s.clone(), e.target);
+        if let Some((_, s)) = &e.managed_by {
+            source_to_target.entry(s.clone()).or_insert(e.target);
         }
     }
     let mut graph: HashMap<Target, Option<Target>> =

@@ -4,7 +4,7 @@
 use hrsync::directory::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
-use hrsync::directory::{ChangeKind, ChangeRecord, Email, NewUser, Profile, RunKind, RunState, UserStatus};
+use hrsync::directory::{ChangeKind, ChangeRecord, Email, NewUser, Profile, RunKind, RunState, User, UserStatus};
 use hrsync::sandbox::{Edit, Email as SandboxEmail, Employee, Fault, Hire, Status};
 use hrsync::sync::SyncError;
 use hrsync::sync::engine::RunRequest;
@@ -221,6 +221,34 @@ async fn existing_users_are_adopted_by_email_never_duplicated() {
     assert_eq!(adopted.managed_by.map(|m| m.1), Some(target.id.to_string()));
     let holders = w.users().iter().filter(|u| u.profile.email.key() == address.to_lowercase()).count();
     assert_eq!(holders, 1);
+}
+
+#[tokio::test]
+async fn an_adopted_manager_is_their_reports_manager_in_the_same_run() {
+    let w = World::new(40, ALL).await;
+    let employees = w.sandbox.employees();
+    // A manager with an email whose reports have emails too.
+    let manager = employees
+        .iter()
+        .find(|m| has_email(m) && employees.iter().any(|e| e.supervisor == Some(m.id) && has_email(e)))
+        .expect("a manager with reports");
+    let SandboxEmail::Address(address) = &manager.email else { unreachable!() };
+    let existing =
+        w.store.create_user(&NewUser { profile: profile(address, "Old", "Name"), manager_id: None }).unwrap();
+    let report = w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
+    assert_eq!(report.run.counts.linked, 1);
+    let reports: Vec<&Employee> =
+        employees.iter().filter(|e| e.supervisor == Some(manager.id) && has_email(e)).collect();
+    let imported: Vec<User> = reports.iter().filter_map(|r| w.user_of(r.id)).collect();
+    assert!(!imported.is_empty(), "the manager's reports were imported");
+    for user in &imported {
+        assert_eq!(user.manager_id, Some(existing), "{} reports to the adopted manager", user.profile.display_name());
+    }
+    assert!(
+        !report.issues.iter().any(|i| i.message.contains(&format!("supervisor `{}`", manager.id))),
+        "no report was left without their manager: {:?}",
+        report.issues
+    );
 }
 
 fn profile(email: &str, first: &str, last: &str) -> Profile {
