@@ -457,14 +457,51 @@ fn bad(message: &str) -> ConnectorError {
 /// reports that denial itself, with the origins that are granted.)
 fn unreachable(settings: &Settings, error: &anyhow::Error) -> ConnectorError {
     ConnectorError::Unreachable(format!(
-        "could not reach {} ({error:#}); check the API base URL and the network",
-        settings.base_url
+        "could not reach {} ({}); check the API base URL and the network",
+        settings.base_url,
+        in_words(&format!("{error:#}"))
     ))
+}
+
+/// wasi:http's error codes print as Rust debug text
+/// (`ErrorCode::HttpProtocolError`); admins read what happened instead.
+fn in_words(transport: &str) -> String {
+    const WORDS: [(&str, &str); 10] = [
+        ("DnsTimeout", "the host name could not be resolved in time"),
+        ("DnsError", "the host name could not be resolved"),
+        ("ConnectionRefused", "the connection was refused"),
+        ("ConnectionTimeout", "the connection timed out"),
+        ("ConnectionReadTimeout", "the server stopped answering"),
+        ("ConnectionWriteTimeout", "the server stopped reading"),
+        ("ConnectionTerminated", "the server closed the connection"),
+        ("ConnectionLimitReached", "too many connections are open"),
+        ("Tls", "the TLS handshake failed (certificate or protocol)"),
+        ("HttpProtocolError", "the answer was not valid HTTP"),
+    ];
+    match transport.strip_prefix("ErrorCode::") {
+        Some(code) => WORDS
+            .iter()
+            .find(|(name, _)| code.starts_with(name))
+            .map_or_else(|| "the connection failed".to_string(), |(_, words)| words.to_string()),
+        None => transport.to_string(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_errors_are_said_in_words_not_error_code_names() {
+        assert_eq!(in_words("ErrorCode::HttpProtocolError"), "the answer was not valid HTTP");
+        assert_eq!(
+            in_words("ErrorCode::DnsError(DnsErrorPayload { rcode: Some(\"address not available\") })"),
+            "the host name could not be resolved"
+        );
+        assert_eq!(in_words("ErrorCode::TlsCertificateError"), "the TLS handshake failed (certificate or protocol)");
+        assert_eq!(in_words("ErrorCode::InternalError(None)"), "the connection failed");
+        assert_eq!(in_words("outgoing request write failed"), "outgoing request write failed");
+    }
 
     /// Raw items `{"id": n}` for employees `ids`.
     fn items(ids: std::ops::Range<u64>) -> Vec<(String, Box<serde_json::value::RawValue>)> {

@@ -152,6 +152,68 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A user as the API and `hrsync users --json` show them: every field of
+/// the profile, flat, with who manages them and when they were informed.
+impl Serialize for User {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Flat<'a> {
+            id: UserId,
+            email: &'a Email,
+            name: String,
+            first_name: &'a str,
+            last_name: &'a str,
+            preferred_name: Option<&'a str>,
+            gender: Option<Gender>,
+            status: UserStatus,
+            manager_id: Option<UserId>,
+            job_title: Option<&'a str>,
+            employee_id: Option<&'a str>,
+            department: Option<&'a str>,
+            office: Option<&'a str>,
+            team: Option<&'a str>,
+            start_date: Option<NaiveDate>,
+            termination_date: Option<NaiveDate>,
+            custom: &'a BTreeMap<String, String>,
+            profile_url: Option<&'a str>,
+            integration_id: Option<IntegrationId>,
+            source_id: Option<&'a str>,
+            missing_runs: u32,
+            informed_at: Option<DateTime<Utc>>,
+            created_at: DateTime<Utc>,
+            updated_at: DateTime<Utc>,
+        }
+        let p = &self.profile;
+        Flat {
+            id: self.id,
+            email: &p.email,
+            name: p.display_name(),
+            first_name: &p.first_name,
+            last_name: &p.last_name,
+            preferred_name: p.preferred_name.as_deref(),
+            gender: p.gender,
+            status: p.status,
+            manager_id: self.manager_id,
+            job_title: p.job_title.as_deref(),
+            employee_id: p.employee_id.as_deref(),
+            department: p.department.as_deref(),
+            office: p.office.as_deref(),
+            team: p.team.as_deref(),
+            start_date: p.start_date,
+            termination_date: p.termination_date,
+            custom: &p.custom,
+            profile_url: p.profile_url.as_deref(),
+            integration_id: self.managed_by.as_ref().map(|m| m.0),
+            source_id: self.managed_by.as_ref().map(|m| m.1.as_str()),
+            missing_runs: self.missing_runs,
+            informed_at: self.informed_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+        .serialize(serializer)
+    }
+}
+
 /// An unmanaged user created by hand (or by the app the directory belongs to).
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -207,6 +269,34 @@ impl Default for RunLimits {
 }
 
 impl IntegrationConfig {
+    /// What differs from `before`, in words for the audit log: setting keys
+    /// (secret ones marked, never their values) and the named policies.
+    pub fn changed_since(&self, before: &IntegrationConfig) -> Vec<String> {
+        let b = before;
+        let keys: BTreeSet<&String> = b.settings.keys().chain(self.settings.keys()).collect();
+        let mut changed: Vec<String> = keys
+            .into_iter()
+            .filter(|k| b.settings.get(*k) != self.settings.get(*k))
+            .map(|k| if self.secret_keys.contains(k) { format!("{k} (secret)") } else { k.clone() })
+            .collect();
+        let other = [
+            ("name", b.name != self.name),
+            ("outbound hosts", origins_key(&b.grants) != origins_key(&self.grants)),
+            ("automatic imports", b.auto_import != self.auto_import),
+            ("password emails", b.send_emails != self.send_emails),
+            ("interval", b.interval_minutes != self.interval_minutes),
+            (
+                "safeguards",
+                b.missing_after != self.missing_after
+                    || b.max_deactivate_share != self.max_deactivate_share
+                    || b.max_email_share != self.max_email_share,
+            ),
+            ("run limits", b.limits != self.limits),
+        ];
+        changed.extend(other.into_iter().filter(|(_, differs)| *differs).map(|(name, _)| name.to_string()));
+        changed
+    }
+
     /// Defaults for a connector: automatic imports off, every two hours when on.
     pub fn new(connector_id: &str, name: &str) -> Self {
         IntegrationConfig {
@@ -378,6 +468,27 @@ impl RunState {
 }
 
 /// Per-run counts, as shown in previews and history.
+/// Which runs a history list shows. The default is what changed the
+/// directory: imports and reverts that applied something, and runs still
+/// going; the rest is one tick away.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct RunFilter {
+    /// Previews too.
+    #[serde(default)]
+    pub previews: bool,
+    /// Runs that applied nothing: failed, blocked, cancelled, interrupted.
+    #[serde(default)]
+    pub unapplied: bool,
+    /// Runs that ended finding nothing to change.
+    #[serde(default)]
+    pub unchanged: bool,
+}
+
+impl RunFilter {
+    /// Every run.
+    pub const ALL: RunFilter = RunFilter { previews: true, unapplied: true, unchanged: true };
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Counts {

@@ -56,8 +56,18 @@ pub trait RunStore: Send + Sync {
     /// ([`StoreError::LeaseLost`], [`StoreError::Cancelled`]).
     fn apply(&self, id: RunId, apply: &Apply, fingerprint: &str) -> Result<(), StoreError>;
     fn run(&self, id: RunId) -> Result<Run, StoreError>;
-    /// Newest first.
-    fn runs(&self, integration: Option<IntegrationId>, offset: u64, limit: u64) -> Result<Vec<Run>, StoreError>;
+    /// Every run, newest first.
+    fn runs(&self, integration: Option<IntegrationId>, offset: u64, limit: u64) -> Result<Vec<Run>, StoreError> {
+        self.history(integration, RunFilter::ALL, offset, limit)
+    }
+    /// The runs `filter` keeps, newest first.
+    fn history(
+        &self,
+        integration: Option<IntegrationId>,
+        filter: RunFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Run>, StoreError>;
     fn run_changes(&self, id: RunId, user: Option<UserId>) -> Result<Vec<ChangeRecord>, StoreError>;
     /// One page of a run's changes, filtered, with the filtered total.
     fn run_changes_page(&self, id: RunId, filter: &ChangeFilter) -> Result<(Vec<ChangeRecord>, u64), StoreError>;

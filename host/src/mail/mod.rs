@@ -43,8 +43,9 @@ pub struct Message {
 /// What invitations need to know about the deployment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invite {
-    /// Shown in the subject and greeting.
-    pub company: String,
+    /// Shown in the subject and greeting; without it the words stand alone
+    /// ("Your new account", "welcome!").
+    pub company: Option<String>,
     /// Where hrsync is reachable for the people invited, e.g.
     /// `https://people.acme.example`; the link is `{public_url}/set-password/{token}`.
     pub public_url: String,
@@ -54,11 +55,7 @@ pub struct Invite {
 
 impl Default for Invite {
     fn default() -> Self {
-        Invite {
-            company: "your company".into(),
-            public_url: "http://127.0.0.1:8080".into(),
-            valid_for: chrono::Duration::days(7),
-        }
+        Invite { company: None, public_url: "http://127.0.0.1:8080".into(), valid_for: chrono::Duration::days(7) }
     }
 }
 
@@ -77,23 +74,30 @@ pub fn invitation(profile: &Profile, invite: &Invite, token: &str, expires: Date
     let link = format!("{}/set-password/{token}", invite.public_url.trim_end_matches('/'));
     let name = profile.preferred_name.as_deref().unwrap_or(&profile.first_name);
     let until = expires.format("%Y-%m-%d %H:%M UTC").to_string();
+    let company = invite.company.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let welcome = company.map_or_else(|| "welcome!".to_string(), |c| format!("welcome to {c}!"));
     let text = format!(
-        "Hello {name},\n\nwelcome to {company}! An account has been created for you ({email}).\n\n\
+        "Hello {name},\n\n{welcome} An account has been created for you ({email}).\n\n\
          Choose your password here:\n{link}\n\n\
          The link works once and until {until}. If it has expired, ask your administrator for a new one.\n",
-        company = invite.company,
         email = profile.email,
     );
+    // A long unbroken name or address wraps in mail clients too.
     let html = html! {
-        p { "Hello " (name) "," }
-        p { "welcome to " (invite.company) "! An account has been created for you (" (profile.email) ")." }
-        p { a href=(link) { "Choose your password" } }
-        p { small { "The link works once and until " (until) ". If it has expired, ask your administrator for a new one." } }
+        div style="overflow-wrap:anywhere;word-break:break-word" {
+            p { "Hello " (name) "," }
+            p { (welcome) " An account has been created for you (" (profile.email) ")." }
+            p { a href=(link) { "Choose your password" } }
+            p { small { "The link works once and until " (until) ". If it has expired, ask your administrator for a new one." } }
+        }
     };
     Message {
         kind: MailKind::Invitation,
         to: profile.email.clone(),
-        subject: format!("Your {} account: choose a password", invite.company),
+        subject: match company {
+            Some(c) => format!("Your {c} account: choose a password"),
+            None => "Your new account: choose a password".into(),
+        },
         text,
         html: Some(html.into_string()),
     }
@@ -187,8 +191,11 @@ mod tests {
 
     #[test]
     fn invitations_carry_the_link_in_both_parts_and_escape_names() {
-        let invite =
-            Invite { company: "Acme".into(), public_url: "https://people.acme.example/".into(), ..Invite::default() };
+        let invite = Invite {
+            company: Some("Acme".into()),
+            public_url: "https://people.acme.example/".into(),
+            ..Invite::default()
+        };
         let m = invitation(&profile("<b>Ada</b>"), &invite, "tok123", Utc::now());
         assert_eq!(m.to.as_str(), "ada@acme.example");
         assert!(m.subject.contains("Acme"));
@@ -196,6 +203,18 @@ mod tests {
         let html = m.html.unwrap();
         assert!(html.contains("href=\"https://people.acme.example/set-password/tok123\""), "{html}");
         assert!(html.contains("&lt;b&gt;Ada&lt;/b&gt;") && !html.contains("<b>Ada"), "{html}");
+    }
+
+    #[test]
+    fn without_a_company_name_the_invitation_reads_without_one() {
+        let m = invitation(&profile("Ada"), &Invite::default(), "tok123", Utc::now());
+        assert_eq!(m.subject, "Your new account: choose a password");
+        assert!(m.text.contains("Hello Ada,\n\nwelcome! An account has been created"), "{}", m.text);
+        assert!(m.html.as_deref().unwrap().contains("welcome! An account"), "{:?}", m.html);
+        let named = Invite { company: Some("Acme".into()), ..Invite::default() };
+        let m = invitation(&profile("Ada"), &named, "tok123", Utc::now());
+        assert_eq!(m.subject, "Your Acme account: choose a password");
+        assert!(m.text.contains("welcome to Acme! An account"), "{}", m.text);
     }
 
     fn record(state: MailState) -> MailRecord {

@@ -22,7 +22,7 @@ use super::{ApiError, AppState};
 use crate::accounts::{Role, SESSION_LIFETIME};
 use crate::audit::Action;
 use crate::directory::{
-    ChangeFilter, ChangeKind, Integration, IntegrationConfig, IntegrationId, RunId, User, UserId, UserQuery,
+    ChangeFilter, ChangeKind, Integration, IntegrationConfig, IntegrationId, RunId, UserId, UserQuery,
 };
 use crate::model::{CheckReport, SettingKind};
 use crate::runtime::Connector;
@@ -680,16 +680,6 @@ pub(super) async fn cancel(
     Ok((StatusCode::ACCEPTED, Json(json!({"run": run, "status_url": format!("/api/v1/runs/{id}")}))).into_response())
 }
 
-fn user_json(u: &User) -> Value {
-    let p = &u.profile;
-    json!({"id": u.id, "email": p.email, "first_name": p.first_name, "last_name": p.last_name,
-        "preferred_name": p.preferred_name, "name": p.display_name(), "status": p.status, "manager_id": u.manager_id,
-        "job_title": p.job_title, "employee_id": p.employee_id, "department": p.department, "office": p.office,
-        "team": p.team, "start_date": p.start_date, "termination_date": p.termination_date, "custom": p.custom,
-        "integration_id": u.managed_by.as_ref().map(|m| m.0), "source_id": u.managed_by.as_ref().map(|m| &m.1),
-        "informed_at": u.informed_at, "created_at": u.created_at, "updated_at": u.updated_at})
-}
-
 #[utoipa::path(get, path = "/api/v1/users", tag = "directory", params(PageQuery), responses((status = 200, description = "A page of directory users", body = Object)))]
 pub(super) async fn users(
     State(state): State<AppState>,
@@ -703,8 +693,7 @@ pub(super) async fn users(
         limit: q.limit.unwrap_or(50).clamp(1, 500) as u64,
     };
     let (users, total) = state.engine.store().users(&query)?;
-    let list: Vec<Value> = users.iter().map(user_json).collect();
-    Ok(Json(json!({"total": total, "offset": query.offset, "users": list})).into_response())
+    Ok(Json(json!({"total": total, "offset": query.offset, "users": users})).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "directory", params(("id" = i64, Path)), responses((status = 200, description = "The user, their reporting line and history", body = Object), (status = 404, body = ErrorBody)))]
@@ -720,7 +709,7 @@ pub(super) async fn user(State(state): State<AppState>, Viewer(_): Viewer, ApiPa
         .into_iter()
         .map(|(run, change)| json!({"run_id": run, "change": change}))
         .collect();
-    Ok(Json(json!({"user": user_json(&user), "reporting_line": line, "history": history})).into_response())
+    Ok(Json(json!({"user": user, "reporting_line": line, "history": history})).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

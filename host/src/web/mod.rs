@@ -92,34 +92,7 @@ impl AppState {
         before: &crate::directory::Integration,
         after: &crate::directory::IntegrationConfig,
     ) {
-        let b = &before.config;
-        let mut changed: Vec<String> = b
-            .settings
-            .keys()
-            .chain(after.settings.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .filter(|k| b.settings.get(*k) != after.settings.get(*k))
-            .map(|k| if after.secret_keys.contains(k) { format!("{k} (secret)") } else { k.clone() })
-            .collect();
-        let other = [
-            ("name", b.name != after.name),
-            (
-                "outbound hosts",
-                crate::directory::origins_key(&b.grants) != crate::directory::origins_key(&after.grants),
-            ),
-            ("automatic imports", b.auto_import != after.auto_import),
-            ("password emails", b.send_emails != after.send_emails),
-            ("interval", b.interval_minutes != after.interval_minutes),
-            (
-                "safeguards",
-                b.missing_after != after.missing_after
-                    || b.max_deactivate_share != after.max_deactivate_share
-                    || b.max_email_share != after.max_email_share,
-            ),
-            ("run limits", b.limits != after.limits),
-        ];
-        changed.extend(other.into_iter().filter(|(_, differs)| *differs).map(|(name, _)| name.to_string()));
+        let changed = after.changed_since(&before.config);
         let detail = if changed.is_empty() { "nothing changed".to_string() } else { changed.join(", ") };
         self.record(
             who,

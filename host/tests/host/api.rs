@@ -393,6 +393,13 @@ async fn pages_send_strangers_to_sign_in_and_refuse_forms_without_the_csrf_token
 
     // Signing in through the page needs the form's own token (login CSRF).
     let page = request("GET", &s.url("/login"), &[], "").await;
+    // The pages have an icon, served to anyone (the sign-in page shows it).
+    assert!(page.body.contains(r#"<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">"#));
+    for icon in ["/static/favicon.svg", "/favicon.ico"] {
+        let r = request("GET", &s.url(icon), &[], "").await;
+        assert_eq!((r.status, r.header("content-type")), (200, Some("image/svg+xml")), "{icon}");
+        assert!(r.body.starts_with("<svg"), "{icon}");
+    }
     let login_cookie = page.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
     let token = csrf_of(&page.body);
     let body = form(&[("csrf", &token), ("username", "admin"), ("password", PASSWORD), ("next", "//evil.example/")]);
@@ -582,4 +589,112 @@ async fn a_running_import_holds_the_integration_and_can_be_cancelled_over_the_ap
     assert_eq!(again.status, 409, "{}", again.body);
     let users = s.call(&b, "GET", "/api/v1/users", None).await.json();
     assert_eq!(users["total"], 0, "nothing applied");
+}
+
+/// The text a person reads on a page: tags, scripts and styles removed.
+fn visible_text(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        text.push_str(&rest[..open]);
+        let tail = &rest[open..];
+        let end = ["<script", "<style"]
+            .iter()
+            .find(|t| tail.starts_with(*t))
+            .and_then(|t| tail.find(&format!("</{}>", &t[1..])).map(|at| at + t.len() + 2))
+            .or_else(|| tail.find('>').map(|at| at + 1))
+            .unwrap_or(tail.len());
+        text.push(' ');
+        rest = &tail[end..];
+    }
+    text.push_str(rest);
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_speak_in_field_labels_and_never_name_cli_flags() {
+    use hrsync::model::Field;
+    use hrsync::sandbox::{Edit, Status};
+    let s = server().await;
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+    let import = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/imports"), None).await.json();
+    let import = import["run_id"].as_i64().unwrap();
+    s.finished(&b, &format!("/api/v1/runs/{import}")).await;
+    // Updates, a leaver and a new manager, so every kind of field change shows.
+    let people = s.sandbox.employees();
+    let active: Vec<_> = people.iter().filter(|e| e.status == Status::Active).collect();
+    let edit = |e: Edit| Edit { position: Some("Principal Engineer".into()), department: Some("Platform".into()), ..e };
+    s.sandbox.apply(active[1].id, edit(Edit { supervisor_id: Some(Some(active[3].id)), ..Edit::default() })).unwrap();
+    s.sandbox.apply(active[2].id, Edit { status: Some(Status::Inactive), ..Edit::default() }).unwrap();
+    let second = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/imports"), None).await.json();
+    let second = second["run_id"].as_i64().unwrap();
+    let done = s.finished(&b, &format!("/api/v1/runs/{second}")).await;
+    assert_eq!(done["run"]["state"], "succeeded", "{done}");
+    let preview = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/previews"), None).await.json();
+    let preview = preview["run"]["id"].as_i64().expect("a preview");
+    let changed = s.call(&b, "GET", &format!("/api/v1/runs/{second}/changes"), None).await.json();
+    let user = changed["changes"][0]["user_id"].as_i64().expect("a changed user");
+
+    let keys: Vec<String> = Field::STANDARD.iter().map(|f| f.name().into_owned()).filter(|n| n.contains('-')).collect();
+    for path in [
+        "/integrations".to_string(),
+        format!("/integrations/{id}/configuration"),
+        format!("/integrations/{id}/preview"),
+        format!("/integrations/{id}/history?previews=on&unapplied=on&unchanged=on"),
+        format!("/runs/{import}"),
+        format!("/runs/{second}"),
+        format!("/runs/{preview}"),
+        "/directory".to_string(),
+        format!("/directory/{user}"),
+        "/emails".to_string(),
+        "/account".to_string(),
+        "/accounts".to_string(),
+        "/audit".to_string(),
+    ] {
+        let r = request("GET", &s.url(&path), &[("Cookie", &b.cookie)], "").await;
+        assert_eq!(r.status, 200, "{path}");
+        let text = visible_text(&r.body);
+        for key in &keys {
+            assert!(!text.contains(key.as_str()), "{path} shows the field key `{key}`");
+        }
+        let flag =
+            text.match_indices("--").find(|(at, _)| text[at + 2..].starts_with(|c: char| c.is_ascii_lowercase()));
+        assert!(
+            flag.is_none(),
+            "{path} names a command-line flag: …{}…",
+            &text[flag.unwrap().0..][..40.min(text.len() - flag.unwrap().0)]
+        );
+    }
+    // The run page of the second import names the fields by label.
+    let r = request("GET", &s.url(&format!("/runs/{second}")), &[("Cookie", &b.cookie)], "").await;
+    assert!(visible_text(&r.body).contains("Job title"), "labels, not keys");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_preview_older_than_an_applied_import_says_so_and_offers_no_import() {
+    let s = server().await;
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+    let preview = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/previews"), None).await.json();
+    let preview = preview["run"]["id"].as_i64().expect("a preview");
+    let page = |run: i64| {
+        let url = s.url(&format!("/integrations/{id}/preview?run={run}"));
+        let cookie = b.cookie.clone();
+        async move { request("GET", &url, &[("Cookie", &cookie)], "").await.body }
+    };
+    let fresh = page(preview).await;
+    assert!(
+        fresh.contains("id=\"import-now\"") && !fresh.contains("stale-preview"),
+        "a fresh preview offers the import"
+    );
+
+    let import = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/imports"), None).await.json();
+    let import = import["run_id"].as_i64().unwrap();
+    s.finished(&b, &format!("/api/v1/runs/{import}")).await;
+    let stale = page(preview).await;
+    assert!(stale.contains("id=\"stale-preview\""), "{stale}");
+    assert!(stale.contains(&format!("href=\"/runs/{import}\"")), "names the run that applied changes");
+    assert!(!stale.contains("id=\"import-now\""), "no import of a stale preview");
+    assert!(stale.contains("Refresh preview"));
 }

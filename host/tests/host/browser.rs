@@ -98,6 +98,7 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
 struct App {
     base: String,
     store: Arc<SqliteStore>,
+    engine: Arc<SyncEngine>,
     sandbox: Sandbox,
     sandbox_url: String,
     _running: Running,
@@ -114,19 +115,21 @@ async fn app(dir: &Path) -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut engine = SyncEngine::new(runtime, store.clone(), vec![connector]);
-    engine.invite = hrsync::mail::Invite { company: "Acme".into(), public_url: base.clone(), ..Default::default() };
+    engine.invite =
+        hrsync::mail::Invite { company: Some("Acme".into()), public_url: base.clone(), ..Default::default() };
     let engine = Arc::new(engine);
     let sandbox = Sandbox::new(SandboxConfig::new(80, 11));
+    let web_engine = engine.clone();
     let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(hrsync::web::serve(
         listener,
-        AppState::new(engine, accounts, Arc::new(hrsync::audit::Audit::open(&db).unwrap())),
+        AppState::new(web_engine, accounts, Arc::new(hrsync::audit::Audit::open(&db).unwrap())),
         async {
             let _ = stopped.await;
         },
     ));
-    App { base, store, sandbox, sandbox_url: running.url.clone(), _running: running, _stop: stop }
+    App { base, store, engine, sandbox, sandbox_url: running.url.clone(), _running: running, _stop: stop }
 }
 
 /// The browser, the app and where screenshots go.
@@ -305,7 +308,7 @@ async fn an_admin_configures_previews_imports_reviews_and_reverts_in_the_browser
     assert!(s.text("nav.pager").await.contains("Page 1 of"));
     // Per person, field by field.
     s.open_first_change().await;
-    assert!(s.text("ul.changes > li table.fields").await.contains("email"));
+    assert!(s.text("ul.changes > li table.fields").await.contains("Email"));
     // The hostile name is text, and nothing of it ran.
     s.fill("#filter-q", "Mallory").await;
     s.click_away("#filter-apply").await;
@@ -364,11 +367,17 @@ async fn an_admin_configures_previews_imports_reviews_and_reverts_in_the_browser
     s.find("#link-error").await;
     s.goto(&import_path).await;
 
-    // History lists the preview and the import; drill into the import.
+    // History lists what changed the directory: the import. Previews are
+    // one tick away. Drill into the import.
     s.click_away("p.breadcrumb a[href$='/history']").await;
     let rows = s.c.find_all(Locator::Css("#runs tbody tr")).await.unwrap();
-    assert_eq!(rows.len(), 2, "a preview and an import");
+    assert_eq!(rows.len(), 1, "the import; the preview is filtered out");
     assert!(s.text("#runs tbody tr:first-child").await.contains("Import"));
+    s.click("#show-previews").await;
+    s.click_away("#history-filter-apply").await;
+    let rows = s.c.find_all(Locator::Css("#runs tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 2, "a preview and an import");
+    assert!(s.text("#runs tbody tr:last-child").await.contains("Preview"));
     s.shot("6-history").await;
     s.click_away("#runs tbody tr:first-child a").await;
     assert_eq!(s.path().await, import_path);
@@ -439,4 +448,88 @@ async fn an_admin_configures_previews_imports_reviews_and_reverts_in_the_browser
     drop(driver);
     let _ = std::fs::remove_dir_all(&dir);
     println!("screenshots in {}", shots.canonicalize().unwrap().display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_300_character_unbroken_name_keeps_every_page_within_the_window() {
+    let dir = std::env::temp_dir().join(format!("hrsync-browser-long-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let app = app(&dir).await;
+    let long = "W".repeat(300);
+    app.sandbox.hire(Hire {
+        first_name: long.clone(),
+        last_name: "L".repeat(300),
+        email: Some(format!("{}@example.com", "w".repeat(60))),
+        supervisor_id: None,
+        position: Some("J".repeat(300)),
+        department: Some("D".repeat(300)),
+        status: None,
+        hire_date: None,
+    });
+    let mut config = hrsync::directory::IntegrationConfig::new("personio", &"I".repeat(300));
+    config.settings = [
+        ("api-base-url", app.sandbox_url.as_str()),
+        ("client-id", DEMO_CLIENT_ID),
+        ("client-secret", DEMO_CLIENT_SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    config.secret_keys = ["client-secret".to_string()].into();
+    config.grants = vec![app.sandbox_url.clone()];
+    config.secrets_for = config.grants.clone();
+    let integration = app.store.create_integration(&config).unwrap();
+    let request = hrsync::sync::engine::RunRequest::manual(integration);
+    let import = app.engine.import(&request).await.unwrap().run.id;
+    let preview = app.engine.preview(&request).await.unwrap().run.id;
+    let (users, _) = app
+        .store
+        .users(&hrsync::directory::UserQuery { search: Some(long.clone()), limit: 10, ..Default::default() })
+        .unwrap();
+    let person = users.first().expect("the long-named person was imported").id;
+
+    let driver = driver().await;
+    let c = browser(&driver, &dir.join("chromium-profile")).await;
+    let s = Session { c, base: app.base.clone(), shots: shots.clone() };
+    s.goto("/login").await;
+    s.fill("#username", "admin").await;
+    s.fill("#password", PASSWORD).await;
+    s.click_away("#sign-in").await;
+
+    let pages = [
+        "/integrations".to_string(),
+        format!("/integrations/{integration}"),
+        format!("/integrations/{integration}/configuration"),
+        format!("/integrations/{integration}/preview"),
+        format!("/integrations/{integration}/history"),
+        format!("/runs/{import}?q={long}"),
+        format!("/runs/{preview}"),
+        format!("/directory?q={long}"),
+        format!("/directory/{person}"),
+        "/emails".to_string(),
+        "/account".to_string(),
+        "/accounts".to_string(),
+        "/audit".to_string(),
+    ];
+    for (width, height) in [(1366, 900), (390, 844)] {
+        s.c.set_window_size(width, height).await.unwrap();
+        for page in &pages {
+            s.goto(page).await;
+            s.find("main").await;
+            // Change lists start folded; open them so their tables count too.
+            s.js("document.querySelectorAll('details').forEach(d => d.open = true)").await;
+            let overflow = s.js("return document.documentElement.scrollWidth - window.innerWidth").await;
+            assert!(overflow.as_i64().unwrap() <= 0, "{page} at {width} px is {overflow} px too wide");
+        }
+        s.goto(&format!("/directory/{person}")).await;
+        s.find("#person-name").await;
+        assert!(s.text("#person-name").await.contains(&long), "the whole name is there, wrapped");
+        s.shot(&format!("12-long-name-person-{width}")).await;
+    }
+    s.c.close().await.unwrap();
+    drop(driver);
+    let _ = std::fs::remove_dir_all(&dir);
 }

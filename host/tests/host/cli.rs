@@ -179,6 +179,64 @@ async fn integration_preview_import_history_users_and_revert_from_the_command_li
     assert_eq!(import["run"]["counts"]["created"].as_u64(), Some(created));
     let users = json(&run(args(&["users", "--json"])));
     assert_eq!(users["total"].as_u64(), Some(created));
+    // Every field of a user, as the API shows them.
+    let first = &users["users"][0];
+    for key in [
+        "id",
+        "email",
+        "name",
+        "first_name",
+        "last_name",
+        "preferred_name",
+        "gender",
+        "status",
+        "manager_id",
+        "job_title",
+        "employee_id",
+        "department",
+        "office",
+        "team",
+        "start_date",
+        "termination_date",
+        "custom",
+        "integration_id",
+        "source_id",
+        "informed_at",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(first.get(key).is_some(), "users --json lacks `{key}`: {first}");
+    }
+    assert!(users["users"].as_array().unwrap().iter().any(|u| u["gender"].is_string()), "{users}");
+    assert!(users["users"].as_array().unwrap().iter().any(|u| u["start_date"].is_string()), "{users}");
+
+    // Automation, emails, interval and safeguards from the command line.
+    let out = run(args(&[
+        "integration",
+        "set",
+        "--auto-import",
+        "on",
+        "--send-emails",
+        "on",
+        "--interval",
+        "30",
+        "--max-deactivate-percent",
+        "35",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("automatic imports, password emails, interval, safeguards"), "{}", stdout(&out));
+    let list = json(&run(args(&["integration", "list", "--json"])));
+    assert_eq!(
+        (&list[0]["auto_import"], &list[0]["send_emails"], &list[0]["interval_minutes"]),
+        (&serde_json::json!(true), &serde_json::json!(true), &serde_json::json!(30))
+    );
+    assert_eq!(list[0]["max_deactivate_share"].as_f64(), Some(0.35));
+    let refused = run(args(&["integration", "set", "--interval", "2"]));
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("interval"), "{}", stderr(&refused));
+    assert_eq!(json(&run(args(&["integration", "list", "--json"])))[0]["interval_minutes"], 30, "nothing changed");
+    let out = run(args(&["integration", "set", "--auto-import", "off"]));
+    assert!(out.status.success(), "{}", stderr(&out));
 
     // Terminate most of the company: the safeguard stops the import.
     for e in sandbox.employees().iter().filter(|e| e.status == Status::Active).skip(1) {
@@ -247,6 +305,59 @@ fn serve_takes_its_address_and_data_dir_from_a_config_file_and_flags_override_it
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("hrsync.toml") && stderr(&out).contains("bnid"), "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `hrsync connectors | head -0`: the reader is gone before hrsync writes.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let data = std::env::temp_dir().join(format!("hrsync-cli-pipe-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_hrsync"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("connectors")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(stderr(&out).is_empty(), "nothing on stderr: {}", stderr(&out));
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "ended by SIGPIPE like any Unix tool: {:?}",
+        out.status
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn help_lists_every_key_of_the_config_file() {
+    let out = hrsync(&["--help"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let help = stdout(&out);
+    // Every key FileConfig and the [smtp] table accept (both refuse others).
+    for key in [
+        "bind",
+        "data_dir",
+        "connectors_dir",
+        "public_url",
+        "company_name",
+        "alert_emails",
+        "requests_per_minute",
+        "trusted_proxies",
+        "host",
+        "port",
+        "security",
+        "username",
+        "from",
+        "ca_file",
+    ] {
+        assert!(help.contains(&format!(" {key} = ")), "--help lacks `{key} = …`: {help}");
+    }
+    assert!(help.contains("[smtp]") && help.contains("HRSYNC_SMTP_PASSWORD"), "{help}");
+    let short = stdout(&hrsync(&["-h"]));
+    assert!(short.contains("--help lists its keys"), "{short}");
 }
 
 #[test]

@@ -220,7 +220,7 @@ async fn auto(people: usize, interval_minutes: u32) -> Auto {
     let (runtime, connector) = personio().await;
     let mut engine = SyncEngine::new(runtime.clone(), w.store.clone(), vec![connector.clone()]);
     engine.invite =
-        Invite { company: "Acme".into(), public_url: "https://people.acme.example".into(), ..Invite::default() };
+        Invite { company: Some("Acme".into()), public_url: "https://people.acme.example".into(), ..Invite::default() };
     let engine = Arc::new(engine);
     let clock = TestClock::new();
     let mut scheduler = Scheduler::new(engine.clone(), clock.clone(), 7);

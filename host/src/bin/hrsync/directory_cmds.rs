@@ -27,6 +27,71 @@ pub enum IntegrationCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change an integration's name, automatic imports, password emails,
+    /// interval, safeguards or run limits (settings and secrets: the
+    /// Configuration tab or the API).
+    Set(SetArgs),
+}
+
+#[derive(Args)]
+pub struct SetArgs {
+    /// Integration id [default: the only one].
+    #[arg(long)]
+    pub integration: Option<i64>,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub policy: Policy,
+}
+
+/// What runs an integration and how far they may go: shared by `add` and
+/// `set`; a flag not given leaves the value as it is (or the default).
+#[derive(Args)]
+pub struct Policy {
+    /// Run automatic imports [default: off].
+    #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    pub auto_import: Option<bool>,
+    /// Send password emails to people automatic imports create [default: off].
+    #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    pub send_emails: Option<bool>,
+    /// Minutes between automatic imports, 5 to 1440 [default: 120].
+    #[arg(long, value_name = "MINUTES")]
+    pub interval: Option<u32>,
+    /// Deactivate people missing from this many complete runs in a row [default: 2].
+    #[arg(long, value_name = "RUNS")]
+    pub missing_after: Option<u32>,
+    /// Safeguard: block a run that would deactivate more than this percentage
+    /// of the integration's users [default: 20].
+    #[arg(long, value_name = "PERCENT")]
+    pub max_deactivate_percent: Option<f64>,
+    /// Safeguard: block a run that would change more than this percentage of
+    /// their emails [default: 20].
+    #[arg(long, value_name = "PERCENT")]
+    pub max_email_percent: Option<f64>,
+    /// Stop a run (applying nothing) after this many pages [default: 10000].
+    #[arg(long)]
+    pub max_pages: Option<u32>,
+    /// Stop a run (applying nothing) after this many records [default: 500000].
+    #[arg(long)]
+    pub max_records: Option<u32>,
+    /// Stop a run (applying nothing) after this many minutes, 1 to 1440 [default: 60].
+    #[arg(long, value_name = "MINUTES")]
+    pub max_run_minutes: Option<u32>,
+}
+
+impl Policy {
+    fn apply(&self, config: &mut IntegrationConfig) {
+        let set = |value: Option<u32>, into: &mut u32| *into = value.unwrap_or(*into);
+        config.auto_import = self.auto_import.unwrap_or(config.auto_import);
+        config.send_emails = self.send_emails.unwrap_or(config.send_emails);
+        set(self.interval, &mut config.interval_minutes);
+        set(self.missing_after, &mut config.missing_after);
+        config.max_deactivate_share = self.max_deactivate_percent.map_or(config.max_deactivate_share, |p| p / 100.0);
+        config.max_email_share = self.max_email_percent.map_or(config.max_email_share, |p| p / 100.0);
+        set(self.max_pages, &mut config.limits.max_pages);
+        set(self.max_records, &mut config.limits.max_records);
+        set(self.max_run_minutes, &mut config.limits.max_minutes);
+    }
 }
 
 #[derive(Args)]
@@ -54,18 +119,8 @@ pub struct AddArgs {
     /// Allow outbound HTTP to this origin [default: the connector's hosts, or --url's].
     #[arg(long = "grant", value_name = "ORIGIN")]
     pub grants: Vec<String>,
-    /// Deactivate people missing from this many complete runs in a row.
-    #[arg(long, default_value_t = 2)]
-    pub missing_after: u32,
-    /// Stop a run (applying nothing) after this many pages.
-    #[arg(long, default_value_t = hrsync::directory::RunLimits::default().max_pages)]
-    pub max_pages: u32,
-    /// Stop a run (applying nothing) after this many records.
-    #[arg(long, default_value_t = hrsync::directory::RunLimits::default().max_records)]
-    pub max_records: u32,
-    /// Stop a run (applying nothing) after this many minutes.
-    #[arg(long, default_value_t = hrsync::directory::RunLimits::default().max_minutes, value_parser = clap::value_parser!(u32).range(1..=1440))]
-    pub max_run_minutes: u32,
+    #[command(flatten)]
+    pub policy: Policy,
 }
 
 #[derive(Args)]
@@ -145,12 +200,7 @@ impl Directory {
 pub fn add_integration(dir: &Directory, args: AddArgs) -> anyhow::Result<IntegrationId> {
     let connector = dir.engine.connector(&args.connector_id)?.clone();
     let mut config = IntegrationConfig::new(&connector.info.id, &args.name);
-    config.missing_after = args.missing_after;
-    config.limits = hrsync::directory::RunLimits {
-        max_pages: args.max_pages,
-        max_records: args.max_records,
-        max_minutes: args.max_run_minutes,
-    };
+    args.policy.apply(&mut config);
     let given = crate::GivenSettings {
         url: args.url.as_deref(),
         client_id: args.client_id,
@@ -163,6 +213,27 @@ pub fn add_integration(dir: &Directory, args: AddArgs) -> anyhow::Result<Integra
     config.validate(&connector.info).map_err(anyhow::Error::msg)?;
     let id = dir.store.create_integration(&config)?;
     dir.record(hrsync::audit::Action::IntegrationCreated, format!("integration {id}"), Some(config.name));
+    Ok(id)
+}
+
+pub fn set_integration(dir: &Directory, args: SetArgs) -> anyhow::Result<IntegrationId> {
+    let id = dir.integration(args.integration)?;
+    let before = dir.store.integration(id)?;
+    let connector = dir.engine.connector(&before.config.connector_id)?.clone();
+    let mut config = before.config.clone();
+    if let Some(name) = args.name {
+        config.name = name;
+    }
+    args.policy.apply(&mut config);
+    config.validate(&connector.info).map_err(anyhow::Error::msg)?;
+    let changed = config.changed_since(&before.config);
+    if changed.is_empty() {
+        println!("Integration {id}: nothing changed.");
+        return Ok(id);
+    }
+    dir.store.update_integration(id, &config)?;
+    dir.record(hrsync::audit::Action::SettingsChanged, format!("integration {id}"), Some(changed.join(", ")));
+    println!("Integration {id}: changed {}.", changed.join(", "));
     Ok(id)
 }
 
@@ -186,8 +257,13 @@ pub fn list_integrations(dir: &Directory, json: bool) -> anyhow::Result<()> {
                         (k.clone(), shown)
                     })
                     .collect();
-                serde_json::json!({"id": i.id, "connector": i.config.connector_id, "name": i.config.name,
-                    "settings": settings, "grants": i.config.grants, "missing_after": i.config.missing_after})
+                let c = &i.config;
+                serde_json::json!({"id": i.id, "connector": c.connector_id, "name": c.name,
+                    "settings": settings, "grants": c.grants, "auto_import": c.auto_import,
+                    "send_emails": c.send_emails, "interval_minutes": c.interval_minutes,
+                    "missing_after": c.missing_after, "max_deactivate_share": c.max_deactivate_share,
+                    "max_email_share": c.max_email_share, "max_pages": c.limits.max_pages,
+                    "max_records": c.limits.max_records, "max_run_minutes": c.limits.max_minutes})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
@@ -371,16 +447,7 @@ pub fn users(dir: &Directory, search: Option<String>, page: u64, json: bool) -> 
     let query = UserQuery { search, integration: None, offset: page.saturating_sub(1) * PAGE, limit: PAGE };
     let (users, total) = dir.store.users(&query)?;
     if json {
-        let list: Vec<_> = users
-            .iter()
-            .map(|u| {
-                serde_json::json!({"id": u.id, "email": u.profile.email, "name": u.profile.display_name(),
-                    "status": u.profile.status, "manager_id": u.manager_id, "department": u.profile.department,
-                    "job_title": u.profile.job_title, "source_id": u.managed_by.as_ref().map(|m| &m.1),
-                    "integration_id": u.managed_by.as_ref().map(|m| m.0), "informed_at": u.informed_at})
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"total": total, "users": list}))?);
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"total": total, "users": users}))?);
         return Ok(());
     }
     println!("{:<6} {:<28} {:<36} {:<14} {:<20} MANAGER", "ID", "NAME", "EMAIL", "STATUS", "DEPARTMENT");

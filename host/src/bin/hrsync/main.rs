@@ -34,11 +34,29 @@ struct Cli {
     command: Command,
 }
 
+/// `--config`'s long help: every key the file may hold (unknown keys are
+/// refused when the file is read).
+const CONFIG_HELP: &str = "Read settings from this TOML file; env vars and flags override it. Every key is optional:
+  bind = \"127.0.0.1:8080\"            address of the web server
+  data_dir = \"hrsync-data\"           database, key file, connector cache (relative to the file)
+  connectors_dir = \"DIR\"             extra connectors [default: DATA_DIR/connectors]
+  public_url = \"https://…\"           where people reach hrsync, for links in emails
+  company_name = \"Acme\"              the company in invitation emails
+  alert_emails = [\"it@acme.example\"] who hears when automatic imports keep failing
+  requests_per_minute = 240          pace of requests to each source; 0 turns pacing off
+  trusted_proxies = [\"10.0.0.1\"]     proxies whose X-Forwarded-For/-Proto are believed
+  [smtp]                             outgoing mail; without it mail stays in the outbox
+  host = \"smtp.acme.example\"
+  port = 587
+  security = \"starttls\"              starttls | tls | none
+  username = \"hrsync\"                the password only from HRSYNC_SMTP_PASSWORD
+  from = \"hrsync <people@acme.example>\"
+  ca_file = \"ca.pem\"                 an extra CA for a relay with a private certificate";
+
 #[derive(Args)]
 struct Global {
-    /// Read settings from this TOML file (keys: bind, data_dir, connectors_dir, public_url, company_name,
-    /// alert_emails, requests_per_minute, trusted_proxies, [smtp]); env vars and flags override it.
-    #[arg(long, env = "HRSYNC_CONFIG", value_name = "FILE", global = true)]
+    /// Read settings from this TOML file; env vars and flags override it (--help lists its keys).
+    #[arg(long, env = "HRSYNC_CONFIG", value_name = "FILE", global = true, long_help = CONFIG_HELP)]
     config: Option<PathBuf>,
     /// Where hrsync keeps its directory database, key file and connector cache [default: hrsync-data].
     #[arg(long = "data-dir", env = "HRSYNC_DATA_DIR", value_name = "DIR", global = true)]
@@ -49,6 +67,10 @@ struct Global {
     /// Load every .wasm in this directory [default: DATA_DIR/connectors].
     #[arg(long, value_name = "DIR", global = true)]
     connectors_dir: Option<PathBuf>,
+    /// Also show other libraries' warnings and hrsync's debug messages
+    /// (HRSYNC_LOG, e.g. `debug`, sets the filter exactly).
+    #[arg(long, short = 'v', global = true)]
+    verbose: bool,
     /// The data directory after flags, env and config file.
     #[arg(skip)]
     data_dir: PathBuf,
@@ -266,13 +288,19 @@ struct DemoArgs {
 }
 
 fn main() -> ExitCode {
+    let mut cli = Cli::parse();
+    // Other libraries' warnings (wasmtime's HTTP client on a dropped
+    // connection, say) are for --verbose: hrsync reports what they mean.
+    let default_filter = if cli.global.verbose { "info,hrsync=debug" } else { "error,hrsync=info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HRSYNC_LOG").unwrap_or_else(|_| "warn,hrsync=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("HRSYNC_LOG").unwrap_or_else(|_| default_filter.into()),
         )
         .init();
-    let mut cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Demo(_) | Command::Sandbox(_)) {
+        end_quietly_when_the_reader_goes();
+    }
     if let Err(e) = cli.global.resolve() {
         eprintln!("error: {}", render(&e));
         return ExitCode::from(exit::INVALID_INPUT);
@@ -287,6 +315,18 @@ fn main() -> ExitCode {
             }
             ExitCode::from(exit::code(&e))
         }
+    }
+}
+
+/// `hrsync history | head`: Rust ignores SIGPIPE, so writing to a closed
+/// pipe fails and `println!` panics. Commands that print and end get the
+/// default back and end as any Unix tool does; servers keep ignoring it.
+fn end_quietly_when_the_reader_goes() {
+    #[cfg(unix)]
+    // SAFETY: called before any other thread exists; only changes a signal
+    // disposition back to its default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -335,6 +375,9 @@ async fn directory_command(global: &Global, command: Command) -> anyhow::Result<
         }
         Command::Integration { command: directory_cmds::IntegrationCommand::List { json } } => {
             directory_cmds::list_integrations(&dir, json)
+        }
+        Command::Integration { command: directory_cmds::IntegrationCommand::Set(args) } => {
+            directory_cmds::set_integration(&dir, args).map(|_| ())
         }
         Command::Preview(args) => directory_cmds::preview(&dir, args).await,
         Command::Import(args) => directory_cmds::import(&dir, args).await,
@@ -809,7 +852,7 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
     let public_url =
         std::env::var("HRSYNC_PUBLIC_URL").ok().or(file.public_url.clone()).unwrap_or_else(|| format!("http://{addr}"));
     dir.engine.invite = hrsync::mail::Invite {
-        company: file.company_name.clone().unwrap_or_else(|| "your company".into()),
+        company: file.company_name.clone(),
         public_url: public_url.clone(),
         ..Default::default()
     };

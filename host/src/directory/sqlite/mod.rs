@@ -192,6 +192,46 @@ mod tests {
     }
 
     #[test]
+    fn history_shows_what_changed_the_directory_unless_asked_for_more() {
+        let s = store();
+        let id = s.create_integration(&IntegrationConfig::new("personio", "Acme")).unwrap();
+        let changed = Counts { created: 3, ..Counts::default() };
+        let mut ids = std::collections::HashMap::new();
+        for (name, kind, state, counts) in [
+            ("preview", RunKind::Preview, RunState::Succeeded, changed.clone()),
+            ("import", RunKind::Import, RunState::Succeeded, changed.clone()),
+            ("nothing", RunKind::Import, RunState::Succeeded, Counts { unchanged: 9, issues: 1, ..Counts::default() }),
+            ("failed", RunKind::Import, RunState::Failed, Counts::default()),
+            ("blocked", RunKind::Import, RunState::Blocked, changed.clone()),
+            ("revert", RunKind::Revert, RunState::Succeeded, Counts { reactivated: 1, ..Counts::default() }),
+        ] {
+            let run = s.begin_run(&new_run(id, kind)).unwrap();
+            s.finish_run(run, &RunOutcome { state, counts, ..done() }).unwrap();
+            ids.insert(run, name);
+        }
+        let running = s.begin_run(&new_run(id, RunKind::Import)).unwrap();
+        ids.insert(running, "running");
+        let shown = |filter: RunFilter| -> Vec<&str> {
+            s.history(Some(id), filter, 0, 50).unwrap().iter().map(|r| ids[&r.id]).collect()
+        };
+        assert_eq!(shown(RunFilter::default()), ["running", "revert", "import"]);
+        assert_eq!(
+            shown(RunFilter { previews: true, ..RunFilter::default() }),
+            ["running", "revert", "import", "preview"]
+        );
+        assert_eq!(
+            shown(RunFilter { unapplied: true, ..RunFilter::default() }),
+            ["running", "revert", "blocked", "failed", "import"]
+        );
+        assert_eq!(
+            shown(RunFilter { unchanged: true, ..RunFilter::default() }),
+            ["running", "revert", "nothing", "import"]
+        );
+        assert_eq!(shown(RunFilter::ALL).len(), 7);
+        assert_eq!(s.runs(Some(id), 0, 50).unwrap().len(), 7, "runs is every run");
+    }
+
+    #[test]
     fn one_run_of_any_kind_holds_an_integration_and_says_who() {
         let s = store();
         let id = s.create_integration(&IntegrationConfig::new("personio", "Acme")).unwrap();

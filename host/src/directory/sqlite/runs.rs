@@ -362,17 +362,31 @@ impl RunStore for SqliteStore {
             .ok_or(StoreError::NoRun(id))
     }
 
-    fn runs(&self, integration: Option<IntegrationId>, offset: u64, limit: u64) -> Result<Vec<Run>, StoreError> {
+    fn history(
+        &self,
+        integration: Option<IntegrationId>,
+        filter: RunFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Run>, StoreError> {
         let conn = self.conn();
+        // A run changed something when any count but `unchanged` and
+        // `issues` is above zero.
+        let changed = ["created", "updated", "manager_changes", "deactivated", "reactivated", "linked", "missing"]
+            .map(|c| format!("COALESCE(json_extract(counts, '$.{c}'), 0)"))
+            .join(" + ");
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE ?1 IS NULL OR integration_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR integration_id = ?1) \
+                 AND (?4 OR kind != 'preview') \
+                 AND (?5 OR state IN ('queued', 'running', 'succeeded')) \
+                 AND (?6 OR state != 'succeeded' OR ({changed}) > 0) \
+                 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
             ))
             .map_err(sql)?;
-        stmt.query_map(params![integration.map(|i| i.0), limit, offset], run_from_row)
-            .map_err(sql)?
-            .collect::<Result<_, _>>()
-            .map_err(sql)
+        let query =
+            params![integration.map(|i| i.0), limit, offset, filter.previews, filter.unapplied, filter.unchanged];
+        stmt.query_map(query, run_from_row).map_err(sql)?.collect::<Result<_, _>>().map_err(sql)
     }
 
     fn run_changes(&self, id: RunId, user: Option<UserId>) -> Result<Vec<ChangeRecord>, StoreError> {

@@ -167,13 +167,13 @@ async fn person(State(state): State<AppState>, Signed(who): Signed, Path(id): Pa
                 h2 { "Profile" }
                 dl.profile {
                     @for (field, value) in &fields {
-                        @if let Some(v) = value { div { dt { (field) } dd data-field=(field) { (v) } } }
+                        @if let Some(v) = value { div { dt { (field.label()) } dd data-field=(field) { (v) } } }
                     }
-                    div { dt { "source" } dd { (source(&user, &sources)) @if let Some((_, s)) = &user.managed_by { " · id " code { (s) } } } }
+                    div { dt { "Source" } dd { (source(&user, &sources)) @if let Some((_, s)) = &user.managed_by { " · id " code { (s) } } } }
                     @if let Some(url) = p.profile_url.as_deref().and_then(safe_link) {
-                        div { dt { "profile" } dd { a href=(url) rel="noreferrer" target="_blank" { "Open in the HR system" } } }
+                        div { dt { "In the HR system" } dd { a href=(url) rel="noreferrer" target="_blank" { "Open in the HR system" } } }
                     }
-                    div { dt { "informed" } dd { @match user.informed_at { Some(t) => (time(t)), None => "not yet" } } }
+                    div { dt { "Password email" } dd { @match user.informed_at { Some(t) => { "sent " (time(t)) }, None => "not sent yet" } } }
                 }
             }
             section.card {
@@ -198,7 +198,7 @@ async fn person(State(state): State<AppState>, Signed(who): Signed, Path(id): Pa
                         span class={ "kind " (change.kind.as_str()) } { (change_label(change.kind)) }
                         ul.fields-inline {
                             @for f in &change.fields {
-                                li { code { (f.field) } " " span.before { (f.before.as_deref().unwrap_or("—")) } " → " span.after { (f.after.as_deref().unwrap_or("—")) } }
+                                li { strong { (f.field.label()) } " " span.before { (f.before.as_deref().unwrap_or("—")) } " → " span.after { (f.after.as_deref().unwrap_or("—")) } }
                             }
                         }
                     }

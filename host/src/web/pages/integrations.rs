@@ -15,13 +15,13 @@ use serde::Deserialize;
 
 use super::{
     CHANGE_KINDS, FormData, PAGE_SIZE, PageError, PageResult, Section, Signed, SignedAdmin, SignedOperator,
-    change_label, change_list, counts, csrf_field, dialog, duration, initials, kind_label, layout, pager, progress,
-    query, state_badge, time,
+    change_label, change_list, counts, csrf_field, dialog, duration, field_label, initials, kind_label, layout, pager,
+    progress, query, state_badge, time,
 };
 use crate::accounts::{Principal, Role};
 use crate::audit::Action;
 use crate::directory::{
-    ChangeFilter, ChangeKind, Integration, IntegrationConfig, IntegrationId, Run, RunId, RunKind, RunState,
+    ChangeFilter, ChangeKind, Integration, IntegrationConfig, IntegrationId, Run, RunFilter, RunId, RunKind, RunState,
 };
 use crate::model::{CheckReport, SettingKind, SettingSpec, SourceAttribute};
 use crate::runtime::Connector;
@@ -703,7 +703,7 @@ pub(super) fn issues_section(state: &AppState, run: &Run) -> PageResult<Markup> 
                     @for i in issues.iter().take(100) {
                         li class=(i.severity) {
                             @if let Some(n) = &i.name { strong { (n) } ": " }
-                            @if let Some(f) = &i.field { code { (f) } " " }
+                            @if let Some(f) = &i.field { em { (field_label(f)) } ": " }
                             (i.message)
                         }
                     }
@@ -765,6 +765,12 @@ async fn preview_tab(
         Some(run) => {
             let c = &run.counts;
             let changed = c.created + c.updated + c.deactivated + c.reactivated + c.linked + c.missing;
+            // An import or revert that changed the directory after this
+            // preview makes it stale: importing it could only fail as drift.
+            let applied_since = store
+                .history(Some(integration.id), RunFilter::default(), 0, 1)?
+                .into_iter()
+                .find(|r| r.id > run.id && r.state == RunState::Succeeded);
             html! {
                 section.card.run-head {
                     p {
@@ -773,13 +779,20 @@ async fn preview_tab(
                         " · took " (duration(run))
                     }
                     (counts(c))
+                    @if let Some(r) = &applied_since {
+                        p.warn #stale-preview {
+                            "This preview is out of date: "
+                            a href={ "/runs/" (r.id) } { (kind_label(r.kind).to_lowercase()) " #" (r.id) }
+                            " changed the directory after it (" (time(r.started_at)) "). Refresh the preview to see what an import would change now."
+                        }
+                    }
                     div.actions {
                         (start)
-                        @if operator {
+                        @if operator && applied_since.is_none() {
                             button.primary type="button" #import-now data-dialog="import-dialog" disabled[changed == 0] { "Import now…" }
                         }
                     }
-                    @if changed == 0 { p.muted { "Everything is up to date: an import would change nobody." } }
+                    @if changed == 0 && applied_since.is_none() { p.muted { "Everything is up to date: an import would change nobody." } }
                 }
                 (issues_section(&state, run)?)
                 (changes_section(&state, run, &path, &ChangesQuery { run: Some(run.id.0), ..q }, false)?)
@@ -840,6 +853,29 @@ async fn start_import(
 #[derive(Deserialize)]
 struct HistoryQuery {
     page: Option<u64>,
+    /// Checkboxes: present (`on`) when ticked.
+    previews: Option<String>,
+    unapplied: Option<String>,
+    unchanged: Option<String>,
+}
+
+impl HistoryQuery {
+    fn filter(&self) -> RunFilter {
+        RunFilter {
+            previews: self.previews.is_some(),
+            unapplied: self.unapplied.is_some(),
+            unchanged: self.unchanged.is_some(),
+        }
+    }
+}
+
+/// The filter as a query string for the pager's links.
+fn filter_query(f: RunFilter) -> String {
+    [(f.previews, "&previews=on"), (f.unapplied, "&unapplied=on"), (f.unchanged, "&unchanged=on")]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, q)| *q)
+        .collect()
 }
 
 async fn history(
@@ -851,12 +887,25 @@ async fn history(
     let store = state.engine.store();
     let integration = store.integration(IntegrationId(id))?;
     let page = q.page.unwrap_or(1).max(1);
-    let mut runs = store.runs(Some(integration.id), (page - 1) * PAGE_SIZE, PAGE_SIZE + 1)?;
+    let filter = q.filter();
+    let mut runs = store.history(Some(integration.id), filter, (page - 1) * PAGE_SIZE, PAGE_SIZE + 1)?;
     let more = runs.len() as u64 > PAGE_SIZE;
     runs.truncate(PAGE_SIZE as usize);
+    let also = filter_query(filter);
     let body = html! {
         (tabs(&integration, "history", &who))
-        @if runs.is_empty() && page == 1 { p.empty { "No runs yet." } }
+        form.filters #history-filter method="get" {
+            fieldset {
+                legend { "Imports and reverts that changed the directory. Also show:" }
+                label.check { input type="checkbox" name="previews" #show-previews checked[filter.previews]; "Previews" }
+                label.check { input type="checkbox" name="unapplied" #show-unapplied checked[filter.unapplied]; "Runs that applied nothing (failed, blocked, cancelled)" }
+                label.check { input type="checkbox" name="unchanged" #show-unchanged checked[filter.unchanged]; "Runs that found nothing to change" }
+            }
+            button.secondary type="submit" #history-filter-apply { "Show" }
+        }
+        @if runs.is_empty() && page == 1 {
+            p.empty { @if filter == RunFilter::ALL { "No runs yet." } @else { "No runs to show. Tick more above to see the others." } }
+        }
         div.table-wrap {
             table.runs #runs {
                 thead { tr { th { "Run" } th { "Kind" } th { "Started" } th { "Trigger" } th { "By" } th { "Outcome" } th { "Changes" } th { "Duration" } } }
@@ -877,9 +926,9 @@ async fn history(
             }
         }
         nav.pager {
-            @if page > 1 { a rel="prev" href={ "?page=" (page - 1) } { "← Newer" } }
+            @if page > 1 { a rel="prev" href={ "?page=" (page - 1) (also) } { "← Newer" } }
             span { "Page " (page) }
-            @if more { a rel="next" href={ "?page=" (page + 1) } { "Older →" } }
+            @if more { a rel="next" href={ "?page=" (page + 1) (also) } { "Older →" } }
         }
     };
     Ok(layout(&format!("History · {}", integration.config.name), &who, Section::Integrations, body).into_response())

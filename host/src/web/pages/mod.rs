@@ -223,6 +223,7 @@ fn head(title: &str) -> Markup {
         meta name="viewport" content="width=device-width, initial-scale=1";
         title { (title) " · hrsync" }
         link rel="stylesheet" href="/static/app.css";
+        link rel="icon" type="image/svg+xml" href="/static/favicon.svg";
         script src="/static/app.js" defer {}
     }
 }
@@ -300,6 +301,12 @@ pub fn state_badge(state: RunState) -> Markup {
     html! { span class={ "badge " (class) } { (label) } }
 }
 
+/// A field as admins read it ("Job title"); an issue's field is text, and
+/// what is not a field name stays as it is.
+pub fn field_label(name: &str) -> String {
+    crate::model::Field::parse(name).map_or_else(|_| name.to_string(), |f| f.label().into_owned())
+}
+
 pub fn kind_label(kind: RunKind) -> &'static str {
     match kind {
         RunKind::Preview => "Preview",
@@ -368,7 +375,7 @@ pub fn change_list(changes: &[ChangeRecord], revertable: bool) -> Markup {
                             " "
                             span.name { (c.name) }
                             span.fields-summary {
-                                (c.fields.iter().map(|f| f.field.name()).collect::<Vec<_>>().join(", "))
+                                (c.fields.iter().map(|f| f.field.label()).collect::<Vec<_>>().join(", "))
                             }
                         }
                         table.fields {
@@ -376,7 +383,7 @@ pub fn change_list(changes: &[ChangeRecord], revertable: bool) -> Markup {
                             tbody {
                                 @for f in &c.fields {
                                     tr {
-                                        td { (f.field) }
+                                        td { (f.field.label()) }
                                         td.before { (f.before.as_deref().unwrap_or("—")) }
                                         td.after { (f.after.as_deref().unwrap_or("—")) }
                                     }

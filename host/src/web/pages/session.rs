@@ -27,6 +27,13 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/static/app.css", get(|| async { asset("text/css", include_str!("../assets/app.css")) }))
         .route("/static/app.js", get(|| async { asset("text/javascript", include_str!("../assets/app.js")) }))
+        .route("/static/favicon.svg", get(favicon))
+        // Browsers ask for it whatever a page links; the same picture.
+        .route("/favicon.ico", get(favicon))
+}
+
+async fn favicon() -> Response {
+    asset("image/svg+xml", include_str!("../assets/favicon.svg"))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
