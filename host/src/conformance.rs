@@ -445,6 +445,31 @@ async fn diff_laws(
         directory.iter().find(|u| u.source_id.as_ref() == Some(&p.source_id)).expect("in directory").user_id
     };
     let (sample_id, other_id) = (id_of(sample), id_of(other));
+    // A connector that declares its diff canonical lets the host compute it
+    // in runs: its own `diff` must give the same plan.
+    let declared =
+        session.canonical_creates(settings).await.map_err(|e| format!("canonical-creates: {}", note(budget, e)))?;
+    if declared.is_some() {
+        for (law, current) in [("empty directory", &[][..]), ("identical input", &directory[..])] {
+            let own = session
+                .diff_in_guest(settings, current, &importable, options())
+                .await
+                .map_err(|e| format!("{law}: {}", note(budget, e)))?;
+            let host = session
+                .diff(settings, current, &importable, options())
+                .await
+                .map_err(|e| format!("{law}: {}", note(budget, e)))?;
+            if own != host {
+                return Err(format!(
+                    "canonical-creates says `diff` is the canonical diff, but on the {law} it gave {} changes where the canonical diff gives {}: answer `none`, or return host.canonical-diff from `diff`",
+                    own.changes.len(),
+                    host.changes.len()
+                ));
+            }
+        }
+        laws.push("diff agrees with the canonical diff it declares");
+    }
+
     let mut diff = async |current: &[DirectoryUser], incoming: &[Person], options: DiffOptions, law: &str| {
         let plan = session
             .diff(settings, current, incoming, options)

@@ -160,3 +160,7 @@ class HrSource(exports.HrSource):
 
     def diff(self, settings, current, incoming, options):
         return host.canonical_diff(current, incoming, options, CREATE)
+
+    def canonical_creates(self, settings):
+        # `diff` is the canonical diff: the host may compute it itself.
+        return CREATE

@@ -23,7 +23,7 @@ pub use hrsync_connector_kit::{diff, exports, hrsync};
 use exports::hrsync::connector::hr_source::Guest;
 use hrsync::connector::types::{
     Capabilities, CheckReport, ConnectorError, ConnectorInfo, DiffOptions, DirectoryUser, Entry, FetchRequest, Mapped,
-    Page, Person, Plan, RawRecord,
+    Page, Person, PersonStatus, Plan, RawRecord,
 };
 
 /// The exported component.
@@ -59,6 +59,11 @@ impl Guest for Personio {
     fn map_fields(settings: Vec<Entry>, records: Vec<RawRecord>) -> Result<Mapped, ConnectorError> {
         let settings = settings::Settings::parse(&settings)?;
         Ok(mapping::map_records(&settings, &records))
+    }
+
+    fn canonical_creates(settings: Vec<Entry>) -> Result<Option<Vec<PersonStatus>>, ConnectorError> {
+        // `diff` below is the host's canonical diff: the host may compute it.
+        Ok(Some(settings::Settings::parse(&settings)?.statuses))
     }
 
     fn diff(

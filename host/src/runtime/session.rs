@@ -17,7 +17,7 @@ use super::egress::{self, EgressHooks, EgressLog, Grants};
 use super::{Connector, Limits, RunError, TICK};
 use crate::model::{
     CheckReport, ConnectorError, ConnectorInfo, DiffOptions, DirectoryUser, Entry, FetchRequest, LogLevel, Mapped,
-    Page, Person, Plan, RawRecord,
+    Page, Person, PersonStatus, Plan, RawRecord,
 };
 
 /// The CPU and wall time one call may take.
@@ -195,7 +195,32 @@ impl Session {
         incoming: &[Person],
         options: DiffOptions,
     ) -> Result<Plan, RunError> {
+        // A connector whose diff is the canonical one: the host computes it
+        // here, without copying the directory into the sandbox and back.
+        if let Some(create) = self.canonical_creates(settings).await? {
+            let today = self.store.data().today();
+            return Ok(crate::rules::canonical_diff(current, incoming, &options, &create, today));
+        }
+        self.diff_in_guest(settings, current, incoming, options).await
+    }
+
+    /// The connector's own `diff`, even where it declares it canonical (the
+    /// conformance runner compares the two).
+    pub async fn diff_in_guest(
+        &mut self,
+        settings: &[Entry],
+        current: &[DirectoryUser],
+        incoming: &[Person],
+        options: DiffOptions,
+    ) -> Result<Plan, RunError> {
         let r = guest_call!(self, diff, settings, current, incoming, options)?;
+        self.returned(r)
+    }
+
+    /// `canonical-creates`: the statuses the canonical diff creates people
+    /// for, when the connector's diff is that diff.
+    pub async fn canonical_creates(&mut self, settings: &[Entry]) -> Result<Option<Vec<PersonStatus>>, RunError> {
+        let r = guest_call!(self, canonical_creates, settings)?;
         self.returned(r)
     }
 

@@ -13,7 +13,7 @@ pub mod source;
 use hrsync_connector_kit::Connector;
 use hrsync_connector_kit::types::{
     Capabilities, CheckReport, ConnectorError, ConnectorInfo, DiffOptions, DirectoryUser, Entry, FetchRequest, Mapped,
-    Page, Person, Plan, RawRecord,
+    Page, Person, PersonStatus, Plan, RawRecord,
 };
 
 #[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
@@ -44,6 +44,11 @@ impl Connector for Csv {
 
     fn map_fields(settings: Vec<Entry>, records: Vec<RawRecord>) -> Result<Mapped, ConnectorError> {
         Ok(mapping::map_records(&settings::Settings::parse(&settings)?, &records))
+    }
+
+    fn canonical_creates(settings: Vec<Entry>) -> Result<Option<Vec<PersonStatus>>, ConnectorError> {
+        // `diff` below is the host's canonical diff: the host may compute it.
+        Ok(Some(settings::Settings::parse(&settings)?.statuses))
     }
 
     fn diff(

@@ -15,7 +15,7 @@
 //! use hrsync_connector_kit::{Connector, types::*};
 //!
 //! struct Mine;
-//! impl Connector for Mine { /* describe, check, fetch_page, map_fields, diff */ }
+//! impl Connector for Mine { /* describe, check, fetch_page, map_fields, diff, canonical_creates */ }
 //!
 //! #[cfg(target_family = "wasm")]
 //! hrsync_connector_kit::export_connector!(Mine);

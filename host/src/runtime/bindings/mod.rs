@@ -22,7 +22,7 @@ use wasmtime::component::InstancePre;
 use super::session::RunState;
 use crate::model::{
     CheckReport, ConnectorError, ConnectorInfo, DiffOptions, DirectoryUser, Entry, FetchRequest, Mapped, Page, Person,
-    Plan, RawRecord,
+    PersonStatus, Plan, RawRecord,
 };
 use v0_1_0::hrsync::connector::types as wit;
 
@@ -196,6 +196,23 @@ impl Bindings {
             source.call_diff(&mut *store, &settings(s), &current, &incoming, options).await?
         });
         Ok(returned(r, Plan::try_from))
+    }
+
+    /// The statuses the host's canonical diff creates people for, when the
+    /// connector's `diff` is that diff (0.3.0 on); `None` before 0.3.0 and
+    /// for connectors with rules of their own.
+    pub async fn canonical_creates(
+        &self,
+        store: &mut Store<RunState>,
+        s: &[Entry],
+    ) -> wasmtime::Result<Returned<Option<Vec<PersonStatus>>>> {
+        let r = match self {
+            Bindings::V0_1(_) | Bindings::V0_2(_) => return Ok(Ok(Ok(None))),
+            Bindings::V0_3(i) => {
+                i.hrsync_connector_hr_source().call_canonical_creates(&mut *store, &settings(s)).await?
+            }
+        };
+        Ok(returned(r, |creates| Ok(creates.map(|c| c.into_iter().map(Into::into).collect()))))
     }
 }
 
