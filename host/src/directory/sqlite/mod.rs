@@ -146,6 +146,11 @@ mod tests {
     }
 
     #[test]
+    fn the_user_column_list_is_the_select_list() {
+        assert_eq!(people::USER_COLUMN_LIST.join(", "), people::USER_COLUMNS);
+    }
+
+    #[test]
     fn emails_are_unique_regardless_of_case() {
         let s = store();
         s.create_user(&NewUser { profile: profile("ada@x.io"), manager_id: None }).unwrap();
