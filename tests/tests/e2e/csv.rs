@@ -5,12 +5,8 @@
 //! nothing; and the connector passes every conformance rule.
 
 use hrsync::directory::prelude::*;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::Router;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use hrsync::conformance::{self, Target};
 use hrsync::connectors::BUNDLED_CSV;
 use hrsync::directory::sqlite::SqliteStore;
@@ -19,6 +15,8 @@ use hrsync::secrets::SecretBox;
 use hrsync::sync::engine::RunRequest;
 use hrsync::sync::{SyncEngine, SyncError};
 use hrsync_e2e::personio;
+
+use crate::served::ServedFile;
 
 /// `Authorization` for hr / export-secret.
 const BASIC: &str = "Basic aHI6ZXhwb3J0LXNlY3JldA==";
@@ -36,54 +34,12 @@ id,first_name,last_name,email,status,manager_id,start_date,job_title,department
 6,Edsger,Dijkstra,edsger@acme.example,retired,2,,Engineer,Engineering
 ";
 
-/// An HTTP server on loopback publishing `body` at /people.csv behind basic
-/// or bearer auth.
-struct Export {
-    url: String,
-    body: Arc<Mutex<String>>,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
+/// The export at /people.csv behind basic or bearer auth.
+type Export = ServedFile;
 
 async fn export(body: &str) -> Export {
-    let shared = Arc::new(Mutex::new(body.to_string()));
-    let state = shared.clone();
-    let app = Router::new().route(
-        "/people.csv",
-        get(move |headers: HeaderMap| {
-            let state = state.clone();
-            async move {
-                let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-                if auth != Some(BASIC) && auth != Some(BEARER) {
-                    return (StatusCode::UNAUTHORIZED, "sign in").into_response();
-                }
-                let body = state.lock().unwrap().clone();
-                let kind = if body.starts_with('<') { "text/html" } else { "text/csv" };
-                ([(header::CONTENT_TYPE, kind)], body).into_response()
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    Export { url: format!("{origin}/people.csv"), body: shared, _stop: stop }
-}
-
-impl Export {
-    fn origin(&self) -> String {
-        self.url.trim_end_matches("/people.csv").to_string()
-    }
-
-    fn set(&self, body: &str) {
-        *self.body.lock().unwrap() = body.to_string();
-    }
+    let kind = |body: &str| if body.starts_with('<') { "text/html" } else { "text/csv" };
+    ServedFile::serve("/people.csv", &[BASIC, BEARER], kind, body).await
 }
 
 fn settings(export: &Export, password: &str) -> Vec<(&'static str, String)> {

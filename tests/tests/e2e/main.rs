@@ -14,5 +14,6 @@ mod hostile;
 mod personio;
 mod python;
 mod runs;
+mod served;
 mod sync;
 mod versions;
