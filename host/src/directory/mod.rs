@@ -5,15 +5,20 @@
 //! run decided in one transaction), so a PostgreSQL backend can be added
 //! beside [`sqlite::SqliteStore`] without touching the sync code.
 
+pub mod overrides;
+pub mod roster;
 pub mod sqlite;
 mod store;
 
-pub use store::{DirectoryStore, IntegrationStore, OutboxStore, PeopleStore, RunStore, ScheduleStore};
+pub use overrides::{KeptValue, NewOverride, Override, SourceSays};
+pub use store::{DirectoryStore, IntegrationStore, OutboxStore, OverrideStore, PeopleStore, RunStore, ScheduleStore};
 
 /// The store traits, to call them on a concrete store:
 /// `use hrsync::directory::prelude::*`.
 pub mod prelude {
-    pub use super::store::{DirectoryStore, IntegrationStore, OutboxStore, PeopleStore, RunStore, ScheduleStore};
+    pub use super::store::{
+        DirectoryStore, IntegrationStore, OutboxStore, OverrideStore, PeopleStore, RunStore, ScheduleStore,
+    };
 }
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -219,6 +224,23 @@ impl Serialize for User {
 pub struct NewUser {
     pub profile: Profile,
     pub manager_id: Option<UserId>,
+}
+
+/// One person of an uploaded directory, as it will be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RosterRow {
+    /// The unmanaged user with this email, updated; `None`: a new user.
+    pub existing: Option<UserId>,
+    pub profile: Profile,
+    /// `None` leaves an existing user's manager as it is.
+    pub manager: Option<RosterManager>,
+}
+
+/// A row's manager: a user already in the directory, or another row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RosterManager {
+    User(UserId),
+    Row(usize),
 }
 
 /// How a configured connector instance behaves.
@@ -501,6 +523,8 @@ pub struct Counts {
     pub missing: u64,
     pub unchanged: u64,
     pub issues: u64,
+    /// Fields overrides kept although the source differs.
+    pub kept: u64,
 }
 
 /// The managers above `user`, nearest first: at most 50, and it stops at a
@@ -732,6 +756,11 @@ pub struct Apply {
     /// integrations that send password emails).
     pub invite: Option<Invite>,
     pub invitees: Vec<Target>,
+    /// What overrides kept against the source (every kept field of every
+    /// person the run saw; the differing ones are the run's record).
+    pub kept: Vec<KeptValue>,
+    /// Overrides to set with the writes ("revert and keep").
+    pub keep: Vec<NewOverride>,
 }
 
 /// Storage errors that callers act on.
@@ -755,6 +784,12 @@ pub enum StoreError {
     NoUser(UserId),
     #[error("that email is already used by another user (emails are unique regardless of case): {0}")]
     EmailTaken(String),
+    #[error(
+        "user {0} is managed by an integration, so the HR system owns their values; change them there, or keep a local value with an override"
+    )]
+    Managed(UserId),
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -828,6 +863,8 @@ pub struct RunOutcome {
     /// Previews store what they would change.
     pub changes: Vec<ChangeRecord>,
     pub issues: Vec<IssueRecord>,
+    /// What overrides kept (or would keep) against the source.
+    pub kept: Vec<KeptValue>,
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! What the sync engine, the scheduler, the courier and the pages need
-//! from storage, one trait per aggregate: integrations, people, runs with
+//! from storage, one trait per aggregate: integrations, people, overrides, runs with
 //! their history, schedules, and the mail outbox. [`DirectoryStore`] is all
 //! of them, for the places that hold one handle to everything.
 
@@ -28,6 +28,31 @@ pub trait PeopleStore: Send + Sync {
     /// Every user's manager, email and name: what a run checks reporting
     /// lines and email uniqueness against, across all integrations.
     fn index(&self) -> Result<Vec<IndexEntry>, StoreError>;
+    /// Changes a user no integration manages (a managed one is refused with
+    /// [`StoreError::Managed`]: the source owns them).
+    fn edit_user(&self, id: UserId, user: &NewUser) -> Result<(), StoreError>;
+    /// Creates and edits unmanaged users in one transaction (a CSV upload):
+    /// all of them or, on the first error, none. Returns each row's user.
+    fn write_roster(&self, rows: &[RosterRow]) -> Result<Vec<UserId>, StoreError>;
+}
+
+/// Overrides: fields admins keep against the source.
+pub trait OverrideStore: Send + Sync {
+    /// Keeps `field` of `user` at its current value, replacing an earlier
+    /// override of that field. The status cannot be kept.
+    fn keep(
+        &self,
+        user: UserId,
+        field: &Field,
+        by: Option<&str>,
+        until: Option<NaiveDate>,
+    ) -> Result<Override, StoreError>;
+    /// Removes an override; whether there was one.
+    fn unkeep(&self, user: UserId, field: &Field) -> Result<bool, StoreError>;
+    /// The overrides of one user, or of everyone, by user and field.
+    fn overrides(&self, user: Option<UserId>) -> Result<Vec<Override>, StoreError>;
+    /// What a run's overrides kept against the source.
+    fn run_kept(&self, run: RunId) -> Result<Vec<KeptValue>, StoreError>;
 }
 
 /// Runs, their leases, and the history they record. Applying a run writes users too: one transaction, so nothing is half-applied.
@@ -124,6 +149,9 @@ pub trait OutboxStore: Send + Sync {
 }
 
 /// Every store of the directory: what one handle to the database offers.
-pub trait DirectoryStore: IntegrationStore + PeopleStore + RunStore + ScheduleStore + OutboxStore {}
+pub trait DirectoryStore:
+    IntegrationStore + PeopleStore + OverrideStore + RunStore + ScheduleStore + OutboxStore
+{
+}
 
-impl<T: IntegrationStore + PeopleStore + RunStore + ScheduleStore + OutboxStore> DirectoryStore for T {}
+impl<T: IntegrationStore + PeopleStore + OverrideStore + RunStore + ScheduleStore + OutboxStore> DirectoryStore for T {}

@@ -26,8 +26,8 @@ use super::plan::{self, PlanError, PlanInput, Planned};
 use crate::connectors::LoadFailure;
 use crate::directory::{
     Apply, ChangeKind, ChangeRecord, Counts, FieldChange, HEARTBEAT_EVERY, Integration, IntegrationConfig,
-    IntegrationId, IssueRecord, Lease, NewRun, PlannedChange, PlannedUser, Run, RunId, RunKind, RunOutcome, RunState,
-    StoreError, Target, Trigger, User, UserId, UserStatus,
+    IntegrationId, IssueRecord, KeptValue, Lease, NewOverride, NewRun, Override, PlannedChange, PlannedUser, Run,
+    RunId, RunKind, RunOutcome, RunState, StoreError, Target, Trigger, User, UserId, UserStatus,
 };
 use crate::mail::Invite;
 use crate::model::{CheckReport, DiffOptions, DirectoryUser, Entry, Field, Person, Severity};
@@ -152,6 +152,8 @@ pub struct RunReport {
     pub run: Run,
     pub changes: Vec<ChangeRecord>,
     pub issues: Vec<IssueRecord>,
+    /// Fields overrides kept although the source differs.
+    pub kept: Vec<KeptValue>,
 }
 
 /// Why a run this process holds must stop.
@@ -339,6 +341,7 @@ impl SyncEngine {
             fingerprint: Some(planned.fingerprint.clone()),
             changes: preview_records(&planned.apply),
             issues: planned.apply.issues.clone(),
+            kept: planned.apply.kept.clone(),
         };
         self.store.finish_run(run, &outcome).map_err(|e| self.fail(run, e.into()))
     }
@@ -414,13 +417,8 @@ impl SyncEngine {
     /// Restores the values a run recorded as "before" — for every person, or
     /// one — where no later run changed them since. With `dry_run`, only
     /// reports what it would do.
-    pub async fn revert(
-        &self,
-        target: RunId,
-        user: Option<UserId>,
-        actor: Option<String>,
-        dry_run: bool,
-    ) -> Result<(Apply, RunReport), SyncError> {
+    pub async fn revert(&self, request: RevertRequest) -> Result<(Apply, RunReport), SyncError> {
+        let RevertRequest { run: target, user, actor, dry_run, keep } = request;
         let original = self.store.run(target)?;
         if original.kind == RunKind::Preview || original.state != RunState::Succeeded {
             return Err(SyncError::Invalid(format!(
@@ -435,7 +433,10 @@ impl SyncEngine {
                 None => format!("run {target} changed nobody"),
             }));
         }
-        let apply = self.plan_revert(&changes)?;
+        let mut apply = self.plan_revert(&changes)?;
+        if keep {
+            apply.keep = keeps(&apply, actor.as_deref());
+        }
         let integration = self.store.integration(original.integration_id)?;
         if dry_run {
             let report = RunReport {
@@ -459,6 +460,7 @@ impl SyncEngine {
                 },
                 changes: preview_records(&apply),
                 issues: apply.issues.clone(),
+                kept: Vec::new(),
             };
             return Ok((apply, report));
         }
@@ -577,6 +579,7 @@ impl SyncEngine {
             fingerprint: None,
             changes: Vec::new(),
             issues: Vec::new(),
+            kept: Vec::new(),
         };
         if let Err(e) = self.store.finish_run(run, &outcome) {
             tracing::error!(%run, "could not record the end of run {run}: {e}");
@@ -593,6 +596,7 @@ impl SyncEngine {
             fingerprint: Some(planned.fingerprint.clone()),
             changes: preview_records(&planned.apply),
             issues: planned.apply.issues.clone(),
+            kept: planned.apply.kept.clone(),
         };
         self.store.finish_run(run, &outcome).map_err(|e| self.fail(run, e.into()))
     }
@@ -612,6 +616,7 @@ impl SyncEngine {
             run: self.store.run(run)?,
             changes: self.store.run_changes(run, None)?,
             issues: self.store.run_issues(run)?,
+            kept: self.store.run_kept(run)?,
         })
     }
 
@@ -647,10 +652,15 @@ impl SyncEngine {
 
         let store = self.store.clone();
         let id = integration.id;
-        let (current, index) =
-            tokio::task::spawn_blocking(move || Ok::<_, StoreError>((store.users_for_sync(id)?, store.index()?)))
-                .await
-                .map_err(|e| SyncError::Internal(format!("reading the directory failed: {e}")))??;
+        let (current, index, overrides) = tokio::task::spawn_blocking(move || {
+            Ok::<_, StoreError>((store.users_for_sync(id)?, store.index()?, store.overrides(None)?))
+        })
+        .await
+        .map_err(|e| SyncError::Internal(format!("reading the directory failed: {e}")))??;
+        let mut holding: HashMap<UserId, Vec<Override>> = HashMap::new();
+        for o in overrides.into_iter().filter(|o| o.holds_on(today)) {
+            holding.entry(o.user_id).or_default().push(o);
+        }
         let directory = directory_view(&current, id);
         let options = DiffOptions { complete: fetched.complete, missing_after: config.missing_after.max(1) };
         let diff = session
@@ -674,6 +684,7 @@ impl SyncEngine {
             issues,
             plan: diff,
             today,
+            overrides: &holding,
         })
         .map_err(|source| SyncError::Plan { run, source })
     }
@@ -747,7 +758,15 @@ impl SyncEngine {
             if restored.is_empty() && managed_by == user.managed_by {
                 continue;
             }
-            apply.counts.updated += 1;
+            let status = restored.iter().find(|f| f.field == Field::Status).and_then(|f| f.after.as_deref());
+            match status {
+                Some("inactive") => apply.counts.deactivated += 1,
+                Some(_) if user.profile.status == UserStatus::Inactive => apply.counts.reactivated += 1,
+                _ => apply.counts.updated += 1,
+            }
+            if restored.iter().any(|f| f.field == Field::Manager) {
+                apply.counts.manager_changes += 1;
+            }
             apply.updates.push(PlannedUser {
                 target: Target::Existing(id),
                 profile: profile.clone(),
@@ -767,6 +786,47 @@ impl SyncEngine {
         apply.counts.issues = apply.issues.len() as u64;
         Ok(apply)
     }
+}
+
+/// What to revert: a run, for everyone or one person; with `keep`, every
+/// restored field but the status is kept by an override, so the next sync
+/// does not undo the revert.
+#[derive(Debug, Clone)]
+pub struct RevertRequest {
+    pub run: RunId,
+    pub user: Option<UserId>,
+    pub actor: Option<String>,
+    /// Only report what it would do.
+    pub dry_run: bool,
+    pub keep: bool,
+}
+
+impl RevertRequest {
+    /// Reverts all of `run`, by `actor`.
+    pub fn new(run: RunId, actor: Option<String>) -> Self {
+        RevertRequest { run, user: None, actor, dry_run: false, keep: false }
+    }
+}
+
+/// Overrides keeping what a revert restores (the status follows the source).
+fn keeps(apply: &Apply, by: Option<&str>) -> Vec<NewOverride> {
+    apply
+        .changes
+        .iter()
+        .filter_map(|c| match c.target {
+            Target::Existing(id) => Some((id, c)),
+            Target::New(_) => None,
+        })
+        .flat_map(|(id, c)| c.fields.iter().map(move |f| (id, f)))
+        .filter(|(_, f)| crate::directory::overrides::keepable(&f.field).is_ok())
+        .map(|(id, f)| NewOverride {
+            user_id: id,
+            field: f.field.clone(),
+            value: if f.field == Field::Manager { f.after_id.map(|m| m.0.to_string()) } else { f.after.clone() },
+            kept_by: by.map(Into::into),
+            until: None,
+        })
+        .collect()
 }
 
 /// Renews `run`'s lease until `stop` fires; fires it (with the reason) when

@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 
 use super::intake::{self, PersonDigest};
 use crate::directory::{
-    Apply, ChangeKind, Counts, Email, FieldChange, IndexEntry, Integration, IntegrationId, IssueRecord, PlannedChange,
-    PlannedUser, Profile, Target, User, UserId, UserStatus,
+    Apply, ChangeKind, Counts, Email, FieldChange, IndexEntry, Integration, IntegrationId, IssueRecord, KeptValue,
+    Override, PlannedChange, PlannedUser, Profile, Target, User, UserId, UserStatus,
 };
 use crate::model::{Change, DeactivationReason, Field, Issue, Person, Plan, Severity, SourceId};
 use crate::rules::{self, status_of};
@@ -68,6 +68,8 @@ pub struct PlanInput<'a> {
     pub issues: Vec<Issue>,
     pub plan: Plan,
     pub today: NaiveDate,
+    /// The overrides that hold `today`, by user: their fields stay as kept.
+    pub overrides: &'a HashMap<UserId, Vec<Override>>,
 }
 
 /// A profile from a person; the email falls back to `base`'s (a source that
@@ -118,6 +120,8 @@ struct Entry<'a> {
     missing_runs: u32,
     manager: Option<Target>,
     skipped: bool,
+    /// An override keeps the manager.
+    manager_kept: Option<&'a Override>,
 }
 
 /// What the checks of one plan look things up in.
@@ -235,6 +239,7 @@ impl<'a> Checker<'a> {
             missing_runs,
             manager: user.manager_id.map(Target::Existing),
             skipped: false,
+            manager_kept: None,
         };
         Ok(Some(match change {
             Change::Create(p) => {
@@ -255,6 +260,7 @@ impl<'a> Checker<'a> {
                         missing_runs: 0,
                         manager: None,
                         skipped: false,
+                        manager_kept: None,
                     },
                     Err(message) => {
                         issues.push(issue(Some(p), Some("email"), Severity::Error, format!("not created: {message}")));
@@ -449,10 +455,87 @@ pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
         entries.push(entry);
     }
 
+    let mut kept = keep_overridden(&mut entries, input.overrides);
     check_emails(&mut entries, input.index, &mut issues);
-    let names = plan_managers(&mut entries, input.index, &checker.by_source, &mut issues);
-    let planned = translate(&checker, input.current, entries, &names, issues);
+    let (names, managers_kept) = plan_managers(&mut entries, input.index, &checker.by_source, &mut issues);
+    kept.extend(managers_kept.into_iter().map(|(e, wanted, o)| {
+        let name = |t: Option<Target>| t.and_then(|t| names.get(&t).cloned());
+        kept_value(e.0, &e.1, o, name(wanted), name(e.2), wanted != e.2)
+    }));
+    kept.extend(kept_unchanged(&checker, input.current, &entries, input.overrides));
+    let mut planned = translate(&checker, input.current, entries, &names, issues);
+    planned.apply.counts.kept = kept.iter().filter(|k| k.differs).count() as u64;
+    planned.apply.kept = kept;
     Ok(planned)
+}
+
+fn kept_value(
+    user: UserId,
+    name: &str,
+    o: &Override,
+    source: Option<String>,
+    kept: Option<String>,
+    differs: bool,
+) -> KeptValue {
+    KeptValue {
+        user_id: user,
+        name: name.to_string(),
+        field: o.field.clone(),
+        source,
+        kept,
+        differs,
+        kept_by: o.kept_by.clone(),
+        until: o.until,
+    }
+}
+
+/// Puts kept values back over what the source says, and records both. The
+/// manager is kept later, where managers are resolved.
+fn keep_overridden<'a>(entries: &mut [Entry<'a>], overrides: &'a HashMap<UserId, Vec<Override>>) -> Vec<KeptValue> {
+    let mut kept = Vec::new();
+    for e in entries.iter_mut() {
+        let Target::Existing(id) = e.target else { continue };
+        for o in overrides.get(&id).into_iter().flatten() {
+            if o.field == Field::Manager {
+                e.manager_kept = Some(o);
+                continue;
+            }
+            let source = e.profile.field(&o.field);
+            // A value the profile cannot take (a kept field the status
+            // rules own) is refused when set; here it is left to the source.
+            if e.profile.set_field(&o.field, o.value.clone()).is_ok() {
+                let differs = source != o.value;
+                kept.push(kept_value(id, &e.profile.display_name(), o, source, o.value.clone(), differs));
+            }
+        }
+    }
+    kept
+}
+
+/// The overrides of people the fetch returned whom the plan leaves alone:
+/// the source agrees with every kept value (the connector's diff saw the
+/// directory, kept values included, and found nothing to change).
+fn kept_unchanged(
+    checker: &Checker<'_>,
+    current: &[User],
+    entries: &[Entry<'_>],
+    overrides: &HashMap<UserId, Vec<Override>>,
+) -> Vec<KeptValue> {
+    let planned: HashSet<Target> = entries.iter().map(|e| e.target).collect();
+    let names: HashMap<UserId, String> = current.iter().map(|u| (u.id, u.profile.display_name())).collect();
+    current
+        .iter()
+        .filter(|u| checker.mine(u) && !planned.contains(&Target::Existing(u.id)))
+        .filter(|u| matches!(checker.received.get(Checker::source_id(u)), Some(Some(_))))
+        .flat_map(|u| overrides.get(&u.id).into_iter().flatten().map(move |o| (u, o)))
+        .map(|(u, o)| {
+            let value = match o.field {
+                Field::Manager => u.manager_id.and_then(|m| names.get(&m).cloned()),
+                _ => o.value.clone(),
+            };
+            kept_value(u.id, &u.profile.display_name(), o, value.clone(), value, false)
+        })
+        .collect()
 }
 
 /// The entries as the directory's writes and history, with counts.
@@ -638,12 +721,17 @@ fn check_emails(entries: &mut [Entry<'_>], index: &[IndexEntry], issues: &mut Ve
 
 /// Resolves supervisors to users and refuses manager changes that would
 /// close a reporting cycle. Returns every target's display name.
-fn plan_managers(
-    entries: &mut [Entry<'_>],
+/// A manager an override kept: (the user and their name, the kept
+/// manager), the manager the source wanted, the override.
+type ManagerKept<'a> = ((UserId, String, Option<Target>), Option<Target>, &'a Override);
+
+fn plan_managers<'a>(
+    entries: &mut [Entry<'a>],
     index: &[IndexEntry],
     by_source: &HashMap<&str, UserId>,
     issues: &mut Vec<IssueRecord>,
-) -> HashMap<Target, String> {
+) -> (HashMap<Target, String>, Vec<ManagerKept<'a>>) {
+    let mut kept = Vec::new();
     let mut source_to_target: HashMap<String, Target> =
         by_source.iter().map(|(s, id)| (s.to_string(), Target::Existing(*id))).collect();
     // People created or adopted by email in this very run can be managers
@@ -660,6 +748,11 @@ fn plan_managers(
     }
     for e in entries.iter_mut().filter(|e| !e.skipped) {
         let Some(person) = e.person else { continue };
+        if let (Some(o), Target::Existing(id)) = (e.manager_kept, e.target) {
+            let wanted = person.supervisor_id.as_ref().and_then(|s| source_to_target.get(s.as_str()).copied());
+            kept.push(((id, e.profile.display_name(), e.manager), wanted, o));
+            continue;
+        }
         let wanted = match &person.supervisor_id {
             None => None,
             Some(sid) => match source_to_target.get(sid.as_str()) {
@@ -696,7 +789,7 @@ fn plan_managers(
     for e in entries.iter() {
         names.insert(e.target, e.profile.display_name());
     }
-    names
+    (names, kept)
 }
 
 /// Whether making `manager` the manager of `person` closes a loop.

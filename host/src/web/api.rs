@@ -26,7 +26,7 @@ use crate::directory::{
 };
 use crate::model::{CheckReport, SettingKind};
 use crate::runtime::Connector;
-use crate::sync::engine::RunRequest;
+use crate::sync::engine::{RevertRequest, RunRequest};
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
@@ -648,6 +648,9 @@ pub(super) struct RevertInput {
     user_id: Option<i64>,
     #[serde(default)]
     dry_run: bool,
+    /// Keep the restored values with overrides, so the next import leaves them.
+    #[serde(default)]
+    keep: bool,
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/revert", tag = "runs", params(("id" = i64, Path)), request_body(content = RevertInput, description = "Optional"), responses((status = 200, description = "The revert run (or, with dry_run, what it would do)", body = Object), (status = 400, body = ErrorBody)))]
@@ -663,9 +666,15 @@ pub(super) async fn revert(
         let who = input.user_id.map(|u| format!("user {u}"));
         state.record(&p, client, Action::Revert, Some(format!("run {id}")), who);
     }
-    let (_, report) =
-        state.engine.revert(RunId(id), input.user_id.map(UserId), Some(p.username), input.dry_run).await?;
-    Ok(Json(json!({"run": report.run, "changes": report.changes, "issues": report.issues})).into_response())
+    let request = RevertRequest {
+        user: input.user_id.map(UserId),
+        dry_run: input.dry_run,
+        keep: input.keep,
+        ..RevertRequest::new(RunId(id), Some(p.username))
+    };
+    let (_, report) = state.engine.revert(request).await?;
+    Ok(Json(json!({"run": report.run, "changes": report.changes, "issues": report.issues, "kept": report.kept}))
+        .into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = i64, Path)), responses((status = 202, description = "Asked to stop: the run ends as cancelled within seconds and applies nothing; poll it", body = Object), (status = 404, body = ErrorBody), (status = 409, description = "The run is not running", body = ErrorBody)))]

@@ -162,7 +162,9 @@ impl From<StoreError> for ApiError {
             | StoreError::EmailTaken(_)
             | StoreError::NotRunning { .. }
             | StoreError::LeaseLost(_)
+            | StoreError::Managed(_)
             | StoreError::Cancelled(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            StoreError::Invalid(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
             StoreError::Other(e) => ApiError::internal(e),
         }
     }

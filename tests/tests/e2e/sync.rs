@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use hrsync::directory::{ChangeKind, ChangeRecord, Email, NewUser, Profile, RunKind, RunState, User, UserStatus};
 use hrsync::sandbox::{Edit, Email as SandboxEmail, Employee, Fault, Hire, Status};
 use hrsync::sync::SyncError;
-use hrsync::sync::engine::RunRequest;
+use hrsync::sync::engine::{RevertRequest, RunRequest};
 use hrsync_e2e::World;
 
 const ALL: &str = "active,onboarding,leave,inactive";
@@ -173,17 +173,19 @@ async fn first_import_then_changes_preview_import_history_and_revert() {
 
     // --- Revert one person, then the whole run.
     let renamed_user = w.user_of(renamed).unwrap().id;
-    let (_, one) = w.engine.revert(import.run.id, Some(renamed_user), None, false).await.unwrap();
+    let one_person = RevertRequest { user: Some(renamed_user), ..RevertRequest::new(import.run.id, None) };
+    let (_, one) = w.engine.revert(one_person).await.unwrap();
     assert_eq!(one.run.kind, RunKind::Revert);
     assert_eq!(one.run.reverts_id, Some(import.run.id));
     assert_eq!(w.user_of(renamed).unwrap().profile.last_name, snapshot[&renamed].profile.last_name);
 
-    let (dry, _) = w.engine.revert(import.run.id, None, None, true).await.unwrap();
+    let (dry, _) =
+        w.engine.revert(RevertRequest { dry_run: true, ..RevertRequest::new(import.run.id, None) }).await.unwrap();
     assert!(dry.issues.iter().any(|i| i.field.as_deref() == Some("last-name") && i.message.contains("changed again")));
     let before_dry = w.users();
     assert_eq!(w.users(), before_dry, "a dry run writes nothing");
 
-    let (_, all) = w.engine.revert(import.run.id, None, Some("admin".into()), false).await.unwrap();
+    let (_, all) = w.engine.revert(RevertRequest::new(import.run.id, Some("admin".into()))).await.unwrap();
     assert_eq!(all.run.actor.as_deref(), Some("admin"));
     assert_eq!(w.user_of(mover).unwrap().manager_id, snapshot[&mover].manager_id);
     assert_eq!(w.user_of(leaver).unwrap().profile.status, UserStatus::Active);
@@ -433,4 +435,71 @@ async fn background_imports_answer_at_once_and_refuse_a_second_run() {
     };
     assert_eq!(state, RunState::Succeeded);
     assert!(w.store.run(run).unwrap().counts.created > 300);
+}
+
+#[tokio::test]
+async fn revert_and_keep_survives_the_next_imports_until_the_override_is_removed() {
+    let w = World::new(40, "active").await;
+    w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
+    let people = w.sandbox.employees();
+    let boss = people.iter().find(|e| has_email(e)).unwrap().id;
+    let someone = people.iter().find(|e| has_email(e) && e.supervisor.is_some_and(|s| s != boss) && e.id != boss);
+    let someone = someone.expect("someone reporting to another manager").id;
+    let before = w.user_of(someone).unwrap();
+    w.sandbox
+        .apply(
+            someone,
+            Edit { position: Some("Chief Kept Officer".into()), supervisor_id: Some(Some(boss)), ..Edit::default() },
+        )
+        .unwrap();
+    let changed = w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
+    assert_eq!(w.user_of(someone).unwrap().profile.job_title.as_deref(), Some("Chief Kept Officer"));
+
+    // Revert and keep: the old title and manager come back, and stay.
+    let keep =
+        RevertRequest { user: Some(before.id), keep: true, ..RevertRequest::new(changed.run.id, Some("ann".into())) };
+    let (_, revert) = w.engine.revert(keep).await.unwrap();
+    assert_eq!(revert.run.counts.manager_changes, 1, "a restored manager is a manager change");
+    let kept = w.store.overrides(Some(before.id)).unwrap();
+    let fields: Vec<String> = kept.iter().map(|o| o.field.to_string()).collect();
+    assert_eq!(fields, ["job-title", "manager"]);
+    assert!(kept.iter().all(|o| o.kept_by.as_deref() == Some("ann")));
+
+    let automatic = RunRequest { automatic: true, ..RunRequest::manual(w.integration) };
+    let next = w.engine.import(&automatic).await.unwrap();
+    let user = w.user_of(someone).unwrap();
+    assert_eq!(user.profile.job_title, before.profile.job_title, "the automatic import left the kept title");
+    assert_eq!(user.manager_id, before.manager_id, "and the kept manager");
+    assert!(next.changes.iter().all(|c| c.user_id != Some(before.id)), "{:?}", next.changes);
+    assert_eq!(next.run.counts.kept, 2);
+    let kept_title = next.kept.iter().find(|k| k.field.to_string() == "job-title").unwrap();
+    assert_eq!(kept_title.source.as_deref(), Some("Chief Kept Officer"));
+    assert_eq!(kept_title.kept, before.profile.job_title);
+    let boss_name = w.user_of(boss).unwrap().profile.display_name();
+    let kept_manager = next.kept.iter().find(|k| k.field.to_string() == "manager").unwrap();
+    assert_eq!(kept_manager.source.as_deref(), Some(boss_name.as_str()), "managers by name");
+    // The override list shows the drift.
+    let drift = w.store.overrides(Some(before.id)).unwrap();
+    let title = drift.iter().find(|o| o.field.to_string() == "job-title").unwrap();
+    let says = title.source.as_ref().expect("the run recorded what the source says");
+    assert!(says.differs && says.value.as_deref() == Some("Chief Kept Officer"));
+
+    // The status is never kept.
+    let refused = w.store.keep(before.id, &hrsync::directory::Field::Status, Some("ann"), None).unwrap_err();
+    assert!(refused.to_string().contains("HR system"), "{refused}");
+
+    // Removed, the source applies again — the title; the manager stays kept.
+    assert!(w.store.unkeep(before.id, &hrsync::directory::Field::JobTitle).unwrap());
+    w.engine.import(&automatic).await.unwrap();
+    let user = w.user_of(someone).unwrap();
+    assert_eq!(user.profile.job_title.as_deref(), Some("Chief Kept Officer"));
+    assert_eq!(user.manager_id, before.manager_id);
+    // When the source comes round to the kept value, the drift is gone.
+    let old_boss = before.manager_id.map(|m| w.store.user(m).unwrap()).unwrap();
+    let old_boss_source = old_boss.managed_by.unwrap().1.parse::<u64>().unwrap();
+    w.sandbox.apply(someone, Edit { supervisor_id: Some(Some(old_boss_source)), ..Edit::default() }).unwrap();
+    let settled = w.engine.import(&automatic).await.unwrap();
+    assert_eq!(settled.run.counts.kept, 0);
+    let manager = w.store.overrides(Some(before.id)).unwrap().pop().unwrap();
+    assert!(!manager.source.unwrap().differs, "the source agrees with the kept manager");
 }

@@ -13,7 +13,7 @@ use hrsync::directory::{
 };
 use hrsync::runtime::Runtime;
 use hrsync::secrets::SecretBox;
-use hrsync::sync::engine::{ProgressFn, RunRequest};
+use hrsync::sync::engine::{ProgressFn, RevertRequest, RunRequest};
 use hrsync::sync::{RunReport, SyncEngine};
 
 use crate::Global;
@@ -148,6 +148,25 @@ pub struct ImportArgs {
     /// Apply although the mass-change safeguard tripped.
     #[arg(long = "override")]
     pub override_safeguard: bool,
+}
+
+/// `hrsync revert`.
+#[derive(Args)]
+pub struct RevertArgs {
+    /// The run to revert (`hrsync history` lists runs).
+    pub run: i64,
+    /// Only this user's changes.
+    #[arg(long)]
+    pub user: Option<i64>,
+    /// Keep the restored values with overrides, so the next import does not
+    /// undo the revert (`hrsync override list` shows them).
+    #[arg(long)]
+    pub keep: bool,
+    /// Apply without asking.
+    #[arg(long)]
+    pub yes: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub struct Directory {
@@ -388,13 +407,16 @@ pub fn history(dir: &Directory, run: Option<i64>, user: Option<i64>, json: bool)
         run: dir.store.run(RunId(run))?,
         changes: dir.store.run_changes(RunId(run), None)?,
         issues: dir.store.run_issues(RunId(run))?,
+        kept: dir.store.run_kept(RunId(run))?,
     };
     print_report(&report, json, "did")
 }
 
-pub async fn revert(dir: &Directory, run: i64, user: Option<i64>, yes: bool, json: bool) -> anyhow::Result<()> {
+pub async fn revert(dir: &Directory, args: RevertArgs) -> anyhow::Result<()> {
+    let RevertArgs { run, user, keep, yes, json } = args;
     let user = user.map(UserId);
-    let (plan, preview) = dir.engine.revert(RunId(run), user, None, true).await?;
+    let request = RevertRequest { user, keep, ..RevertRequest::new(RunId(run), std::env::var("USER").ok()) };
+    let (plan, preview) = dir.engine.revert(RevertRequest { dry_run: true, ..request.clone() }).await?;
     if plan.changes.is_empty() {
         print_issues(&preview.issues);
         bail!("nothing to revert: every recorded value was changed again since run {run}");
@@ -409,7 +431,7 @@ pub async fn revert(dir: &Directory, run: i64, user: Option<i64>, yes: bool, jso
         }
     }
     dir.record(hrsync::audit::Action::Revert, format!("run {run}"), user.map(|u| format!("user {u}")));
-    let (_, report) = dir.engine.revert(RunId(run), user, std::env::var("USER").ok(), false).await?;
+    let (_, report) = dir.engine.revert(request).await?;
     print_report(&report, json, "did")
 }
 

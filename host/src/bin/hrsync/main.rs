@@ -152,15 +152,7 @@ enum Command {
         json: bool,
     },
     /// Restore the values a run changed (for everyone, or one user).
-    Revert {
-        run: i64,
-        #[arg(long)]
-        user: Option<i64>,
-        #[arg(long)]
-        yes: bool,
-        #[arg(long)]
-        json: bool,
-    },
+    Revert(directory_cmds::RevertArgs),
     /// List directory users.
     Users {
         #[arg(long)]
@@ -382,7 +374,7 @@ async fn directory_command(global: &Global, command: Command) -> anyhow::Result<
         Command::Preview(args) => directory_cmds::preview(&dir, args).await,
         Command::Import(args) => directory_cmds::import(&dir, args).await,
         Command::History { run, user, json } => directory_cmds::history(&dir, run, user, json),
-        Command::Revert { run, user, yes, json } => directory_cmds::revert(&dir, run, user, yes, json).await,
+        Command::Revert(args) => directory_cmds::revert(&dir, args).await,
         Command::Cancel { run, json } => directory_cmds::cancel(&dir, run, json).await,
         Command::Users { search, page, json } => directory_cmds::users(&dir, search, page, json),
         Command::Sandbox(_)

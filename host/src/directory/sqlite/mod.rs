@@ -5,6 +5,7 @@
 
 mod integrations;
 mod outbox;
+mod overrides;
 mod people;
 mod runs;
 mod schedule;
@@ -25,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0003_automation.sql"),
     include_str!("../../../migrations/0004_leases.sql"),
     include_str!("../../../migrations/0005_security.sql"),
+    include_str!("../../../migrations/0006_overrides.sql"),
 ];
 
 /// SQLite storage. Operations are short; one connection behind a mutex keeps
@@ -193,6 +195,7 @@ mod tests {
             fingerprint: None,
             changes: vec![],
             issues: vec![],
+            kept: vec![],
         }
     }
 

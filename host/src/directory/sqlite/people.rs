@@ -158,16 +158,118 @@ pub(super) fn like_escape(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
+/// Refuses a manager who does not exist or who reports, directly or
+/// indirectly, to `user`.
+fn check_manager(tx: &Transaction<'_>, user: Option<UserId>, manager: UserId) -> Result<(), StoreError> {
+    let mut next = Some(manager);
+    let mut steps = 0;
+    while let Some(m) = next {
+        if Some(m) == user {
+            return Err(StoreError::Invalid(format!(
+                "user {manager} cannot be the manager: they report (directly or indirectly) to this person, which would make a reporting cycle"
+            )));
+        }
+        steps += 1;
+        if steps > 10_000 {
+            break;
+        }
+        next = tx
+            .query_row("SELECT manager_id FROM users WHERE id = ?1", [m.0], |r| r.get::<_, Option<i64>>(0))
+            .optional()
+            .map_err(sql)?
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("the manager, user {m}, does not exist; `hrsync users` lists users"))
+            })?
+            .map(UserId);
+    }
+    Ok(())
+}
+
+/// Writes an unmanaged user's profile and manager.
+fn edit_tx(tx: &Transaction<'_>, id: UserId, user: &NewUser) -> Result<(), StoreError> {
+    let managed: Option<Option<i64>> =
+        tx.query_row("SELECT integration_id FROM users WHERE id = ?1", [id.0], |r| r.get(0)).optional().map_err(sql)?;
+    match managed {
+        None => return Err(StoreError::NoUser(id)),
+        Some(Some(_)) => return Err(StoreError::Managed(id)),
+        Some(None) => {}
+    }
+    if let Some(m) = user.manager_id {
+        check_manager(tx, Some(id), m)?;
+    }
+    let mut values: Vec<Box<dyn rusqlite::ToSql + '_>> = profile_params(&user.profile).into_iter().collect();
+    values.push(Box::new(user.manager_id.map(|m| m.0)));
+    values.push(Box::new(Utc::now()));
+    values.push(Box::new(id.0));
+    tx.execute(
+        "UPDATE users SET email = ?1, first_name = ?2, last_name = ?3, preferred_name = ?4, gender = ?5, status = ?6, \
+         start_date = ?7, termination_date = ?8, job_title = ?9, employee_id = ?10, department = ?11, office = ?12, \
+         team = ?13, custom = ?14, profile_url = ?15, manager_id = ?16, updated_at = ?17 WHERE id = ?18",
+        rusqlite::params_from_iter(values.iter().map(|b| b.as_ref())),
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+fn create_tx(tx: &Transaction<'_>, user: &NewUser) -> Result<UserId, StoreError> {
+    if let Some(m) = user.manager_id {
+        check_manager(tx, None, m)?;
+    }
+    let id = insert_user(tx, &user.profile, &None, 0, Utc::now()).map_err(sql)?;
+    if let Some(m) = user.manager_id {
+        tx.execute("UPDATE users SET manager_id = ?2 WHERE id = ?1", params![id.0, m.0]).map_err(sql)?;
+    }
+    Ok(id)
+}
+
 impl PeopleStore for SqliteStore {
     fn create_user(&self, user: &NewUser) -> Result<UserId, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql)?;
-        let id = insert_user(&tx, &user.profile, &None, 0, Utc::now()).map_err(sql)?;
-        if let Some(m) = user.manager_id {
-            tx.execute("UPDATE users SET manager_id = ?2 WHERE id = ?1", params![id.0, m.0]).map_err(sql)?;
-        }
+        let id = create_tx(&tx, user)?;
         tx.commit().map_err(sql)?;
         Ok(id)
+    }
+
+    fn edit_user(&self, id: UserId, user: &NewUser) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        edit_tx(&tx, id, user)?;
+        tx.commit().map_err(sql)
+    }
+
+    fn write_roster(&self, rows: &[RosterRow]) -> Result<Vec<UserId>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        // Everyone first, without managers: a row's manager may be a later row.
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            let user = NewUser { profile: row.profile.clone(), manager_id: None };
+            ids.push(match row.existing {
+                Some(id) => {
+                    let keep = tx
+                        .query_row("SELECT manager_id FROM users WHERE id = ?1", [id.0], |r| r.get::<_, Option<i64>>(0))
+                        .optional()
+                        .map_err(sql)?
+                        .flatten()
+                        .map(UserId);
+                    edit_tx(&tx, id, &NewUser { manager_id: keep, ..user })?;
+                    id
+                }
+                None => create_tx(&tx, &user)?,
+            });
+        }
+        for (row, id) in rows.iter().zip(&ids) {
+            let manager = match row.manager {
+                Some(RosterManager::User(m)) => m,
+                Some(RosterManager::Row(i)) => ids[i],
+                None => continue,
+            };
+            check_manager(&tx, Some(*id), manager)?;
+            tx.execute("UPDATE users SET manager_id = ?2 WHERE id = ?1", params![id.0, manager.0]).map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        Ok(ids)
     }
 
     fn user(&self, id: UserId) -> Result<User, StoreError> {

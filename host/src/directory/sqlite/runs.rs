@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::outbox::invite_tx;
+use super::overrides::{record_kept, set_overrides};
 use super::people::{insert_user, like_escape, profile_params};
 use super::{SqliteStore, conversion, enum_text, json_text, parse_enum, sql, text_error};
 use crate::directory::*;
@@ -261,6 +262,7 @@ impl RunStore for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql)?;
         write_history(&tx, id, outcome.changes.iter().map(|c| (c.user_id, c)), &outcome.issues).map_err(sql)?;
+        record_kept(&tx, id, &outcome.kept, Utc::now()).map_err(sql)?;
         self.end_run(
             &tx,
             id,
@@ -344,6 +346,8 @@ impl RunStore for SqliteStore {
             }
         }
         write_history(&tx, id, std::iter::empty(), &apply.issues).map_err(sql)?;
+        set_overrides(&tx, &apply.keep, now).map_err(sql)?;
+        record_kept(&tx, id, &apply.kept, now).map_err(sql)?;
         if let Some(invite) = &apply.invite {
             let invitees: Vec<UserId> = apply.invitees.iter().map(|t| resolve(*t)).collect();
             invite_tx(&tx, &invitees, invite, Some(id), true, now).map_err(sql)?;

@@ -15,6 +15,7 @@ use super::{state_badge, time};
 use crate::accounts::Role;
 use crate::audit::Action;
 use crate::directory::{RunId, RunKind, RunState, UserId};
+use crate::sync::engine::RevertRequest;
 use crate::web::AppState;
 use crate::web::auth::Client;
 
@@ -125,6 +126,8 @@ async fn revert(
     form.verify(&who)?;
     let user = form.number::<i64>("user_id", "The person")?.map(UserId);
     state.record(&who, client, Action::Revert, Some(format!("run {id}")), user.map(|u| format!("user {u}")));
-    let (_, report) = state.engine.revert(RunId(id), user, Some(who.username.clone()), false).await?;
+    let keep = form.get("keep") == Some("true");
+    let request = RevertRequest { user, keep, ..RevertRequest::new(RunId(id), Some(who.username.clone())) };
+    let (_, report) = state.engine.revert(request).await?;
     Ok(Redirect::to(&format!("/runs/{}", report.run.id)).into_response())
 }
