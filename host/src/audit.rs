@@ -35,10 +35,15 @@ pub enum Action {
     RoleChanged,
     PasswordReset,
     PasswordChanged,
+    UserCreated,
+    UserEdited,
+    UsersUploaded,
+    ValueKept,
+    OverrideRemoved,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 24] = [
         Action::SignIn,
         Action::SignInFailed,
         Action::SignOut,
@@ -58,6 +63,11 @@ impl Action {
         Action::RoleChanged,
         Action::PasswordReset,
         Action::PasswordChanged,
+        Action::UserCreated,
+        Action::UserEdited,
+        Action::UsersUploaded,
+        Action::ValueKept,
+        Action::OverrideRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +91,11 @@ impl Action {
             Action::RoleChanged => "role-changed",
             Action::PasswordReset => "password-reset",
             Action::PasswordChanged => "password-changed",
+            Action::UserCreated => "user-created",
+            Action::UserEdited => "user-edited",
+            Action::UsersUploaded => "users-uploaded",
+            Action::ValueKept => "value-kept",
+            Action::OverrideRemoved => "override-removed",
         }
     }
 

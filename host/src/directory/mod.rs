@@ -5,6 +5,7 @@
 //! run decided in one transaction), so a PostgreSQL backend can be added
 //! beside [`sqlite::SqliteStore`] without touching the sync code.
 
+pub mod edit;
 pub mod overrides;
 pub mod roster;
 pub mod sqlite;

@@ -122,7 +122,13 @@ pub fn plan(csv: &str, users: &[User]) -> Result<RosterPlan, String> {
             };
             for (i, field) in columns.iter().enumerate() {
                 if let Some(field) = field {
-                    profile.set_field(field, value(i)).map_err(|e| format!("{}: {e}", field.label()))?;
+                    let text = match field {
+                        // An empty status leaves it as it is (new people: active).
+                        Field::Status if value(i).is_none() => continue,
+                        Field::Status => value(i).map(|s| status_word(&s)),
+                        _ => value(i),
+                    };
+                    profile.set_field(field, text).map_err(|e| format!("{}: {e}", field.label()))?;
                 }
             }
             if profile.first_name.is_empty() || profile.last_name.is_empty() {
@@ -196,6 +202,15 @@ fn same_manager(row: &RosterRow, m: RosterManager, by_email: &HashMap<String, &U
     matches!(m, RosterManager::User(id) if Some(id) == current)
 }
 
+/// A status as admins write it ("Starts later", "Active") in the
+/// directory's words.
+fn status_word(text: &str) -> String {
+    match text.trim().to_lowercase().as_str() {
+        "starts later" => "pending-start".into(),
+        other => other.replace(' ', "-"),
+    }
+}
+
 fn error_line(line: u64, email: Option<String>, message: String) -> RosterLine {
     RosterLine { line, email, name: None, action: LineAction::Error, message: Some(message) }
 }
@@ -256,11 +271,12 @@ mod tests {
     #[test]
     fn a_clean_file_resolves_managers_within_it_and_in_the_directory() {
         let users = [user(3, "boss@x.io", false)];
-        let csv = "email,first-name,last-name,manager-email\na@x.io,A,One,boss@x.io\nb@x.io,B,Two,a@x.io\n";
+        let csv = "email,first-name,last-name,manager-email,Status\na@x.io,A,One,boss@x.io,Starts later\nb@x.io,B,Two,a@x.io,\n";
         let plan = plan(csv, &users).unwrap();
         assert_eq!(plan.errors(), 0);
         assert_eq!(plan.rows[0].manager, Some(RosterManager::User(UserId(3))));
         assert_eq!(plan.rows[1].manager, Some(RosterManager::Row(0)));
+        assert_eq!(plan.rows[0].profile.status, crate::directory::UserStatus::PendingStart);
         assert!(super::plan("email,first-name\n", &users).unwrap_err().contains("last-name"));
         assert!(super::plan("email,first-name,last-name,salary\n", &users).unwrap_err().contains("unknown column"));
     }

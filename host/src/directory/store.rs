@@ -97,7 +97,8 @@ pub trait RunStore: Send + Sync {
     /// One page of a run's changes, filtered, with the filtered total.
     fn run_changes_page(&self, id: RunId, filter: &ChangeFilter) -> Result<(Vec<ChangeRecord>, u64), StoreError>;
     fn run_issues(&self, id: RunId) -> Result<Vec<IssueRecord>, StoreError>;
-    /// Every recorded change to one user, newest first, with its run.
+    /// Every change applied to one user (by imports and reverts that
+    /// succeeded), newest first, with its run.
     fn user_history(&self, user: UserId) -> Result<Vec<(RunId, ChangeRecord)>, StoreError>;
     /// Totals per run kind and state, for metrics.
     fn run_stats(&self) -> Result<Vec<RunStat>, StoreError>;

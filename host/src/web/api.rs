@@ -21,8 +21,10 @@ use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
 use crate::accounts::{Role, SESSION_LIFETIME};
 use crate::audit::Action;
+use crate::directory::edit::UserEdit;
+use crate::directory::roster::LineAction;
 use crate::directory::{
-    ChangeFilter, ChangeKind, Integration, IntegrationConfig, IntegrationId, RunId, UserId, UserQuery,
+    ChangeFilter, ChangeKind, Field, Integration, IntegrationConfig, IntegrationId, NewUser, RunId, UserId, UserQuery,
 };
 use crate::model::{CheckReport, SettingKind};
 use crate::runtime::Connector;
@@ -55,9 +57,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}/changes", get(run_changes))
         .route("/api/v1/runs/{id}/revert", post(revert))
         .route("/api/v1/runs/{id}/cancel", post(cancel))
-        .route("/api/v1/users", get(users))
+        .route("/api/v1/users", get(users).post(create_user))
         .route("/api/v1/users/invitations", post(invite_users))
-        .route("/api/v1/users/{id}", get(user))
+        .route("/api/v1/users/import", post(import_users))
+        .route("/api/v1/users/{id}", get(user).patch(edit_user))
+        .route("/api/v1/users/{id}/overrides/{field}", axum::routing::put(keep_value).delete(remove_override))
+        .route("/api/v1/overrides", get(overrides))
         .route("/api/v1/mails", get(mails))
 }
 
@@ -719,6 +724,139 @@ pub(super) async fn user(State(state): State<AppState>, Viewer(_): Viewer, ApiPa
         .map(|(run, change)| json!({"run_id": run, "change": change}))
         .collect();
     Ok(Json(json!({"user": user, "reporting_line": line, "history": history})).into_response())
+}
+
+/// A JSON object of field names (`first-name`, `job-title`, `status`,
+/// `custom.KEY`) to strings or `null`, and `manager_id`.
+fn user_edit(body: &[u8]) -> ApiResult<UserEdit> {
+    let object: serde_json::Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be a JSON object of field names to values, e.g. {{\"job-title\": \"CTO\"}}: {e}"
+        ))
+    })?;
+    UserEdit::from_json(&object).map_err(ApiError::bad_request)
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "directory", request_body(content = Object, description = "Field names to values: `email`, `first-name` and `last-name` required; `job-title`, `department`, `status`, `start-date`, `custom.KEY`…, and `manager_id`"), responses((status = 201, description = "The new user, unmanaged until a sync adopts them by email", body = Object), (status = 400, body = ErrorBody), (status = 409, description = "The email is taken", body = ErrorBody)))]
+pub(super) async fn create_user(
+    State(state): State<AppState>,
+    Operator(p): Operator,
+    client: Client,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let new = user_edit(&body)?.create().map_err(ApiError::bad_request)?;
+    let store = state.engine.store();
+    let id = store.create_user(&new)?;
+    state.record(&p, client, Action::UserCreated, Some(format!("user {id}")), Some(new.profile.email.to_string()));
+    Ok((StatusCode::CREATED, Json(json!({"user": store.user(id)?}))).into_response())
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "directory", params(("id" = i64, Path)), request_body(content = Object, description = "The fields to change, by name (`null` empties one); `\"status\": \"inactive\"` deactivates"), responses((status = 200, description = "The user after the edit", body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "An integration manages the user (keep a value with an override instead), or the email is taken", body = ErrorBody)))]
+pub(super) async fn edit_user(
+    State(state): State<AppState>,
+    Operator(p): Operator,
+    client: Client,
+    ApiPath(id): ApiPath<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let edit = user_edit(&body)?;
+    let store = state.engine.store();
+    let user = store.user(UserId(id))?;
+    let changed = edit
+        .apply(&NewUser { profile: user.profile.clone(), manager_id: user.manager_id })
+        .map_err(ApiError::bad_request)?;
+    store.edit_user(user.id, &changed)?;
+    let fields: Vec<String> = edit.fields.iter().map(|(f, _)| f.to_string()).collect();
+    state.record(&p, client, Action::UserEdited, Some(format!("user {id}")), Some(fields.join(", ")));
+    Ok(Json(json!({"user": store.user(user.id)?})).into_response())
+}
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct UploadQuery {
+    /// Only check the file and say what it would do.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/users/import", tag = "directory", params(UploadQuery), request_body(content = String, content_type = "text/csv", description = "A header line naming fields (`email,first-name,last-name,job-title,department,manager-email`…), then one person per line"), responses((status = 200, description = "Per line: create, update, unchanged; written in one transaction unless dry_run", body = Object), (status = 400, description = "The file, or some lines, are wrong (per line, what to fix); nothing was written", body = Object)))]
+pub(super) async fn import_users(
+    State(state): State<AppState>,
+    Operator(p): Operator,
+    client: Client,
+    ApiQuery(q): ApiQuery<UploadQuery>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the file is not UTF-8 text"))?;
+    let store = state.engine.store();
+    let (everyone, _) = store.users(&UserQuery { limit: u64::MAX >> 1, ..UserQuery::default() })?;
+    let plan = crate::directory::roster::plan(text, &everyone).map_err(ApiError::bad_request)?;
+    let summary = json!({
+        "lines": plan.lines,
+        "create": plan.count(LineAction::Create),
+        "update": plan.count(LineAction::Update),
+        "unchanged": plan.count(LineAction::Unchanged),
+        "errors": plan.errors(),
+    });
+    if plan.errors() > 0 {
+        let mut body = summary;
+        body["error"] =
+            json!({"message": format!("{} lines are wrong (see `lines`); nothing was written", plan.errors())});
+        return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
+    }
+    let applied = !q.dry_run;
+    if applied {
+        store.write_roster(&plan.rows)?;
+        state.record(&p, client, Action::UsersUploaded, None, Some(format!("{} lines", plan.lines.len())));
+    }
+    let mut body = summary;
+    body["applied"] = json!(applied);
+    Ok(Json(body).into_response())
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(super) struct KeepInput {
+    /// The last day the override holds (`YYYY-MM-DD`); none: until removed.
+    until: Option<chrono::NaiveDate>,
+}
+
+fn field_param(name: &str) -> ApiResult<Field> {
+    Field::parse(name).map_err(ApiError::bad_request)
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{id}/overrides/{field}", tag = "directory", params(("id" = i64, Path), ("field" = String, Path, description = "A field name, e.g. `job-title` or `manager`")), request_body(content = KeepInput, description = "Optional"), responses((status = 200, description = "The override: syncs keep the field's current value", body = crate::directory::Override), (status = 400, description = "An unknown field, or the status (never kept)", body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn keep_value(
+    State(state): State<AppState>,
+    Operator(p): Operator,
+    client: Client,
+    ApiPath((id, field)): ApiPath<(i64, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let input: KeepInput = optional_json(&body)?;
+    let field = field_param(&field)?;
+    let kept = state.engine.store().keep(UserId(id), &field, Some(&p.username), input.until)?;
+    state.record(&p, client, Action::ValueKept, Some(format!("user {id}")), Some(field.label().into_owned()));
+    Ok(Json(kept).into_response())
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{id}/overrides/{field}", tag = "directory", params(("id" = i64, Path), ("field" = String, Path)), responses((status = 204, description = "Removed: the next sync applies the source's value"), (status = 404, description = "No such override", body = ErrorBody)))]
+pub(super) async fn remove_override(
+    State(state): State<AppState>,
+    Operator(p): Operator,
+    client: Client,
+    ApiPath((id, field)): ApiPath<(i64, String)>,
+) -> ApiResult {
+    let field = field_param(&field)?;
+    if !state.engine.store().unkeep(UserId(id), &field)? {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("user {id} has no override of {field}")));
+    }
+    state.record(&p, client, Action::OverrideRemoved, Some(format!("user {id}")), Some(field.label().into_owned()));
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/overrides", tag = "directory", responses((status = 200, description = "Every override, with what the source said when a run last saw the person (`source.differs`: the drift)", body = [crate::directory::Override])))]
+pub(super) async fn overrides(State(state): State<AppState>, Viewer(_): Viewer) -> ApiResult {
+    Ok(Json(json!({"overrides": state.engine.store().overrides(None)?})).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

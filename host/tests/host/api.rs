@@ -8,7 +8,7 @@ use crate::common::request;
 use crate::server::{PASSWORD, server, server_with};
 
 /// Every endpoint that needs an admin.
-const PROTECTED: [(&str, &str); 27] = [
+const PROTECTED: [(&str, &str); 33] = [
     ("GET", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
     ("POST", "/api/v1/session/password"),
@@ -35,6 +35,12 @@ const PROTECTED: [(&str, &str); 27] = [
     ("GET", "/api/v1/users"),
     ("GET", "/api/v1/users/1"),
     ("POST", "/api/v1/users/invitations"),
+    ("POST", "/api/v1/users"),
+    ("PATCH", "/api/v1/users/1"),
+    ("POST", "/api/v1/users/import"),
+    ("PUT", "/api/v1/users/1/overrides/job-title"),
+    ("DELETE", "/api/v1/users/1/overrides/job-title"),
+    ("GET", "/api/v1/overrides"),
     ("GET", "/api/v1/mails"),
 ];
 
@@ -326,7 +332,8 @@ async fn the_openapi_document_describes_exactly_the_endpoints() {
     let mut documented: Vec<(String, String)> = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
-            documented.push((method.to_uppercase(), path.replace("{id}", "1").replace("{username}", "1")));
+            let path = path.replace("{id}", "1").replace("{username}", "1").replace("{field}", "job-title");
+            documented.push((method.to_uppercase(), path));
         }
     }
     let mut expected: Vec<(String, String)> = PROTECTED.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
@@ -635,6 +642,12 @@ async fn pages_speak_in_field_labels_and_never_name_cli_flags() {
     let preview = preview["run"]["id"].as_i64().expect("a preview");
     let changed = s.call(&b, "GET", &format!("/api/v1/runs/{second}/changes"), None).await.json();
     let user = changed["changes"][0]["user_id"].as_i64().expect("a changed user");
+    // A kept value and a person added by hand, so their pages show too.
+    let kept = s.call(&b, "PUT", &format!("/api/v1/users/{user}/overrides/job-title"), None).await;
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    let added = serde_json::json!({"email": "hand@example.com", "first-name": "Hand", "last-name": "Made"});
+    let added = s.call(&b, "POST", "/api/v1/users", Some(added)).await.json();
+    let added = added["user"]["id"].as_i64().expect("a user added by hand");
 
     let keys: Vec<String> = Field::STANDARD.iter().map(|f| f.name().into_owned()).filter(|n| n.contains('-')).collect();
     for path in [
@@ -647,6 +660,11 @@ async fn pages_speak_in_field_labels_and_never_name_cli_flags() {
         format!("/runs/{preview}"),
         "/directory".to_string(),
         format!("/directory/{user}"),
+        format!("/directory/{added}"),
+        format!("/directory/{added}/edit"),
+        "/directory/new".to_string(),
+        "/directory/upload".to_string(),
+        "/directory/overrides".to_string(),
         "/emails".to_string(),
         "/account".to_string(),
         "/accounts".to_string(),

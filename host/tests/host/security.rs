@@ -32,7 +32,7 @@ async fn with_roles() -> (Server, Browser, Browser, Browser) {
 }
 
 /// Every API route, a body it may take, and the least role it needs.
-const API: [(&str, &str, &str, Role); 27] = [
+const API: [(&str, &str, &str, Role); 33] = [
     ("GET", "/api/v1/session", "", Role::Viewer),
     ("POST", "/api/v1/session/password", "{}", Role::Viewer),
     ("GET", "/api/v1/tokens", "", Role::Viewer),
@@ -58,12 +58,18 @@ const API: [(&str, &str, &str, Role); 27] = [
     ("GET", "/api/v1/users", "", Role::Viewer),
     ("GET", "/api/v1/users/1", "", Role::Viewer),
     ("POST", "/api/v1/users/invitations", r#"{"user_ids": []}"#, Role::Operator),
+    ("POST", "/api/v1/users", "{}", Role::Operator),
+    ("PATCH", "/api/v1/users/1", "{}", Role::Operator),
+    ("POST", "/api/v1/users/import", "", Role::Operator),
+    ("PUT", "/api/v1/users/1/overrides/job-title", "", Role::Operator),
+    ("DELETE", "/api/v1/users/1/overrides/job-title", "", Role::Operator),
+    ("GET", "/api/v1/overrides", "", Role::Viewer),
     ("GET", "/api/v1/mails", "", Role::Operator),
     ("DELETE", "/api/v1/session", "", Role::Viewer),
 ];
 
 /// Every page (GET) and form (POST), and the least role it needs.
-const PAGES: [(&str, &str, Role); 28] = [
+const PAGES: [(&str, &str, Role); 37] = [
     ("GET", "/integrations", Role::Viewer),
     ("GET", "/integrations/new?connector=personio", Role::Admin),
     ("POST", "/integrations", Role::Admin),
@@ -80,6 +86,15 @@ const PAGES: [(&str, &str, Role); 28] = [
     ("GET", "/directory", Role::Viewer),
     ("POST", "/directory/invitations", Role::Operator),
     ("GET", "/directory/1", Role::Viewer),
+    ("GET", "/directory/new", Role::Operator),
+    ("POST", "/directory/new", Role::Operator),
+    ("GET", "/directory/upload", Role::Operator),
+    ("POST", "/directory/upload", Role::Operator),
+    ("GET", "/directory/overrides", Role::Viewer),
+    ("GET", "/directory/1/edit", Role::Operator),
+    ("POST", "/directory/1/edit", Role::Operator),
+    ("POST", "/directory/1/keep", Role::Operator),
+    ("POST", "/directory/1/unkeep", Role::Operator),
     ("GET", "/emails", Role::Operator),
     ("GET", "/account", Role::Viewer),
     ("POST", "/account/password", Role::Viewer),
@@ -118,7 +133,7 @@ async fn every_api_route_and_page_enforces_its_role_for_every_role() {
     let mut documented: Vec<(String, String)> = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
-            let path = path.replace("{id}", "1").replace("{username}", "nobody");
+            let path = path.replace("{id}", "1").replace("{username}", "nobody").replace("{field}", "job-title");
             let path = if path == "/api/v1/tokens/1" { "/api/v1/tokens/999".to_string() } else { path };
             documented.push((method.to_uppercase(), path));
         }

@@ -458,7 +458,7 @@ impl RunStore for SqliteStore {
         let mut stmt = conn
             .prepare(
                 "SELECT c.user_id, c.source_id, c.name, c.kind, c.fields, c.run_id FROM run_changes c \
-                 JOIN runs r ON r.id = c.run_id WHERE c.user_id = ?1 AND r.kind != 'preview' ORDER BY c.run_id DESC",
+                 JOIN runs r ON r.id = c.run_id WHERE c.user_id = ?1 AND r.kind != 'preview' AND r.state = 'succeeded' ORDER BY c.run_id DESC",
             )
             .map_err(sql)?;
         stmt.query_map([user.0], |r| Ok((RunId(r.get("run_id")?), change_from_row(r)?)))

@@ -70,3 +70,11 @@ async function follow(element) {
 }
 
 document.querySelectorAll("[data-poll-run]").forEach(follow);
+
+// <input type=file data-fills=ID> reads the picked file into <textarea id=ID>,
+// so an upload is a plain form post the page can check line by line.
+document.addEventListener("change", async (event) => {
+  const input = event.target.closest("input[type=file][data-fills]");
+  if (!input || !input.files.length) return;
+  document.getElementById(input.dataset.fills).value = await input.files[0].text();
+});

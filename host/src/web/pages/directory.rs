@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::SignedOperator;
@@ -16,7 +16,7 @@ use super::{
     FormData, PAGE_SIZE, PageError, PageResult, Section, Signed, change_label, csrf_field, layout, pager, query,
     safe_link, time,
 };
-use crate::directory::{IntegrationId, StoreError, User, UserId, UserQuery, reporting_line};
+use crate::directory::{Field, IntegrationId, Override, StoreError, User, UserId, UserQuery, reporting_line};
 use crate::web::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -33,6 +33,8 @@ struct ListQuery {
     /// Invitations just queued, and how many were picked.
     sent: Option<u64>,
     picked: Option<u64>,
+    /// People just added or updated from an uploaded file.
+    uploaded: Option<u64>,
 }
 
 /// "Send password email" for the people picked: active people get a new
@@ -98,6 +100,14 @@ async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Quer
     let base = format!("/directory?{}", query(&[("q", &search)]));
     let body = html! {
         h1 { "Directory" }
+        @if operator {
+            p.actions #directory-actions {
+                a.button.secondary href="/directory/new" #add-person { "Add a person" }
+                a.button.secondary href="/directory/upload" #upload-directory { "Upload a directory (CSV)" }
+                a.button.secondary href="/directory/overrides" #kept-values { "Kept values" }
+            }
+        }
+        @if let Some(n) = q.uploaded { p.ok #upload-done role="status" { "Saved: " (n) " people added or updated. An HR integration's next preview shows who it will match by email." } }
         form.filters method="get" action="/directory" role="search" {
             label { "Search" input #directory-search type="search" name="q" value=(search) placeholder="Name, email, department or employee ID"; }
             button.secondary type="submit" #directory-search-go { "Search" }
@@ -125,7 +135,7 @@ async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Quer
                             td { (u.profile.job_title.as_deref().unwrap_or("")) }
                             td { (u.profile.department.as_deref().unwrap_or("")) }
                             td { @if let Some(m) = u.manager_id { a href={ "/directory/" (m) } { (managers.get(&m).map_or("—", String::as_str)) } } }
-                            td { span class={ "badge status " (u.profile.status.as_str()) } { (u.profile.status.as_str()) } }
+                            td { span class={ "badge status " (u.profile.status.as_str()) } { (super::status_label(u.profile.status)) } }
                             td { (source(u, &sources)) }
                             td { @match u.informed_at { Some(t) => (time(t)), None => span.muted { "not yet" } } }
                         }
@@ -151,7 +161,55 @@ fn source(u: &User, sources: &HashMap<IntegrationId, String>) -> String {
     }
 }
 
-async fn person(State(state): State<AppState>, Signed(who): Signed, Path(id): Path<i64>) -> PageResult {
+#[derive(Deserialize)]
+struct PersonQuery {
+    saved: Option<u8>,
+}
+
+/// One profile row: the value, and whether (and by whom) it is kept.
+fn profile_row(
+    who: &crate::accounts::Principal,
+    user: &User,
+    field: &Field,
+    value: Markup,
+    kept: Option<&Override>,
+) -> Markup {
+    let operator = who.role.allows(crate::accounts::Role::Operator);
+    let keepable = crate::directory::overrides::keepable(field).is_ok();
+    html! {
+        div data-row=(field) {
+            dt { (field.label()) }
+            dd data-field=(field) {
+                (value)
+                @if let Some(o) = kept {
+                    " " span.badge.kept title=(super::people::kept_by(o.kept_by.as_deref(), o.until)) { "kept" }
+                    span.muted { " " (super::people::kept_by(o.kept_by.as_deref(), o.until)) }
+                    @if let Some(s) = o.source.as_ref().filter(|s| s.differs) {
+                        span.muted { "; the HR system says " (s.value.as_deref().unwrap_or("(empty)")) }
+                    }
+                    @if operator {
+                        form.inline method="post" action={ "/directory/" (user.id) "/unkeep" } {
+                            (csrf_field(who)) input type="hidden" name="field" value=(field);
+                            button.link type="submit" data-unkeep=(field) { "Stop keeping" }
+                        }
+                    }
+                } @else if operator && keepable && user.managed_by.is_some() {
+                    form.inline method="post" action={ "/directory/" (user.id) "/keep" } {
+                        (csrf_field(who)) input type="hidden" name="field" value=(field);
+                        button.link type="submit" data-keep=(field) title="Imports will leave this value as it is" { "Keep this value" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn person(
+    State(state): State<AppState>,
+    Signed(who): Signed,
+    Path(id): Path<i64>,
+    Query(q): Query<PersonQuery>,
+) -> PageResult {
     let store = state.engine.store();
     let user = store.user(UserId(id))?;
     let p = &user.profile;
@@ -159,19 +217,35 @@ async fn person(State(state): State<AppState>, Signed(who): Signed, Path(id): Pa
     let history = store.user_history(user.id)?;
     let sources = integration_names(&state)?;
     let fields = p.fields();
+    let kept: HashMap<Field, Override> =
+        store.overrides(Some(user.id))?.into_iter().map(|o| (o.field.clone(), o)).collect();
+    let operator = who.role.allows(crate::accounts::Role::Operator);
+    let manager = line.first();
     let body = html! {
         p.breadcrumb { a href="/directory" { "Directory" } " / " }
-        h1 #person-name { (p.display_name()) " " span class={ "badge status " (p.status.as_str()) } { (p.status.as_str()) } }
+        @if q.saved.is_some() { p.ok #saved role="status" { "Saved." } }
+        h1 #person-name { (p.display_name()) " " span class={ "badge status " (p.status.as_str()) } { (super::status_label(p.status)) } }
+        @if operator && user.managed_by.is_none() {
+            p.actions { a.button.secondary href={ "/directory/" (user.id) "/edit" } #edit-person { "Edit" } }
+        }
         div.columns {
             section.card {
                 h2 { "Profile" }
                 dl.profile {
                     @for (field, value) in &fields {
-                        @if let Some(v) = value { div { dt { (field.label()) } dd data-field=(field) { (v) } } }
+                        @if value.is_some() || kept.contains_key(field) {
+                            (profile_row(&who, &user, field, html! { (value.as_deref().unwrap_or("—")) }, kept.get(field)))
+                        }
                     }
-                    div { dt { "Source" } dd { (source(&user, &sources)) @if let Some((_, s)) = &user.managed_by { " · id " code { (s) } } } }
+                    (profile_row(&who, &user, &Field::Manager, html! {
+                        @match manager { Some(m) => a href={ "/directory/" (m.id) } { (m.profile.display_name()) }, None => "—" }
+                    }, kept.get(&Field::Manager)))
+                    div { dt { "Kept up to date by" } dd { @match &user.managed_by { Some(_) => (source(&user, &sources)), None => "nobody: added by hand" } } }
                     @if let Some(url) = p.profile_url.as_deref().and_then(safe_link) {
                         div { dt { "In the HR system" } dd { a href=(url) rel="noreferrer" target="_blank" { "Open in the HR system" } } }
+                    }
+                    @if let Some((_, s)) = &user.managed_by {
+                        div { dt { "Details" } dd { details { summary { "Technical details" } p.muted { "ID in the HR system: " code { (s) } " · user number " (user.id) } } } }
                     }
                     div { dt { "Password email" } dd { @match user.informed_at { Some(t) => { "sent " (time(t)) }, None => "not sent yet" } } }
                 }
@@ -194,7 +268,8 @@ async fn person(State(state): State<AppState>, Signed(who): Signed, Path(id): Pa
             ul.history #person-history {
                 @for (run, change) in history.iter().rev() {
                     li {
-                        a href={ "/runs/" (run) } { "Run " (run) } " "
+                        @if let Ok(r) = store.run(*run) { (time(r.finished_at.unwrap_or(r.started_at))) " · " }
+                        a href={ "/runs/" (run) } { (super::kind_label(store.run(*run).map(|r| r.kind).unwrap_or(crate::directory::RunKind::Import))) " #" (run) } " "
                         span class={ "kind " (change.kind.as_str()) } { (change_label(change.kind)) }
                         ul.fields-inline {
                             @for f in &change.fields {

@@ -692,6 +692,30 @@ pub(super) fn changes_section(
     })
 }
 
+/// What overrides kept against the source in a run: "Personio says X,
+/// kept Y (kept by ann, until …)".
+pub(super) fn kept_section(state: &AppState, run: &Run, source: &str) -> PageResult<Markup> {
+    let kept = state.engine.store().run_kept(run.id)?;
+    Ok(html! {
+        @if !kept.is_empty() {
+            details.kept-values #kept open[kept.len() <= 10] {
+                summary { (kept.len()) " kept values (the HR system says otherwise)" }
+                ul {
+                    @for k in kept.iter().take(100) {
+                        li data-user=(k.user_id) data-field=(k.field) {
+                            a href={ "/directory/" (k.user_id) } { strong { (k.name) } } ": " em { (k.field.label()) } " — "
+                            (source) " says " q { (k.source.as_deref().unwrap_or("(empty)")) } ", kept "
+                            q { (k.kept.as_deref().unwrap_or("(empty)")) }
+                            span.muted { " (" (super::people::kept_by(k.kept_by.as_deref(), k.until)) ")" }
+                        }
+                    }
+                }
+                p.muted { a href="/directory/overrides" { "All kept values" } }
+            }
+        }
+    })
+}
+
 /// The issues a run reported, the first hundred.
 pub(super) fn issues_section(state: &AppState, run: &Run) -> PageResult<Markup> {
     let issues = state.engine.store().run_issues(run.id)?;
@@ -795,6 +819,7 @@ async fn preview_tab(
                     @if changed == 0 && applied_since.is_none() { p.muted { "Everything is up to date: an import would change nobody." } }
                 }
                 (issues_section(&state, run)?)
+                (kept_section(&state, run, &integration.config.name)?)
                 (changes_section(&state, run, &path, &ChangesQuery { run: Some(run.id.0), ..q }, false)?)
                 (dialog("import-dialog", "Import these changes?", &format!("/integrations/{id}/import"), &who, "Import", html! {
                     input type="hidden" name="from_preview" value=(run.id);
@@ -803,7 +828,7 @@ async fn preview_tab(
                         li { (c.created) " new people" }
                         li { (c.updated) " updated (" (c.manager_changes) " manager changes)" }
                         li { (c.deactivated) " deactivated, " (c.reactivated) " reactivated" }
-                        li { (c.linked) " existing users linked by email" }
+                        li { (c.linked) " people already in the directory, matched by email" }
                     }
                     p { strong { "Nobody is emailed:" } " manual imports never send password emails." }
                     p.muted { "If the source changed since this preview, the import stops and says so; nothing is half-applied. Every change can be reverted from History." }

@@ -12,6 +12,7 @@ mod account;
 mod directory;
 mod emails;
 mod integrations;
+mod people;
 mod runs;
 mod session;
 
@@ -40,6 +41,7 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(integrations::routes())
         .merge(runs::routes())
         .merge(directory::routes())
+        .merge(people::routes())
         .merge(emails::routes())
         .merge(account::routes())
 }
@@ -343,9 +345,18 @@ pub fn change_label(kind: ChangeKind) -> &'static str {
         ChangeKind::Update => "update",
         ChangeKind::Deactivate => "deactivate",
         ChangeKind::Reactivate => "reactivate",
-        ChangeKind::Link => "link",
-        ChangeKind::Missing => "missing",
-        ChangeKind::Restore => "restore",
+        ChangeKind::Link => "matched by email",
+        ChangeKind::Missing => "no longer in the source",
+        ChangeKind::Restore => "restored",
+    }
+}
+
+/// A status in an admin's words.
+pub fn status_label(status: crate::directory::UserStatus) -> &'static str {
+    match status {
+        crate::directory::UserStatus::Active => "Active",
+        crate::directory::UserStatus::PendingStart => "Starts later",
+        crate::directory::UserStatus::Inactive => "Inactive",
     }
 }
 

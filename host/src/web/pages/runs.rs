@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use maud::html;
 
-use super::integrations::{ChangesQuery, changes_section, counts_line, issues_section};
+use super::integrations::{ChangesQuery, changes_section, counts_line, issues_section, kept_section};
 use super::{
     FormData, PageResult, Section, Signed, SignedOperator, counts, dialog, duration, kind_label, layout, progress,
 };
@@ -72,17 +72,20 @@ async fn run_page(
         }
         @if !live {
             (issues_section(&state, &run)?)
+            (kept_section(&state, &run, &integration.config.name)?)
             (changes_section(&state, &run, &path, &q, revertable)?)
         }
         @if revertable {
             (dialog("revert-run-dialog", "Revert this run?", &format!("/runs/{id}/revert"), &who, "Revert run", html! {
                 p { "Every value this run changed goes back to what it was before, for every person it touched. People it created are deactivated (never deleted)." }
                 p.muted { "Values changed again by a later run are kept and listed. The revert is itself a run you can see in History." }
+                (keep_choice("revert-run-keep"))
             }))
             (dialog("revert-person-dialog", "Revert this person?", &format!("/runs/{id}/revert"), &who, "Revert person", html! {
                 input type="hidden" name="user_id" data-fill="userId";
                 p { "Restore what " strong data-fill="userName" { "this person" } " looked like before this run." }
                 p.muted { "Values changed again by a later run are kept and listed." }
+                (keep_choice("revert-person-keep"))
             }))
         }
         @if live && operator {
@@ -101,6 +104,18 @@ async fn run_page(
         }
     };
     Ok(layout(&title, &who, Section::Integrations, body).into_response())
+}
+
+/// "Revert and keep": without it, the next import applies the HR system's
+/// values again.
+fn keep_choice(id: &str) -> maud::Markup {
+    html! {
+        label.check {
+            input type="checkbox" name="keep" value="true" id=(id);
+            " Keep the restored values: later imports leave them as they are (see "
+            a href="/directory/overrides" { "Kept values" } "). Without this, the next import brings back what the HR system says."
+        }
+    }
 }
 
 async fn cancel(
