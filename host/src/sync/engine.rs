@@ -418,7 +418,7 @@ impl SyncEngine {
     /// one — where no later run changed them since. With `dry_run`, only
     /// reports what it would do.
     pub async fn revert(&self, request: RevertRequest) -> Result<(Apply, RunReport), SyncError> {
-        let RevertRequest { run: target, user, actor, dry_run, keep } = request;
+        let RevertRequest { run: target, user, field, actor, dry_run, keep } = request;
         let original = self.store.run(target)?;
         if original.kind == RunKind::Preview || original.state != RunState::Succeeded {
             return Err(SyncError::Invalid(format!(
@@ -433,7 +433,12 @@ impl SyncEngine {
                 None => format!("run {target} changed nobody"),
             }));
         }
-        let mut apply = self.plan_revert(&changes)?;
+        if let Some(f) = &field
+            && !changes.iter().any(|c| c.fields.iter().any(|g| g.field == *f))
+        {
+            return Err(SyncError::Invalid(format!("run {target} did not change {} of anyone asked for", f.label())));
+        }
+        let mut apply = self.plan_revert(&changes, field.as_ref())?;
         if keep {
             apply.keep = keeps(&apply, actor.as_deref());
         }
@@ -691,7 +696,7 @@ impl SyncEngine {
 
     /// Restores recorded before-values where the current value is still the
     /// recorded after-value.
-    fn plan_revert(&self, changes: &[ChangeRecord]) -> Result<Apply, SyncError> {
+    fn plan_revert(&self, changes: &[ChangeRecord], only: Option<&Field>) -> Result<Apply, SyncError> {
         let mut apply = Apply::default();
         for change in changes {
             let Some(id) = change.user_id else { continue };
@@ -706,7 +711,7 @@ impl SyncEngine {
             let current: BTreeMap<Field, Option<String>> = user.profile.fields().into_iter().collect();
             // A creation has no before-values; undoing it deactivates (below).
             let restorable = if change.kind == ChangeKind::Create { &[][..] } else { &change.fields[..] };
-            for f in restorable {
+            for f in restorable.iter().filter(|f| only.is_none_or(|o| *o == f.field)) {
                 let still = if f.field == Field::Manager {
                     user.manager_id == f.after_id
                 } else {
@@ -744,7 +749,7 @@ impl SyncEngine {
                 });
             }
             // Undoing a creation leaves the user inactive: people are never deleted.
-            if change.kind == ChangeKind::Create && profile.status != UserStatus::Inactive {
+            if change.kind == ChangeKind::Create && only.is_none() && profile.status != UserStatus::Inactive {
                 restored.push(FieldChange {
                     field: Field::Status,
                     before: Some(profile.status.as_str().into()),
@@ -754,7 +759,9 @@ impl SyncEngine {
                 });
                 profile.status = UserStatus::Inactive;
             }
-            let managed_by = if change.kind == ChangeKind::Link { None } else { user.managed_by.clone() };
+            // Undoing an adoption unlinks; restoring one of its fields does not.
+            let unlink = change.kind == ChangeKind::Link && only.is_none();
+            let managed_by = if unlink { None } else { user.managed_by.clone() };
             if restored.is_empty() && managed_by == user.managed_by {
                 continue;
             }
@@ -795,6 +802,8 @@ impl SyncEngine {
 pub struct RevertRequest {
     pub run: RunId,
     pub user: Option<UserId>,
+    /// Only this field (with `user`: one value of one person).
+    pub field: Option<Field>,
     pub actor: Option<String>,
     /// Only report what it would do.
     pub dry_run: bool,
@@ -804,7 +813,7 @@ pub struct RevertRequest {
 impl RevertRequest {
     /// Reverts all of `run`, by `actor`.
     pub fn new(run: RunId, actor: Option<String>) -> Self {
-        RevertRequest { run, user: None, actor, dry_run: false, keep: false }
+        RevertRequest { run, user: None, field: None, actor, dry_run: false, keep: false }
     }
 }
 

@@ -533,3 +533,142 @@ async fn a_300_character_unbroken_name_keeps_every_page_within_the_window() {
     drop(driver);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A screenshot at desktop and at phone width.
+async fn both_widths(s: &Session, name: &str) {
+    for (width, height) in [(1366, 900), (390, 844)] {
+        s.c.set_window_size(width, height).await.unwrap();
+        s.shot(&format!("{name}-{width}")).await;
+    }
+    s.c.set_window_size(1366, 900).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adopts_a_directory_and_keeps_a_value_until_they_let_the_source_win() {
+    let dir = std::env::temp_dir().join(format!("hrsync-browser-adopt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let app = app(&dir).await;
+    let mut config = hrsync::directory::IntegrationConfig::new("personio", "Personio");
+    config.settings = [
+        ("api-base-url", app.sandbox_url.as_str()),
+        ("client-id", DEMO_CLIENT_ID),
+        ("client-secret", DEMO_CLIENT_SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    config.secret_keys = ["client-secret".to_string()].into();
+    config.grants = vec![app.sandbox_url.clone()];
+    config.secrets_for = config.grants.clone();
+    let integration = app.store.create_integration(&config).unwrap();
+
+    // The app's existing directory: three people Personio has, with the
+    // titles the app knew them by, and one it does not.
+    let people = app.sandbox.employees();
+    let known: Vec<_> =
+        people.iter().filter(|e| e.status == Status::Active && matches!(e.email, Email::Address(_))).take(3).collect();
+    let mut csv = String::from("Email,First name,Last name,Job title\n");
+    for e in &known {
+        let Email::Address(a) = &e.email else { unreachable!() };
+        csv.push_str(&format!("{a},{},{},Local title\n", e.first_name, e.last_name));
+    }
+    csv.push_str("contractor@example.com,Casey,Contractor,Consultant\n");
+    let ann = &known[0];
+    let ann_name = format!("{} {}", ann.first_name, ann.last_name);
+
+    let driver = driver().await;
+    let c = browser(&driver, &dir.join("chromium-profile")).await;
+    let s = Session { c, base: app.base.clone(), shots: shots.clone() };
+    s.c.set_window_size(1366, 900).await.unwrap();
+    s.goto("/login").await;
+    s.fill("#username", "admin").await;
+    s.fill("#password", PASSWORD).await;
+    s.click_away("#sign-in").await;
+
+    // 1. Upload the existing directory: checked first, then written.
+    s.goto("/directory").await;
+    s.click_away("#upload-directory").await;
+    s.js(&format!("document.querySelector('#upload-csv').value = {}", serde_json::json!(csv))).await;
+    // The check answers on the same address, with the result below the form.
+    s.click("#upload-check").await;
+    s.find("#upload-result").await;
+    assert!(s.text("#upload-summary").await.starts_with("4 new, 0 updated"), "{}", s.text("#upload-summary").await);
+    both_widths(&s, "13-adopt-1-upload-checked").await;
+    assert!(app.store.users(&Default::default()).unwrap().0.is_empty(), "checking writes nothing");
+    s.click_away("#upload-apply").await;
+    assert!(s.text("#upload-done").await.contains("4 people"), "{}", s.text("#upload-done").await);
+
+    // 2. The preview says who it will match by email.
+    s.goto(&format!("/integrations/{integration}/preview")).await;
+    s.click_away("#run-preview").await;
+    s.finished_run().await;
+    assert_eq!(s.text("[data-count=linked] dd").await, "3");
+    s.goto(&format!("/integrations/{integration}/preview?kind=link")).await;
+    assert_eq!(s.c.find_all(Locator::Css("ul.changes > li[data-kind=link]")).await.unwrap().len(), 3);
+    assert!(s.text("ul.changes").await.to_lowercase().contains("matched by email"));
+    both_widths(&s, "13-adopt-2-preview-matches").await;
+
+    // 3. Import it.
+    s.click("#import-now").await;
+    s.click_away("#import-dialog-confirm").await;
+    s.finished_run().await;
+    assert_eq!(s.text("h1 .badge").await, "succeeded");
+    let import_path = s.path().await;
+    both_widths(&s, "13-adopt-3-imported").await;
+    let ann_user = app
+        .store
+        .users(&hrsync::directory::UserQuery { search: Some(ann_name.clone()), limit: 5, ..Default::default() })
+        .unwrap()
+        .0
+        .remove(0);
+    assert_eq!(ann_user.profile.job_title.as_deref(), Some(ann.position.as_str()), "the source's title");
+
+    // 4. Put Ann's old title back and keep it.
+    s.goto(&format!("{import_path}?q={}", ann_name.replace(' ', "+"))).await;
+    s.open_first_change().await;
+    s.click("ul.changes > li button[data-field=job-title]").await;
+    assert!(s.text("#revert-field-dialog").await.contains("Job title"));
+    assert_eq!(s.find("#revert-field-keep").await.prop("checked").await.unwrap().as_deref(), Some("true"));
+    both_widths(&s, "13-adopt-4-revert-and-keep").await;
+    s.click_away("#revert-field-dialog-confirm").await;
+    assert_eq!(s.text("h1 .badge").await, "succeeded");
+    let kept = app.store.user(ann_user.id).unwrap();
+    assert_eq!(kept.profile.job_title.as_deref(), Some("Local title"));
+    assert!(kept.managed_by.is_some(), "putting one value back does not unlink");
+
+    // 5. The next automatic import leaves it, and says so.
+    let automatic =
+        hrsync::sync::engine::RunRequest { automatic: true, ..hrsync::sync::engine::RunRequest::manual(integration) };
+    let next = app.engine.import(&automatic).await.unwrap();
+    assert_eq!(app.store.user(ann_user.id).unwrap().profile.job_title.as_deref(), Some("Local title"));
+    s.goto(&format!("/runs/{}", next.run.id)).await;
+    let kept_text = s.text("#kept").await;
+    assert!(
+        kept_text.contains(&format!("Personio says {}", ann.position)) && kept_text.contains("kept by admin"),
+        "{kept_text}"
+    );
+    both_widths(&s, "13-adopt-5-automatic-import-keeps").await;
+
+    // 6. The kept values list shows the drift; stop keeping it.
+    s.goto("/directory/overrides").await;
+    let row = format!("#overrides tr[data-user='{}'][data-field=job-title]", ann_user.id);
+    assert_eq!(s.find(&row).await.attr("data-drift").await.unwrap().as_deref(), Some("true"));
+    assert!(s.text(&format!("{row} td.source")).await.contains(&ann.position));
+    both_widths(&s, "13-adopt-6-kept-values-drift").await;
+    s.click(&format!("{row} button[data-remove-override]")).await;
+    s.find("#no-overrides").await;
+    both_widths(&s, "13-adopt-7-stopped-keeping").await;
+
+    // 7. The next import applies the source.
+    app.engine.import(&automatic).await.unwrap();
+    s.goto(&format!("/directory/{}", ann_user.id)).await;
+    assert_eq!(s.text("dd[data-field=job-title]").await.trim_end_matches("Keep this value").trim(), ann.position);
+    both_widths(&s, "13-adopt-8-source-applies").await;
+
+    s.c.close().await.unwrap();
+    drop(driver);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -967,8 +967,9 @@ pub(super) fn counts_line(r: &Run) -> String {
         (c.updated, "updated"),
         (c.deactivated, "deactivated"),
         (c.reactivated, "reactivated"),
-        (c.linked, "linked"),
-        (c.missing, "missing"),
+        (c.linked, "matched by email"),
+        (c.missing, "no longer in the source"),
+        (c.kept, "kept"),
         (c.issues, "issues"),
     ]
     .iter()

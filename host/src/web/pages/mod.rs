@@ -28,7 +28,7 @@ use maud::{DOCTYPE, Markup, html};
 use super::auth::{self, SESSION_COOKIE};
 use super::{ApiError, AppState};
 use crate::accounts::{Principal, Role};
-use crate::directory::{ChangeKind, ChangeRecord, Counts, Run, RunKind, RunState, StoreError};
+use crate::directory::{ChangeKind, ChangeRecord, Counts, Field, Run, RunKind, RunState, StoreError};
 use crate::sync::SyncError;
 
 /// Rows per page in every table.
@@ -325,9 +325,10 @@ pub fn counts(c: &Counts) -> Markup {
         ("manager_changes", "Manager changes", c.manager_changes),
         ("deactivated", "Deactivated", c.deactivated),
         ("reactivated", "Reactivated", c.reactivated),
-        ("linked", "Linked by email", c.linked),
-        ("missing", "Missing from source", c.missing),
+        ("linked", "Matched by email", c.linked),
+        ("missing", "No longer in the source", c.missing),
         ("unchanged", "Unchanged", c.unchanged),
+        ("kept", "Kept values", c.kept),
         ("issues", "Issues", c.issues),
     ];
     html! {
@@ -396,7 +397,14 @@ pub fn change_list(changes: &[ChangeRecord], revertable: bool) -> Markup {
                                     tr {
                                         td { (f.field.label()) }
                                         td.before { (f.before.as_deref().unwrap_or("—")) }
-                                        td.after { (f.after.as_deref().unwrap_or("—")) }
+                                        td.after {
+                                            (f.after.as_deref().unwrap_or("—"))
+                                            @if let (true, Some(u)) = (revertable && f.field != Field::Status, c.user_id) {
+                                                " "
+                                                button.link type="button" data-dialog="revert-field-dialog" data-user-id=(u)
+                                                    data-user-name=(c.name) data-field=(f.field) data-field-label=(f.field.label()) { "Put back…" }
+                                            }
+                                        }
                                     }
                                 }
                             }

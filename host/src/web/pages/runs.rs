@@ -9,12 +9,13 @@ use maud::html;
 
 use super::integrations::{ChangesQuery, changes_section, counts_line, issues_section, kept_section};
 use super::{
-    FormData, PageResult, Section, Signed, SignedOperator, counts, dialog, duration, kind_label, layout, progress,
+    FormData, PageError, PageResult, Section, Signed, SignedOperator, counts, dialog, duration, kind_label, layout,
+    progress,
 };
 use super::{state_badge, time};
 use crate::accounts::Role;
 use crate::audit::Action;
-use crate::directory::{RunId, RunKind, RunState, UserId};
+use crate::directory::{Field, RunId, RunKind, RunState, UserId};
 use crate::sync::engine::RevertRequest;
 use crate::web::AppState;
 use crate::web::auth::Client;
@@ -87,6 +88,16 @@ async fn run_page(
                 p.muted { "Values changed again by a later run are kept and listed." }
                 (keep_choice("revert-person-keep"))
             }))
+            (dialog("revert-field-dialog", "Put the old value back?", &format!("/runs/{id}/revert"), &who, "Put it back", html! {
+                input type="hidden" name="user_id" data-fill="userId";
+                input type="hidden" name="field" data-fill="field";
+                p { "Restore " strong data-fill="fieldLabel" { "this field" } " of " strong data-fill="userName" { "this person" } " to what it was before this run." }
+                label.check {
+                    input type="checkbox" name="keep" value="true" #revert-field-keep checked;
+                    " And keep it: later imports leave it as it is, until you stop keeping it on the "
+                    a href="/directory/overrides" { "Kept values" } " page."
+                }
+            }))
         }
         @if live && operator {
             (dialog("cancel-dialog", "Cancel this run?", &format!("/runs/{id}/cancel"), &who, "Cancel run", html! {
@@ -142,7 +153,8 @@ async fn revert(
     let user = form.number::<i64>("user_id", "The person")?.map(UserId);
     state.record(&who, client, Action::Revert, Some(format!("run {id}")), user.map(|u| format!("user {u}")));
     let keep = form.get("keep") == Some("true");
-    let request = RevertRequest { user, keep, ..RevertRequest::new(RunId(id), Some(who.username.clone())) };
+    let field = form.get("field").map(Field::parse).transpose().map_err(PageError::bad_request)?;
+    let request = RevertRequest { user, field, keep, ..RevertRequest::new(RunId(id), Some(who.username.clone())) };
     let (_, report) = state.engine.revert(request).await?;
     Ok(Redirect::to(&format!("/runs/{}", report.run.id)).into_response())
 }
