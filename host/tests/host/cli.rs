@@ -569,3 +569,55 @@ fn accounts_are_managed_and_audited_from_the_command_line_in_a_private_data_dir(
     }
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn people_are_added_edited_uploaded_and_kept_from_the_command_line() {
+    let data = std::env::temp_dir().join(format!("hrsync-cli-people-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let add = ["user", "add", "--set", "email=ada@example.com", "--set", "first-name=Ada", "--set", "last-name=L"];
+    let added = hrsync_in(&data, &[&add[..], &["--json"]].concat());
+    assert!(added.status.success(), "{}", stderr(&added));
+    let ada = json(&added)["id"].as_i64().unwrap().to_string();
+    let missing = hrsync_in(&data, &["user", "add", "--set", "email=x@example.com"]);
+    assert!(!missing.status.success() && stderr(&missing).contains("First name is required"), "{}", stderr(&missing));
+
+    let edited =
+        hrsync_in(&data, &["user", "edit", &ada, "--set", "job-title=CTO", "--set", "status=inactive", "--json"]);
+    assert!(edited.status.success(), "{}", stderr(&edited));
+    assert_eq!(
+        (json(&edited)["job_title"].as_str(), json(&edited)["status"].as_str()),
+        (Some("CTO"), Some("inactive"))
+    );
+
+    // A file with one wrong line writes nothing and says which line.
+    let file = data.join("people.csv");
+    std::fs::write(
+        &file,
+        "Email,First name,Last name,Manager email\nbob@example.com,Bob,B,ada@example.com\nnot-an-email,C,D,\n",
+    )
+    .unwrap();
+    let wrong = hrsync_in(&data, &["user", "import", file.to_str().unwrap()]);
+    assert!(!wrong.status.success());
+    assert!(stderr(&wrong).contains("line 3: email"), "{}", stderr(&wrong));
+    assert!(stdout(&wrong).contains("nothing was written"), "{}", stdout(&wrong));
+    std::fs::write(&file, "Email,First name,Last name,Manager email\nbob@example.com,Bob,B,ada@example.com\n").unwrap();
+    let fine = hrsync_in(&data, &["user", "import", file.to_str().unwrap()]);
+    assert!(fine.status.success(), "{}", stderr(&fine));
+    assert!(stdout(&fine).starts_with("1 new, 0 updated"), "{}", stdout(&fine));
+    let users = json(&hrsync_in(&data, &["users", "--json"]));
+    let bob = users["users"].as_array().unwrap().iter().find(|u| u["email"] == "bob@example.com").unwrap().clone();
+    assert_eq!(bob["manager_id"].as_i64().map(|m| m.to_string()), Some(ada.clone()));
+
+    // Kept values: keep, list, remove; the status is never kept.
+    let kept = hrsync_in(&data, &["override", "keep", &ada, "job-title", "--until", "2027-03-31"]);
+    assert!(kept.status.success() && stdout(&kept).contains("at CTO"), "{}{}", stdout(&kept), stderr(&kept));
+    let list = hrsync_in(&data, &["override", "list", "--json"]);
+    assert_eq!(json(&list)[0]["until"], "2027-03-31", "{}", stdout(&list));
+    let status = hrsync_in(&data, &["override", "keep", &ada, "status"]);
+    assert!(!status.status.success() && stderr(&status).contains("HR system"), "{}", stderr(&status));
+    let removed = hrsync_in(&data, &["override", "remove", &ada, "job-title"]);
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    let again = hrsync_in(&data, &["override", "remove", &ada, "job-title"]);
+    assert!(!again.status.success() && stderr(&again).contains("override list"), "{}", stderr(&again));
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -2,6 +2,7 @@
 
 mod account_cmds;
 mod directory_cmds;
+mod people_cmds;
 
 use hrsync::directory::prelude::*;
 use std::collections::BTreeMap;
@@ -161,6 +162,16 @@ enum Command {
         page: u64,
         #[arg(long)]
         json: bool,
+    },
+    /// Add, change and upload people no integration manages.
+    User {
+        #[command(subcommand)]
+        command: people_cmds::UserCommand,
+    },
+    /// Values kept against the source when imports run.
+    Override {
+        #[command(subcommand)]
+        command: people_cmds::OverrideCommand,
     },
     /// Accounts of the admin pages and API — the way back in when nobody can sign in.
     Admin {
@@ -377,6 +388,8 @@ async fn directory_command(global: &Global, command: Command) -> anyhow::Result<
         Command::Revert(args) => directory_cmds::revert(&dir, args).await,
         Command::Cancel { run, json } => directory_cmds::cancel(&dir, run, json).await,
         Command::Users { search, page, json } => directory_cmds::users(&dir, search, page, json),
+        Command::User { command } => people_cmds::user(&dir, command),
+        Command::Override { command } => people_cmds::overrides(&dir, command),
         Command::Sandbox(_)
         | Command::Connectors { .. }
         | Command::Check(_)
