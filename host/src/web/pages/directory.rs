@@ -268,8 +268,9 @@ async fn person(
             ul.history #person-history {
                 @for (run, change) in history.iter().rev() {
                     li {
-                        @if let Ok(r) = store.run(*run) { (time(r.finished_at.unwrap_or(r.started_at))) " · " }
-                        a href={ "/runs/" (run) } { (super::kind_label(store.run(*run).map(|r| r.kind).unwrap_or(crate::directory::RunKind::Import))) " #" (run) } " "
+                        @let r = store.run(*run)?;
+                        (time(r.finished_at.unwrap_or(r.started_at))) " · "
+                        a href={ "/runs/" (run) } { (super::kind_label(r.kind)) " #" (run) } " "
                         span class={ "kind " (change.kind.as_str()) } { (change_label(change.kind)) }
                         ul.fields-inline {
                             @for f in &change.fields {

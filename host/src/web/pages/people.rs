@@ -307,6 +307,11 @@ async fn upload(
         .into_response())
 }
 
+/// The field a keep or stop-keeping form names.
+fn form_field(form: &FormData) -> Result<Field, PageError> {
+    Field::parse(form.get("field").unwrap_or_default()).map_err(PageError::bad_request)
+}
+
 /// "Keep this value": the field stays as it is now when syncs run.
 async fn keep(
     State(state): State<AppState>,
@@ -316,7 +321,7 @@ async fn keep(
     axum::Form(form): axum::Form<FormData>,
 ) -> PageResult {
     form.verify(&who)?;
-    let field = Field::parse(form.get("field").unwrap_or_default()).map_err(PageError::bad_request)?;
+    let field = form_field(&form)?;
     let until = form
         .get("until")
         .map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d"))
@@ -335,7 +340,7 @@ async fn unkeep(
     axum::Form(form): axum::Form<FormData>,
 ) -> PageResult {
     form.verify(&who)?;
-    let field = Field::parse(form.get("field").unwrap_or_default()).map_err(PageError::bad_request)?;
+    let field = form_field(&form)?;
     state.engine.store().unkeep(UserId(id), &field)?;
     state.record(&who, client, Action::OverrideRemoved, Some(format!("user {id}")), Some(field.label().into_owned()));
     let back =
