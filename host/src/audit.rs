@@ -40,10 +40,11 @@ pub enum Action {
     UsersUploaded,
     ValueKept,
     OverrideRemoved,
+    CompanyNamed,
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 25] = [
         Action::SignIn,
         Action::SignInFailed,
         Action::SignOut,
@@ -68,6 +69,7 @@ impl Action {
         Action::UsersUploaded,
         Action::ValueKept,
         Action::OverrideRemoved,
+        Action::CompanyNamed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +98,7 @@ impl Action {
             Action::UsersUploaded => "users-uploaded",
             Action::ValueKept => "value-kept",
             Action::OverrideRemoved => "override-removed",
+            Action::CompanyNamed => "company-named",
         }
     }
 

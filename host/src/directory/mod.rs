@@ -429,6 +429,21 @@ fn check_setting(spec: &SettingSpec, value: &str) -> Result<(), String> {
     }
 }
 
+/// The origins of the address settings filled in (`url` or `*-url`, e.g.
+/// Personio's `api-base-url`): where an admin who typed the source's address
+/// means its connector to connect.
+pub fn address_origins(settings: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    let mut origins: Vec<String> = settings
+        .iter()
+        .filter(|(k, _)| *k == "url" || k.ends_with("-url"))
+        .filter_map(|(_, v)| url::Url::parse(v.trim()).ok())
+        .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
+        .map(|u| u.origin().ascii_serialization())
+        .collect();
+    origins.dedup();
+    origins
+}
+
 /// Origins compared as the egress point compares them (scheme, host, port),
 /// in any order and spelling.
 pub fn origins_key(origins: &[String]) -> std::collections::BTreeSet<String> {
@@ -806,8 +821,24 @@ pub struct UserQuery {
     /// Case-insensitive substring of name, email, department or employee id.
     pub search: Option<String>,
     pub integration: Option<IntegrationId>,
+    /// Only people in this state.
+    pub status: Option<UserStatus>,
+    /// Only people in this department (the exact name).
+    pub department: Option<String>,
+    /// Only the direct reports of this person.
+    pub manager: Option<UserId>,
+    /// Only people who were (`true`) or were not yet (`false`) sent a password email.
+    pub informed: Option<bool>,
     pub offset: u64,
     pub limit: u64,
+}
+
+/// What the directory can be narrowed by: its departments and the people
+/// others report to, each by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facets {
+    pub departments: Vec<String>,
+    pub managers: Vec<(UserId, String)>,
 }
 
 /// Totals of the runs of one kind in one state.
@@ -871,6 +902,18 @@ pub struct RunOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_settings_give_their_origins() {
+        let settings = std::collections::BTreeMap::from([
+            ("url".to_string(), "https://hr.acme.example/exports/people.csv?x=1".to_string()),
+            ("api-base-url".to_string(), "http://127.0.0.1:8081/".to_string()),
+            ("token-url".to_string(), "ftp://files.acme.example/".to_string()),
+            ("username".to_string(), "https://not.an-address.example".to_string()),
+            ("other-url".to_string(), "not a url".to_string()),
+        ]);
+        assert_eq!(address_origins(&settings), vec!["http://127.0.0.1:8081", "https://hr.acme.example"]);
+    }
 
     #[test]
     fn fields_round_trip_through_set_field() {

@@ -16,6 +16,11 @@ pub trait IntegrationStore: Send + Sync {
     fn update_integration(&self, id: IntegrationId, config: &IntegrationConfig) -> Result<(), StoreError>;
     fn integration(&self, id: IntegrationId) -> Result<Integration, StoreError>;
     fn integrations(&self) -> Result<Vec<Integration>, StoreError>;
+    /// The company's name as password emails greet new people with it, if
+    /// an admin has set it.
+    fn company_name(&self) -> Result<Option<String>, StoreError>;
+    /// Sets the company's name; it must not be blank.
+    fn set_company_name(&self, name: &str) -> Result<(), StoreError>;
 }
 
 /// The directory's users.
@@ -23,6 +28,8 @@ pub trait PeopleStore: Send + Sync {
     fn create_user(&self, user: &NewUser) -> Result<UserId, StoreError>;
     fn user(&self, id: UserId) -> Result<User, StoreError>;
     fn users(&self, query: &UserQuery) -> Result<(Vec<User>, u64), StoreError>;
+    /// The departments and managers the directory can be filtered by, sorted by name.
+    fn facets(&self) -> Result<Facets, StoreError>;
     /// Users a run of `integration` may see: those it manages and the unmanaged ones.
     fn users_for_sync(&self, integration: IntegrationId) -> Result<Vec<User>, StoreError>;
     /// Every user's manager, email and name: what a run checks reporting

@@ -69,6 +69,12 @@ impl crate::directory::InvitationWriter for Invite {
     }
 }
 
+/// An invitation to an example person, for admins to read before any is sent.
+pub fn sample_invitation(invite: &Invite) -> Message {
+    let email = Email::parse("alex.example@example.com").expect("a valid example address");
+    invitation(&Profile::new(email, "Alex", "Example"), invite, "EXAMPLE-LINK", Utc::now() + invite.valid_for)
+}
+
 /// The invitation for one person: plain text and HTML, the link in both.
 pub fn invitation(profile: &Profile, invite: &Invite, token: &str, expires: DateTime<Utc>) -> Message {
     let link = format!("{}/set-password/{token}", invite.public_url.trim_end_matches('/'));

@@ -51,7 +51,7 @@ pub enum SyncError {
     #[error("run {run} is blocked by the mass-change safeguard: {reason}")]
     Blocked { run: RunId, reason: String, counts: Counts },
     #[error(
-        "run {run} was not applied: the source changed since preview {preview} (the preview's plan differs from the current one); review a new preview, or import accepting the drift"
+        "run {run} was not applied: the source changed since preview {preview}, so the import no longer matches what was reviewed. Preview again, check the changes, and import that preview"
     )]
     Drift { run: RunId, preview: RunId },
     #[error("run {run} was cancelled{}; nothing was applied", by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default())]
@@ -182,7 +182,8 @@ pub struct SyncEngine {
     /// Components found but not loaded, with the reason.
     pub failed_connectors: Vec<LoadFailure>,
     pub retry: RetryPolicy,
-    /// Deployment details for invitation emails.
+    /// Deployment details for invitation emails; the company name here is
+    /// the configuration file's, used until an admin sets one.
     pub invite: Invite,
     /// Notified when an import queued mail, so the courier sends it at once.
     pub mail_queued: Arc<tokio::sync::Notify>,
@@ -198,6 +199,35 @@ pub struct SyncEngine {
 }
 
 impl SyncEngine {
+    /// What invitations are written with now: the deployment's details and
+    /// the company name an admin set (else the configuration file's).
+    pub fn invitations(&self) -> Result<Invite, StoreError> {
+        let mut invite = self.invite.clone();
+        if let Some(name) = self.store.company_name()? {
+            invite.company = Some(name);
+        }
+        Ok(invite)
+    }
+
+    /// The company name password emails use, if there is one.
+    pub fn company_name(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.invitations()?.company.filter(|c| !c.trim().is_empty()))
+    }
+
+    /// Whether saving `config` over `before` would turn password emails on
+    /// with no company name to greet people with (and `posted` names none):
+    /// every surface refuses that and says where to set the name.
+    pub fn lacks_company_name(
+        &self,
+        config: &IntegrationConfig,
+        before: Option<&IntegrationConfig>,
+        posted: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let turning_on = config.send_emails && !before.is_some_and(|b| b.send_emails);
+        let posted = posted.is_some_and(|p| !p.trim().is_empty());
+        Ok(turning_on && !posted && self.company_name()?.is_none())
+    }
+
     pub fn new(runtime: Arc<Runtime>, store: Arc<dyn DirectoryStore>, connectors: Vec<Connector>) -> Self {
         SyncEngine {
             runtime,
@@ -405,7 +435,7 @@ impl SyncEngine {
         let invites = request.automatic && integration.config.send_emails;
         if invites {
             apply.invitees = invitees(&apply);
-            apply.invite = Some(self.invite.clone());
+            apply.invite = Some(self.invitations()?);
         }
         self.apply(run, apply, planned.fingerprint).await?;
         if invites {

@@ -2,8 +2,10 @@
 //! fingerprint what it returns ([`intake`]), let the connector diff it
 //! against the directory, check every claim of the plan and translate it
 //! ([`plan`]), and preview, import or revert it as one recorded run that
-//! holds its integration ([`engine`]).
+//! holds its integration ([`engine`]); a refused import says who drifted
+//! since its preview ([`drift`]).
 
+pub mod drift;
 pub mod engine;
 pub mod fetch;
 pub mod intake;

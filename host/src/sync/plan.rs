@@ -414,6 +414,14 @@ fn present_but_unmapped(user: &User) -> IssueRecord {
     }
 }
 
+/// Each problem once: the connector's mapping, its diff and the host's
+/// checks may each report the same one about the same person.
+fn distinct(mut issues: Vec<IssueRecord>) -> Vec<IssueRecord> {
+    let mut seen = HashSet::new();
+    issues.retain(|i| seen.insert((i.source_id.clone(), i.field.clone(), i.message.clone())));
+    issues
+}
+
 /// Checks a connector's plan and turns it into what the directory writes.
 pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
     let checker = Checker::new(&input);
@@ -637,6 +645,7 @@ fn translate(
         .keys()
         .filter(|s| checker.by_source.contains_key(s.as_str()) && !changed.contains(s.as_str()))
         .count() as u64;
+    let issues = distinct(issues);
     counts.issues = issues.len() as u64;
     planned.apply.counts = counts;
     planned.apply.issues = issues;
@@ -874,4 +883,23 @@ pub fn safeguard(integration: &Integration, planned: &Planned) -> Option<String>
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_problem_with_the_same_person_is_listed_once() {
+        let problem = |source: &str, message: &str| IssueRecord {
+            source_id: Some(source.into()),
+            name: Some("Ada".into()),
+            field: Some("email".into()),
+            severity: Severity::Warning,
+            message: message.into(),
+        };
+        let issues =
+            vec![problem("1", "no email"), problem("1", "no email"), problem("2", "no email"), problem("1", "bad")];
+        assert_eq!(distinct(issues), vec![problem("1", "no email"), problem("2", "no email"), problem("1", "bad")]);
+    }
 }

@@ -25,6 +25,7 @@ use crate::directory::edit::UserEdit;
 use crate::directory::roster::LineAction;
 use crate::directory::{
     ChangeFilter, ChangeKind, Field, Integration, IntegrationConfig, IntegrationId, NewUser, RunId, UserId, UserQuery,
+    UserStatus,
 };
 use crate::model::{CheckReport, SettingKind};
 use crate::runtime::Connector;
@@ -64,6 +65,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/users/{id}/overrides/{field}", axum::routing::put(keep_value).delete(remove_override))
         .route("/api/v1/overrides", get(overrides))
         .route("/api/v1/mails", get(mails))
+        .route("/api/v1/company", get(company).put(set_company))
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "probes", responses((status = 200, description = "The directory database answers"), (status = 503, description = "It does not")))]
@@ -438,6 +440,45 @@ pub(super) fn config_from(
     Ok(config)
 }
 
+/// Password emails greet people with the company's name: turning them on
+/// without one is refused.
+fn require_company(state: &AppState, config: &IntegrationConfig, before: Option<&IntegrationConfig>) -> ApiResult<()> {
+    if state.engine.lacks_company_name(config, before, None)? {
+        return Err(ApiError::bad_request(
+            "password emails greet new people with the company's name, and none is set: set it first (PUT /api/v1/company with {\"name\": \"…\"}), or leave send_emails off",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct CompanyInput {
+    /// The name people know the company by, e.g. `Acme`.
+    name: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/company", tag = "company", responses((status = 200, description = "The company's name as password emails use it (`null`: none yet), and the subject and text of an invitation with it", body = Object)))]
+pub(super) async fn company(State(state): State<AppState>, Viewer(_): Viewer) -> ApiResult {
+    let invite = state.engine.invitations()?;
+    let sample = crate::mail::sample_invitation(&invite);
+    Ok(Json(
+        json!({"name": state.engine.company_name()?, "invitation": {"subject": sample.subject, "text": sample.text}}),
+    )
+    .into_response())
+}
+
+#[utoipa::path(put, path = "/api/v1/company", tag = "company", request_body = CompanyInput, responses((status = 200, description = "Saved", body = Object), (status = 400, description = "The name is empty", body = ErrorBody)))]
+pub(super) async fn set_company(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    client: Client,
+    ApiJson(input): ApiJson<CompanyInput>,
+) -> ApiResult {
+    state.engine.store().set_company_name(&input.name)?;
+    state.record(&p, client, Action::CompanyNamed, Some("company".into()), Some(input.name.trim().to_string()));
+    Ok(Json(json!({"name": state.engine.company_name()?})).into_response())
+}
+
 #[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations", request_body = IntegrationInput, responses((status = 201, description = "Created", body = Object), (status = 400, description = "Invalid settings; the message says which and why", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn create_integration(
     State(state): State<AppState>,
@@ -446,6 +487,7 @@ pub(super) async fn create_integration(
     ApiJson(input): ApiJson<IntegrationInput>,
 ) -> ApiResult {
     let config = config_from(&state, input, None)?;
+    require_company(&state, &config, None)?;
     let id = state.engine.store().create_integration(&config)?;
     let created = state.engine.store().integration(id)?;
     state.record(&p, client, Action::IntegrationCreated, Some(format!("integration {id}")), Some(config.name.clone()));
@@ -471,6 +513,7 @@ pub(super) async fn update_integration(
 ) -> ApiResult {
     let existing = state.engine.store().integration(IntegrationId(id))?;
     let config = config_from(&state, input, Some(&existing))?;
+    require_company(&state, &config, Some(&existing.config))?;
     state.engine.store().update_integration(existing.id, &config)?;
     state.record_settings(&p, client, &existing, &config);
     Ok(Json(integration_json(&state.engine.store().integration(existing.id)?)).into_response())
@@ -694,15 +737,39 @@ pub(super) async fn cancel(
     Ok((StatusCode::ACCEPTED, Json(json!({"run": run, "status_url": format!("/api/v1/runs/{id}")}))).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/users", tag = "directory", params(PageQuery), responses((status = 200, description = "A page of directory users", body = Object)))]
+/// A page of the directory, narrowed like the Directory page.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct UsersQuery {
+    offset: Option<usize>,
+    /// 1 to 500; 50 by default.
+    limit: Option<usize>,
+    /// Part of a name, email, department or employee id.
+    search: Option<String>,
+    /// `active`, `pending-start` or `inactive`.
+    status: Option<String>,
+    /// A department's exact name.
+    department: Option<String>,
+    /// The direct reports of this user id.
+    manager: Option<i64>,
+    /// Whether they were sent a password email.
+    informed: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "directory", params(UsersQuery), responses((status = 200, description = "A page of directory users", body = Object), (status = 400, body = ErrorBody)))]
 pub(super) async fn users(
     State(state): State<AppState>,
     Viewer(_): Viewer,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<UsersQuery>,
 ) -> ApiResult {
+    let status = q.status.as_deref().map(UserStatus::parse).transpose().map_err(ApiError::bad_request)?;
     let query = UserQuery {
         search: q.search.filter(|s| !s.trim().is_empty()),
         integration: None,
+        status,
+        department: q.department.filter(|d| !d.is_empty()),
+        manager: q.manager.map(UserId),
+        informed: q.informed,
         offset: q.offset.unwrap_or(0) as u64,
         limit: q.limit.unwrap_or(50).clamp(1, 500) as u64,
     };
@@ -875,7 +942,7 @@ pub(super) async fn invite_users(
         return Err(ApiError::bad_request("user_ids is empty: name the users to email"));
     }
     let users: Vec<UserId> = input.user_ids.iter().copied().map(UserId).collect();
-    let invited = state.engine.store().invite(&users, &state.engine.invite, chrono::Utc::now())?;
+    let invited = state.engine.store().invite(&users, &state.engine.invitations()?, chrono::Utc::now())?;
     state.engine.mail_queued.notify_one();
     let skipped: Vec<&UserId> = users.iter().filter(|u| !invited.contains(u)).collect();
     let ids: Vec<String> = invited.iter().map(|u| u.to_string()).collect();

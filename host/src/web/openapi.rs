@@ -64,6 +64,8 @@ pub struct ErrorMessage {
         api::remove_override,
         api::overrides,
         api::mails,
+        api::company,
+        api::set_company,
     ),
     components(schemas(
         crate::accounts::Role,

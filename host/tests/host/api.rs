@@ -8,7 +8,7 @@ use crate::common::request;
 use crate::server::{PASSWORD, server, server_with};
 
 /// Every endpoint that needs an admin.
-const PROTECTED: [(&str, &str); 33] = [
+const PROTECTED: [(&str, &str); 35] = [
     ("GET", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
     ("POST", "/api/v1/session/password"),
@@ -42,6 +42,8 @@ const PROTECTED: [(&str, &str); 33] = [
     ("DELETE", "/api/v1/users/1/overrides/job-title"),
     ("GET", "/api/v1/overrides"),
     ("GET", "/api/v1/mails"),
+    ("GET", "/api/v1/company"),
+    ("PUT", "/api/v1/company"),
 ];
 
 #[tokio::test]
@@ -515,7 +517,7 @@ async fn pages_send_strangers_to_sign_in_and_refuse_forms_without_the_csrf_token
         assert!(form.body.contains(field), "{field}");
     }
     assert!(form.body.contains("id=\"setting-password\" type=\"password\""), "secrets are password fields");
-    assert!(form.body.contains("declares no hosts of its own"));
+    assert!(form.body.contains("Left empty, the address entered above is allowed"));
 }
 
 #[tokio::test]
@@ -715,4 +717,189 @@ async fn a_preview_older_than_an_applied_import_says_so_and_offers_no_import() {
     assert!(stale.contains(&format!("href=\"/runs/{import}\"")), "names the run that applied changes");
     assert!(!stale.contains("id=\"import-now\""), "no import of a stale preview");
     assert!(stale.contains("Refresh preview"));
+}
+
+/// A form post as the signed-in browser.
+async fn post_form(
+    s: &crate::server::Server,
+    b: &crate::server::Browser,
+    path: &str,
+    pairs: &[(&str, &str)],
+) -> crate::common::Reply {
+    let mut all = vec![("csrf", b.csrf.as_str())];
+    all.extend_from_slice(pairs);
+    let headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", b.cookie.as_str())];
+    request("POST", &s.url(path), &headers, &form(&all)).await
+}
+
+async fn page(s: &crate::server::Server, b: &crate::server::Browser, path: &str) -> String {
+    let r = request("GET", &s.url(path), &[("Cookie", &b.cookie)], "").await;
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    r.body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_directory_filters_and_asks_before_emailing_with_the_count() {
+    let s = server().await;
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+    let import = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/imports"), None).await.json();
+    s.finished(&b, &format!("/api/v1/runs/{}", import["run_id"])).await;
+    let (server, browser) = (&s, &b);
+    let users = move |query: &str| {
+        let path = format!("/api/v1/users?limit=500&{query}");
+        async move { server.call(browser, "GET", &path, None).await.json() }
+    };
+    let everyone = users("").await;
+    let list = everyone["users"].as_array().unwrap();
+    let active = users("status=active&informed=false").await["total"].as_u64().unwrap();
+    assert!(active > 0 && active < list.len() as u64, "some people are not active: {active} of {}", list.len());
+    let department = list.iter().find_map(|u| u["department"].as_str()).expect("a department").to_string();
+    let in_department = users(&format!("department={}", department.replace(' ', "+"))).await;
+    assert!(in_department["users"].as_array().unwrap().iter().all(|u| u["department"] == department.as_str()));
+    let manager = list.iter().find_map(|u| u["manager_id"].as_i64()).expect("someone with a manager");
+    let reports = users(&format!("manager={manager}")).await;
+    assert!(reports["total"].as_u64().unwrap() >= 1);
+    assert!(reports["users"].as_array().unwrap().iter().all(|u| u["manager_id"] == manager));
+    assert_eq!(s.call(&b, "GET", "/api/v1/users?status=gone", None).await.status, 400, "an unknown status is refused");
+
+    // The page narrows the same way and offers everyone not yet informed.
+    let body = page(&s, &b, &format!("/directory?department={}", department.replace(' ', "+"))).await;
+    let matched = in_department["total"].as_u64().unwrap();
+    let says = if matched == 1 { "1 person matches".to_string() } else { format!("{matched} people match") };
+    assert!(visible_text(&body).contains(&says), "{body}");
+    assert!(body.contains("id=\"invite-uninformed\""), "{body}");
+    let body = page(&s, &b, "/directory").await;
+    assert!(body.contains(&format!("Email everyone not yet informed ({active})…")), "{body}");
+
+    // Nothing picked: a friendly word, no email.
+    let r = post_form(&s, &b, "/directory/invitations", &[("back", "/directory"), ("scope", "picked")]).await;
+    assert_eq!((r.status, r.header("location")), (303, Some("/directory?none=1")));
+    assert!(page(&s, &b, "/directory?none=1").await.contains("Nobody was picked, so no email was sent."));
+    // Everyone not yet informed: first the count, then, confirmed, the emails.
+    let r = post_form(&s, &b, "/directory/invitations", &[("back", "/directory"), ("scope", "uninformed")]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let people = if active == 1 { "1 person".to_string() } else { format!("{active} people") };
+    assert!(r.body.contains(&format!("Send a password email to {people}?")), "{}", r.body);
+    assert!(s.call(&b, "GET", "/api/v1/mails", None).await.json()["mails"].as_array().unwrap().is_empty(), "not yet");
+    let ids: Vec<String> = users("status=active&informed=false").await["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].to_string())
+        .collect();
+    let mut confirm: Vec<(&str, &str)> = vec![("back", "/directory"), ("confirm", "yes")];
+    confirm.extend(ids.iter().map(|id| ("user", id.as_str())));
+    let r = post_form(&s, &b, "/directory/invitations", &confirm).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some(format!("/directory?sent={active}&picked={active}").as_str()));
+    assert_eq!(users("informed=false&status=active").await["total"], 0, "everyone active is informed now");
+    assert!(!page(&s, &b, "/directory").await.contains("id=\"invite-uninformed\""), "nobody left to inform");
+    // Someone inactive, picked by hand, is skipped and the page says so.
+    let inactive = users("status=inactive").await["users"][0]["id"].to_string();
+    let r = post_form(&s, &b, "/directory/invitations", &[("back", "/directory"), ("user", &inactive)]).await;
+    assert!(r.body.contains("1 person skipped: not active."), "{}", r.body);
+    assert!(!r.body.contains("id=\"invite-confirm-send\""), "nothing to send");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn password_emails_need_the_company_name_which_the_configuration_tab_asks_for_and_previews() {
+    let s = server().await;
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+    let path = format!("/integrations/{id}/configuration");
+    let settings = |company: &'static str| {
+        let sandbox = s.sandbox_url.clone();
+        move |extra: &[(&'static str, &'static str)]| -> Vec<(String, String)> {
+            let mut pairs: Vec<(String, String)> = [
+                ("name", "Acme"),
+                ("setting.client-id", DEMO_CLIENT_ID),
+                ("interval_minutes", "120"),
+                ("send_emails", "true"),
+                ("company_name", company),
+                ("action", "save"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            pairs.push(("setting.api-base-url".into(), sandbox.clone()));
+            pairs.push(("grant".into(), sandbox.clone()));
+            pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            pairs
+        }
+    };
+    let post = |pairs: Vec<(String, String)>| {
+        let path = path.clone();
+        let b = &b;
+        let s = &s;
+        async move {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            post_form(s, b, &path, &pairs).await
+        }
+    };
+
+    // No name yet: the email previews without one, and turning emails on is refused.
+    let body = page(&s, &b, &path).await;
+    assert!(body.contains("id=\"invite-preview\""), "{body}");
+    assert!(body.contains("Your new account: choose a password"), "{body}");
+    let r = post(settings("")(&[])).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("Enter it under “Company name”"), "{}", r.body);
+    assert_eq!(s.call(&b, "GET", &format!("/api/v1/integrations/{id}"), None).await.json()["send_emails"], false);
+    // The API says the same, and where to set the name.
+    let api = s.call(&b, "GET", &format!("/api/v1/integrations/{id}"), None).await.json();
+    let mut input = api.clone();
+    input["send_emails"] = json!(true);
+    input["settings"]["client-secret"] = json!("");
+    let refused = s.call(&b, "PUT", &format!("/api/v1/integrations/{id}"), Some(input)).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("/api/v1/company"), "{}", refused.body);
+
+    // With a name: saved, and the email greets people with it.
+    let r = post(settings("Acme Robotics")(&[])).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.header("location").unwrap().contains("saved=1"), "{:?}", r.header("location"));
+    let saved = s.call(&b, "GET", &format!("/api/v1/integrations/{id}"), None).await.json();
+    assert_eq!(saved["send_emails"], true);
+    let company = s.call(&b, "GET", "/api/v1/company", None).await.json();
+    assert_eq!(company["name"], "Acme Robotics");
+    let subject = company["invitation"]["subject"].as_str().unwrap();
+    assert!(subject.contains("Acme Robotics") && !subject.to_lowercase().contains("your your"), "{subject}");
+    let body = page(&s, &b, &path).await;
+    assert!(body.contains("value=\"Acme Robotics\""), "the form shows the name");
+    assert!(body.contains("welcome to Acme Robotics!"), "the preview uses it");
+    assert!(page(&s, &b, r.header("location").unwrap()).await.contains("id=\"saved\""));
+    let renamed = s.call(&b, "PUT", "/api/v1/company", Some(json!({"name": "  "}))).await;
+    assert_eq!(renamed.status, 400, "a blank name is refused: {}", renamed.body);
+    let audit = s.call(&b, "GET", "/api/v1/audit?action=company-named", None).await.json();
+    assert!(audit.to_string().contains("Acme Robotics"), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drifted_import_names_who_changed_since_the_preview_and_offers_to_preview_again() {
+    use hrsync::sandbox::{Edit, Status};
+    let s = server().await;
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+    let import = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/imports"), None).await.json();
+    s.finished(&b, &format!("/api/v1/runs/{}", import["run_id"])).await;
+    let someone = s.sandbox.employees().into_iter().find(|e| e.status == Status::Active).unwrap();
+    s.sandbox.apply(someone.id, Edit { position: Some("Head of Preview".into()), ..Edit::default() }).unwrap();
+    let preview = s.call(&b, "POST", &format!("/api/v1/integrations/{id}/previews"), None).await.json();
+    let preview = preview["run"]["id"].as_i64().expect("a preview");
+    // The HR system moves on before the import.
+    s.sandbox.apply(someone.id, Edit { position: Some("Head of Drift".into()), ..Edit::default() }).unwrap();
+    let r = post_form(&s, &b, &format!("/integrations/{id}/import"), &[("from_preview", &preview.to_string())]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let run = r.header("location").unwrap().to_string();
+    let done = s.finished(&b, &format!("/api/v1{run}")).await;
+    assert_eq!(done["run"]["state"], "failed", "{done}");
+    let body = page(&s, &b, &run).await;
+    assert!(body.contains("id=\"drift\""), "{body}");
+    let name = format!("{} {}", someone.first_name, someone.last_name);
+    assert!(body.contains(&format!("data-drifted=\"{name}\"")), "names who drifted: {body}");
+    assert!(visible_text(&body).contains("now different: Job title"), "{body}");
+    assert!(body.contains("id=\"preview-again\""), "offers to preview again");
+    let text = visible_text(&body);
+    assert!(!text.match_indices("--").any(|(at, _)| text[at + 2..].starts_with(char::is_lowercase)), "no CLI flags");
 }

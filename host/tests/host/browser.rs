@@ -308,7 +308,15 @@ async fn an_admin_configures_previews_imports_reviews_and_reverts_in_the_browser
     assert_eq!(result.attr("data-ok").await.unwrap().as_deref(), Some("true"), "{}", result.text().await.unwrap());
     assert!(result.text().await.unwrap().starts_with("Connected"));
     let config = s.html().await;
-    assert!(s.path().await.ends_with("/configuration"), "{}", s.path().await);
+    assert!(s.path().await.ends_with("/configuration?saved=1"), "{}", s.path().await);
+    assert_eq!(s.text("#saved").await, "Saved.");
+    // The report sits right under the button that asked for it.
+    s.find("form.config .actions + #check #check-result").await;
+    // The address typed is offered, ticked, as one the connector may reach.
+    let granted = s
+        .js(&format!("return document.querySelector('input[name=grant][value=\"{}\"]').checked", app.sandbox_url))
+        .await;
+    assert_eq!(granted, serde_json::json!(true));
     assert!(!config.contains(DEMO_CLIENT_SECRET), "the stored secret must never be sent back");
     assert_eq!(s.find("#setting-client-secret").await.prop("value").await.unwrap().as_deref(), Some(""));
     s.find("[data-stored=client-secret]").await;
@@ -362,9 +370,20 @@ async fn an_admin_configures_previews_imports_reviews_and_reverts_in_the_browser
         .expect("someone with a supervisor");
     let full_name = format!("{} {}", someone.first_name, someone.last_name);
     let Email::Address(address) = &someone.email else { unreachable!() };
+    // "Pick everyone on this page" ticks each row, and the bar counts them.
+    s.goto("/directory").await;
+    let rows = s.c.find_all(Locator::Css("#users tbody tr")).await.unwrap().len();
+    s.click("#pick-all").await;
+    assert_eq!(s.text("#picked-count").await, format!("{rows} people picked"));
+    s.click("#pick-all").await;
+    assert_eq!(s.text("#picked-count").await, "Tick people to email them.");
     s.goto(&format!("/directory?q={}", full_name.replace(' ', "+"))).await;
     s.click("#users tbody tr:first-child input[type=checkbox]").await;
+    assert_eq!(s.text("#picked-count").await, "1 person picked");
     s.click_away("#send-invitations").await;
+    // A confirmation first, stating the count.
+    assert!(s.text("#invite-count").await.contains("Send a password email to 1 person?"));
+    s.click_away("#invite-confirm-send").await;
     assert!(
         s.text("#invite-result").await.starts_with("Queued 1 password email"),
         "{}",

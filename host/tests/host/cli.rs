@@ -211,6 +211,11 @@ async fn integration_preview_import_history_users_and_revert_from_the_command_li
     assert!(users["users"].as_array().unwrap().iter().any(|u| u["start_date"].is_string()), "{users}");
 
     // Automation, emails, interval and safeguards from the command line.
+    // Password emails greet people with the company's name: none, no emails.
+    let refused = run(args(&["integration", "set", "--send-emails", "on"]));
+    assert!(!refused.status.success(), "{}", stdout(&refused));
+    assert!(stderr(&refused).contains("--company-name"), "{}", stderr(&refused));
+    assert_eq!(json(&run(args(&["integration", "list", "--json"])))[0]["send_emails"], false, "nothing changed");
     let out = run(args(&[
         "integration",
         "set",
@@ -218,6 +223,8 @@ async fn integration_preview_import_history_users_and_revert_from_the_command_li
         "on",
         "--send-emails",
         "on",
+        "--company-name",
+        "Acme Robotics",
         "--interval",
         "30",
         "--max-deactivate-percent",
@@ -237,6 +244,11 @@ async fn integration_preview_import_history_users_and_revert_from_the_command_li
     assert_eq!(json(&run(args(&["integration", "list", "--json"])))[0]["interval_minutes"], 30, "nothing changed");
     let out = run(args(&["integration", "set", "--auto-import", "off"]));
     assert!(out.status.success(), "{}", stderr(&out));
+    // The company's name was stored: emails can be turned off and on again without it.
+    for toggle in ["off", "on"] {
+        let out = run(args(&["integration", "set", "--send-emails", toggle]));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
 
     // Terminate most of the company: the safeguard stops the import.
     for e in sandbox.employees().iter().filter(|e| e.status == Status::Active).skip(1) {

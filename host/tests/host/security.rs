@@ -32,7 +32,7 @@ async fn with_roles() -> (Server, Browser, Browser, Browser) {
 }
 
 /// Every API route, a body it may take, and the least role it needs.
-const API: [(&str, &str, &str, Role); 33] = [
+const API: [(&str, &str, &str, Role); 35] = [
     ("GET", "/api/v1/session", "", Role::Viewer),
     ("POST", "/api/v1/session/password", "{}", Role::Viewer),
     ("GET", "/api/v1/tokens", "", Role::Viewer),
@@ -65,6 +65,8 @@ const API: [(&str, &str, &str, Role); 33] = [
     ("DELETE", "/api/v1/users/1/overrides/job-title", "", Role::Operator),
     ("GET", "/api/v1/overrides", "", Role::Viewer),
     ("GET", "/api/v1/mails", "", Role::Operator),
+    ("GET", "/api/v1/company", "", Role::Viewer),
+    ("PUT", "/api/v1/company", r#"{"name": "Acme"}"#, Role::Admin),
     ("DELETE", "/api/v1/session", "", Role::Viewer),
 ];
 

@@ -51,9 +51,14 @@ pub struct Policy {
     /// Run automatic imports [default: off].
     #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
     pub auto_import: Option<bool>,
-    /// Send password emails to people automatic imports create [default: off].
+    /// Send password emails to people automatic imports create [default: off];
+    /// needs the company's name (--company-name, or `company_name` in the config file).
     #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
     pub send_emails: Option<bool>,
+    /// The company's name, as password emails greet new people with it
+    /// (shared by every integration).
+    #[arg(long, value_name = "NAME")]
+    pub company_name: Option<String>,
     /// Minutes between automatic imports, 5 to 1440 [default: 120].
     #[arg(long, value_name = "MINUTES")]
     pub interval: Option<u32>,
@@ -80,6 +85,28 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Refuses password emails without a company name; stores a new name
+    /// (call once the rest of the change is known to be valid).
+    fn check_company(
+        &self,
+        dir: &Directory,
+        config: &IntegrationConfig,
+        before: Option<&IntegrationConfig>,
+    ) -> anyhow::Result<()> {
+        if dir.engine.lacks_company_name(config, before, self.company_name.as_deref())? {
+            bail!("password emails greet new people with the company's name, and none is set: add --company-name NAME");
+        }
+        Ok(())
+    }
+
+    fn save_company(&self, dir: &Directory) -> anyhow::Result<()> {
+        if let Some(name) = &self.company_name {
+            dir.store.set_company_name(name)?;
+            dir.record(hrsync::audit::Action::CompanyNamed, "company".into(), Some(name.trim().to_string()));
+        }
+        Ok(())
+    }
+
     fn apply(&self, config: &mut IntegrationConfig) {
         let set = |value: Option<u32>, into: &mut u32| *into = value.unwrap_or(*into);
         config.auto_import = self.auto_import.unwrap_or(config.auto_import);
@@ -183,6 +210,7 @@ pub fn open(global: &Global, runtime: Runtime, loaded: hrsync::connectors::Loade
     let audit = hrsync::audit::Audit::open(&global.data_dir.join("hrsync.db"))?;
     let mut engine = SyncEngine::new(Arc::new(runtime), store.clone(), loaded.connectors);
     engine.failed_connectors = loaded.failed;
+    engine.invite.company = global.file.company_name.clone();
     Ok(Directory { store, engine, audit })
 }
 
@@ -230,6 +258,8 @@ pub fn add_integration(dir: &Directory, args: AddArgs) -> anyhow::Result<Integra
     (config.settings, config.grants) = given.resolve(&connector)?;
     config.secrets_for = config.grants.clone();
     config.validate(&connector.info).map_err(anyhow::Error::msg)?;
+    args.policy.check_company(dir, &config, None)?;
+    args.policy.save_company(dir)?;
     let id = dir.store.create_integration(&config)?;
     dir.record(hrsync::audit::Action::IntegrationCreated, format!("integration {id}"), Some(config.name));
     Ok(id)
@@ -245,6 +275,8 @@ pub fn set_integration(dir: &Directory, args: SetArgs) -> anyhow::Result<Integra
     }
     args.policy.apply(&mut config);
     config.validate(&connector.info).map_err(anyhow::Error::msg)?;
+    args.policy.check_company(dir, &config, Some(&before.config))?;
+    args.policy.save_company(dir)?;
     let changed = config.changed_since(&before.config);
     if changed.is_empty() {
         println!("Integration {id}: nothing changed.");
@@ -466,7 +498,7 @@ pub async fn cancel(dir: &Directory, run: i64, json: bool) -> anyhow::Result<()>
 
 pub fn users(dir: &Directory, search: Option<String>, page: u64, json: bool) -> anyhow::Result<()> {
     const PAGE: u64 = 50;
-    let query = UserQuery { search, integration: None, offset: page.saturating_sub(1) * PAGE, limit: PAGE };
+    let query = UserQuery { search, offset: page.saturating_sub(1) * PAGE, limit: PAGE, ..UserQuery::default() };
     let (users, total) = dir.store.users(&query)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"total": total, "users": users}))?);

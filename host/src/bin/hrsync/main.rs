@@ -754,6 +754,7 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
 
     // One demo integration, pointed at this run's sandbox.
     const NAME: &str = "Personio sandbox (demo)";
+    const DEMO_COMPANY: &str = "Acme Demo GmbH";
     let mut config = IntegrationConfig::new("personio", NAME);
     config.settings = BTreeMap::from([
         ("api-base-url".to_string(), running.url.clone()),
@@ -769,6 +770,9 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     config.auto_import = true;
     config.send_emails = true;
     config.interval_minutes = 5;
+    if dir.engine.company_name()?.is_none() {
+        dir.store.set_company_name(DEMO_COMPANY)?;
+    }
     let integration = match dir.store.integrations()?.into_iter().find(|i| i.config.name == NAME) {
         Some(existing) => {
             dir.store.update_integration(existing.id, &config)?;

@@ -138,4 +138,23 @@ impl IntegrationStore for SqliteStore {
         let rows = stmt.query_map([], |row| self.integration_from_row(row)).map_err(sql)?;
         rows.collect::<Result<_, _>>().map_err(sql)
     }
+
+    fn company_name(&self) -> Result<Option<String>, StoreError> {
+        self.conn().query_row("SELECT name FROM company WHERE id = 1", [], |r| r.get(0)).optional().map_err(sql)
+    }
+
+    fn set_company_name(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Invalid("the company name is empty: enter the name people know it by".into()));
+        }
+        self.conn()
+            .execute(
+                "INSERT INTO company (id, name, updated_at) VALUES (1, ?1, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
+                rusqlite::params![name, Utc::now()],
+            )
+            .map_err(sql)?;
+        Ok(())
+    }
 }

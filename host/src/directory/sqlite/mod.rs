@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0004_leases.sql"),
     include_str!("../../../migrations/0005_security.sql"),
     include_str!("../../../migrations/0006_overrides.sql"),
+    include_str!("../../../migrations/0007_company.sql"),
 ];
 
 /// SQLite storage. Operations are short; one connection behind a mutex keeps
@@ -315,5 +316,44 @@ mod tests {
         let (found, total) =
             s.users(&UserQuery { search: Some("a_b".into()), limit: 10, ..UserQuery::default() }).unwrap();
         assert_eq!((found.len(), total), (1, 1));
+    }
+
+    #[test]
+    fn users_are_filtered_by_status_department_manager_and_informed() {
+        let s = store();
+        let with = |email: &str, department: Option<&str>, status: UserStatus, manager: Option<UserId>| {
+            let mut p = profile(email);
+            p.department = department.map(String::from);
+            p.status = status;
+            s.create_user(&NewUser { profile: p, manager_id: manager }).unwrap()
+        };
+        let boss = with("boss@x.io", Some("Board"), UserStatus::Active, None);
+        let dev = with("dev@x.io", Some("Engineering"), UserStatus::Active, Some(boss));
+        let gone = with("gone@x.io", Some("Engineering"), UserStatus::Inactive, Some(boss));
+        s.conn().execute("UPDATE users SET informed_at = '2026-01-01T00:00:00Z' WHERE id = ?1", [boss.0]).unwrap();
+        let ids = |q: UserQuery| -> Vec<UserId> {
+            let (users, total) = s.users(&UserQuery { limit: 10, ..q }).unwrap();
+            assert_eq!(users.len() as u64, total);
+            let mut ids: Vec<UserId> = users.into_iter().map(|u| u.id).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(UserQuery { status: Some(UserStatus::Active), ..UserQuery::default() }), vec![boss, dev]);
+        assert_eq!(ids(UserQuery { department: Some("Engineering".into()), ..UserQuery::default() }), vec![dev, gone]);
+        assert_eq!(ids(UserQuery { manager: Some(boss), ..UserQuery::default() }), vec![dev, gone]);
+        assert_eq!(ids(UserQuery { informed: Some(true), ..UserQuery::default() }), vec![boss]);
+        assert_eq!(ids(UserQuery { informed: Some(false), ..UserQuery::default() }), vec![dev, gone]);
+        assert_eq!(
+            ids(UserQuery {
+                status: Some(UserStatus::Active),
+                informed: Some(false),
+                department: Some("Engineering".into()),
+                ..UserQuery::default()
+            }),
+            vec![dev]
+        );
+        let facets = s.facets().unwrap();
+        assert_eq!(facets.departments, vec!["Board".to_string(), "Engineering".into()]);
+        assert_eq!(facets.managers, vec![(boss, "Ada Lovelace".to_string())]);
     }
 }

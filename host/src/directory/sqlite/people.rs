@@ -284,24 +284,53 @@ impl PeopleStore for SqliteStore {
         let conn = self.conn();
         let pattern = query.search.as_ref().map(|s| format!("%{}%", like_escape(s)));
         let filter = "(?1 IS NULL OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' \
-             OR department LIKE ?1 ESCAPE '\\' OR employee_id LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR integration_id = ?2)";
-        let integration = query.integration.map(|i| i.0);
+             OR department LIKE ?1 ESCAPE '\\' OR employee_id LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR integration_id = ?2) \
+             AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR department = ?4) AND (?5 IS NULL OR manager_id = ?5) \
+             AND (?6 IS NULL OR (informed_at IS NOT NULL) = ?6)";
+        let filters = params![
+            pattern,
+            query.integration.map(|i| i.0),
+            query.status.map(UserStatus::as_str),
+            query.department,
+            query.manager.map(|m| m.0),
+            query.informed,
+        ];
         let total: u64 = conn
-            .query_row(&format!("SELECT COUNT(*) FROM users WHERE {filter}"), params![pattern, integration], |r| {
-                r.get(0)
-            })
+            .query_row(&format!("SELECT COUNT(*) FROM users WHERE {filter}"), filters, |r| r.get(0))
             .map_err(sql)?;
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE {filter} ORDER BY last_name, first_name, id LIMIT ?3 OFFSET ?4"
+                "SELECT {USER_COLUMNS} FROM users WHERE {filter} ORDER BY last_name, first_name, id LIMIT ?7 OFFSET ?8"
             ))
             .map_err(sql)?;
-        let users = stmt
-            .query_map(params![pattern, integration, query.limit.max(1), query.offset], user_from_row)
+        let page = params![query.limit.max(1), query.offset];
+        let all: Vec<&dyn rusqlite::ToSql> = filters.iter().chain(page.iter()).copied().collect();
+        let users =
+            stmt.query_map(all.as_slice(), user_from_row).map_err(sql)?.collect::<Result<_, _>>().map_err(sql)?;
+        Ok((users, total))
+    }
+
+    fn facets(&self) -> Result<Facets, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT department FROM users WHERE department IS NOT NULL AND department <> '' ORDER BY department")
+            .map_err(sql)?;
+        let departments = stmt.query_map([], |r| r.get(0)).map_err(sql)?.collect::<Result<_, _>>().map_err(sql)?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, first_name, last_name, preferred_name FROM users \
+                 WHERE id IN (SELECT manager_id FROM users WHERE manager_id IS NOT NULL) ORDER BY last_name, first_name, id",
+            )
+            .map_err(sql)?;
+        let managers = stmt
+            .query_map([], |r| {
+                let (first, last, preferred): (String, String, Option<String>) = (r.get(1)?, r.get(2)?, r.get(3)?);
+                Ok((UserId(r.get(0)?), display_name(&first, &last, preferred.as_deref())))
+            })
             .map_err(sql)?
             .collect::<Result<_, _>>()
             .map_err(sql)?;
-        Ok((users, total))
+        Ok(Facets { departments, managers })
     }
 
     fn users_for_sync(&self, integration: IntegrationId) -> Result<Vec<User>, StoreError> {

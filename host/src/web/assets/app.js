@@ -78,3 +78,27 @@ document.addEventListener("change", async (event) => {
   if (!input || !input.files.length) return;
   document.getElementById(input.dataset.fills).value = await input.files[0].text();
 });
+
+// [data-pick-all=FORM] ticks every checkbox of FORM on the page; the element
+// [data-picked-count=FORM] says how many are ticked.
+const pickBoxes = (form) => document.querySelectorAll(`input[type=checkbox][name=user][form="${form}"]`);
+function countPicked(form) {
+  const out = document.querySelector(`[data-picked-count="${form}"]`);
+  if (!out) return;
+  const n = [...pickBoxes(form)].filter((box) => box.checked).length;
+  out.textContent = n === 0 ? "Tick people to email them." : n === 1 ? "1 person picked" : `${n} people picked`;
+}
+document.addEventListener("change", (event) => {
+  const all = event.target.closest("[data-pick-all]");
+  if (all) pickBoxes(all.dataset.pickAll).forEach((box) => (box.checked = all.checked));
+  const form = all ? all.dataset.pickAll : event.target.getAttribute("form");
+  if (form) countPicked(form);
+});
+
+// [data-focus] answers the form just posted (a failed test, why nothing was
+// saved): bring it into view next to the button that asked.
+const answer = document.querySelector("[data-focus]");
+if (answer) {
+  answer.scrollIntoView({ block: "center" });
+  answer.focus({ preventScroll: true });
+}

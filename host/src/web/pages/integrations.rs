@@ -183,25 +183,35 @@ async fn new_form(
     let connector = state.engine.connector(&q.connector)?;
     let mut config = IntegrationConfig::new(&connector.info.id, &connector.info.name);
     config.grants = connector.info.default_hosts.clone();
+    let mail = mail_setting(&state, None)?;
     let body = html! {
         p.breadcrumb { a href="/integrations" { "Integrations" } " / " }
         h1 { "Add " (connector.info.name) }
-        (config_form(&who, connector, &config, None, None, None))
+        (config_form(&who, connector, &config, None, None, None, &mail))
     };
     Ok(layout("Add integration", &who, Section::Integrations, body).into_response())
+}
+
+#[derive(Deserialize)]
+struct ConfigurationQuery {
+    /// The settings were just saved.
+    saved: Option<u8>,
 }
 
 async fn configuration(
     State(state): State<AppState>,
     SignedAdmin(who): SignedAdmin,
     Path(id): Path<i64>,
+    Query(q): Query<ConfigurationQuery>,
 ) -> PageResult {
     let integration = state.engine.store().integration(IntegrationId(id))?;
     let connector = state.engine.connector(&integration.config.connector_id)?;
     let check = state.last_check(integration.id);
+    let mail = mail_setting(&state, None)?;
     let body = html! {
         (tabs(&integration, "configuration", &who))
-        (config_form(&who, connector, &integration.config, Some(&integration), check.as_ref(), None))
+        @if q.saved.is_some() { p.ok #saved role="status" { "Saved." } }
+        (config_form(&who, connector, &integration.config, Some(&integration), check.as_ref(), None, &mail))
     };
     Ok(layout(&integration.config.name, &who, Section::Integrations, body).into_response())
 }
@@ -215,15 +225,12 @@ async fn create(
     form.verify(&who)?;
     let connector_id = form.get("connector_id").unwrap_or_default().to_string();
     let connector = state.engine.connector(&connector_id)?;
-    let input = input_from(&form, connector)?;
-    let config = match config_from(&state, input, None) {
-        Ok(c) => c,
-        Err(e) => return Ok(form_again(&who, connector, &form, None, e.status, &e.message, None)),
+    let posted = Posted::new(&state, &who, connector, &form, None)?;
+    let (config, tested) = match posted.check(&state).await? {
+        Ok(checked) => checked,
+        Err(again) => return Ok(again),
     };
-    let tested = match test_first(&state, &form, &config).await {
-        Ok(tested) => tested,
-        Err(failed) => return Ok(form_again(&who, connector, &form, None, NOT_SAVED.0, NOT_SAVED.1, Some(&failed))),
-    };
+    save_company(&state, &who, client, &form)?;
     let id = state.engine.store().create_integration(&config)?;
     state.record(
         &who,
@@ -245,46 +252,105 @@ async fn save(
     form.verify(&who)?;
     let existing = state.engine.store().integration(IntegrationId(id))?;
     let connector = state.engine.connector(&existing.config.connector_id)?;
-    let input = input_from(&form, connector)?;
-    let config = match config_from(&state, input, Some(&existing)) {
-        Ok(c) => c,
-        Err(e) => return Ok(form_again(&who, connector, &form, Some(&existing), e.status, &e.message, None)),
+    let posted = Posted::new(&state, &who, connector, &form, Some(&existing))?;
+    let (config, tested) = match posted.check(&state).await? {
+        Ok(checked) => checked,
+        Err(again) => return Ok(again),
     };
-    let tested = match test_first(&state, &form, &config).await {
-        Ok(tested) => tested,
-        Err(failed) => {
-            return Ok(form_again(&who, connector, &form, Some(&existing), NOT_SAVED.0, NOT_SAVED.1, Some(&failed)));
-        }
-    };
+    save_company(&state, &who, client, &form)?;
     state.engine.store().update_integration(existing.id, &config)?;
     state.record_settings(&who, client, &existing, &config);
     after_save(&state, &who, existing.id, tested)
 }
 
-/// The form again with what the admin submitted (secrets not), why nothing
-/// was saved and, after a failed test, its report.
-fn form_again(
-    who: &Principal,
-    connector: &Connector,
-    form: &FormData,
-    existing: Option<&Integration>,
-    status: StatusCode,
-    message: &str,
-    check: Option<&CheckOutcome>,
-) -> axum::response::Response {
-    let fields = config_form(who, connector, &shown_config(connector, form), existing, check, Some(message));
-    let (title, body) = match existing {
-        Some(i) => (i.config.name.as_str(), html! { (tabs(i, "configuration", who)) (fields) }),
-        None => (
-            "Add integration",
-            html! {
-                p.breadcrumb { a href="/integrations" { "Integrations" } " / " }
-                h1 { "Add " (connector.info.name) }
-                (fields)
-            },
-        ),
+/// The company name as the form shows it, and the invitation it gives.
+struct MailSetting {
+    company: String,
+    sample: crate::mail::Message,
+}
+
+/// The stored company name, or the one the admin just posted.
+fn mail_setting(state: &AppState, posted: Option<&str>) -> PageResult<MailSetting> {
+    let company = match posted.map(str::trim).filter(|p| !p.is_empty()) {
+        Some(p) => p.to_string(),
+        None => state.engine.company_name()?.unwrap_or_default(),
     };
-    (status, layout(title, who, Section::Integrations, body)).into_response()
+    let invite =
+        crate::mail::Invite { company: Some(company.clone()).filter(|c| !c.is_empty()), ..state.engine.invitations()? };
+    Ok(MailSetting { sample: crate::mail::sample_invitation(&invite), company })
+}
+
+/// A configuration form as posted: for a new integration or an existing one.
+struct Posted<'a> {
+    who: &'a Principal,
+    connector: &'a Connector,
+    form: &'a FormData,
+    existing: Option<&'a Integration>,
+    mail: MailSetting,
+}
+
+impl<'a> Posted<'a> {
+    fn new(
+        state: &AppState,
+        who: &'a Principal,
+        connector: &'a Connector,
+        form: &'a FormData,
+        existing: Option<&'a Integration>,
+    ) -> PageResult<Self> {
+        Ok(Posted { who, connector, form, existing, mail: mail_setting(state, form.get("company_name"))? })
+    }
+
+    /// The settings to store and, after "Test connection", the report; or
+    /// the form again saying why nothing was saved.
+    async fn check(
+        &self,
+        state: &AppState,
+    ) -> PageResult<Result<(IntegrationConfig, Option<CheckReport>), axum::response::Response>> {
+        let input = input_from(self.form, self.connector)?;
+        let config = match config_from(state, input, self.existing) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(self.again(e.status, &e.message, None))),
+        };
+        let before = self.existing.map(|e| &e.config);
+        if state.engine.lacks_company_name(&config, before, self.form.get("company_name"))? {
+            let message = "Nothing was saved: password emails greet new people with your company's name. Enter it under “Company name”, or untick “Send password emails”.";
+            return Ok(Err(self.again(StatusCode::UNPROCESSABLE_ENTITY, message, None)));
+        }
+        Ok(match test_first(state, self.form, &config).await {
+            Ok(tested) => Ok((config, tested)),
+            Err(failed) => Err(self.again(NOT_SAVED.0, NOT_SAVED.1, Some(&failed))),
+        })
+    }
+
+    /// The form again with what the admin submitted (secrets not), why
+    /// nothing was saved and, after a failed test, its report.
+    fn again(&self, status: StatusCode, message: &str, check: Option<&CheckOutcome>) -> axum::response::Response {
+        let (who, connector) = (self.who, self.connector);
+        let shown = shown_config(connector, self.form);
+        let fields = config_form(who, connector, &shown, self.existing, check, Some(message), &self.mail);
+        let (title, body) = match self.existing {
+            Some(i) => (i.config.name.as_str(), html! { (tabs(i, "configuration", who)) (fields) }),
+            None => (
+                "Add integration",
+                html! {
+                    p.breadcrumb { a href="/integrations" { "Integrations" } " / " }
+                    h1 { "Add " (connector.info.name) }
+                    (fields)
+                },
+            ),
+        };
+        (status, layout(title, who, Section::Integrations, body)).into_response()
+    }
+}
+
+/// Stores a changed company name from the form (shared by every integration).
+fn save_company(state: &AppState, who: &Principal, client: Client, form: &FormData) -> PageResult<()> {
+    let posted = form.get("company_name").map(str::trim).unwrap_or_default();
+    if !posted.is_empty() && state.engine.store().company_name()?.as_deref() != Some(posted) {
+        state.engine.store().set_company_name(posted)?;
+        state.record(who, client, Action::CompanyNamed, Some("company".into()), Some(posted.to_string()));
+    }
+    Ok(())
 }
 
 const NOT_SAVED: (StatusCode, &str) = (
@@ -313,11 +379,11 @@ async fn test_first(
 fn after_save(state: &AppState, who: &Principal, id: IntegrationId, tested: Option<CheckReport>) -> PageResult {
     if let Some(report) = tested {
         state.remember_check(id, Ok(report));
-        return Ok(Redirect::to(&format!("/integrations/{id}/configuration#check")).into_response());
+        return Ok(Redirect::to(&format!("/integrations/{id}/configuration?saved=1#check")).into_response());
     }
     let request = RunRequest { actor: Some(who.username.clone()), ..RunRequest::manual(id) };
     let run = state.engine.start_preview(request)?;
-    Ok(Redirect::to(&format!("/integrations/{id}/preview?run={run}")).into_response())
+    Ok(Redirect::to(&format!("/integrations/{id}/preview?run={run}&saved=1")).into_response())
 }
 
 fn field_name(key: &str) -> String {
@@ -345,14 +411,17 @@ fn input_from(form: &FormData, connector: &Connector) -> Result<IntegrationInput
         };
         settings.insert(spec.key.clone(), value);
     }
-    let grants: Vec<String> = form
-        .get("grants")
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    // Ticked origins and typed ones; none ticked or typed for a connector
+    // that declares no hosts: the origin of the address the admin entered.
+    let mut grants: Vec<String> = Vec::new();
+    for origin in form.all("grant").chain(form.get("grants").unwrap_or_default().lines()).map(str::trim) {
+        if !origin.is_empty() && !grants.iter().any(|g| g == origin) {
+            grants.push(origin.to_string());
+        }
+    }
+    if grants.is_empty() && connector.info.default_hosts.is_empty() {
+        grants = crate::directory::address_origins(&settings);
+    }
     let share = |key: &str, what: &str| -> Result<Option<f64>, PageError> {
         Ok(form.number::<f64>(key, what)?.map(|percent| percent / 100.0))
     };
@@ -396,6 +465,7 @@ fn config_form(
     existing: Option<&Integration>,
     check: Option<&CheckOutcome>,
     error: Option<&str>,
+    mail: &MailSetting,
 ) -> Markup {
     let action = match existing {
         Some(i) => format!("/integrations/{}/configuration", i.id),
@@ -409,22 +479,14 @@ fn config_form(
         form.config method="post" action=(action) novalidate {
             (csrf_field(who))
             input type="hidden" name="connector_id" value=(connector.info.id);
-            @if let Some(e) = error { p.error role="alert" #form-error { (e) } }
+            @if let Some(e) = error { p.error role="alert" #form-error data-focus[check.is_none()] tabindex="-1" { (e) } }
             fieldset {
                 legend { "Connection" }
                 label { "Name" input #name name="name" value=(config.name) required; }
                 @for spec in &connector.info.settings {
                     (setting_field(spec, config, existing, &readable))
                 }
-                label {
-                    "Allowed outbound hosts"
-                    textarea #grants name="grants" rows="2" { (config.grants.join("\n")) }
-                    small {
-                        "One origin per line, e.g. https://hr.example.com. The connector can reach nothing else. "
-                        @if connector.info.default_hosts.is_empty() { "This connector declares no hosts of its own: add the origin of its URL." }
-                        @else { "Empty: the connector's own (" (connector.info.default_hosts.join(", ")) ")." }
-                    }
-                }
+                (grants_field(connector, config))
             }
             fieldset {
                 legend { "Automation" }
@@ -448,6 +510,16 @@ fn config_form(
                     "Send password emails when new users are imported"
                 }
                 small { "Only automatic imports send them; manual imports never email anyone." }
+                label {
+                    "Company name"
+                    input #company_name name="company_name" value=(mail.company) autocomplete="organization" placeholder="e.g. Acme";
+                    small { "Password emails greet new people with it; every integration shares it. Needed to send them." }
+                }
+                details.mail-preview #invite-preview {
+                    summary { "Preview the password email" }
+                    p { strong { "Subject: " } span #invite-preview-subject { (mail.sample.subject) } }
+                    pre.mail-text #invite-preview-text { (mail.sample.text) }
+                }
             }
             details.safeguards {
                 summary { "Safeguards" }
@@ -481,8 +553,42 @@ fn config_form(
                 button.primary type="submit" name="action" value="save" #save { "Save and preview" }
                 button.secondary type="submit" name="action" value="test" #test-connection { "Test connection, then save" }
             }
+            // Right under the button that asked for it, and brought into view.
+            @if let Some(c) = check { (check_report(c, error.is_some())) }
         }
-        @if let Some(c) = check { (check_report(c)) }
+    }
+}
+
+/// Where the connector may connect: its own hosts and the origins of the
+/// addresses entered, as boxes to tick, and any others typed in.
+fn grants_field(connector: &Connector, config: &IntegrationConfig) -> Markup {
+    let mut offered: Vec<String> = connector.info.default_hosts.clone();
+    for origin in crate::directory::address_origins(&config.settings) {
+        if !offered.contains(&origin) {
+            offered.push(origin);
+        }
+    }
+    // Compared as the egress point compares origins, whatever the spelling.
+    let key = |o: &String| crate::directory::origins_key(std::slice::from_ref(o));
+    let granted = crate::directory::origins_key(&config.grants);
+    let offered_keys = crate::directory::origins_key(&offered);
+    let others: Vec<&str> =
+        config.grants.iter().filter(|g| key(g).is_disjoint(&offered_keys)).map(String::as_str).collect();
+    html! {
+        fieldset.group #grants-list {
+            legend { "Addresses the connector may reach" }
+            @for o in &offered {
+                label.check { input type="checkbox" name="grant" value=(o) checked[!key(o).is_disjoint(&granted)]; code { (o) } }
+            }
+            label {
+                @if offered.is_empty() { "Addresses, one per line" } @else { "Other addresses, one per line" }
+                textarea #grants name="grants" rows="2" placeholder="https://hr.example.com" { (others.join("\n")) }
+            }
+            small {
+                "The connector can reach nothing else. "
+                @if connector.info.default_hosts.is_empty() { "Left empty, the address entered above is allowed." }
+            }
+        }
     }
 }
 
@@ -591,21 +697,23 @@ fn help(text: &str) -> Markup {
     html! { @if !text.is_empty() { small { (text) } } }
 }
 
-fn check_report(c: &CheckOutcome) -> Markup {
+/// The last Test connection; `focus` brings it into view (it answers the
+/// form just posted).
+fn check_report(c: &CheckOutcome, focus: bool) -> Markup {
     html! {
         section.card.check #check {
             h2 { "Test connection " small.muted { (super::time(c.at)) } }
             @match &c.result {
-                Err(message) => { p.error #check-result data-ok="false" { (message) } }
+                Err(message) => { p.error #check-result data-ok="false" data-focus[focus] tabindex="-1" { (message) } }
                 Ok(report) => {
                     @let ok = report.missing.iter().all(|m| !m.required);
-                    p class=(if ok { "ok" } else { "warn" }) #check-result data-ok=(ok) {
+                    p class=(if ok { "ok" } else { "warn" }) #check-result data-ok=(ok) data-focus[focus] tabindex="-1" {
                         @if ok { "Connected" } @else { "Connected, but required attributes are not readable" }
                         @if let Some(a) = &report.account { " as " strong { (a) } }
                         ". " (report.readable.len()) " attributes are readable."
                     }
                     @if !report.missing.is_empty() {
-                        p { "Make these attributes readable for the API credential (in Personio: Settings → Integrations → API credentials → Readable employee attributes):" }
+                        p { "The source does not give these yet; each says how to change that:" }
                         ul.missing {
                             @for m in &report.missing {
                                 li {
@@ -630,6 +738,8 @@ fn check_report(c: &CheckOutcome) -> Markup {
 #[derive(Deserialize, Default)]
 pub(super) struct ChangesQuery {
     pub run: Option<i64>,
+    /// The integration's settings were just saved (the preview tab says so).
+    pub saved: Option<u8>,
     pub kind: Option<String>,
     pub q: Option<String>,
     pub page: Option<u64>,
@@ -836,7 +946,11 @@ async fn preview_tab(
             }
         }
     };
-    let page = html! { (tabs(&integration, "preview", &who)) (body) };
+    let page = html! {
+        (tabs(&integration, "preview", &who))
+        @if q.saved.is_some() { p.ok #saved role="status" { "Saved. This preview uses the new settings." } }
+        (body)
+    };
     Ok(layout(&format!("Preview · {}", integration.config.name), &who, Section::Integrations, page).into_response())
 }
 

@@ -16,6 +16,7 @@ use super::{state_badge, time};
 use crate::accounts::Role;
 use crate::audit::Action;
 use crate::directory::{Field, RunId, RunKind, RunState, UserId};
+use crate::sync::drift::{Drifted, drifted};
 use crate::sync::engine::RevertRequest;
 use crate::web::AppState;
 use crate::web::auth::Client;
@@ -41,6 +42,7 @@ async fn run_page(
     let operator = who.role.allows(Role::Operator);
     let revertable = operator && run.state == RunState::Succeeded && run.kind != RunKind::Preview;
     let title = format!("{} #{}", kind_label(run.kind), run.id);
+    let drift = drift_section(&state, &who, &run)?;
     let body = html! {
         p.breadcrumb {
             a href="/integrations" { "Integrations" } " / "
@@ -65,12 +67,13 @@ async fn run_page(
                 @if operator && run.state == RunState::Blocked && run.kind == RunKind::Import {
                     button.primary type="button" data-dialog="override-dialog" #import-anyway { "Import anyway…" }
                 }
-                @if matches!(run.state, RunState::Failed | RunState::Blocked) {
+                @if matches!(run.state, RunState::Failed | RunState::Blocked) && drift.is_none() {
                     a.button.secondary href={ "/integrations/" (integration.id) "/preview" } { "Back to preview" }
                 }
                 @if revertable { button.secondary type="button" data-dialog="revert-run-dialog" #revert-run { "Revert this run…" } }
             }
         }
+        @if let Some(d) = &drift { (d) }
         @if !live {
             (issues_section(&state, &run)?)
             (kept_section(&state, &run, &integration.config.name)?)
@@ -115,6 +118,81 @@ async fn run_page(
         }
     };
     Ok(layout(&title, &who, Section::Integrations, body).into_response())
+}
+
+/// An import refused because the source changed since its preview: who
+/// would now be changed differently, and a button to preview again.
+fn drift_section(
+    state: &AppState,
+    who: &crate::accounts::Principal,
+    run: &crate::directory::Run,
+) -> PageResult<Option<maud::Markup>> {
+    let Some(preview_id) = run.preview_id.filter(|_| run.kind == RunKind::Import && run.state == RunState::Failed)
+    else {
+        return Ok(None);
+    };
+    let store = state.engine.store();
+    let preview = store.run(preview_id)?;
+    if run.fingerprint.is_none() || preview.fingerprint == run.fingerprint {
+        return Ok(None);
+    }
+    let (previewed, now) = (store.run_changes(preview_id, None)?, store.run_changes(run.id, None)?);
+    let people = drifted(&previewed, &now);
+    const LISTED: usize = 50;
+    Ok(Some(html! {
+        section.card #drift {
+            h2 { "What changed since the preview" }
+            p {
+                "The HR system changed after " a href={ "/integrations/" (run.integration_id) "/preview?run=" (preview_id) } { "the preview" }
+                " was made, so nothing was imported: the import would no longer do what you reviewed. "
+                @if people.is_empty() { "The same people change, but in a different order or with different details." }
+                @else { (people.len()) (if people.len() == 1 { " person is" } else { " people are" }) " now planned differently:" }
+            }
+            ul.drifted {
+                @for d in people.iter().take(LISTED) {
+                    li data-drifted=(d.name) {
+                        @match d.user() {
+                            Some(u) => a href={ "/directory/" (u) } { (d.name) },
+                            None => strong { (d.name) },
+                        }
+                        " — " (drift_words(d))
+                    }
+                }
+                @if people.len() > LISTED { li.muted { "and " (people.len() - LISTED) " more" } }
+            }
+            @if who.role.allows(Role::Operator) {
+                form.inline method="post" action={ "/integrations/" (run.integration_id) "/preview" } {
+                    (super::csrf_field(who))
+                    button.primary type="submit" #preview-again { "Preview again" }
+                }
+            }
+        }
+    }))
+}
+
+/// How one person's plan moved, in words.
+fn drift_words(d: &Drifted<'_>) -> String {
+    use crate::directory::ChangeKind::*;
+    let done = |c: &crate::directory::ChangeRecord| match c.kind {
+        Create => "added",
+        Update => "updated",
+        Deactivate => "deactivated",
+        Reactivate => "reactivated",
+        Link => "matched by email",
+        Missing => "counted as no longer in the HR system",
+        Restore => "restored",
+    };
+    match (d.previewed, d.now) {
+        (None, Some(n)) => format!("not in the preview; would now be {}", done(n)),
+        (Some(p), None) => format!("the preview had them {}; now nothing changes for them", done(p)),
+        (Some(p), Some(n)) if p.kind != n.kind => {
+            format!("the preview had them {}; now they would be {}", done(p), done(n))
+        }
+        _ => {
+            let fields: Vec<String> = d.fields().iter().map(|f| f.label().into_owned()).collect();
+            format!("now different: {}", fields.join(", "))
+        }
+    }
 }
 
 /// "Revert and keep": without it, the next import applies the HR system's
