@@ -1,5 +1,6 @@
-//! A faithful local imitation of Personio's v1 API, for tests, benchmarks and
-//! the demo: nobody needs a Personio account to try hrsync.
+//! A faithful local imitation of Personio's v1 API and its v2 Person &
+//! Employment API ([`v2`]), for tests, benchmarks and the demo: nobody needs
+//! a Personio account to try hrsync.
 //!
 //! It serves generated companies ([`company`]) rendered exactly as Personio
 //! does ([`render`]) over real HTTP ([`server`]): token auth with expiry and
@@ -12,6 +13,7 @@
 pub mod company;
 pub mod render;
 mod server;
+pub mod v2;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,6 +41,13 @@ pub struct Credential {
     pub language: Language,
     /// Answer in the older shape: attributes with `label` and `value` only.
     pub legacy: bool,
+    /// Its v2 tokens carry `personio:persons:read`: it can read `/v2/persons`.
+    #[serde(default = "yes")]
+    pub v2: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Credential {
@@ -50,6 +59,7 @@ impl Credential {
             whitelist: None,
             language: Language::En,
             legacy: false,
+            v2: true,
         }
     }
 
@@ -79,6 +89,11 @@ pub struct SandboxConfig {
     /// Answer `/v1/company/employees/attributes` with this status instead
     /// (404 or 403), as some tenants' credentials do.
     pub attributes_status: Option<u16>,
+    /// v2 `_meta.links` relative (`/v2/persons?cursor=…`), as some v2 APIs
+    /// sent them, instead of absolute.
+    pub v2_relative_links: bool,
+    /// v2 enums (status, gender, employment type) in lower case.
+    pub v2_lowercase_enums: bool,
 }
 
 impl SandboxConfig {
@@ -106,6 +121,7 @@ impl SandboxConfig {
             ),
             language: Language::De,
             legacy: false,
+            v2: true,
         };
         SandboxConfig {
             company: CompanySpec {
@@ -122,6 +138,8 @@ impl SandboxConfig {
             rotate_tokens: false,
             strict_bodies: true,
             attributes_status: None,
+            v2_relative_links: false,
+            v2_lowercase_enums: false,
         }
     }
 }
@@ -203,9 +221,18 @@ impl Fault {
 /// Request counters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stats {
+    /// Token requests, v1 and v2.
     pub auth: u64,
+    /// v2 tokens revoked.
+    pub revoked: u64,
     pub employee_requests: u64,
     pub attribute_requests: u64,
+    /// `/v2/persons` and `/v2/persons/{id}`.
+    pub person_requests: u64,
+    /// `/v2/persons/{id}/employments`.
+    pub employment_requests: u64,
+    /// `/v2/org-units`.
+    pub org_unit_requests: u64,
     pub rate_limited: u64,
     pub faults: u64,
     pub unauthorized: u64,
@@ -256,6 +283,7 @@ struct State {
     stats: Stats,
     window: VecDeque<Instant>,
     auth_window: VecDeque<Instant>,
+    token_window: VecDeque<Instant>,
 }
 
 /// A handle on the sandbox tenant; clones share it.
@@ -276,6 +304,7 @@ impl Sandbox {
                 stats: Stats::default(),
                 window: VecDeque::new(),
                 auth_window: VecDeque::new(),
+                token_window: VecDeque::new(),
             })),
         }
     }
@@ -330,6 +359,16 @@ impl Sandbox {
     /// Makes the attributes route answer `status` (e.g. 404), or serve again.
     pub fn set_attributes_status(&self, status: Option<u16>) {
         self.lock().config.attributes_status = status;
+    }
+
+    /// v2 links relative instead of absolute.
+    pub fn set_v2_relative_links(&self, relative: bool) {
+        self.lock().config.v2_relative_links = relative;
+    }
+
+    /// v2 enums in lower case instead of upper case.
+    pub fn set_v2_lowercase_enums(&self, lower: bool) {
+        self.lock().config.v2_lowercase_enums = lower;
     }
 
     pub fn set_rotate_tokens(&self, rotate: bool) {

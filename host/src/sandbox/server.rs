@@ -1,5 +1,6 @@
-//! The sandbox's HTTP surface: Personio's `/v1` routes and a small
-//! `/_sandbox` admin API to change the company and inject faults.
+//! The sandbox's HTTP surface: Personio's `/v1` routes, the `/v2` ones of
+//! [`super::v2`], and a small `/_sandbox` admin API to change the company
+//! and inject faults.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -58,6 +59,7 @@ pub(super) async fn serve(sandbox: Sandbox, addr: SocketAddr) -> std::io::Result
         .route("/_sandbox/employees/{id}", patch(edit).delete(remove))
         .route("/_sandbox/faults", post(faults))
         .route("/_sandbox/stats", get(stats))
+        .merge(super::v2::routes())
         .with_state(sandbox);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -80,7 +82,7 @@ fn too_many() -> Response {
 }
 
 /// Drops instants older than `span` and says whether one more fits under `max`.
-fn admit(window: &mut std::collections::VecDeque<Instant>, span: Duration, max: u32, now: Instant) -> bool {
+pub(super) fn admit(window: &mut std::collections::VecDeque<Instant>, span: Duration, max: u32, now: Instant) -> bool {
     while window.front().is_some_and(|t| now.duration_since(*t) >= span) {
         window.pop_front();
     }
@@ -89,7 +91,7 @@ fn admit(window: &mut std::collections::VecDeque<Instant>, span: Duration, max: 
 
 impl State {
     /// Sliding-window limits of the employee endpoints.
-    fn rate_limited(&mut self) -> bool {
+    pub(super) fn rate_limited(&mut self) -> bool {
         let Some(limit) = self.config.rate_limit else { return false };
         let now = Instant::now();
         let minute_ok = admit(&mut self.window, Duration::from_secs(60), limit.per_minute, now);
@@ -143,7 +145,7 @@ impl IntoResponse for Denied {
     }
 }
 
-fn new_token() -> String {
+pub(super) fn new_token() -> String {
     format!("papi-{:032x}", rand::random::<u128>())
 }
 
