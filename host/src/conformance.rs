@@ -308,6 +308,31 @@ async fn check(
     }
 }
 
+/// One page, retried as a run retries it when the connector says
+/// `rate-limited` or `temporarily-unavailable`: both are the contract's way
+/// to ask for time, not failures.
+async fn fetch_with_retries(
+    session: &mut Session,
+    settings: &[Entry],
+    request: &FetchRequest,
+) -> Result<crate::model::Page, RunError> {
+    const ATTEMPTS: u32 = 6;
+    let mut attempt = 1;
+    loop {
+        match session.fetch_page(settings, request).await {
+            Err(RunError::Source {
+                error: ConnectorError::RateLimited(retry) | ConnectorError::TemporarilyUnavailable(retry),
+                ..
+            }) if attempt < ATTEMPTS => {
+                let wait = std::time::Duration::from_secs(retry.after_seconds.clamp(1, 60).into());
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Follows cursors to the end; the records and the number of pages.
 async fn paging(
     session: &mut Session,
@@ -321,8 +346,9 @@ async fn paging(
     let mut total = None;
     for page in 1..=MAX_PAGES {
         let request = FetchRequest { cursor: cursor.clone(), updated_since: None };
-        let got =
-            session.fetch_page(settings, &request).await.map_err(|e| format!("page {page}: {}", note(budget, e)))?;
+        let got = fetch_with_retries(session, settings, &request)
+            .await
+            .map_err(|e| format!("page {page}: {}", note(budget, e)))?;
         for r in &got.records {
             if !ids.insert(r.source_id.clone()) {
                 return Err(format!(

@@ -19,7 +19,7 @@ use crate::settings::{APP_ID, Settings};
 
 /// Personio's maximum page size for `/company/employees`.
 pub const PAGE_SIZE: usize = 100;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct RunState {
@@ -67,7 +67,19 @@ pub fn check(settings: &Settings) -> Result<CheckReport, ConnectorError> {
     if missing.iter().any(|m| m.key == "supervisor") {
         warnings.push("Without `supervisor`, reporting lines are not imported.".to_string());
     }
-    Ok(CheckReport { account: settings.subdomain.clone(), readable, missing, warnings })
+    // Which API imports read, and that it answers: the run's choice.
+    let api = match crate::v2::resolve(settings)? {
+        crate::v2::Api::V1 => "API v1",
+        crate::v2::Api::V2 => {
+            crate::v2::check_persons(settings)?;
+            "API v2"
+        }
+    };
+    let account = Some(match &settings.subdomain {
+        Some(sub) => format!("{sub} (Personio {api})"),
+        None => format!("Personio {api}"),
+    });
+    Ok(CheckReport { account, readable, missing, warnings })
 }
 
 const ATTRIBUTES_PATH: &str = "/v1/company/employees/attributes";
@@ -307,15 +319,15 @@ fn authenticate(settings: &Settings) -> Result<String, ConnectorError> {
 }
 
 /// A finished GET: its status and body.
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     retry_after: Option<u32>,
     body: Vec<u8>,
 }
 
 impl Answer {
     /// The body of a 2xx answer; the classified error otherwise.
-    fn into_body(self, path: &str) -> Result<Vec<u8>, ConnectorError> {
+    pub(crate) fn into_body(self, path: &str) -> Result<Vec<u8>, ConnectorError> {
         match self.status {
             200..=299 => Ok(self.body),
             401 | 403 => Err(ConnectorError::TemporarilyUnavailable(Retry {
@@ -333,7 +345,7 @@ impl Answer {
 
 /// A GET with the run's token: re-authenticates once on 401/403 and
 /// follows token rotation; the last answer, whatever its status.
-fn get_raw(settings: &Settings, path: &str, query: &[(String, String)]) -> Result<Answer, ConnectorError> {
+pub(crate) fn get_raw(settings: &Settings, path: &str, query: &[(String, String)]) -> Result<Answer, ConnectorError> {
     let url = format!("{}{path}", settings.base_url);
     let mut reauthenticated = false;
     loop {
@@ -378,7 +390,7 @@ fn get(settings: &Settings, path: &str, query: &[(String, String)]) -> Result<Ve
     get_raw(settings, path, query)?.into_body(path)
 }
 
-fn classify(status: u16, retry_after: Option<u32>, path: &str, body: &[u8]) -> ConnectorError {
+pub(crate) fn classify(status: u16, retry_after: Option<u32>, path: &str, body: &[u8]) -> ConnectorError {
     let message = format!("Personio answered HTTP {status} for {path}: {}", error_message(body));
     match status {
         429 => ConnectorError::RateLimited(Retry { after_seconds: retry_after.unwrap_or(1).max(1), message }),
@@ -389,15 +401,19 @@ fn classify(status: u16, retry_after: Option<u32>, path: &str, body: &[u8]) -> C
     }
 }
 
-fn retry_after(response: &waki::Response) -> Option<u32> {
+pub(crate) fn retry_after(response: &waki::Response) -> Option<u32> {
     response.header("retry-after")?.to_str().ok()?.trim().parse().ok()
 }
 
-/// The `error.message` of a Personio error body, or a short excerpt.
-fn error_message(body: &[u8]) -> String {
+/// What a Personio error body says — v1's `error.message`, v2's
+/// problem+json `errors[0].detail` (or `title`), the token endpoint's
+/// `error_description` — or a short excerpt.
+pub(crate) fn error_message(body: &[u8]) -> String {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    if let Some(m) = parsed.as_ref().and_then(|v| v.pointer("/error/message")).and_then(Value::as_str) {
-        return m.trim().to_string();
+    for pointer in ["/error/message", "/errors/0/detail", "/errors/0/title", "/error_description"] {
+        if let Some(m) = parsed.as_ref().and_then(|v| v.pointer(pointer)).and_then(Value::as_str) {
+            return m.trim().to_string();
+        }
     }
     let text = String::from_utf8_lossy(body);
     let excerpt: String = text.chars().take(200).collect();
@@ -437,7 +453,7 @@ fn item_id(item: &serde_json::value::RawValue) -> Option<String> {
     }
 }
 
-fn malformed(path: &str, e: &serde_json::Error) -> ConnectorError {
+pub(crate) fn malformed(path: &str, e: &serde_json::Error) -> ConnectorError {
     bad(&format!("{path} returned malformed JSON ({e}); try again later or contact Personio support"))
 }
 
@@ -449,13 +465,13 @@ fn parse_json(path: &str, body: &[u8]) -> Result<Value, ConnectorError> {
     Ok(value)
 }
 
-fn bad(message: &str) -> ConnectorError {
+pub(crate) fn bad(message: &str) -> ConnectorError {
     ConnectorError::BadResponse(message.into())
 }
 
 /// A transport failure. (When hrsync's sandbox denied the request, the host
 /// reports that denial itself, with the origins that are granted.)
-fn unreachable(settings: &Settings, error: &anyhow::Error) -> ConnectorError {
+pub(crate) fn unreachable(settings: &Settings, error: &anyhow::Error) -> ConnectorError {
     ConnectorError::Unreachable(format!(
         "could not reach {} ({}); check the API base URL and the network",
         settings.base_url,

@@ -6,6 +6,8 @@
 //!
 //! - [`settings`]: the admin's settings, parsed and validated once per call;
 //! - [`api`]: the v1 REST client (auth, token rotation, paging, errors);
+//! - [`v2`]: the v2 client (OAuth2 tokens, persons and employments, org
+//!   units), giving the same records as v1; `api-version` picks one;
 //! - [`attributes`]: tolerant parsing of Personio's attribute shapes;
 //! - [`mapping`]: raw employee → canonical person.
 //!
@@ -17,6 +19,7 @@ pub mod api;
 pub mod attributes;
 pub mod mapping;
 pub mod settings;
+pub mod v2;
 
 pub use hrsync_connector_kit::{diff, exports, hrsync};
 
@@ -36,7 +39,7 @@ impl Guest for Personio {
             id: "personio".into(),
             name: "Personio".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Employees and reporting lines from Personio (API v1).".into(),
+            description: "Employees and reporting lines from Personio (API v1 or v2).".into(),
             settings: settings::specs(),
             capabilities: Capabilities::SUPERVISORS
                 | Capabilities::TERMINATION_DATES
@@ -53,7 +56,10 @@ impl Guest for Personio {
 
     fn fetch_page(settings: Vec<Entry>, request: FetchRequest) -> Result<Page, ConnectorError> {
         let settings = settings::Settings::parse(&settings)?;
-        api::fetch_page(&settings, &request)
+        match v2::resolve(&settings)? {
+            v2::Api::V1 => api::fetch_page(&settings, &request),
+            v2::Api::V2 => v2::fetch_page(&settings, &request),
+        }
     }
 
     fn map_fields(settings: Vec<Entry>, records: Vec<RawRecord>) -> Result<Mapped, ConnectorError> {

@@ -16,6 +16,18 @@ pub const STATUSES: &str = "import-statuses";
 pub const EMPLOYEE_ID: &str = "employee-id-attribute";
 pub const DEPARTMENT: &str = "department-attribute";
 pub const CUSTOM: &str = "custom-attributes";
+pub const API_VERSION: &str = "api-version";
+
+/// Which of Personio's APIs runs read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// v2 when the credential may read persons, else v1.
+    Auto,
+    /// `/v1/company/employees`.
+    V1,
+    /// `/v2/persons` and their employments.
+    V2,
+}
 
 const STATUS_NAMES: [&str; 4] = ["active", "onboarding", "leave", "inactive"];
 const DEFAULT_STATUSES: &str = "active,onboarding,leave";
@@ -100,6 +112,18 @@ pub fn specs() -> Vec<SettingSpec> {
             None,
             "Comma-separated `dynamic_…` keys to import as custom attributes, e.g. `dynamic_1001, dynamic_1002`.",
         ),
+        SettingSpec {
+            choices: ["auto", "v1", "v2"].iter().map(|s| s.to_string()).collect(),
+            ..spec(
+                API_VERSION,
+                "Personio API",
+                SettingKind::Choice,
+                false,
+                Some("auto"),
+                "auto: API v2 (persons and employments) when the credential may read persons, else v1. \
+                 Both give the same people; Test connection says which is used.",
+            )
+        },
     ]
 }
 
@@ -115,6 +139,7 @@ pub struct Settings {
     pub employee_id: String,
     pub department: String,
     pub custom: Vec<String>,
+    pub api_version: ApiVersion,
 }
 
 impl Settings {
@@ -164,6 +189,12 @@ impl Settings {
             }
         }
         custom.sort();
+        let api_version = match get(API_VERSION).unwrap_or("auto").to_ascii_lowercase().as_str() {
+            "auto" => ApiVersion::Auto,
+            "v1" => ApiVersion::V1,
+            "v2" => ApiVersion::V2,
+            other => return Err(invalid(format!("`{API_VERSION}` is `{other}`; choose auto, v1 or v2"))),
+        };
         Ok(Settings {
             client_id: get(CLIENT_ID).unwrap_or_default().to_string(),
             client_secret: get(CLIENT_SECRET).unwrap_or_default().to_string(),
@@ -173,6 +204,7 @@ impl Settings {
             employee_id,
             department,
             custom,
+            api_version,
         })
     }
 
@@ -231,6 +263,7 @@ mod tests {
         assert_eq!(s.base_url, DEFAULT_BASE_URL);
         assert_eq!(s.statuses, vec![PersonStatus::Active, PersonStatus::Onboarding, PersonStatus::Leave]);
         assert_eq!(s.employee_id, "id");
+        assert_eq!(s.api_version, ApiVersion::Auto);
         assert!(s.credentials().is_err());
     }
 
@@ -256,6 +289,7 @@ mod tests {
             (EMPLOYEE_ID, "id; drop"),
             (CUSTOM, "dynamic 1"),
             (SUBDOMAIN, "a/b"),
+            (API_VERSION, "v3"),
         ] {
             match Settings::parse(&entries(&[(key, value)])) {
                 Err(ConnectorError::InvalidSettings(m)) => assert!(m.contains(key), "{m}"),

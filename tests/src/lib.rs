@@ -86,9 +86,16 @@ pub async fn sandbox(people: usize) -> (Sandbox, Running) {
     (sandbox, running)
 }
 
-/// Personio settings pointing at a sandbox, with the demo credential.
+/// Personio settings pointing at a sandbox, with the demo credential, on
+/// API v1 (the v2 tests say `("api-version", "v2")` in `extra`: the last
+/// value of a key wins).
 pub fn personio_settings(url: &str, extra: &[(&str, &str)]) -> Vec<Entry> {
-    let mut pairs = vec![("api-base-url", url), ("client-id", DEMO_CLIENT_ID), ("client-secret", DEMO_CLIENT_SECRET)];
+    let mut pairs = vec![
+        ("api-base-url", url),
+        ("client-id", DEMO_CLIENT_ID),
+        ("client-secret", DEMO_CLIENT_SECRET),
+        ("api-version", "v1"),
+    ];
     pairs.extend_from_slice(extra);
     entries(&pairs)
 }

@@ -81,6 +81,13 @@ fn too_many() -> Response {
     error(StatusCode::TOO_MANY_REQUESTS, 429, "Too Many Requests")
 }
 
+/// A 429 saying when to come back.
+fn too_many_for(seconds: u32) -> Response {
+    let mut r = too_many();
+    r.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+    r
+}
+
 /// Drops instants older than `span` and says whether one more fits under `max`.
 pub(super) fn admit(window: &mut std::collections::VecDeque<Instant>, span: Duration, max: u32, now: Instant) -> bool {
     while window.front().is_some_and(|t| now.duration_since(*t) >= span) {
@@ -90,19 +97,26 @@ pub(super) fn admit(window: &mut std::collections::VecDeque<Instant>, span: Dura
 }
 
 impl State {
-    /// Sliding-window limits of the employee endpoints.
-    pub(super) fn rate_limited(&mut self) -> bool {
-        let Some(limit) = self.config.rate_limit else { return false };
+    /// Sliding-window limits of the employee endpoints: `Some(seconds)`
+    /// until a request would be admitted again, for `Retry-After`.
+    pub(super) fn rate_limited(&mut self) -> Option<u32> {
+        let limit = self.config.rate_limit?;
         let now = Instant::now();
         let minute_ok = admit(&mut self.window, Duration::from_secs(60), limit.per_minute, now);
         let last_second =
             self.window.iter().rev().take_while(|t| now.duration_since(**t) < Duration::from_secs(1)).count() as u32;
-        if !minute_ok || last_second >= limit.per_second {
-            self.stats.rate_limited += 1;
-            return true;
+        if minute_ok && last_second < limit.per_second {
+            self.window.push_back(now);
+            return None;
         }
-        self.window.push_back(now);
-        false
+        self.stats.rate_limited += 1;
+        if !minute_ok {
+            // Until the oldest request of the minute leaves the window.
+            let oldest = self.window.front().copied().unwrap_or(now);
+            let free = Duration::from_secs(60).saturating_sub(now.duration_since(oldest));
+            return Some(free.as_secs_f64().ceil().max(1.0) as u32);
+        }
+        Some(1)
     }
 
     /// Checks the bearer token; returns the credential index and the token to echo.
@@ -273,8 +287,8 @@ fn list_locked(sandbox: &Sandbox, headers: &HeaderMap, query: &str) -> Outcome {
         Ok(v) => v,
         Err(d) => return Outcome::Respond(d.into_response()),
     };
-    if s.rate_limited() {
-        return Outcome::Respond(too_many());
+    if let Some(wait) = s.rate_limited() {
+        return Outcome::Respond(too_many_for(wait));
     }
     let mut q = match parse_list_query(query) {
         Ok(q) => q,
@@ -353,8 +367,8 @@ async fn one(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, Path(id
         Ok(v) => v,
         Err(d) => return d.into_response(),
     };
-    if s.rate_limited() {
-        return too_many();
+    if let Some(wait) = s.rate_limited() {
+        return too_many_for(wait);
     }
     let cred = s.config.credentials[credential].clone();
     let Some(e) = id.parse::<u64>().ok().and_then(|id| s.employees.iter().find(|e| e.id == id)) else {

@@ -200,8 +200,8 @@ fn admit_request(s: &mut State, headers: &HeaderMap) -> Result<(Credential, Opti
         s.tokens.clear();
     }
     let credential = authorize(s, headers)?;
-    if s.rate_limited() {
-        return Err(Box::new(too_many(None)));
+    if let Some(wait) = s.rate_limited() {
+        return Err(Box::new(too_many(Some(wait))));
     }
     let refused = match fault {
         Some(Fault::RateLimit { retry_after }) => {

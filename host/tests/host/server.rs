@@ -132,7 +132,7 @@ impl Server {
         let r = self
             .call(b, "POST", "/api/v1/integrations", Some(json!({
                 "connector_id": "personio", "name": "Acme",
-                "settings": {"api-base-url": self.sandbox_url, "client-id": DEMO_CLIENT_ID, "client-secret": DEMO_CLIENT_SECRET,
+                "settings": {"api-base-url": self.sandbox_url, "client-id": DEMO_CLIENT_ID, "client-secret": DEMO_CLIENT_SECRET, "api-version": "v1",
                     "import-statuses": "active,onboarding,leave,inactive"},
                 "grants": [self.sandbox_url]
             })))

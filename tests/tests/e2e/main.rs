@@ -12,6 +12,7 @@ mod containment;
 mod csv;
 mod hostile;
 mod personio;
+mod personio_v2;
 mod python;
 mod runs;
 mod served;

@@ -211,6 +211,8 @@ pub fn open(global: &Global, runtime: Runtime, loaded: hrsync::connectors::Loade
     let mut engine = SyncEngine::new(Arc::new(runtime), store.clone(), loaded.connectors);
     engine.failed_connectors = loaded.failed;
     engine.invite.company = global.file.company_name.clone();
+    // Runs from the command line pace their requests as the server's do.
+    engine.pace = global.file.pace();
     Ok(Directory { store, engine, audit })
 }
 

@@ -1,0 +1,176 @@
+//! The real Personio component reading API v2 from the sandbox: the same
+//! people as v1 whatever the credential may read, a switch between the
+//! versions that changes nothing, `auto`, and every v2 quirk of the notes.
+
+use hrsync::directory::prelude::*;
+use hrsync::model::Person;
+use hrsync::sandbox::{Credential, Edit, Fault};
+use hrsync::sync::engine::RunRequest;
+use hrsync::sync::{FetchError, FetchOptions, Fetched, RetryPolicy, fetch_all};
+use hrsync_e2e::*;
+
+const V2: (&str, &str) = ("api-version", "v2");
+const MAPPED: [(&str, &str); 2] =
+    [("custom-attributes", "dynamic_1001,dynamic_1002"), ("employee-id-attribute", "dynamic_1003")];
+
+async fn fetch(url: &str, extra: &[(&str, &str)]) -> Result<Fetched, FetchError> {
+    let (runtime, connector) = personio().await;
+    let mut session = runtime.session(connector, grant(url)).await.expect("session");
+    let options =
+        FetchOptions { retry: RetryPolicy { attempts: 4, ..RetryPolicy::default() }, ..FetchOptions::default() };
+    fetch_all(&mut session, &personio_settings(url, extra), &options, |_| {}).await
+}
+
+/// A sandbox whose limits do not slow the walk: v2 reads a request per person.
+async fn unlimited(people: usize) -> (hrsync::sandbox::Sandbox, hrsync::sandbox::Running) {
+    let (sandbox, running) = sandbox(people).await;
+    sandbox.set_rate_limit(None);
+    (sandbox, running)
+}
+
+fn sorted(mut people: Vec<Person>) -> Vec<Person> {
+    people.sort_by(|a, b| a.source_id.cmp(&b.source_id));
+    people
+}
+
+#[tokio::test]
+async fn v1_and_v2_read_the_same_people_whatever_the_credential_may_read() {
+    let (sandbox, running) = unlimited(180).await;
+    let v1 = fetch(&running.url, &MAPPED).await.unwrap();
+    sandbox.reset_stats();
+    let v2 = fetch(&running.url, &[MAPPED[0], MAPPED[1], V2]).await.unwrap();
+    assert_eq!(v2.records, 180);
+    assert_eq!(sorted(v2.people.clone()), sorted(v1.people.clone()), "the same people, field by field");
+    let messages = |f: &Fetched| {
+        let mut m: Vec<String> =
+            f.issues.iter().map(|i| format!("{:?} {:?} {}", i.source_id, i.field, i.message)).collect();
+        m.sort();
+        m
+    };
+    assert_eq!(messages(&v2), messages(&v1), "and the same issues");
+    let stats = sandbox.stats();
+    assert_eq!(stats.person_requests, 4, "180 people in pages of 50");
+    assert_eq!(stats.employment_requests, 180, "each person's latest employment");
+    assert!(stats.org_unit_requests >= 2, "department and team names, once per run");
+    assert_eq!(stats.employee_requests, 2, "office names from v1, a hundred people a request");
+    assert_eq!(stats.revoked, 1, "the v2 token is revoked at the end of the run");
+
+    // A whitelisting credential: fields left out the same way.
+    let limited = [("client-id", "sandbox-limited"), ("client-secret", "sandbox-limited-secret")];
+    let v1 = fetch(&running.url, &limited).await.unwrap();
+    let v2 = fetch(&running.url, &[limited[0], limited[1], V2]).await.unwrap();
+    assert_eq!(sorted(v2.people.clone()), sorted(v1.people));
+    assert!(v2.people.iter().all(|p| p.email.is_none() && p.supervisor_id.is_none()), "not whitelisted");
+    assert!(v2.people.iter().any(|p| p.department.is_some()), "whitelisted fields still arrive");
+}
+
+#[tokio::test]
+async fn switching_an_integration_between_v1_and_v2_changes_nothing() {
+    let w = World::new(90, "active,onboarding,leave,inactive").await;
+    w.sandbox.set_rate_limit(None);
+    let first = w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
+    assert!(first.run.counts.created > 50);
+    let before = w.users();
+    let set = |version: &str| {
+        let mut integration = w.store.integration(w.integration).unwrap();
+        integration.config.settings.insert("api-version".into(), version.into());
+        w.store.update_integration(w.integration, &integration.config).unwrap();
+    };
+    for version in ["v2", "auto", "v1"] {
+        set(version);
+        let preview = w.engine.preview(&RunRequest::manual(w.integration)).await.unwrap();
+        let c = &preview.run.counts;
+        let changed = c.created + c.updated + c.deactivated + c.reactivated + c.linked + c.missing;
+        assert_eq!(changed, 0, "{version}: {:?}", preview.changes);
+        let import = w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
+        assert_eq!(import.changes.len(), 0, "{version}");
+        assert_eq!(w.users(), before, "{version}: the directory is as it was");
+    }
+
+    // And a change in the HR system arrives through v2 as through v1.
+    set("v2");
+    let someone = w.sandbox.employees().into_iter().find(|e| w.user_of(e.id).is_some()).unwrap();
+    w.sandbox.apply(someone.id, Edit { position: Some("Chief Cartographer".into()), ..Edit::default() }).unwrap();
+    let import = w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
+    assert_eq!(import.changes.len(), 1);
+    assert_eq!(w.user_of(someone.id).unwrap().profile.job_title.as_deref(), Some("Chief Cartographer"));
+}
+
+#[tokio::test]
+async fn auto_reads_v2_when_the_credential_may_read_persons_and_test_connection_says_which() {
+    let (sandbox, running) = unlimited(20).await;
+    let (runtime, connector) = personio().await;
+    let check = |extra: Vec<(&'static str, &'static str)>| {
+        let url = running.url.clone();
+        async move {
+            let mut session = runtime.session(connector, grant(&url)).await.unwrap();
+            session.check(&personio_settings(&url, &extra)).await.unwrap()
+        }
+    };
+    let auto = check(vec![("api-version", "auto")]).await;
+    assert_eq!(auto.account.as_deref(), Some("Personio API v2"), "{auto:?}");
+    assert_eq!(check(vec![]).await.account.as_deref(), Some("Personio API v1"), "pinned to v1");
+
+    sandbox.add_credential(Credential { v2: false, ..Credential::full("v1-only", "v1-only-secret") });
+    let v1_only = vec![("client-id", "v1-only"), ("client-secret", "v1-only-secret"), ("api-version", "auto")];
+    assert_eq!(check(v1_only.clone()).await.account.as_deref(), Some("Personio API v1"));
+    sandbox.reset_stats();
+    let fetched = fetch(&running.url, &v1_only).await.unwrap();
+    assert_eq!(fetched.records, 20);
+    assert_eq!((sandbox.stats().person_requests, sandbox.stats().employee_requests), (0, 1), "read through v1");
+
+    // Set to v2, a credential without the scope is told what to do.
+    let pinned = vec![("client-id", "v1-only"), ("client-secret", "v1-only-secret"), V2];
+    let err = fetch(&running.url, &pinned).await.unwrap_err().to_string();
+    assert!(err.contains("personio:persons:read") && err.contains("v1"), "{err}");
+    // Wrong credentials are refused as such.
+    let err = fetch(&running.url, &[("client-secret", "wrong"), V2]).await.unwrap_err().to_string();
+    assert!(err.contains("rejected the client id and secret"), "{err}");
+}
+
+#[tokio::test]
+async fn v2_quirks_relative_links_lower_case_enums_missing_labels_and_faults_read_the_same() {
+    let (sandbox, running) = unlimited(120).await;
+    let plain = fetch(&running.url, &[MAPPED[0], MAPPED[1], V2]).await.unwrap();
+    sandbox.set_v2_relative_links(true);
+    sandbox.set_v2_lowercase_enums(true);
+    // Transient faults are retried; an expired token is renewed; a slow answer waited for.
+    sandbox.inject([
+        Fault::RateLimit { retry_after: Some(1) },
+        Fault::Status { status: 503 },
+        Fault::ExpireTokens,
+        Fault::Slow { millis: 100 },
+    ]);
+    let quirky = fetch(&running.url, &[MAPPED[0], MAPPED[1], V2]).await.unwrap();
+    assert_eq!(sorted(quirky.people), sorted(plain.people), "lower-case enums and custom types, relative links");
+    assert!(quirky.retries >= 2, "the 429 and the 503 were retried: {}", quirky.retries);
+}
+
+#[tokio::test]
+async fn a_next_link_that_repeats_its_page_fails_the_run_instead_of_looping() {
+    let (sandbox, running) = unlimited(120).await;
+    // Every v2 resource request and v1 page takes one queued fault: org
+    // units (2), v1 office pages (2), the first persons page and its 50
+    // employments; then the second persons page links to itself.
+    let before_second_page = 2 + 2 + 1 + 50;
+    let mut faults = vec![Fault::Slow { millis: 0 }; before_second_page];
+    faults.push(Fault::RepeatFirstPage);
+    sandbox.inject(faults);
+    let err = fetch(&running.url, &[V2]).await.unwrap_err().to_string();
+    assert!(err.contains("next link points to the page just read"), "{err}");
+}
+
+#[tokio::test]
+async fn cursor_pages_follow_next_links_to_the_end_and_every_person_comes_once() {
+    let (sandbox, running) = unlimited(251).await;
+    let fetched = fetch(&running.url, &[V2]).await.unwrap();
+    assert_eq!((fetched.records, fetched.pages), (251, 6), "pages of 50");
+    let mut ids: Vec<String> = fetched.people.iter().map(|p| p.source_id.to_string()).collect();
+    ids.dedup();
+    let want: Vec<String> = sandbox.employees().iter().map(|e| e.id.to_string()).collect();
+    let mut got = ids.clone();
+    got.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(got, want_sorted, "person id == v1 employee id");
+}
