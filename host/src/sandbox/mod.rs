@@ -14,6 +14,7 @@ pub mod company;
 pub mod render;
 mod server;
 pub mod v2;
+pub mod webhooks;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use company::{CompanySpec, Email, Employee, Status, Unit};
 pub use render::Language;
 pub use server::Running;
+pub use webhooks::{Delivered, DeliveryFault, Webhook};
 
 /// Client id of the demo credential that may read every attribute.
 pub const DEMO_CLIENT_ID: &str = "sandbox-client";
@@ -284,6 +286,7 @@ struct State {
     window: VecDeque<Instant>,
     auth_window: VecDeque<Instant>,
     token_window: VecDeque<Instant>,
+    hooks: webhooks::Hooks,
 }
 
 /// A handle on the sandbox tenant; clones share it.
@@ -305,6 +308,7 @@ impl Sandbox {
                 window: VecDeque::new(),
                 auth_window: VecDeque::new(),
                 token_window: VecDeque::new(),
+                hooks: webhooks::Hooks::default(),
             })),
         }
     }
@@ -379,6 +383,27 @@ impl Sandbox {
         self.lock().config.rate_limit = limit;
     }
 
+    /// The webhook subscriptions registered through `/v2/webhooks`.
+    pub fn webhooks(&self) -> Vec<Webhook> {
+        self.lock().hooks.webhooks.clone()
+    }
+
+    /// Every delivery so far, in the order they ended.
+    pub fn deliveries(&self) -> Vec<Delivered> {
+        self.lock().hooks.log.clone()
+    }
+
+    /// Queues delivery faults; each is used by one delivery, in order.
+    pub fn inject_delivery_faults(&self, faults: impl IntoIterator<Item = DeliveryFault>) {
+        self.lock().hooks.faults.extend(faults);
+    }
+
+    /// The wait before a failed delivery's first retry (Personio's is
+    /// longer); it doubles per attempt.
+    pub fn set_delivery_backoff(&self, first: Duration) {
+        self.lock().hooks.backoff = Some(first);
+    }
+
     pub fn add_credential(&self, credential: Credential) {
         self.lock().config.credentials.push(credential);
     }
@@ -410,12 +435,21 @@ impl Sandbox {
             created: now,
         };
         s.employees.push(employee);
+        s.hooks.emit("person.created", id);
+        s.hooks.emit("employment.created", id);
         id
     }
 
     /// Changes an employee and bumps `last_modified_at`.
     pub fn apply(&self, id: u64, edit: Edit) -> Result<(), String> {
         let mut s = self.lock();
+        // What Personio's webhooks would announce: person fields, employment fields.
+        let person = edit.first_name.is_some() || edit.last_name.is_some() || edit.email.is_some();
+        let employment = edit.supervisor_id.is_some()
+            || edit.position.is_some()
+            || edit.department.is_some()
+            || edit.status.is_some()
+            || edit.termination_date.is_some();
         let department = edit.department.as_ref().map(|name| unit_named(&s.employees, name, |e| &e.department));
         let e = s.employees.iter_mut().find(|e| e.id == id).ok_or_else(|| format!("no employee {id}"))?;
         if let Some(v) = edit.first_name {
@@ -446,6 +480,12 @@ impl Sandbox {
             e.termination_date = Some(v);
         }
         e.last_modified = chrono::Utc::now().timestamp();
+        if person {
+            s.hooks.emit("person.updated", id);
+        }
+        if employment {
+            s.hooks.emit("employment.updated", id);
+        }
         Ok(())
     }
 
@@ -454,7 +494,11 @@ impl Sandbox {
         let mut s = self.lock();
         let before = s.employees.len();
         s.employees.retain(|e| e.id != id);
-        s.employees.len() != before
+        let removed = s.employees.len() != before;
+        if removed {
+            s.hooks.emit("person.deleted", id);
+        }
+        removed
     }
 }
 

@@ -59,15 +59,21 @@ pub(super) async fn serve(sandbox: Sandbox, addr: SocketAddr) -> std::io::Result
         .route("/_sandbox/employees/{id}", patch(edit).delete(remove))
         .route("/_sandbox/faults", post(faults))
         .route("/_sandbox/stats", get(stats))
+        .route("/_sandbox/webhook-faults", post(webhook_faults))
+        .route("/_sandbox/deliveries", get(deliveries))
         .merge(super::v2::routes())
-        .with_state(sandbox);
+        .merge(super::webhooks::routes())
+        .with_state(sandbox.clone());
     let (tx, rx) = oneshot::channel::<()>();
+    let (stop_deliveries, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(super::webhooks::deliver_forever(sandbox, stopped));
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })
             .await;
+        let _ = stop_deliveries.send(true);
     });
     Ok(Running { url: format!("http://{addr}"), addr, shutdown: Some(tx), task: Some(task) })
 }
@@ -438,6 +444,18 @@ async fn remove(AxumState(sandbox): AxumState<Sandbox>, Path(id): Path<u64>) -> 
 async fn faults(AxumState(sandbox): AxumState<Sandbox>, axum::Json(f): axum::Json<Vec<Fault>>) -> Response {
     sandbox.inject(f);
     StatusCode::NO_CONTENT.into_response()
+}
+
+async fn webhook_faults(
+    AxumState(sandbox): AxumState<Sandbox>,
+    axum::Json(f): axum::Json<Vec<super::DeliveryFault>>,
+) -> Response {
+    sandbox.inject_delivery_faults(f);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn deliveries(AxumState(sandbox): AxumState<Sandbox>) -> Response {
+    axum::Json(sandbox.deliveries()).into_response()
 }
 
 async fn stats(AxumState(sandbox): AxumState<Sandbox>) -> Response {

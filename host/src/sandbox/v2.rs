@@ -43,7 +43,7 @@ pub(super) fn routes() -> Router<Sandbox> {
 }
 
 /// `application/problem+json`, as Personio's v2 resources answer errors.
-fn problem(status: StatusCode, title: &str, detail: &str, kind: &str) -> Response {
+pub(super) fn problem(status: StatusCode, title: &str, detail: &str, kind: &str) -> Response {
     let body = json!({
         "personio_trace_id": format!("{:032x}", rand::random::<u128>()),
         "timestamp": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -158,10 +158,10 @@ async fn revoke(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, body
 }
 
 /// The error answer a request gets instead of data (boxed: responses are large).
-type Refused = Box<Response>;
+pub(super) type Refused = Box<Response>;
 
 /// Who is asking: the credential of a valid bearer token with the persons scope.
-fn authorize(s: &mut State, headers: &HeaderMap) -> Result<Credential, Refused> {
+pub(super) fn authorize(s: &mut State, headers: &HeaderMap) -> Result<Credential, Refused> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -438,7 +438,7 @@ fn person_json(s: &State, headers: &HeaderMap, e: &Employee, credential: &Creden
 }
 
 /// A stable UUID per person: each sandbox person has one employment.
-fn employment_id(person: u64) -> String {
+pub(super) fn employment_id(person: u64) -> String {
     format!("{:08x}-0000-4000-8000-{person:012x}", person & 0xffff_ffff)
 }
 

@@ -422,3 +422,131 @@ fn the_v2_validator_rejects_a_person_that_breaks_the_documents() {
     let errors = person.iter_errors(&broken).count();
     assert!(errors >= 3, "a numeric id, a lower-case gender and type, got {errors} errors");
 }
+
+/// A loopback receiver for webhook deliveries: what arrived (the
+/// `Authorization` header and the body), answering 503 to the first
+/// `failing` requests.
+struct Receiver {
+    url: String,
+    got: Arrived,
+}
+
+/// Each delivery's `Authorization` header and body.
+type Arrived = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>;
+
+async fn receiver(failing: usize) -> Receiver {
+    use axum::http::{HeaderMap, StatusCode};
+    let got: Arrived = Default::default();
+    let seen = got.clone();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (seen, calls) = (seen.clone(), calls.clone());
+            async move {
+                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < failing {
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from);
+                seen.lock().unwrap().push((auth, serde_json::from_str(&body).unwrap()));
+                StatusCode::ACCEPTED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Receiver { url, got }
+}
+
+impl Receiver {
+    /// Waits until `n` deliveries arrived; the events as `event person`.
+    async fn events(&self, n: usize) -> Vec<String> {
+        for _ in 0..200 {
+            if self.got.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let got = self.got.lock().unwrap();
+        got.iter()
+            .map(|(_, b)| {
+                let person = b.pointer("/payload/person/id").or(b.pointer("/payload/id")).and_then(Value::as_str);
+                format!("{} {}", b["event_name"].as_str().unwrap(), person.unwrap())
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn v2_webhooks_deliver_hires_edits_and_removals_with_the_token_and_retry_like_personio() {
+    use hrsync::sandbox::{DeliveryFault, Edit, Hire};
+    let sandbox = Sandbox::new(SandboxConfig::new(10, 3));
+    sandbox.set_delivery_backoff(std::time::Duration::from_millis(50));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let token = v2_token(&running.url, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET).await;
+    let hook = receiver(2).await;
+    let auth = [("Authorization", format!("Bearer {token}")), ("Content-Type", "application/json".to_string())];
+    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let url = format!("{}/v2/webhooks", running.url);
+
+    let r =
+        http::request("POST", &url, &auth, &json!({"url": "https://example.com/hook", "token": "t"}).to_string()).await;
+    assert_eq!(r.status, 400, "the sandbox delivers only to this machine: {}", r.body);
+    let new = json!({"url": hook.url, "status": "ENABLED", "auth_type": "TOKEN", "token": "s3cret-hook-token",
+        "enabled_events": ["person.created", "person.updated", "person.deleted", "employment.updated"]});
+    let r = http::request("POST", &url, &auth, &new.to_string()).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let created = r.json();
+    assert!(created.get("token").is_none(), "the token is never echoed");
+    let listed = http::request("GET", &url, &auth, "").await.json();
+    assert_eq!(listed["_data"][0]["id"], created["id"]);
+
+    // Every change through the sandbox is announced; the first two tries get 503 and are retried.
+    let hired = sandbox.hire(Hire { first_name: "Ada".into(), last_name: "Lovelace".into(), ..Hire::default() });
+    sandbox.apply(hired, Edit { position: Some("Analyst".into()), ..Edit::default() }).unwrap();
+    sandbox.apply(hired, Edit { last_name: Some("King".into()), ..Edit::default() }).unwrap();
+    assert!(sandbox.remove(hired));
+    let events = hook.events(4).await;
+    assert_eq!(
+        events,
+        [
+            format!("person.created {hired}"),
+            format!("employment.updated {hired}"),
+            format!("person.updated {hired}"),
+            format!("person.deleted {hired}")
+        ],
+        "in order, employment.created not subscribed"
+    );
+    assert!(
+        hook.got.lock().unwrap().iter().all(|(a, _)| a.as_deref() == Some("s3cret-hook-token")),
+        "the token verbatim"
+    );
+    let log = sandbox.deliveries();
+    assert_eq!(log[0].attempts, 3, "two 503s, then delivered: {log:?}");
+
+    // Delivery faults: lost, duplicated, delayed, out of order.
+    let someone = sandbox.employees()[0].id;
+    let edit = |title: &str| sandbox.apply(someone, Edit { position: Some(title.into()), ..Edit::default() }).unwrap();
+    sandbox.inject_delivery_faults([DeliveryFault::Lost, DeliveryFault::Duplicate]);
+    edit("A");
+    edit("B");
+    assert_eq!(hook.events(6).await.len(), 6, "the lost one never came, the duplicate twice");
+    sandbox.inject_delivery_faults([DeliveryFault::OutOfOrder]);
+    edit("C");
+    sandbox.apply(someone, Edit { first_name: Some("Zed".into()), ..Edit::default() }).unwrap();
+    let events = hook.events(8).await;
+    assert_eq!(events[6..], [format!("person.updated {someone}"), format!("employment.updated {someone}")], "swapped");
+    sandbox.inject_delivery_faults([DeliveryFault::Delay { millis: 300 }]);
+    let before = std::time::Instant::now();
+    edit("D");
+    hook.events(9).await;
+    assert!(before.elapsed() >= std::time::Duration::from_millis(300));
+
+    let r = http::request("DELETE", &format!("{url}/{}", created["id"].as_str().unwrap()), &auth, "").await;
+    assert_eq!(r.status, 204);
+    edit("E");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(hook.got.lock().unwrap().len(), 9, "nothing after the subscription was deleted");
+    running.stop().await;
+}
