@@ -41,10 +41,12 @@ pub enum Action {
     ValueKept,
     OverrideRemoved,
     CompanyNamed,
+    WebhooksOn,
+    WebhooksOff,
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 27] = [
         Action::SignIn,
         Action::SignInFailed,
         Action::SignOut,
@@ -70,6 +72,8 @@ impl Action {
         Action::ValueKept,
         Action::OverrideRemoved,
         Action::CompanyNamed,
+        Action::WebhooksOn,
+        Action::WebhooksOff,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +103,8 @@ impl Action {
             Action::ValueKept => "value-kept",
             Action::OverrideRemoved => "override-removed",
             Action::CompanyNamed => "company-named",
+            Action::WebhooksOn => "webhooks-on",
+            Action::WebhooksOff => "webhooks-off",
         }
     }
 

@@ -175,6 +175,10 @@ pub async fn run(runtime: &Runtime, name: &str, bytes: &[u8], target: &Target) -
             Ok((people, detail)) => {
                 report.pass("mapping", detail);
                 report.record("diff", diff_laws(&mut session, &target.settings, &people, &mut budget_errors).await);
+                if connector.events.is_some() {
+                    let checked = events(runtime, &connector, &grants, &target.settings, &people, &mut budget_errors);
+                    report.record("events", checked.await);
+                }
             }
             Err(e) => report.fail("mapping", e),
         }
@@ -316,20 +320,29 @@ async fn fetch_with_retries(
     settings: &[Entry],
     request: &FetchRequest,
 ) -> Result<crate::model::Page, RunError> {
-    const ATTEMPTS: u32 = 6;
     let mut attempt = 1;
     loop {
         match session.fetch_page(settings, request).await {
-            Err(RunError::Source {
-                error: ConnectorError::RateLimited(retry) | ConnectorError::TemporarilyUnavailable(retry),
-                ..
-            }) if attempt < ATTEMPTS => {
-                let wait = std::time::Duration::from_secs(retry.after_seconds.clamp(1, 60).into());
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-            other => return other,
+            Err(e) => match retry_wait(&e, attempt) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Err(e),
+            },
+            ok => return ok,
         }
+        attempt += 1;
+    }
+}
+
+/// How long to wait before trying again a call the connector said was rate
+/// limited or temporarily unavailable; `None` to give up.
+fn retry_wait(error: &RunError, attempt: u32) -> Option<std::time::Duration> {
+    const ATTEMPTS: u32 = 6;
+    match error {
+        RunError::Source {
+            error: ConnectorError::RateLimited(retry) | ConnectorError::TemporarilyUnavailable(retry),
+            ..
+        } if attempt < ATTEMPTS => Some(std::time::Duration::from_secs(retry.after_seconds.clamp(1, 60).into())),
+        _ => None,
     }
 }
 
@@ -380,6 +393,63 @@ async fn paging(
         }
     }
     Err(format!("paging did not end within {MAX_PAGES} pages; return no cursor after the last page"))
+}
+
+/// For a connector that declares events (0.4.0 `hr-events`): a delivery
+/// that is not the source's is read without a trap, the same way twice;
+/// and `fetch-people` gives exactly the people asked for, mapped as the
+/// complete fetch mapped them.
+async fn events(
+    runtime: &Runtime,
+    connector: &Connector,
+    grants: &Grants,
+    settings: &[Entry],
+    people: &[Person],
+    budget: &mut Vec<String>,
+) -> Result<String, String> {
+    let mut session = runtime.session(connector, grants.clone()).await.map_err(|e| note(budget, e))?;
+    let headers = [Entry { key: "content-type".into(), value: "application/json".into() }];
+    for body in ["", "{}", "<html>not an event</html>", r#"{"event_name":"unknown.thing","payload":{}}"#] {
+        let first = session.handle_event(settings, &headers, body).await;
+        let second = session.handle_event(settings, &headers, body).await;
+        match (first, second) {
+            (Ok(a), Ok(b)) if a != b => {
+                return Err(format!("handle-event read `{body}` differently twice: it must be pure"));
+            }
+            (Ok(_) | Err(RunError::Source { .. }), _) => {}
+            (Err(e), _) => return Err(format!("handle-event on `{body}`: {}", note(budget, e))),
+        }
+    }
+    let asked: Vec<&Person> = people.iter().take(3).collect();
+    let ids: Vec<SourceId> = asked.iter().map(|p| p.source_id.clone()).collect();
+    let mut attempt = 1;
+    let records = loop {
+        match session.fetch_people(settings, &ids).await {
+            Ok(records) => break records,
+            Err(e) => match retry_wait(&e, attempt) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Err(format!("fetch-people: {}", note(budget, e))),
+            },
+        }
+        attempt += 1;
+    };
+    let mapped = session.map_fields(settings, &records).await.map_err(|e| note(budget, e))?.people;
+    for p in &asked {
+        match mapped.iter().find(|m| m.source_id == p.source_id) {
+            Some(m) if m == *p => {}
+            Some(_) => {
+                return Err(format!("fetch-people mapped `{}` differently from the complete fetch", p.source_id));
+            }
+            None => return Err(format!("fetch-people left out `{}`, whom the complete fetch returned", p.source_id)),
+        }
+    }
+    if mapped.len() != asked.len() {
+        return Err(format!("fetch-people gave {} people for {} ids: only those asked for", mapped.len(), asked.len()));
+    }
+    Ok(format!(
+        "handle-event reads foreign deliveries without trapping; fetch-people gives {} people as the complete fetch does",
+        asked.len()
+    ))
 }
 
 /// Maps twice and checks the people; returns them and a summary.

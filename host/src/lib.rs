@@ -14,6 +14,7 @@
 //! - [`secrets`]: encryption at rest for credentials;
 //! - [`sync`]: fetch, plan, preview, import and revert;
 //! - [`schedule`]: automatic imports at intervals, incremental where possible;
+//! - [`webhooks`]: changes the source pushes, imported within seconds;
 //! - [`mail`]: invitations and alerts through a transactional outbox and SMTP;
 //! - [`config`]: the server's configuration file;
 //! - [`web`]: the admin pages, JSON API, health probes and metrics;
@@ -36,3 +37,4 @@ pub mod schedule;
 pub mod secrets;
 pub mod sync;
 pub mod web;
+pub mod webhooks;

@@ -155,6 +155,27 @@ fn needed_attributes(settings: &Settings) -> Vec<(String, &'static str, bool)> {
     needed
 }
 
+/// Exactly these employees, one `/v1/company/employees/{id}` each; ids
+/// Personio no longer knows (404) are left out.
+pub fn fetch_people(settings: &Settings, ids: &[String]) -> Result<Vec<RawRecord>, ConnectorError> {
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(ConnectorError::InvalidSettings(format!("`{id}` is not a Personio employee id")));
+        }
+        let path = format!("/v1/company/employees/{id}");
+        let answer = get_raw(settings, &path, &[])?;
+        if answer.status == 404 {
+            crate::log(Level::Info, &format!("employee {id} is no longer in Personio"));
+            continue;
+        }
+        let body = parse_json(&path, &answer.into_body(&path)?)?;
+        let data = body.get("data").ok_or_else(|| bad(&format!("{path} answered without `data`")))?;
+        records.push(RawRecord { source_id: id.clone(), payload: data.to_string() });
+    }
+    Ok(records)
+}
+
 /// One page of `/v1/company/employees`. The cursor is the item offset.
 ///
 /// Complete or fail: a page that does not continue the list where the last

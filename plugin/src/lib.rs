@@ -1,7 +1,7 @@
 //! The Personio connector for hrsync.
 //!
 //! Compiled to a `wasm32-wasip2` component that exports the `hr-source`
-//! interface of `wit/0.3.0/hr-source.wit`. The host runs it sandboxed; everything
+//! and `hr-events` interfaces of `wit/0.4.0/hr-source.wit`. The host runs it sandboxed; everything
 //! Personio-specific lives here:
 //!
 //! - [`settings`]: the admin's settings, parsed and validated once per call;
@@ -9,6 +9,7 @@
 //! - [`v2`]: the v2 client (OAuth2 tokens, persons and employments, org
 //!   units), giving the same records as v1; `api-version` picks one;
 //! - [`attributes`]: tolerant parsing of Personio's attribute shapes;
+//! - [`events`]: what a Personio webhook delivery is about;
 //! - [`mapping`]: raw employee → canonical person.
 //!
 //! The bindings and the canonical diff come from `hrsync-connector-kit`.
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod attributes;
+pub mod events;
 pub mod mapping;
 pub mod settings;
 pub mod v2;
@@ -80,6 +82,49 @@ impl Guest for Personio {
     ) -> Result<Plan, ConnectorError> {
         let settings = settings::Settings::parse(&settings)?;
         Ok(diff::diff(&settings.statuses, &current, &incoming, &options))
+    }
+}
+
+/// Personio's webhooks (API v2): subscribe, read deliveries, fetch the people they name.
+impl hrsync_connector_kit::Events for Personio {
+    fn describe_events() -> Option<hrsync_connector_kit::events::EventsInfo> {
+        Some(hrsync_connector_kit::events::EventsInfo {
+            description: "Personio webhooks (API v2): person and employment changes arrive within seconds".into(),
+            events: events::EVENTS.iter().map(|e| e.to_string()).collect(),
+        })
+    }
+
+    fn subscribe(
+        settings: Vec<Entry>,
+        callback_url: String,
+        token: String,
+    ) -> Result<hrsync_connector_kit::events::Subscription, ConnectorError> {
+        let settings = settings::Settings::parse(&settings)?;
+        let (id, description) = v2::subscribe(&settings, &callback_url, &token, &events::EVENTS)?;
+        Ok(hrsync_connector_kit::events::Subscription { id, description })
+    }
+
+    fn unsubscribe(settings: Vec<Entry>, id: String) -> Result<(), ConnectorError> {
+        v2::unsubscribe(&settings::Settings::parse(&settings)?, &id)
+    }
+
+    fn handle_event(
+        _settings: Vec<Entry>,
+        _headers: Vec<Entry>,
+        body: String,
+    ) -> Result<hrsync_connector_kit::events::Event, ConnectorError> {
+        events::handle(&body)
+    }
+
+    fn fetch_people(settings: Vec<Entry>, ids: Vec<String>) -> Result<Vec<RawRecord>, ConnectorError> {
+        let settings = settings::Settings::parse(&settings)?;
+        if ids.len() > 100 {
+            return Err(ConnectorError::InvalidSettings(format!("{} ids in one call; at most 100", ids.len())));
+        }
+        match v2::resolve(&settings)? {
+            v2::Api::V2 => v2::fetch_people(&settings, &ids),
+            v2::Api::V1 => api::fetch_people(&settings, &ids),
+        }
     }
 }
 

@@ -4,8 +4,9 @@
 //! employee record [`crate::mapping`] reads, so v1 and v2 give the same
 //! people by construction (a v2 person id is the v1 employee id).
 //!
-//! v2 has no office names (API-NOTES-v2 §1.5): they are read once per run
-//! from v1 (`attributes[]=office`), with the same credential. v2 persons'
+//! v2 has no office names (API-NOTES-v2 §1.5): each office's name is read
+//! once per run from the v1 record of the first person seen in it, with the
+//! same credential. v2 persons'
 //! `updated_at` does not move when an employment changes, so an incremental
 //! request reads everyone: complete, never stale.
 
@@ -19,8 +20,12 @@ use crate::hrsync::connector::host::Level;
 use crate::hrsync::connector::types::{ConnectorError, FetchRequest, Page, RawRecord, Retry};
 use crate::settings::{APP_ID, ApiVersion, Settings};
 
-/// Personio's maximum page size for v2 lists.
-pub const PAGE_SIZE: usize = 50;
+/// Persons per page: half of Personio's 50, because each person costs a
+/// request of its own (their employment) and one call should stay well
+/// within the host's bound on resources held at once.
+pub const PAGE_SIZE: usize = 25;
+/// Org units per page: Personio's maximum.
+const UNITS_PAGE_SIZE: usize = 50;
 const PERSONS_SCOPE: &str = "personio:persons:read";
 
 /// Which API this run reads.
@@ -39,8 +44,10 @@ struct RunState {
     /// Org unit names by type and id, read once per run.
     units: HashMap<(String, String), String>,
     units_read: bool,
-    /// Office names by id, from v1; `None` until read.
-    offices: Option<HashMap<String, String>>,
+    /// Office names by id, from v1.
+    offices: HashMap<String, String>,
+    /// v1 refused to give an office name: none are asked for again.
+    offices_unreadable: bool,
     /// Employments read for the page being fetched: a page retried after a
     /// rate limit asks only for the ones still missing.
     employments: HashMap<String, Option<Value>>,
@@ -160,10 +167,15 @@ fn revoke(settings: &Settings) {
     }
 }
 
-/// A GET of a v2 resource with the run's token (a new one once if it is
-/// refused); the body of a 2xx answer, the classified error otherwise.
+/// A request to a v2 resource with the run's token (a new one once if it
+/// is refused): the status and body of the answer, whatever the status.
 /// `target` is a path with its query, e.g. `/v2/persons?limit=50`.
-fn get(settings: &Settings, target: &str) -> Result<Value, ConnectorError> {
+fn call(
+    settings: &Settings,
+    method: waki::Method,
+    target: &str,
+    json: Option<&Value>,
+) -> Result<(u16, Option<u32>, Vec<u8>), ConnectorError> {
     let url = format!("{}{target}", settings.base_url);
     let path = target.split('?').next().unwrap_or(target);
     let mut renewed = false;
@@ -175,39 +187,148 @@ fn get(settings: &Settings, target: &str) -> Result<Value, ConnectorError> {
                 STATE.with_borrow(|s| s.token.clone()).expect("a token was just stored")
             }
         };
-        let response = waki::Client::new()
-            .get(&url)
+        let mut request = waki::Client::new()
+            .request(method.clone(), &url)
             .header("Authorization", format!("Bearer {token}"))
             .header("X-Personio-App-ID", APP_ID)
             .header("Accept", "application/json")
-            .connect_timeout(CONNECT_TIMEOUT)
-            .send()
-            .map_err(|e| unreachable(settings, &e))?;
+            .connect_timeout(CONNECT_TIMEOUT);
+        if let Some(json) = json {
+            request = request.header("Content-Type", "application/json").body(json.to_string());
+        }
+        let response = request.send().map_err(|e| unreachable(settings, &e))?;
         let status = response.status_code();
         let wait = retry_after(&response);
         let body = response.body().map_err(|e| unreachable(settings, &e))?;
-        match status {
-            200..=299 => return serde_json::from_slice(&body).map_err(|e| malformed(path, &e)),
-            401 if !renewed => {
-                crate::log(Level::Info, &format!("{path}: HTTP 401, asking for a new token"));
-                STATE.with_borrow_mut(|s| s.token = None);
-                renewed = true;
-            }
-            401 => {
-                return Err(ConnectorError::TemporarilyUnavailable(Retry {
-                    after_seconds: 2,
-                    message: format!("Personio refused a fresh v2 token for {path}: {}", error_message(&body)),
-                }));
-            }
-            403 => {
-                return Err(ConnectorError::CredentialsRejected(format!(
-                    "Personio refused {path} ({}): give the API credential the scope {PERSONS_SCOPE}, or set the Personio API to v1",
-                    error_message(&body)
-                )));
-            }
-            _ => return Err(classify(status, wait, path, &body)),
+        if status == 401 && !renewed {
+            crate::log(Level::Info, &format!("{path}: HTTP 401, asking for a new token"));
+            STATE.with_borrow_mut(|s| s.token = None);
+            renewed = true;
+            continue;
         }
+        return Ok((status, wait, body));
     }
+}
+
+/// The error of a non-2xx answer to `path`; `scope` is what a 403 lacks.
+fn refused(status: u16, wait: Option<u32>, path: &str, body: &[u8], scope: &str) -> ConnectorError {
+    match status {
+        401 => ConnectorError::TemporarilyUnavailable(Retry {
+            after_seconds: 2,
+            message: format!("Personio refused a fresh v2 token for {path}: {}", error_message(body)),
+        }),
+        403 => ConnectorError::CredentialsRejected(format!(
+            "Personio refused {path} ({}): give the API credential the scope {scope}, or set the Personio API to v1",
+            error_message(body)
+        )),
+        _ => classify(status, wait, path, body),
+    }
+}
+
+/// A GET that must succeed: its JSON body.
+fn get(settings: &Settings, target: &str) -> Result<Value, ConnectorError> {
+    get_optional(settings, target)?.ok_or_else(|| {
+        let path = target.split('?').next().unwrap_or(target);
+        bad(&format!("Personio answered HTTP 404 for {path}"))
+    })
+}
+
+/// A GET whose 404 means "no such person": `None`.
+fn get_optional(settings: &Settings, target: &str) -> Result<Option<Value>, ConnectorError> {
+    let path = target.split('?').next().unwrap_or(target);
+    match call(settings, waki::Method::Get, target, None)? {
+        (200..=299, _, body) => serde_json::from_slice(&body).map(Some).map_err(|e| malformed(path, &e)),
+        (404, _, _) => Ok(None),
+        (status, wait, body) => Err(refused(status, wait, path, &body, PERSONS_SCOPE)),
+    }
+}
+
+/// Registers a Personio webhook to `url`, sending `token` verbatim.
+pub fn subscribe(
+    settings: &Settings,
+    url: &str,
+    token: &str,
+    events: &[&str],
+) -> Result<(String, String), ConnectorError> {
+    let body = json!({
+        "url": url,
+        "description": "hrsync: imports each change within seconds",
+        "status": "ENABLED",
+        "auth_type": "TOKEN",
+        "token": token,
+        "enabled_events": events,
+    });
+    match call(settings, waki::Method::Post, "/v2/webhooks", Some(&body))? {
+        (200..=299, _, answer) => {
+            let created: Value = serde_json::from_slice(&answer).map_err(|e| malformed("/v2/webhooks", &e))?;
+            let id = created
+                .get("id")
+                .and_then(crate::attributes::id_of)
+                .ok_or_else(|| bad("/v2/webhooks answered without the webhook's `id`"))?;
+            Ok((id.clone(), format!("Personio webhook {id} ({})", events.join(", "))))
+        }
+        (status, wait, answer) => Err(refused(status, wait, "/v2/webhooks", &answer, WEBHOOKS_SCOPE)),
+    }
+}
+
+/// Removes a Personio webhook; one Personio no longer knows is gone already.
+pub fn unsubscribe(settings: &Settings, id: &str) -> Result<(), ConnectorError> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(ConnectorError::InvalidSettings(format!("`{id}` is not a Personio webhook id")));
+    }
+    let path = format!("/v2/webhooks/{id}");
+    match call(settings, waki::Method::Delete, &path, None)? {
+        (200..=299 | 404, _, _) => Ok(()),
+        (status, wait, answer) => Err(refused(status, wait, &path, &answer, WEBHOOKS_SCOPE)),
+    }
+}
+
+const WEBHOOKS_SCOPE: &str = "personio:webhooks:write";
+
+/// Exactly these people, as the records a complete run would give them:
+/// the person, their latest employment and, for an office, its name from
+/// v1 (at most three requests a person, plus org unit names once).
+pub fn fetch_people(settings: &Settings, ids: &[String]) -> Result<Vec<RawRecord>, ConnectorError> {
+    read_units(settings)?;
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(ConnectorError::InvalidSettings(format!("`{id}` is not a Personio person id")));
+        }
+        let Some(person) = get_optional(settings, &format!("/v2/persons/{id}"))? else {
+            crate::log(Level::Info, &format!("person {id} is no longer in Personio"));
+            continue;
+        };
+        let employment = latest_employment(settings, id)?;
+        learn_office(settings, id, employment.as_ref())?;
+        let payload = STATE.with_borrow(|s| employee(s, &person, employment.as_ref()))?;
+        records.push(RawRecord { source_id: id.clone(), payload: payload.to_string() });
+    }
+    STATE.with_borrow_mut(|s| s.employments.clear());
+    Ok(records)
+}
+
+/// One office's name, from the person's v1 record.
+fn read_office_of(settings: &Settings, person: &str, office: &str) -> Result<(), ConnectorError> {
+    let path = format!("/v1/company/employees/{person}");
+    let answer = crate::api::get_raw(settings, &path, &[])?;
+    if matches!(answer.status, 403 | 404) {
+        crate::log(
+            Level::Warn,
+            &format!(
+                "office names are not in Personio's API v2 and {path} answered HTTP {}: offices are left out",
+                answer.status
+            ),
+        );
+        STATE.with_borrow_mut(|s| s.offices_unreadable = true);
+        return Ok(());
+    }
+    let body: Value = serde_json::from_slice(&answer.into_body(&path)?).map_err(|e| malformed(&path, &e))?;
+    let name = body.pointer("/data/attributes/office/value/attributes/name").and_then(Value::as_str);
+    if let Some(name) = name {
+        STATE.with_borrow_mut(|s| s.offices.insert(office.to_string(), name.to_string()));
+    }
+    Ok(())
 }
 
 /// "Test connection" with v2: the first person can be read.
@@ -223,7 +344,6 @@ pub fn fetch_page(settings: &Settings, request: &FetchRequest) -> Result<Page, C
         None => {
             STATE.with_borrow_mut(|s| s.seen.clear());
             read_units(settings)?;
-            read_offices(settings)?;
             format!("/v2/persons?limit={PAGE_SIZE}")
         }
         Some(link) => path_and_query(link)?,
@@ -242,6 +362,7 @@ pub fn fetch_page(settings: &Settings, request: &FetchRequest) -> Result<Page, C
             continue;
         }
         let employment = latest_employment(settings, &id)?;
+        learn_office(settings, &id, employment.as_ref())?;
         let payload = STATE.with_borrow(|s| employee(s, person, employment.as_ref()))?;
         records.push(RawRecord { source_id: id, payload: payload.to_string() });
     }
@@ -295,7 +416,7 @@ fn read_units(settings: &Settings) -> Result<(), ConnectorError> {
     }
     let mut units = HashMap::new();
     for kind in ["department", "team"] {
-        let mut target = Some(format!("/v2/org-units?type={kind}&limit={PAGE_SIZE}"));
+        let mut target = Some(format!("/v2/org-units?type={kind}&limit={UNITS_PAGE_SIZE}"));
         let mut seen = HashSet::new();
         while let Some(t) = target.take() {
             if !seen.insert(t.clone()) {
@@ -320,50 +441,16 @@ fn read_units(settings: &Settings) -> Result<(), ConnectorError> {
     Ok(())
 }
 
-/// Office names by id, which v2 does not give: one v1 pass over
-/// `attributes[]=office`. Refused (403/404): offices are left out.
-fn read_offices(settings: &Settings) -> Result<(), ConnectorError> {
-    if STATE.with_borrow(|s| s.offices.is_some()) {
-        return Ok(());
+/// The name of the employment's office, if it is new to this run: v2 has
+/// no office names, the person's v1 record does.
+fn learn_office(settings: &Settings, person: &str, employment: Option<&Value>) -> Result<(), ConnectorError> {
+    let office = employment.and_then(|e| e.pointer("/office/id")).and_then(crate::attributes::id_of);
+    match office {
+        Some(office) if STATE.with_borrow(|s| !s.offices.contains_key(&office) && !s.offices_unreadable) => {
+            read_office_of(settings, person, &office)
+        }
+        _ => Ok(()),
     }
-    let mut offices = HashMap::new();
-    let mut offset = 0usize;
-    loop {
-        let query = [
-            ("limit".to_string(), crate::api::PAGE_SIZE.to_string()),
-            ("offset".to_string(), offset.to_string()),
-            ("attributes[]".to_string(), "office".to_string()),
-        ];
-        let answer = crate::api::get_raw(settings, "/v1/company/employees", &query)?;
-        if matches!(answer.status, 403 | 404) {
-            crate::log(
-                Level::Warn,
-                &format!(
-                    "office names are not in Personio's API v2 and v1 answered HTTP {}: offices are left out",
-                    answer.status
-                ),
-            );
-            break;
-        }
-        let body: Value = serde_json::from_slice(&answer.into_body("/v1/company/employees")?)
-            .map_err(|e| malformed("/v1/company/employees", &e))?;
-        let data = body.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
-        for employee in &data {
-            let office = employee.pointer("/attributes/office/value/attributes");
-            let id = office.and_then(|o| o.get("id")).and_then(crate::attributes::id_of);
-            let name = office.and_then(|o| o.get("name")).and_then(Value::as_str);
-            if let (Some(id), Some(name)) = (id, name) {
-                offices.insert(id, name.to_string());
-            }
-        }
-        offset += data.len();
-        let total = body.pointer("/metadata/total_elements").and_then(Value::as_u64);
-        if data.is_empty() || total.is_none_or(|t| offset as u64 >= t) {
-            break;
-        }
-    }
-    STATE.with_borrow_mut(|s| s.offices = Some(offices));
-    Ok(())
 }
 
 /// A v2 person and employment as the v1 employee record the mapping reads:
@@ -422,7 +509,7 @@ fn employee(state: &RunState, person: &Value, employment: Option<&Value>) -> Res
         put(&kind, json!({ "type": kind, "attributes": { "id": unit_id, "name": name } }));
     }
     if let Some(office) = field("office").and_then(|o| o.get("id")).and_then(crate::attributes::id_of)
-        && let Some(name) = state.offices.as_ref().and_then(|o| o.get(&office))
+        && let Some(name) = state.offices.get(&office)
     {
         put("office", json!({ "type": "Office", "attributes": { "id": office, "name": name } }));
     }
@@ -449,7 +536,7 @@ mod tests {
         let mut s = RunState::default();
         s.units.insert(("department".into(), "401".into()), "Engineering".into());
         s.units.insert(("team".into(), "45".into()), "Platform".into());
-        s.offices = Some(HashMap::from([("7".into(), "Berlin".into())]));
+        s.offices = HashMap::from([("7".into(), "Berlin".into())]);
         s
     }
 

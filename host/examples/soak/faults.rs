@@ -157,6 +157,8 @@ pub async fn soak(runs: u32, seed: u64, people: usize) -> anyhow::Result<bool> {
         ("api-base-url", running.url.as_str()),
         ("client-id", DEMO_CLIENT_ID),
         ("client-secret", DEMO_CLIENT_SECRET),
+        // The injected faults are v1's (offsets, repeated and shrinking pages).
+        ("api-version", "v1"),
         ("import-statuses", "active,onboarding,leave"),
     ] {
         config.settings.insert(k.into(), v.into());

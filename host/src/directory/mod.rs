@@ -6,19 +6,22 @@
 //! beside [`sqlite::SqliteStore`] without touching the sync code.
 
 pub mod edit;
+pub mod hooks;
 pub mod overrides;
 pub mod roster;
 pub mod sqlite;
 mod store;
 
 pub use overrides::{KeptValue, NewOverride, Override, SourceSays};
-pub use store::{DirectoryStore, IntegrationStore, OutboxStore, OverrideStore, PeopleStore, RunStore, ScheduleStore};
+pub use store::{
+    DirectoryStore, HookStore, IntegrationStore, OutboxStore, OverrideStore, PeopleStore, RunStore, ScheduleStore,
+};
 
 /// The store traits, to call them on a concrete store:
 /// `use hrsync::directory::prelude::*`.
 pub mod prelude {
     pub use super::store::{
-        DirectoryStore, IntegrationStore, OutboxStore, OverrideStore, PeopleStore, RunStore, ScheduleStore,
+        DirectoryStore, HookStore, IntegrationStore, OutboxStore, OverrideStore, PeopleStore, RunStore, ScheduleStore,
     };
 }
 
@@ -472,6 +475,8 @@ pub enum RunKind {
 pub enum Trigger {
     Manual,
     Automatic,
+    /// A change the source pushed (a webhook delivery).
+    Event,
 }
 
 impl Trigger {
@@ -479,6 +484,7 @@ impl Trigger {
         match self {
             Trigger::Manual => "manual",
             Trigger::Automatic => "automatic",
+            Trigger::Event => "event",
         }
     }
 }

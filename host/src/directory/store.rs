@@ -1,6 +1,6 @@
 //! What the sync engine, the scheduler, the courier and the pages need
 //! from storage, one trait per aggregate: integrations, people, overrides, runs with
-//! their history, schedules, and the mail outbox. [`DirectoryStore`] is all
+//! their history, schedules, the mail outbox, and webhook deliveries. [`DirectoryStore`] is all
 //! of them, for the places that hold one handle to everything.
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -156,10 +156,33 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<Option<UserId>, StoreError>;
 }
 
+/// Webhook subscriptions and the deliveries they bring (contract 0.4.0
+/// `hr-events`): stored when they arrive, processed after.
+pub trait HookStore: Send + Sync {
+    fn subscription(&self, integration: IntegrationId) -> Result<Option<hooks::HookSubscription>, StoreError>;
+    /// The subscription whose endpoint is `/hooks/<hook>`.
+    fn subscription_by_hook(&self, hook: &str) -> Result<Option<hooks::HookSubscription>, StoreError>;
+    /// Stores (or replaces) an integration's subscription.
+    fn save_subscription(&self, subscription: &hooks::HookSubscription) -> Result<(), StoreError>;
+    /// Whether there was one.
+    fn remove_subscription(&self, integration: IntegrationId) -> Result<bool, StoreError>;
+    /// Stores a delivery as pending; its id.
+    fn receive_event(&self, event: &hooks::NewEvent) -> Result<i64, StoreError>;
+    /// The oldest pending deliveries of an integration, at most `limit`.
+    fn pending_events(&self, integration: IntegrationId, limit: u64) -> Result<Vec<hooks::PendingEvent>, StoreError>;
+    /// Integrations with pending deliveries, with the oldest one's arrival.
+    fn pending_integrations(&self) -> Result<Vec<(IntegrationId, DateTime<Utc>)>, StoreError>;
+    /// Records how deliveries ended, in one transaction.
+    fn finish_events(&self, ends: &[hooks::EventEnd], now: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
 /// Every store of the directory: what one handle to the database offers.
 pub trait DirectoryStore:
-    IntegrationStore + PeopleStore + OverrideStore + RunStore + ScheduleStore + OutboxStore
+    IntegrationStore + PeopleStore + OverrideStore + RunStore + ScheduleStore + OutboxStore + HookStore
 {
 }
 
-impl<T: IntegrationStore + PeopleStore + OverrideStore + RunStore + ScheduleStore + OutboxStore> DirectoryStore for T {}
+impl<T: IntegrationStore + PeopleStore + OverrideStore + RunStore + ScheduleStore + OutboxStore + HookStore>
+    DirectoryStore for T
+{
+}

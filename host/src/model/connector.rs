@@ -126,6 +126,33 @@ pub struct FetchRequest {
     pub updated_since: Option<String>,
 }
 
+/// What a source can push (contract 0.4.0 `hr-events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsInfo {
+    pub description: String,
+    /// The source's event names a subscription asks for.
+    pub events: Vec<String>,
+}
+
+/// A subscription the source holds for hrsync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub id: String,
+    pub description: String,
+}
+
+/// What one delivery from the source means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceEvent {
+    /// These people were created or changed: fetch and plan only them.
+    Changed(Vec<SourceId>),
+    /// These people were deleted in the source (never deactivated on an
+    /// event: the next complete run decides).
+    Deleted(Vec<SourceId>),
+    /// Not about people of this integration: why.
+    Ignored(String),
+}
+
 /// One record as the source returned it; the payload is opaque to the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawRecord {

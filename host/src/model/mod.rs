@@ -12,8 +12,8 @@ mod person;
 mod plan;
 
 pub use connector::{
-    Capabilities, CheckReport, ConnectorError, ConnectorInfo, FetchRequest, LogLevel, Mapped, MissingAttribute, Page,
-    RawRecord, Retry, SettingKind, SettingSpec, SourceAttribute,
+    Capabilities, CheckReport, ConnectorError, ConnectorInfo, EventsInfo, FetchRequest, LogLevel, Mapped,
+    MissingAttribute, Page, RawRecord, Retry, SettingKind, SettingSpec, SourceAttribute, SourceEvent, Subscription,
 };
 pub use person::{Email, Entry, Field, Gender, Person, PersonStatus, SourceId, UserStatus, display_name};
 pub use plan::{

@@ -15,6 +15,7 @@ mod bindings;
 mod cache;
 pub mod egress;
 pub mod memory;
+mod outgoing;
 mod session;
 
 use std::path::PathBuf;
@@ -239,6 +240,9 @@ pub struct Connector {
     pub wit_version: String,
     /// Where it came from (a path, or `bundled`).
     pub origin: String,
+    /// What its source can push (`hr-events`, contract 0.4.0 on); `None`
+    /// when it cannot: no webhooks for its integrations.
+    pub events: Option<crate::model::EventsInfo>,
     /// SHA-256 of the component bytes.
     pub digest: String,
     pre: Prepared,
@@ -259,11 +263,14 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        outgoing::release_request_options(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         bindings::v0_1_0::HrConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         bindings::v0_2_0::HrConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         bindings::v0_3_0::HrConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        bindings::v0_4_0::HrConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -304,16 +311,19 @@ impl Runtime {
             .map_err(|e| LoadError::Link { name: name.into(), reason: format!("{e:#}") })?;
         let exports = |e: wasmtime::Error| LoadError::Exports { name: name.into(), reason: format!("{e:#}") };
         let pre = contract.prepare(instance_pre).map_err(exports)?;
-        let mut connector = Connector { info: placeholder_info(name), wit_version, origin: name.into(), digest, pre };
+        let mut connector =
+            Connector { info: placeholder_info(name), wit_version, origin: name.into(), digest, events: None, pre };
         // CPU runs out first, so a looping `describe` is named as such.
         let budget = CallBudget { cpu: self.limits.describe, wall: 2 * self.limits.describe };
         let describe = async {
             let mut session = self.open(&connector, Grants::none(), None, budget).await?;
-            session.describe().await
+            Ok::<_, RunError>((session.describe().await?, session.describe_events().await?))
         };
-        let info = describe.await.map_err(|e| LoadError::Describe { name: name.into(), cause: Box::new(e) })?;
+        let (info, events) =
+            describe.await.map_err(|e| LoadError::Describe { name: name.into(), cause: Box::new(e) })?;
         validate_info(&info).map_err(|reason| LoadError::InvalidDescription { name: name.into(), reason })?;
         connector.info = info;
+        connector.events = events;
         Ok(connector)
     }
 

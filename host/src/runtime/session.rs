@@ -16,8 +16,8 @@ use super::bindings::{Bindings, Returned};
 use super::egress::{self, EgressHooks, EgressLog, Grants};
 use super::{Connector, Limits, RunError, TICK};
 use crate::model::{
-    CheckReport, ConnectorError, ConnectorInfo, DiffOptions, DirectoryUser, Entry, FetchRequest, LogLevel, Mapped,
-    Page, Person, PersonStatus, Plan, RawRecord,
+    CheckReport, ConnectorError, ConnectorInfo, DiffOptions, DirectoryUser, Entry, EventsInfo, FetchRequest, LogLevel,
+    Mapped, Page, Person, PersonStatus, Plan, RawRecord, SourceEvent, SourceId, Subscription,
 };
 
 /// The CPU and wall time one call may take.
@@ -221,6 +221,44 @@ impl Session {
     /// for, when the connector's diff is that diff.
     pub async fn canonical_creates(&mut self, settings: &[Entry]) -> Result<Option<Vec<PersonStatus>>, RunError> {
         let r = guest_call!(self, canonical_creates, settings)?;
+        self.returned(r)
+    }
+
+    /// What the source can push (contract 0.4.0 on); `None` when it cannot.
+    pub async fn describe_events(&mut self) -> Result<Option<EventsInfo>, RunError> {
+        guest_call!(self, describe_events)
+    }
+
+    /// Registers `callback_url` with the source, which sends `token` with each delivery.
+    pub async fn subscribe(
+        &mut self,
+        settings: &[Entry],
+        callback_url: &str,
+        token: &str,
+    ) -> Result<Subscription, RunError> {
+        let r = guest_call!(self, subscribe, settings, callback_url, token)?;
+        self.returned(r)
+    }
+
+    pub async fn unsubscribe(&mut self, settings: &[Entry], id: &str) -> Result<(), RunError> {
+        let r = guest_call!(self, unsubscribe, settings, id)?;
+        self.returned(r)
+    }
+
+    /// Who one delivery is about; `headers` with lower-case names.
+    pub async fn handle_event(
+        &mut self,
+        settings: &[Entry],
+        headers: &[Entry],
+        body: &str,
+    ) -> Result<SourceEvent, RunError> {
+        let r = guest_call!(self, handle_event, settings, headers, body)?;
+        self.returned(r)
+    }
+
+    /// Exactly these people, as records `map-fields` reads.
+    pub async fn fetch_people(&mut self, settings: &[Entry], ids: &[SourceId]) -> Result<Vec<RawRecord>, RunError> {
+        let r = guest_call!(self, fetch_people, settings, ids)?;
         self.returned(r)
     }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::fetch::{FetchError, FetchLimits, FetchOptions, Progress, RetryPolicy, fetch_all};
+use super::fetch::{FetchError, FetchLimits, FetchOptions, Progress, RetryPolicy, fetch_all, fetch_named};
 use super::plan::{self, PlanError, PlanInput, Planned};
 use crate::connectors::LoadFailure;
 use crate::directory::{
@@ -127,6 +127,10 @@ pub struct RunRequest {
     /// is later are pending. `None` is the real today; the scheduler passes
     /// its clock's day.
     pub today: Option<NaiveDate>,
+    /// An event-driven run: fetch and plan only these people (the source
+    /// pushed a change about them); nobody absent is missing. Recorded with
+    /// the trigger `event`.
+    pub people: Option<Vec<crate::model::SourceId>>,
 }
 
 impl RunRequest {
@@ -142,6 +146,7 @@ impl RunRequest {
             progress: None,
             updated_since: None,
             today: None,
+            people: None,
         }
     }
 }
@@ -283,6 +288,62 @@ impl SyncEngine {
             self.count_connector_error(&e);
             e
         })
+    }
+
+    /// A session of `integration`'s connector with its settings, for the
+    /// calls of `hr-events` (0.4.0), which its connector must declare.
+    async fn events_session(
+        &self,
+        integration: IntegrationId,
+    ) -> Result<(crate::runtime::Session, Vec<Entry>, Integration), SyncError> {
+        let integration = self.store.integration(integration)?;
+        let connector = self.connector(&integration.config.connector_id)?;
+        if connector.events.is_none() {
+            return Err(SyncError::Invalid(format!(
+                "connector `{}` cannot receive changes from its source (it declares no events); imports run on the schedule",
+                connector.info.id
+            )));
+        }
+        let (settings, grants) = session_inputs(&integration.config)?;
+        let session = self
+            .runtime
+            .paced_session(connector, grants, self.pacer(integration.id))
+            .await
+            .map_err(SyncError::Check)?;
+        Ok((session, settings, integration))
+    }
+
+    /// Asks the source to push `integration`'s changes to `callback_url`
+    /// with `token`.
+    pub async fn subscribe(
+        &self,
+        integration: IntegrationId,
+        callback_url: &str,
+        token: &str,
+    ) -> Result<crate::model::Subscription, SyncError> {
+        let (mut session, settings, _) = self.events_session(integration).await?;
+        session.subscribe(&settings, callback_url, token).await.map_err(SyncError::Check)
+    }
+
+    /// Removes a subscription from the source.
+    pub async fn unsubscribe(&self, integration: IntegrationId, id: &str) -> Result<(), SyncError> {
+        let (mut session, settings, _) = self.events_session(integration).await?;
+        session.unsubscribe(&settings, id).await.map_err(SyncError::Check)
+    }
+
+    /// Who the deliveries are about, one answer per delivery (the
+    /// connector's `handle-event`, in one sandboxed instance).
+    pub async fn read_events(
+        &self,
+        integration: IntegrationId,
+        deliveries: &[(Vec<Entry>, String)],
+    ) -> Result<Vec<Result<crate::model::SourceEvent, RunError>>, SyncError> {
+        let (mut session, settings, _) = self.events_session(integration).await?;
+        let mut read = Vec::with_capacity(deliveries.len());
+        for (headers, body) in deliveries {
+            read.push(session.handle_event(&settings, headers, body).await);
+        }
+        Ok(read)
     }
 
     /// Computes what an import would change and stores it as a preview.
@@ -519,7 +580,11 @@ impl SyncEngine {
         let run = self.store.begin_run(&NewRun {
             integration_id: integration.id,
             kind,
-            trigger: if request.automatic { Trigger::Automatic } else { Trigger::Manual },
+            trigger: match (&request.people, request.automatic) {
+                (Some(_), _) => Trigger::Event,
+                (None, true) => Trigger::Automatic,
+                (None, false) => Trigger::Manual,
+            },
             actor: request.actor.clone(),
             preview_id: request.from_preview,
             reverts_id: reverts,
@@ -677,12 +742,17 @@ impl SyncEngine {
             limits: FetchLimits::from(config.limits),
         };
         let progress = request.progress.clone();
-        let fetched = fetch_all(&mut session, &settings, &options, |p| {
-            if let Some(f) = &progress {
-                f(p)
+        let fetched = match &request.people {
+            Some(ids) => fetch_named(&mut session, &settings, ids, &options).await,
+            None => {
+                fetch_all(&mut session, &settings, &options, |p| {
+                    if let Some(f) = &progress {
+                        f(p)
+                    }
+                })
+                .await
             }
-        })
-        .await
+        }
         .map_err(|source| SyncError::Fetch { run, source })?;
 
         let store = self.store.clone();

@@ -153,47 +153,7 @@ pub async fn fetch_all(
         }
         total = page.total.or(total);
 
-        let mut records = Vec::with_capacity(page.records.len());
-        for record in page.records {
-            if record.source_id.as_str().trim().is_empty() {
-                issues.push(host_issue(None, "the connector returned a record without a source id; skipped"));
-            } else if record.source_id.as_str().len() > SOURCE_ID_BYTES {
-                return Err(invalid(
-                    session,
-                    format!("a source id of {} bytes (at most {SOURCE_ID_BYTES})", record.source_id.as_str().len()),
-                ));
-            } else if fetched.received.contains_key(&record.source_id) {
-                issues.push(host_issue(
-                    Some(&record.source_id),
-                    "returned twice by the source; the second copy was skipped",
-                ));
-            } else {
-                fetched.received.insert(record.source_id.clone(), None);
-                records.push(record);
-            }
-        }
-        fetched.records += records.len() as u64;
-        if fetched.records > limits.max_records {
-            return Err(FetchError::LimitExceeded { what: "records", limit: limits.max_records, page: fetched.pages });
-        }
-        if !records.is_empty() {
-            let mut mapped = session.map_fields(settings, &records).await?;
-            check_mapped(session.connector(), &records, &mapped)?;
-            for person in &mut mapped.people {
-                issues.extend(intake::bound_person(person));
-                people_bytes += intake::person_bytes(person) as u64;
-                fetched.received.insert(person.source_id.clone(), Some(intake::digest(person)));
-            }
-            if people_bytes > limits.max_people_bytes {
-                return Err(FetchError::LimitExceeded {
-                    what: "bytes of people",
-                    limit: limits.max_people_bytes,
-                    page: fetched.pages,
-                });
-            }
-            fetched.people.extend(mapped.people);
-            issues.extend(mapped.issues);
-        }
+        take(session, settings, &limits, page.records, &mut fetched, &mut issues, &mut people_bytes).await?;
         progress(Progress { pages: fetched.pages, records: fetched.records, total });
 
         match page.next_cursor {
@@ -220,6 +180,102 @@ pub async fn fetch_all(
     Ok(fetched)
 }
 
+/// Checks, maps and keeps one batch of records: ids present, bounded and
+/// new to this fetch; the people bounded, digested and within the run's limits.
+async fn take(
+    session: &mut Session,
+    settings: &[Entry],
+    limits: &FetchLimits,
+    batch: Vec<RawRecord>,
+    fetched: &mut Fetched,
+    issues: &mut Issues,
+    people_bytes: &mut u64,
+) -> Result<(), FetchError> {
+    let mut records = Vec::with_capacity(batch.len());
+    for record in batch {
+        if record.source_id.as_str().trim().is_empty() {
+            issues.push(host_issue(None, "the connector returned a record without a source id; skipped"));
+        } else if record.source_id.as_str().len() > SOURCE_ID_BYTES {
+            return Err(invalid(
+                session,
+                format!("a source id of {} bytes (at most {SOURCE_ID_BYTES})", record.source_id.as_str().len()),
+            ));
+        } else if fetched.received.contains_key(&record.source_id) {
+            issues
+                .push(host_issue(Some(&record.source_id), "returned twice by the source; the second copy was skipped"));
+        } else {
+            fetched.received.insert(record.source_id.clone(), None);
+            records.push(record);
+        }
+    }
+    fetched.records += records.len() as u64;
+    if fetched.records > limits.max_records {
+        return Err(FetchError::LimitExceeded { what: "records", limit: limits.max_records, page: fetched.pages });
+    }
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut mapped = session.map_fields(settings, &records).await?;
+    check_mapped(session.connector(), &records, &mapped)?;
+    for person in &mut mapped.people {
+        issues.extend(intake::bound_person(person));
+        *people_bytes += intake::person_bytes(person) as u64;
+        fetched.received.insert(person.source_id.clone(), Some(intake::digest(person)));
+    }
+    if *people_bytes > limits.max_people_bytes {
+        return Err(FetchError::LimitExceeded {
+            what: "bytes of people",
+            limit: limits.max_people_bytes,
+            page: fetched.pages,
+        });
+    }
+    fetched.people.extend(mapped.people);
+    issues.extend(mapped.issues);
+    Ok(())
+}
+
+/// Ids per `fetch-people` call. The contract allows 100; a source may need
+/// a few requests a person, and one call should stay well within the
+/// sandbox's bound on resources held at once.
+pub const PEOPLE_PER_CALL: usize = 10;
+
+/// Fetches and maps exactly these people (contract 0.4.0 `fetch-people`), in
+/// calls of at most [`PEOPLE_PER_CALL`], retried like pages. Never complete:
+/// nobody absent from it is missing. A record for someone not asked for is
+/// refused: the plan covers only the people the event named.
+pub async fn fetch_named(
+    session: &mut Session,
+    settings: &[Entry],
+    ids: &[SourceId],
+    options: &FetchOptions,
+) -> Result<Fetched, FetchError> {
+    let mut fetched = Fetched { complete: false, ..Fetched::default() };
+    let mut issues = Issues::default();
+    let mut people_bytes = 0u64;
+    for chunk in ids.chunks(PEOPLE_PER_CALL) {
+        let mut attempt = 1;
+        let records = loop {
+            match session.fetch_people(settings, chunk).await {
+                Ok(records) => break records,
+                Err(error) => {
+                    wait_to_retry(session.connector().to_owned(), error, &options.retry, &mut fetched, attempt).await?
+                }
+            }
+            attempt += 1;
+        };
+        if let Some(stranger) = records.iter().find(|r| !chunk.contains(&r.source_id)) {
+            return Err(invalid(
+                session,
+                format!("fetch-people returned `{}`, who was not asked for", stranger.source_id),
+            ));
+        }
+        fetched.pages += 1;
+        take(session, settings, &options.limits, records, &mut fetched, &mut issues, &mut people_bytes).await?;
+    }
+    fetched.issues = issues.into_vec();
+    Ok(fetched)
+}
+
 fn invalid(session: &Session, reason: String) -> FetchError {
     FetchError::Run(RunError::InvalidOutput { connector: session.connector().into(), reason })
 }
@@ -239,20 +295,34 @@ async fn fetch_page(
             Ok(value) => return Ok(value),
             Err(e) => e,
         };
-        let wait = match error.source_error().and_then(|e| e.retry()) {
-            Some(r) => Duration::from_secs(r.after_seconds.into()).clamp(Duration::from_millis(100), policy.max_wait),
-            None => return Err(error.into()),
-        };
-        if attempt >= policy.attempts || fetched.waited + wait > policy.total_wait {
-            return Err(FetchError::RetriesExhausted { attempts: attempt, waited: fetched.waited, last: error });
-        }
-        tracing::info!(connector = session.connector(), ?wait, attempt, "{error}; waiting before retrying");
-        let started = Instant::now();
-        tokio::time::sleep(wait).await;
-        fetched.waited += started.elapsed().max(wait);
-        fetched.retries += 1;
+        wait_to_retry(session.connector().to_owned(), error, policy, fetched, attempt).await?;
         attempt += 1;
     }
+}
+
+/// Waits before a failed call is tried again, when the connector said the
+/// source is rate limited or temporarily unavailable and the policy allows
+/// another attempt; the error to give up with otherwise.
+async fn wait_to_retry(
+    connector: String,
+    error: RunError,
+    policy: &RetryPolicy,
+    fetched: &mut Fetched,
+    attempt: u32,
+) -> Result<(), FetchError> {
+    let wait = match error.source_error().and_then(|e| e.retry()) {
+        Some(r) => Duration::from_secs(r.after_seconds.into()).clamp(Duration::from_millis(100), policy.max_wait),
+        None => return Err(error.into()),
+    };
+    if attempt >= policy.attempts || fetched.waited + wait > policy.total_wait {
+        return Err(FetchError::RetriesExhausted { attempts: attempt, waited: fetched.waited, last: error });
+    }
+    tracing::info!(connector, ?wait, attempt, "{error}; waiting before retrying");
+    let started = Instant::now();
+    tokio::time::sleep(wait).await;
+    fetched.waited += started.elapsed().max(wait);
+    fetched.retries += 1;
+    Ok(())
 }
 
 /// The host does not trust mapped output: every person must come from a

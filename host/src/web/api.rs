@@ -66,6 +66,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/overrides", get(overrides))
         .route("/api/v1/mails", get(mails))
         .route("/api/v1/company", get(company).put(set_company))
+        .route("/api/v1/integrations/{id}/webhook", get(webhook).put(webhook_on).delete(webhook_off))
+        .route(
+            "/hooks/{hook}",
+            post(hook_delivery).layer(axum::extract::DefaultBodyLimit::max(crate::webhooks::MAX_BODY_BYTES + 1)),
+        )
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "probes", responses((status = 200, description = "The directory database answers"), (status = 503, description = "It does not")))]
@@ -316,6 +321,7 @@ fn connector_json(c: &Connector) -> Value {
         .collect();
     json!({"loaded": true, "id": c.info.id, "name": c.info.name, "version": c.info.version, "description": c.info.description,
     "wit_version": c.wit_version, "settings": settings, "default_hosts": c.info.default_hosts,
+        "events": c.events.as_ref().map(|e| json!({"description": e.description, "events": e.events})),
     "capabilities": {
         "supervisors": c.info.capabilities.supervisors,
         "termination_dates": c.info.capabilities.termination_dates,
@@ -449,6 +455,78 @@ fn require_company(state: &AppState, config: &IntegrationConfig, before: Option<
         ));
     }
     Ok(())
+}
+
+#[utoipa::path(post, path = "/hooks/{hook}", tag = "webhooks", params(("hook" = String, Path, description = "The integration's unguessable endpoint")), responses((status = 202, description = "Stored; imported within seconds"), (status = 401, description = "The token is missing or wrong", body = ErrorBody), (status = 404, description = "No subscription has this endpoint", body = ErrorBody), (status = 413, body = ErrorBody)), security(()))]
+/// A delivery from a source that pushes changes: checked against the
+/// subscription's token, stored, and answered at once.
+pub(super) async fn hook_delivery(
+    State(state): State<AppState>,
+    axum::extract::Path(hook): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> ApiResult {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
+        .collect();
+    let webhooks = state.webhooks.clone();
+    let receipt = tokio::task::spawn_blocking(move || webhooks.receive(&hook, headers, body))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("storing the delivery failed: {e}")))??;
+    use crate::webhooks::Receipt;
+    match receipt {
+        Receipt::Accepted => Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))).into_response()),
+        Receipt::UnknownHook => Err(ApiError::new(StatusCode::NOT_FOUND, "no subscription has this endpoint")),
+        Receipt::WrongToken => Err(ApiError::unauthorized("the delivery's token does not match the subscription's")),
+        Receipt::TooLarge => Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the delivery is larger than 64 KiB")),
+    }
+}
+
+fn subscription_json(s: &crate::directory::hooks::HookSubscription) -> Value {
+    json!({"integration_id": s.integration, "description": s.description, "source_id": s.source_id,
+        "created_at": s.created_at, "last_delivery_at": s.last_delivery_at})
+}
+
+#[utoipa::path(get, path = "/api/v1/integrations/{id}/webhook", tag = "webhooks", params(("id" = i64, Path)), responses((status = 200, description = "The integration's subscription with its source, and the last delivery", body = Object), (status = 404, description = "Webhooks are off", body = ErrorBody)))]
+pub(super) async fn webhook(State(state): State<AppState>, Viewer(_): Viewer, ApiPath(id): ApiPath<i64>) -> ApiResult {
+    let integration = state.engine.store().integration(IntegrationId(id))?;
+    match state.engine.store().subscription(integration.id)? {
+        Some(s) => Ok(Json(subscription_json(&s)).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "webhooks are off for this integration; PUT turns them on")),
+    }
+}
+
+#[utoipa::path(put, path = "/api/v1/integrations/{id}/webhook", tag = "webhooks", params(("id" = i64, Path)), responses((status = 200, description = "Subscribed: the source pushes each change, and the complete run becomes daily", body = Object), (status = 400, description = "The connector cannot push changes, or automatic imports are off", body = ErrorBody), (status = 502, description = "The source refused", body = ErrorBody)))]
+pub(super) async fn webhook_on(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    client: Client,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult {
+    let subscription = state.webhooks.subscribe(IntegrationId(id)).await?;
+    state.record(
+        &p,
+        client,
+        Action::WebhooksOn,
+        Some(format!("integration {id}")),
+        Some(subscription.description.clone()),
+    );
+    Ok(Json(subscription_json(&subscription)).into_response())
+}
+
+#[utoipa::path(delete, path = "/api/v1/integrations/{id}/webhook", tag = "webhooks", params(("id" = i64, Path)), responses((status = 204, description = "Unsubscribed at the source"), (status = 404, description = "Webhooks were off", body = ErrorBody)))]
+pub(super) async fn webhook_off(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    client: Client,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult {
+    if !state.webhooks.unsubscribe(IntegrationId(id)).await? {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "webhooks were off for this integration"));
+    }
+    state.record(&p, client, Action::WebhooksOff, Some(format!("integration {id}")), None);
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

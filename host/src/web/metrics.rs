@@ -40,6 +40,13 @@ pub struct Metrics {
     run_seconds: Family<KindLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     people_changed: Family<KindLabels, Gauge>,
     connector_errors: Family<KindLabels, Gauge>,
+    webhook_deliveries: Family<OutcomeLabels, Gauge>,
+    event_lag: Family<KindLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
 }
 
 impl Default for Metrics {
@@ -63,7 +70,28 @@ impl Default for Metrics {
             "Connector errors since start, by kind (contract error case, or how the sandbox stopped it)",
             connector_errors.clone(),
         );
-        Metrics { registry: Mutex::new(registry), http, runs, run_seconds, people_changed, connector_errors }
+        let webhook_deliveries = Family::<OutcomeLabels, Gauge>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries since start, by how they were answered (accepted, unknown-hook, wrong-token, too-large)",
+            webhook_deliveries.clone(),
+        );
+        let event_lag = Family::<KindLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "event_lag_seconds",
+            "Seconds from a delivery's arrival to the end of its run since start: count, sum and max (kind)",
+            event_lag.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            http,
+            runs,
+            run_seconds,
+            people_changed,
+            connector_errors,
+            webhook_deliveries,
+            event_lag,
+        }
     }
 }
 
@@ -94,6 +122,13 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError>
     }
     for (kind, n) in state.engine.connector_errors() {
         m.connector_errors.get_or_create(&KindLabels { kind: kind.into() }).set(n as i64);
+    }
+    let hooks = state.webhooks.counters();
+    for (outcome, n) in &hooks.deliveries {
+        m.webhook_deliveries.get_or_create(&OutcomeLabels { outcome: outcome.to_string() }).set(*n as i64);
+    }
+    for (kind, value) in [("count", hooks.lag_count as f64), ("sum", hooks.lag_sum), ("max", hooks.lag_max)] {
+        m.event_lag.get_or_create(&KindLabels { kind: kind.into() }).set(value);
     }
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &m.registry.lock().expect("registry"))

@@ -2,7 +2,8 @@
 //! (`/api/v1/...`) they share their rules with, health probes and Prometheus
 //! metrics.
 //!
-//! Every route but sign-in, the probes and static assets requires an admin
+//! Every route but sign-in, the probes, static assets and the webhook
+//! endpoint (`/hooks/<hook>`, which checks the source's token) requires an admin
 //! ([`auth::Admin`] for the API, [`pages`] redirect to the sign-in page);
 //! state-changing requests from a browser session need its CSRF token.
 
@@ -51,11 +52,17 @@ pub struct AppState {
     /// read queued invitations on the Emails page to hand them over; with
     /// one, set-password links are for their recipients only.
     pub smtp: bool,
+    /// Subscriptions with sources that push changes, and their deliveries.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl AppState {
+    /// The state of an app reached at the engine's public URL (its
+    /// invitations' links, and the address sources push changes to).
     pub fn new(engine: Arc<SyncEngine>, accounts: Arc<Accounts>, audit: Arc<Audit>) -> Self {
+        let webhooks = Arc::new(crate::webhooks::Webhooks::new(engine.clone(), &engine.invite.public_url));
         AppState {
+            webhooks,
             engine,
             accounts,
             audit,

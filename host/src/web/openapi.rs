@@ -66,6 +66,10 @@ pub struct ErrorMessage {
         api::mails,
         api::company,
         api::set_company,
+        api::webhook,
+        api::webhook_on,
+        api::webhook_off,
+        api::hook_delivery,
     ),
     components(schemas(
         crate::accounts::Role,

@@ -8,7 +8,7 @@ use crate::common::request;
 use crate::server::{PASSWORD, server, server_with};
 
 /// Every endpoint that needs an admin.
-const PROTECTED: [(&str, &str); 35] = [
+const PROTECTED: [(&str, &str); 38] = [
     ("GET", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
     ("POST", "/api/v1/session/password"),
@@ -44,6 +44,9 @@ const PROTECTED: [(&str, &str); 35] = [
     ("GET", "/api/v1/mails"),
     ("GET", "/api/v1/company"),
     ("PUT", "/api/v1/company"),
+    ("GET", "/api/v1/integrations/1/webhook"),
+    ("PUT", "/api/v1/integrations/1/webhook"),
+    ("DELETE", "/api/v1/integrations/1/webhook"),
 ];
 
 #[tokio::test]
@@ -334,21 +337,29 @@ async fn the_openapi_document_describes_exactly_the_endpoints() {
     let mut documented: Vec<(String, String)> = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
-            let path = path.replace("{id}", "1").replace("{username}", "1").replace("{field}", "job-title");
+            let path = path
+                .replace("{id}", "1")
+                .replace("{username}", "1")
+                .replace("{field}", "job-title")
+                .replace("{hook}", "unknown");
             documented.push((method.to_uppercase(), path));
         }
     }
     let mut expected: Vec<(String, String)> = PROTECTED.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     expected.push(("POST".into(), "/api/v1/session".into()));
     expected.push(("GET".into(), "/readyz".into()));
+    expected.push(("POST".into(), "/hooks/unknown".into()));
     documented.sort();
     expected.sort();
     assert_eq!(documented, expected);
     // Each documented protected operation really refuses strangers.
-    for (method, path) in documented.iter().filter(|(m, p)| !(m == "POST" && p == "/api/v1/session") && p != "/readyz")
-    {
+    let public =
+        |m: &str, p: &str| (m == "POST" && p == "/api/v1/session") || p == "/readyz" || p.starts_with("/hooks/");
+    for (method, path) in documented.iter().filter(|(m, p)| !public(m, p)) {
         assert_eq!(request(method, &s.url(path), &[], "").await.status, 401, "{method} {path}");
     }
+    // A delivery to an endpoint nobody subscribed is refused, as one without the token would be.
+    assert_eq!(request("POST", &s.url("/hooks/unknown"), &[], "{}").await.status, 404);
 }
 
 /// A URL-encoded form body.
@@ -902,4 +913,41 @@ async fn a_drifted_import_names_who_changed_since_the_preview_and_offers_to_prev
     assert!(body.contains("id=\"preview-again\""), "offers to preview again");
     let text = visible_text(&body);
     assert!(!text.match_indices("--").any(|(at, _)| text[at + 2..].starts_with(char::is_lowercase)), "no CLI flags");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_configuration_tab_turns_webhooks_on_and_off() {
+    let s = server().await;
+    let b = s.sign_in().await;
+    let id = s.integration(&b).await;
+    let path = format!("/integrations/{id}/configuration");
+    let body = page(&s, &b, &path).await;
+    assert!(body.contains("id=\"webhooks\"") && body.contains("Turn on “Run automatic imports” above first"), "{body}");
+    let refused = s.call(&b, "PUT", &format!("/api/v1/integrations/{id}/webhook"), None).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("automatic imports"), "{}", refused.body);
+
+    use hrsync::directory::IntegrationStore;
+    let mut integration = s.store.integration(hrsync::directory::IntegrationId(id)).unwrap();
+    integration.config.auto_import = true;
+    s.store.update_integration(integration.id, &integration.config).unwrap();
+    let r = post_form(&s, &b, &format!("/integrations/{id}/webhooks"), &[("use", "on")]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some(format!("{path}?webhooks=on#webhooks").as_str()));
+    let hooks = s.sandbox.webhooks();
+    assert_eq!(hooks.len(), 1, "subscribed with the sandbox");
+    assert!(hooks[0].url.starts_with(&format!("{}/hooks/", s.url(""))), "{}", hooks[0].url);
+    let body = page(&s, &b, &format!("{path}?webhooks=on")).await;
+    assert!(body.contains("id=\"webhooks-done\"") && body.contains("id=\"webhooks-off\""), "{body}");
+    assert!(visible_text(&body).contains("last change received: none yet"));
+    let api = s.call(&b, "GET", &format!("/api/v1/integrations/{id}/webhook"), None).await.json();
+    assert!(api["description"].as_str().unwrap().contains("Personio webhook"), "{api}");
+    assert_eq!(s.call(&b, "GET", &format!("/api/v1/integrations/{id}"), None).await.json()["interval_minutes"], 1440);
+
+    let r = post_form(&s, &b, &format!("/integrations/{id}/webhooks"), &[("use", "off")]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(s.sandbox.webhooks().is_empty(), "unsubscribed at the source");
+    assert_eq!(s.call(&b, "GET", &format!("/api/v1/integrations/{id}/webhook"), None).await.status, 404);
+    let audit = s.call(&b, "GET", "/api/v1/audit", None).await.json().to_string();
+    assert!(audit.contains("webhooks-on") && audit.contains("webhooks-off"), "{audit}");
 }

@@ -62,9 +62,11 @@ fn connectors_lists_the_bundled_connectors_with_their_wit_version() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v[1]["id"], "csv-export");
-    assert_eq!(v[1]["wit_version"], "0.3.0");
+    assert_eq!(v[1]["wit_version"], "0.4.0");
+    assert_eq!(v[1]["events"], serde_json::Value::Null, "a CSV file cannot push changes");
     assert_eq!(v[0]["id"], "personio");
-    assert_eq!(v[0]["wit_version"], "0.3.0");
+    assert_eq!(v[0]["wit_version"], "0.4.0");
+    assert!(v[0]["events"].as_str().unwrap().contains("webhooks"), "{}", v[0]);
     assert_eq!(v[0]["default_hosts"][0], "https://api.personio.de");
 }
 
@@ -382,7 +384,10 @@ fn connector_check_passes_the_bundled_connector_and_fails_a_file_that_is_not_one
     let out = hrsync(&["connector", "check", "--sandbox", "120"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("PASS diff") && text.contains("all 8 checks passed"), "{text}");
+    assert!(
+        text.contains("PASS diff") && text.contains("PASS events") && text.contains("all 9 checks passed"),
+        "{text}"
+    );
     assert!(text.contains("the host's memory grew by at most"), "the host's peak is reported: {text}");
 
     let bogus = std::env::temp_dir().join(format!("hrsync-not-a-component-{}.wasm", std::process::id()));

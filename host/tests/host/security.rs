@@ -32,7 +32,7 @@ async fn with_roles() -> (Server, Browser, Browser, Browser) {
 }
 
 /// Every API route, a body it may take, and the least role it needs.
-const API: [(&str, &str, &str, Role); 35] = [
+const API: [(&str, &str, &str, Role); 38] = [
     ("GET", "/api/v1/session", "", Role::Viewer),
     ("POST", "/api/v1/session/password", "{}", Role::Viewer),
     ("GET", "/api/v1/tokens", "", Role::Viewer),
@@ -67,14 +67,18 @@ const API: [(&str, &str, &str, Role); 35] = [
     ("GET", "/api/v1/mails", "", Role::Operator),
     ("GET", "/api/v1/company", "", Role::Viewer),
     ("PUT", "/api/v1/company", r#"{"name": "Acme"}"#, Role::Admin),
+    ("GET", "/api/v1/integrations/1/webhook", "", Role::Viewer),
+    ("PUT", "/api/v1/integrations/1/webhook", "", Role::Admin),
+    ("DELETE", "/api/v1/integrations/1/webhook", "", Role::Admin),
     ("DELETE", "/api/v1/session", "", Role::Viewer),
 ];
 
 /// Every page (GET) and form (POST), and the least role it needs.
-const PAGES: [(&str, &str, Role); 37] = [
+const PAGES: [(&str, &str, Role); 38] = [
     ("GET", "/integrations", Role::Viewer),
     ("GET", "/integrations/new?connector=personio", Role::Admin),
     ("POST", "/integrations", Role::Admin),
+    ("POST", "/integrations/1/webhooks", Role::Admin),
     ("GET", "/integrations/1", Role::Viewer),
     ("GET", "/integrations/1/configuration", Role::Admin),
     ("POST", "/integrations/1/configuration", Role::Admin),
@@ -140,7 +144,8 @@ async fn every_api_route_and_page_enforces_its_role_for_every_role() {
             documented.push((method.to_uppercase(), path));
         }
     }
-    documented.retain(|(m, p)| !(m == "POST" && p == "/api/v1/session") && p != "/readyz");
+    // Public: signing in, the probe, and webhook deliveries (checked by the source's token).
+    documented.retain(|(m, p)| !(m == "POST" && p == "/api/v1/session") && p != "/readyz" && !p.starts_with("/hooks/"));
     let mut listed: Vec<(String, String)> = API.iter().map(|(m, p, _, _)| (m.to_string(), p.to_string())).collect();
     documented.sort();
     listed.sort();

@@ -53,11 +53,14 @@ pub async fn server_with(options: Options) -> Server {
         Arc::new(Runtime::new(Limits::default(), Some(std::env::temp_dir().join("hrsync-api-cache"))).unwrap());
     let connector = runtime.load("bundled:personio", hrsync::connectors::BUNDLED_PERSONIO).await.unwrap();
     let csv = runtime.load("bundled:csv", hrsync::connectors::BUNDLED_CSV).await.unwrap();
-    let engine = Arc::new(SyncEngine::new(runtime, store.clone(), vec![connector, csv]));
-    let sandbox = Sandbox::new(SandboxConfig::new(60, 3));
-    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut engine = SyncEngine::new(runtime, store.clone(), vec![connector, csv]);
+    // Links in emails, and the address sources push changes to.
+    engine.invite.public_url = base.clone();
+    let engine = Arc::new(engine);
+    let sandbox = Sandbox::new(SandboxConfig::new(60, 3));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut state = AppState::new(engine, accounts.clone(), audit);
     state.smtp = options.smtp;

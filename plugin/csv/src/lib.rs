@@ -62,5 +62,8 @@ impl Connector for Csv {
     }
 }
 
+// A published file cannot announce its changes: no webhooks.
+hrsync_connector_kit::without_events!(Csv);
+
 #[cfg(target_family = "wasm")]
 hrsync_connector_kit::export_connector!(Csv);

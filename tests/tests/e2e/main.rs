@@ -18,3 +18,4 @@ mod runs;
 mod served;
 mod sync;
 mod versions;
+mod webhooks;

@@ -49,10 +49,12 @@ async fn v1_and_v2_read_the_same_people_whatever_the_credential_may_read() {
     };
     assert_eq!(messages(&v2), messages(&v1), "and the same issues");
     let stats = sandbox.stats();
-    assert_eq!(stats.person_requests, 4, "180 people in pages of 50");
+    assert_eq!(stats.person_requests, 8, "180 people in pages of 25");
     assert_eq!(stats.employment_requests, 180, "each person's latest employment");
     assert!(stats.org_unit_requests >= 2, "department and team names, once per run");
-    assert_eq!(stats.employee_requests, 2, "office names from v1, a hundred people a request");
+    let offices: std::collections::HashSet<u64> =
+        sandbox.employees().iter().filter_map(|e| e.office.as_ref().map(|o| o.id)).collect();
+    assert_eq!(stats.employee_requests, offices.len() as u64, "each office's name once, from a v1 record");
     assert_eq!(stats.revoked, 1, "the v2 token is revoked at the end of the run");
 
     // A whitelisting credential: fields left out the same way.
@@ -149,10 +151,10 @@ async fn v2_quirks_relative_links_lower_case_enums_missing_labels_and_faults_rea
 #[tokio::test]
 async fn a_next_link_that_repeats_its_page_fails_the_run_instead_of_looping() {
     let (sandbox, running) = unlimited(120).await;
-    // Every v2 resource request and v1 page takes one queued fault: org
-    // units (2), v1 office pages (2), the first persons page and its 50
-    // employments; then the second persons page links to itself.
-    let before_second_page = 2 + 2 + 1 + 50;
+    // Every v2 resource request takes one queued fault: org units (2), the
+    // first persons page and its 25 employments; then the second persons
+    // page links to itself.
+    let before_second_page = 2 + 1 + 25;
     let mut faults = vec![Fault::Slow { millis: 0 }; before_second_page];
     faults.push(Fault::RepeatFirstPage);
     sandbox.inject(faults);
@@ -164,7 +166,7 @@ async fn a_next_link_that_repeats_its_page_fails_the_run_instead_of_looping() {
 async fn cursor_pages_follow_next_links_to_the_end_and_every_person_comes_once() {
     let (sandbox, running) = unlimited(251).await;
     let fetched = fetch(&running.url, &[V2]).await.unwrap();
-    assert_eq!((fetched.records, fetched.pages), (251, 6), "pages of 50");
+    assert_eq!((fetched.records, fetched.pages), (251, 11), "pages of 25");
     let mut ids: Vec<String> = fetched.people.iter().map(|p| p.source_id.to_string()).collect();
     ids.dedup();
     let want: Vec<String> = sandbox.employees().iter().map(|e| e.id.to_string()).collect();
@@ -173,4 +175,101 @@ async fn cursor_pages_follow_next_links_to_the_end_and_every_person_comes_once()
     let mut want_sorted = want.clone();
     want_sorted.sort();
     assert_eq!(got, want_sorted, "person id == v1 employee id");
+}
+
+/// What a webhook receiver got: each delivery's headers (lower-case names) and body.
+type Arrived = std::sync::Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, String)>>>;
+
+/// A loopback receiver standing in for the host's webhook endpoint.
+async fn receiver() -> (String, Arrived) {
+    let got: Arrived = Default::default();
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/hooks/test",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let headers = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+                    .collect();
+                seen.lock().unwrap().push((headers, body));
+                axum::http::StatusCode::ACCEPTED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/test", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+async fn arrived(got: &Arrived, n: usize) -> Vec<(Vec<(String, String)>, String)> {
+    for _ in 0..200 {
+        if got.lock().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    got.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn webhooks_subscribe_name_who_changed_and_fetch_just_them_in_three_requests_a_person() {
+    use hrsync::model::{Entry, SourceEvent, SourceId};
+    let (sandbox, running) = unlimited(60).await;
+    let (runtime, connector) = personio().await;
+    assert!(connector.events.as_ref().unwrap().events.iter().any(|e| e == "employment.updated"));
+    let settings = personio_settings(&running.url, &[V2]);
+    let mut session = runtime.session(connector, grant(&running.url)).await.unwrap();
+    let (url, got) = receiver().await;
+
+    let subscription = session.subscribe(&settings, &url, "hook-token-1").await.unwrap();
+    let hooks = sandbox.webhooks();
+    assert_eq!((hooks.len(), hooks[0].id.as_str(), hooks[0].url.as_str()), (1, subscription.id.as_str(), url.as_str()));
+    assert_eq!(hooks[0].status, "ENABLED");
+
+    // A supervisor move in Personio arrives, carrying the token, and names the person.
+    let people = sandbox.employees();
+    let (mover, boss) = (people[10].id, people[3].id);
+    sandbox
+        .apply(mover, Edit { supervisor_id: Some(Some(boss)), position: Some("Lead".into()), ..Edit::default() })
+        .unwrap();
+    let deliveries = arrived(&got, 1).await;
+    let (headers, body) = &deliveries[0];
+    assert!(headers.iter().any(|(k, v)| k == "authorization" && v == "hook-token-1"), "{headers:?}");
+    let headers: Vec<Entry> = headers.iter().map(|(k, v)| Entry { key: k.clone(), value: v.clone() }).collect();
+    let event = session.handle_event(&settings, &headers, body).await.unwrap();
+    assert_eq!(event, SourceEvent::Changed(vec![SourceId::new(mover.to_string())]));
+    assert!(matches!(session.handle_event(&settings, &[], "{}").await.unwrap(), SourceEvent::Ignored(_)));
+
+    // Just that person, as a complete run maps them.
+    sandbox.reset_stats();
+    let mut fresh = runtime.session(connector, grant(&running.url)).await.unwrap();
+    let records = fresh.fetch_people(&settings, &[SourceId::new(mover.to_string())]).await.unwrap();
+    let stats = sandbox.stats();
+    let per_person = stats.person_requests + stats.employment_requests + stats.employee_requests;
+    assert!(per_person <= 3, "at most three requests for the person: {stats:?}");
+    assert!(stats.org_unit_requests <= 2, "org unit names once: {stats:?}");
+    let one = fresh.map_fields(&settings, &records).await.unwrap().people;
+    let complete = fetch(&running.url, &[V2]).await.unwrap();
+    let same = complete.people.iter().find(|p| p.source_id.as_str() == mover.to_string()).unwrap();
+    assert_eq!(one, vec![same.clone()], "the same person as a complete run gives");
+    assert_eq!(one[0].supervisor_id.as_ref().map(|s| s.to_string()), Some(boss.to_string()));
+    let gone = fresh.fetch_people(&settings, &[SourceId::new("999999")]).await.unwrap();
+    assert!(gone.is_empty(), "someone Personio no longer has is left out");
+
+    session.unsubscribe(&settings, &subscription.id).await.unwrap();
+    assert!(sandbox.webhooks().is_empty());
+    session.unsubscribe(&settings, &subscription.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_v2_run_of_more_people_than_the_handle_bound_completes() {
+    // A request per person: wasmtime-wasi-http 48 kept every request's
+    // options in the run's resource table (bound: 1024), so a v2 run
+    // stopped after about a thousand people until the host released them.
+    let (_sandbox, running) = unlimited(1100).await;
+    let fetched = fetch(&running.url, &[V2]).await.unwrap();
+    assert_eq!(fetched.records, 1100);
 }

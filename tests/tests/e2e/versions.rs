@@ -1,9 +1,11 @@
 //! Contract versions: connectors built against the frozen 0.1.0 and 0.2.0
-//! contracts (the hostile test connector, built twice) and against 0.3.0
-//! (the bundled Personio and CSV connectors, through the kit) load side by
-//! side in one runtime, and each syncs into the directory. What 0.2.0 added
-//! (`host.progress`) is tested with the CSV connector in `csv.rs`; what
-//! 0.3.0 added (`host.canonical-diff`) by every sync of the bundled ones.
+//! contracts (the hostile test connector, built twice), 0.3.0 (the Python
+//! connector, in `python.rs`) and 0.4.0 (the bundled Personio and CSV
+//! connectors, through the kit) load side by side in one runtime, and each
+//! syncs into the directory. What 0.2.0 added (`host.progress`) is tested
+//! with the CSV connector in `csv.rs`; what 0.3.0 added
+//! (`host.canonical-diff`) by every sync of the bundled ones; what 0.4.0
+//! added (`hr-events`) in `personio_v2.rs`.
 
 use hrsync::directory::IntegrationConfig;
 use hrsync::directory::prelude::*;
@@ -14,11 +16,13 @@ use hrsync_e2e::{HOSTILE, HOSTILE_0_2, World, personio};
 #[tokio::test(flavor = "multi_thread")]
 async fn connectors_of_each_contract_version_load_and_sync() {
     let (runtime, personio) = personio().await;
-    assert_eq!(personio.wit_version, "0.3.0");
+    assert_eq!(personio.wit_version, "0.4.0");
+    assert!(personio.events.is_some(), "Personio pushes changes");
     let csv = runtime.load("bundled:csv", hrsync::connectors::BUNDLED_CSV).await.unwrap();
-    assert_eq!(csv.wit_version, "0.3.0");
+    assert_eq!(csv.wit_version, "0.4.0");
+    assert_eq!(csv.events, None, "a published file does not");
 
-    // 0.3.0: the Personio connector syncs a sandbox company, its diff the host's.
+    // 0.4.0: the Personio connector syncs a sandbox company, its diff the host's.
     let w = World::new(30, "active").await;
     let report = w.engine.import(&RunRequest::manual(w.integration)).await.unwrap();
     assert!(report.run.counts.created > 10, "{:?}", report.run.counts);

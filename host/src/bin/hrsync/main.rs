@@ -442,6 +442,7 @@ async fn list_connectors(global: &Global, json: bool) -> anyhow::Result<()> {
                 serde_json::json!({
                     "loaded": true, "id": c.info.id, "name": c.info.name, "version": c.info.version,
                     "wit_version": c.wit_version, "origin": c.origin, "sha256": c.digest,
+                    "events": c.events.as_ref().map(|e| e.description.clone()),
                     "default_hosts": c.info.default_hosts,
                 })
             })
@@ -898,6 +899,8 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
     state.smtp = smtp.is_some();
     state.trusted_proxies = file.trusted_proxies.clone();
     state.https = public_url.starts_with("https://");
+    // Deliveries from sources that push changes become runs within seconds.
+    tokio::spawn(state.webhooks.clone().run_forever(shutdown()));
     hrsync::web::serve(listener, state, async move {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop.send(true);

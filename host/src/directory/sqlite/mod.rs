@@ -3,6 +3,7 @@
 //! module per aggregate of [`super::store`]; every row is read by column
 //! name.
 
+mod hooks;
 mod integrations;
 mod outbox;
 mod overrides;
@@ -28,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0005_security.sql"),
     include_str!("../../../migrations/0006_overrides.sql"),
     include_str!("../../../migrations/0007_company.sql"),
+    include_str!("../../../migrations/0008_webhooks.sql"),
 ];
 
 /// SQLite storage. Operations are short; one connection behind a mutex keeps

@@ -3,16 +3,18 @@
 //! that speaks the host's [`model`](crate::model).
 //!
 //! Every module converts its generated types to and from the model, so
-//! nothing outside `runtime` names a generated type. Versions 0.1.0 to 0.3.0
-//! share one set of types (later ones added functions, never changed a
-//! type), so their modules map `types` onto [`v0_1_0`]'s with `with` and the
-//! conversions are written once. A version that changes a type gets its own
+//! nothing outside `runtime` names a generated type. Versions 0.1.0 to 0.4.0
+//! share one set of types (later ones added functions and interfaces, never
+//! changed a type), so their modules map `types` onto [`v0_1_0`]'s with
+//! `with` and the conversions are written once; 0.4.0's `hr-events` brings
+//! types of its own, converted in [`v0_4_0`]. A version that changes a type gets its own
 //! generated types and conversions in its module; the model grows only when
 //! the host needs what the new type carries.
 
 pub mod v0_1_0;
 pub mod v0_2_0;
 pub mod v0_3_0;
+pub mod v0_4_0;
 
 use std::fmt;
 
@@ -21,8 +23,8 @@ use wasmtime::component::InstancePre;
 
 use super::session::RunState;
 use crate::model::{
-    CheckReport, ConnectorError, ConnectorInfo, DiffOptions, DirectoryUser, Entry, FetchRequest, Mapped, Page, Person,
-    PersonStatus, Plan, RawRecord,
+    CheckReport, ConnectorError, ConnectorInfo, DiffOptions, DirectoryUser, Entry, EventsInfo, FetchRequest, Mapped,
+    Page, Person, PersonStatus, Plan, RawRecord, SourceEvent, SourceId, Subscription,
 };
 use v0_1_0::hrsync::connector::types as wit;
 
@@ -34,10 +36,11 @@ pub enum Contract {
     V0_1,
     V0_2,
     V0_3,
+    V0_4,
 }
 
 impl Contract {
-    pub const ALL: [Contract; 3] = [Contract::V0_1, Contract::V0_2, Contract::V0_3];
+    pub const ALL: [Contract; 4] = [Contract::V0_1, Contract::V0_2, Contract::V0_3, Contract::V0_4];
 
     /// The contract a component's exported version belongs to; `None` for a
     /// version this host does not implement (never another version's).
@@ -57,6 +60,7 @@ impl Contract {
             Contract::V0_1 => "0.1.x",
             Contract::V0_2 => "0.2.x",
             Contract::V0_3 => "0.3.x",
+            Contract::V0_4 => "0.4.x",
         }
     }
 
@@ -66,6 +70,7 @@ impl Contract {
             Contract::V0_1 => Prepared::V0_1(v0_1_0::HrConnectorPre::new(pre)?),
             Contract::V0_2 => Prepared::V0_2(v0_2_0::HrConnectorPre::new(pre)?),
             Contract::V0_3 => Prepared::V0_3(v0_3_0::HrConnectorPre::new(pre)?),
+            Contract::V0_4 => Prepared::V0_4(v0_4_0::HrConnectorPre::new(pre)?),
         })
     }
 }
@@ -81,6 +86,7 @@ pub enum Prepared {
     V0_1(v0_1_0::HrConnectorPre<RunState>),
     V0_2(v0_2_0::HrConnectorPre<RunState>),
     V0_3(v0_3_0::HrConnectorPre<RunState>),
+    V0_4(v0_4_0::HrConnectorPre<RunState>),
 }
 
 // By hand: a derive would require `RunState: Clone`.
@@ -90,6 +96,7 @@ impl Clone for Prepared {
             Prepared::V0_1(p) => Prepared::V0_1(p.clone()),
             Prepared::V0_2(p) => Prepared::V0_2(p.clone()),
             Prepared::V0_3(p) => Prepared::V0_3(p.clone()),
+            Prepared::V0_4(p) => Prepared::V0_4(p.clone()),
         }
     }
 }
@@ -100,6 +107,7 @@ impl Prepared {
             Prepared::V0_1(pre) => Bindings::V0_1(pre.instantiate_async(store).await?),
             Prepared::V0_2(pre) => Bindings::V0_2(pre.instantiate_async(store).await?),
             Prepared::V0_3(pre) => Bindings::V0_3(pre.instantiate_async(store).await?),
+            Prepared::V0_4(pre) => Bindings::V0_4(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -109,6 +117,7 @@ pub enum Bindings {
     V0_1(v0_1_0::HrConnector),
     V0_2(v0_2_0::HrConnector),
     V0_3(v0_3_0::HrConnector),
+    V0_4(v0_4_0::HrConnector),
 }
 
 /// What a call returned, in the model: its value, the connector's contract
@@ -132,9 +141,24 @@ macro_rules! on_hr_source {
                 let $source = i.hrsync_connector_hr_source();
                 $call
             }
+            Bindings::V0_4(i) => {
+                let $source = i.hrsync_connector_hr_source();
+                $call
+            }
         }
     };
 }
+
+/// The `hr-events` export, from contract 0.4.0 on.
+fn hr_events(bindings: &Bindings) -> Option<&v0_4_0::exports::hrsync::connector::hr_events::Guest> {
+    match bindings {
+        Bindings::V0_4(i) => Some(i.hrsync_connector_hr_events()),
+        _ => None,
+    }
+}
+
+/// Why an events call cannot be made on a connector built before 0.4.0.
+const NO_EVENTS: &str = "the connector was built against a contract without events (hr-events came with 0.4.0)";
 
 fn settings(settings: &[Entry]) -> Vec<wit::Entry> {
     settings.iter().map(wit::Entry::from).collect()
@@ -211,8 +235,69 @@ impl Bindings {
             Bindings::V0_3(i) => {
                 i.hrsync_connector_hr_source().call_canonical_creates(&mut *store, &settings(s)).await?
             }
+            Bindings::V0_4(i) => {
+                i.hrsync_connector_hr_source().call_canonical_creates(&mut *store, &settings(s)).await?
+            }
         };
         Ok(returned(r, |creates| Ok(creates.map(|c| c.into_iter().map(Into::into).collect()))))
+    }
+
+    /// What the source can push; `None` before 0.4.0 and for sources that cannot.
+    pub async fn describe_events(&self, store: &mut Store<RunState>) -> wasmtime::Result<Option<EventsInfo>> {
+        match hr_events(self) {
+            Some(events) => Ok(events.call_describe_events(store).await?.map(Into::into)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn subscribe(
+        &self,
+        store: &mut Store<RunState>,
+        s: &[Entry],
+        callback_url: &str,
+        token: &str,
+    ) -> wasmtime::Result<Returned<Subscription>> {
+        let Some(events) = hr_events(self) else { return Ok(Err(NO_EVENTS.into())) };
+        let r = events.call_subscribe(&mut *store, &settings(s), callback_url, token).await?;
+        Ok(returned(r, |sub| Ok(sub.into())))
+    }
+
+    pub async fn unsubscribe(
+        &self,
+        store: &mut Store<RunState>,
+        s: &[Entry],
+        id: &str,
+    ) -> wasmtime::Result<Returned<()>> {
+        let Some(events) = hr_events(self) else { return Ok(Err(NO_EVENTS.into())) };
+        let r = events.call_unsubscribe(&mut *store, &settings(s), id).await?;
+        Ok(returned(r, Ok))
+    }
+
+    pub async fn handle_event(
+        &self,
+        store: &mut Store<RunState>,
+        s: &[Entry],
+        headers: &[Entry],
+        body: &str,
+    ) -> wasmtime::Result<Returned<SourceEvent>> {
+        let Some(events) = hr_events(self) else { return Ok(Err(NO_EVENTS.into())) };
+        let r = events.call_handle_event(&mut *store, &settings(s), &settings(headers), body).await?;
+        Ok(returned(r, |event| Ok(event.into())))
+    }
+
+    pub async fn fetch_people(
+        &self,
+        store: &mut Store<RunState>,
+        s: &[Entry],
+        ids: &[SourceId],
+    ) -> wasmtime::Result<Returned<Vec<RawRecord>>> {
+        let Some(events) = hr_events(self) else { return Ok(Err(NO_EVENTS.into())) };
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let r = events.call_fetch_people(&mut *store, &settings(s), &ids).await?;
+        let records = |records: Vec<wit::RawRecord>| {
+            Ok(records.into_iter().map(|r| RawRecord { source_id: r.source_id.into(), payload: r.payload }).collect())
+        };
+        Ok(returned(r, records))
     }
 }
 
@@ -226,7 +311,8 @@ mod tests {
         assert_eq!(Contract::of("0.2.0"), Some(Contract::V0_2));
         assert_eq!(Contract::of("0.2.7"), Some(Contract::V0_2), "a patch release is the same contract");
         assert_eq!(Contract::of("0.3.0"), Some(Contract::V0_3));
-        for unknown in ["0.4.0", "1.0.0", "0.2", "0.2.0.1", "0.2.x", "", "0.02.0-rc"] {
+        assert_eq!(Contract::of("0.4.0"), Some(Contract::V0_4));
+        for unknown in ["0.5.0", "1.0.0", "0.2", "0.2.0.1", "0.2.x", "", "0.02.0-rc"] {
             assert_eq!(Contract::of(unknown), None, "{unknown}");
         }
     }

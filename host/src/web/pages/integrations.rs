@@ -36,6 +36,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/integrations/new", get(new_form))
         .route("/integrations/{id}", get(first_tab))
         .route("/integrations/{id}/configuration", get(configuration).post(save))
+        .route("/integrations/{id}/webhooks", post(webhooks))
         .route("/integrations/{id}/preview", get(preview_tab).post(start_preview))
         .route("/integrations/{id}/import", post(start_import))
         .route("/integrations/{id}/history", get(history))
@@ -196,6 +197,8 @@ async fn new_form(
 struct ConfigurationQuery {
     /// The settings were just saved.
     saved: Option<u8>,
+    /// Webhooks were just turned `on` or `off`.
+    webhooks: Option<String>,
 }
 
 async fn configuration(
@@ -211,7 +214,13 @@ async fn configuration(
     let body = html! {
         (tabs(&integration, "configuration", &who))
         @if q.saved.is_some() { p.ok #saved role="status" { "Saved." } }
+        @match q.webhooks.as_deref() {
+            Some("on") => p.ok #webhooks-done role="status" { "Webhooks are on: changes arrive within seconds, and the complete import runs daily." },
+            Some("off") => p.ok #webhooks-done role="status" { "Webhooks are off: imports run on the schedule." },
+            _ => {}
+        }
         (config_form(&who, connector, &integration.config, Some(&integration), check.as_ref(), None, &mail))
+        (webhooks_section(&state, &who, connector, &integration)?)
     };
     Ok(layout(&integration.config.name, &who, Section::Integrations, body).into_response())
 }
@@ -261,6 +270,77 @@ async fn save(
     state.engine.store().update_integration(existing.id, &config)?;
     state.record_settings(&who, client, &existing, &config);
     after_save(&state, &who, existing.id, tested)
+}
+
+/// "Changes within seconds": webhooks for connectors whose source pushes
+/// changes — on or off, since when, the last delivery.
+fn webhooks_section(
+    state: &AppState,
+    who: &Principal,
+    connector: &Connector,
+    integration: &Integration,
+) -> PageResult<Markup> {
+    let Some(events) = &connector.events else { return Ok(html! {}) };
+    let subscription = state.engine.store().subscription(integration.id)?;
+    let action = format!("/integrations/{}/webhooks", integration.id);
+    Ok(html! {
+        section.card #webhooks {
+            h2 { "Changes within seconds" }
+            p.muted { (events.description) }
+            @match &subscription {
+                Some(s) => {
+                    p #webhooks-state {
+                        span.badge.good { "on" } " since " (time(s.created_at)) " · last change received: "
+                        @match s.last_delivery_at { Some(t) => (time(t)), None => "none yet" }
+                    }
+                    form.inline method="post" action=(action) {
+                        (csrf_field(who)) input type="hidden" name="use" value="off";
+                        button.secondary type="submit" #webhooks-off { "Turn webhooks off" }
+                    }
+                }
+                None => {
+                    p #webhooks-state {
+                        "Off: imports run on the schedule. With webhooks, the HR system tells hrsync about each change as it happens, and a complete import still runs once a day to catch anything missed."
+                    }
+                    @if integration.config.auto_import {
+                        form.inline method="post" action=(action) {
+                            (csrf_field(who)) input type="hidden" name="use" value="on";
+                            button.primary type="submit" #webhooks-on { "Use webhooks" }
+                        }
+                    } @else {
+                        p.muted { "Turn on “Run automatic imports” above first: changes that arrive are applied as automatic imports are." }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Turns webhooks on or off for an integration.
+async fn webhooks(
+    State(state): State<AppState>,
+    SignedAdmin(who): SignedAdmin,
+    client: Client,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<FormData>,
+) -> PageResult {
+    form.verify(&who)?;
+    let integration = IntegrationId(id);
+    let target = Some(format!("integration {id}"));
+    let on = match form.get("use") {
+        Some("on") => {
+            let s = state.webhooks.subscribe(integration).await?;
+            state.record(&who, client, Action::WebhooksOn, target, Some(s.description));
+            "on"
+        }
+        Some("off") => {
+            state.webhooks.unsubscribe(integration).await?;
+            state.record(&who, client, Action::WebhooksOff, target, None);
+            "off"
+        }
+        _ => return Err(PageError::bad_request("Choose to turn webhooks on or off.")),
+    };
+    Ok(Redirect::to(&format!("/integrations/{id}/configuration?webhooks={on}#webhooks")).into_response())
 }
 
 /// The company name as the form shows it, and the invitation it gives.

@@ -1,0 +1,315 @@
+//! Webhooks: changes the source pushes (contract 0.4.0 `hr-events`).
+//!
+//! [`Webhooks::subscribe`] registers an integration's endpoint,
+//! `/hooks/<hook>` with an unguessable `hook` and a token the source sends
+//! back, with its source. [`Webhooks::receive`] checks a delivery (the
+//! token in constant time), stores it and answers at once — well within the
+//! 3 s Personio waits. [`Webhooks::run_forever`] turns stored deliveries
+//! into event-driven runs: read by the connector (`handle-event`),
+//! de-duplicated, coalesced over a short window, then one import of just
+//! the people named, under the same one-run-per-integration rule and
+//! safeguards as any import, recorded with the trigger `event`. Nobody is
+//! deactivated on an event: deleted people are left to the daily complete
+//! run, which also repairs lost deliveries.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::directory::hooks::{EventEnd, EventState, HookSubscription, NewEvent};
+use crate::directory::{IntegrationId, StoreError};
+use crate::model::{Entry, SourceEvent, SourceId};
+use crate::sync::engine::RunRequest;
+use crate::sync::{SyncEngine, SyncError};
+
+/// Deliveries larger than this are refused (Personio's are a few hundred bytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Deliveries read per batch, at most.
+const BATCH: u64 = 1000;
+/// With webhooks on, the complete run that repairs lost deliveries runs daily.
+pub const DAILY: u32 = 24 * 60;
+
+/// How a delivery was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// Stored; processed shortly.
+    Accepted,
+    /// No subscription has this endpoint.
+    UnknownHook,
+    /// The token is missing or wrong.
+    WrongToken,
+    /// Larger than [`MAX_BODY_BYTES`].
+    TooLarge,
+}
+
+impl Receipt {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Receipt::Accepted => "accepted",
+            Receipt::UnknownHook => "unknown-hook",
+            Receipt::WrongToken => "wrong-token",
+            Receipt::TooLarge => "too-large",
+        }
+    }
+}
+
+/// Deliveries by how they were answered, and how long events took from
+/// arrival to the directory (for `/metrics`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counters {
+    pub deliveries: BTreeMap<&'static str, u64>,
+    /// Seconds from a delivery's arrival to its run's end: count, sum, max.
+    pub lag_count: u64,
+    pub lag_sum: f64,
+    pub lag_max: f64,
+}
+
+/// Subscriptions, the endpoint's checks and the processing of deliveries.
+pub struct Webhooks {
+    engine: Arc<SyncEngine>,
+    /// Where the source reaches hrsync, e.g. `https://people.acme.example`.
+    public_url: String,
+    /// How long deliveries are gathered before one run takes them all.
+    pub window: Duration,
+    wake: tokio::sync::Notify,
+    counters: Mutex<Counters>,
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Webhooks {
+    pub fn new(engine: Arc<SyncEngine>, public_url: &str) -> Self {
+        Webhooks {
+            engine,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            window: Duration::from_millis(250),
+            wake: tokio::sync::Notify::new(),
+            counters: Mutex::default(),
+        }
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters.lock().expect("webhook counters").clone()
+    }
+
+    /// Registers the integration's endpoint with its source (replacing an
+    /// earlier subscription) and makes the polling a daily complete run.
+    /// Needs automatic imports on: events are applied as automatic imports.
+    pub async fn subscribe(&self, integration: IntegrationId) -> Result<HookSubscription, SyncError> {
+        let store = self.engine.store();
+        let mut current = store.integration(integration)?;
+        if !current.config.auto_import {
+            return Err(SyncError::Invalid(
+                "turn on \"Run automatic imports\" first: changes the source pushes are applied as automatic imports are"
+                    .into(),
+            ));
+        }
+        if !(self.public_url.starts_with("https://") || self.public_url.starts_with("http://")) {
+            return Err(SyncError::Invalid(format!(
+                "the public URL `{}` is not an http(s) address the source can reach; set public_url in the config file",
+                self.public_url
+            )));
+        }
+        if let Some(old) = store.subscription(integration)? {
+            self.engine.unsubscribe(integration, &old.source_id).await?;
+        }
+        let hook = crate::accounts::random_token("");
+        let token = crate::accounts::random_token("");
+        let callback = format!("{}/hooks/{hook}", self.public_url);
+        let made = self.engine.subscribe(integration, &callback, &token).await?;
+        let subscription = HookSubscription {
+            integration,
+            hook,
+            token_hash: sha256_hex(&token),
+            source_id: made.id,
+            description: made.description,
+            created_at: Utc::now(),
+            last_delivery_at: None,
+        };
+        store.save_subscription(&subscription)?;
+        if current.config.interval_minutes < DAILY {
+            current.config.interval_minutes = DAILY;
+            store.update_integration(integration, &current.config)?;
+        }
+        Ok(subscription)
+    }
+
+    /// Removes the integration's subscription at its source and here; whether there was one.
+    pub async fn unsubscribe(&self, integration: IntegrationId) -> Result<bool, SyncError> {
+        let store = self.engine.store();
+        let Some(subscription) = store.subscription(integration)? else { return Ok(false) };
+        self.engine.unsubscribe(integration, &subscription.source_id).await?;
+        Ok(store.remove_subscription(integration)?)
+    }
+
+    /// One delivery to `/hooks/<hook>`: checked, stored, counted. Quick: one
+    /// lookup and one insert; the connector reads it later.
+    pub fn receive(&self, hook: &str, headers: Vec<(String, String)>, body: String) -> Result<Receipt, StoreError> {
+        let receipt = self.check_and_store(hook, headers, body)?;
+        *self.counters.lock().expect("webhook counters").deliveries.entry(receipt.as_str()).or_default() += 1;
+        if receipt == Receipt::Accepted {
+            self.wake.notify_one();
+        }
+        Ok(receipt)
+    }
+
+    fn check_and_store(&self, hook: &str, headers: Vec<(String, String)>, body: String) -> Result<Receipt, StoreError> {
+        let store = self.engine.store();
+        let Some(subscription) = store.subscription_by_hook(hook)? else { return Ok(Receipt::UnknownHook) };
+        let sent = headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.trim());
+        // Personio sends the token verbatim; a `Bearer ` prefix is accepted too.
+        let sent = sent.map(|t| t.strip_prefix("Bearer ").unwrap_or(t));
+        let matches = sent.is_some_and(|t| sha256_hex(t).as_bytes().ct_eq(subscription.token_hash.as_bytes()).into());
+        if !matches {
+            return Ok(Receipt::WrongToken);
+        }
+        if body.len() > MAX_BODY_BYTES {
+            return Ok(Receipt::TooLarge);
+        }
+        store.receive_event(&NewEvent {
+            integration: subscription.integration,
+            received_at: Utc::now(),
+            headers,
+            body,
+        })?;
+        Ok(Receipt::Accepted)
+    }
+
+    /// Processes stored deliveries until `shutdown` completes.
+    pub async fn run_forever(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.process_due().await {
+                tracing::warn!("processing webhook deliveries: {e}");
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = &mut shutdown => return,
+            }
+        }
+    }
+
+    /// Every integration with deliveries older than the window: one batch each.
+    pub async fn process_due(&self) -> Result<(), SyncError> {
+        loop {
+            let pending = self.engine.store().pending_integrations()?;
+            let Some((integration, oldest)) = pending.first().copied() else { return Ok(()) };
+            // Gather what arrives within the window into one run.
+            let age = (Utc::now() - oldest).to_std().unwrap_or_default();
+            if age < self.window {
+                tokio::time::sleep(self.window - age).await;
+            }
+            match self.process(integration).await {
+                Ok(()) => {}
+                // Another run of the integration holds it: try again shortly.
+                Err(SyncError::Store(StoreError::AlreadyRunning(_))) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One batch of an integration's deliveries: who they name, one run for
+    /// all of them, and how each ended.
+    async fn process(&self, integration: IntegrationId) -> Result<(), SyncError> {
+        let store = self.engine.store();
+        let batch = store.pending_events(integration, BATCH)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let deliveries: Vec<(Vec<Entry>, String)> = batch
+            .iter()
+            .map(|e| {
+                let headers = e.event.headers.iter().map(|(k, v)| Entry::new(k.clone(), v.clone())).collect();
+                (headers, e.event.body.clone())
+            })
+            .collect();
+        let read = match self.engine.read_events(integration, &deliveries).await {
+            Ok(read) => read,
+            // The integration or its connector is gone: nothing can read these.
+            Err(e @ (SyncError::Invalid(_) | SyncError::Store(StoreError::NoIntegration(_)))) => {
+                let ends = batch
+                    .iter()
+                    .map(|p| EventEnd { id: p.id, state: EventState::Failed, outcome: e.to_string(), run: None })
+                    .collect::<Vec<_>>();
+                store.finish_events(&ends, Utc::now())?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let mut people: Vec<SourceId> = Vec::new();
+        let mut ends = Vec::with_capacity(batch.len());
+        let mut named = Vec::new();
+        for (pending, read) in batch.iter().zip(read) {
+            let (state, outcome) = match read {
+                Ok(SourceEvent::Changed(ids)) => {
+                    for id in ids {
+                        if !people.contains(&id) {
+                            people.push(id);
+                        }
+                    }
+                    named.push(pending.id);
+                    continue;
+                }
+                Ok(SourceEvent::Deleted(ids)) => {
+                    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                    (
+                        EventState::Done,
+                        format!("deleted in the source ({}): the next complete run decides", ids.join(", ")),
+                    )
+                }
+                Ok(SourceEvent::Ignored(why)) => (EventState::Ignored, why),
+                Err(e) => (EventState::Failed, e.to_string()),
+            };
+            ends.push(EventEnd { id: pending.id, state, outcome, run: None });
+        }
+        if !people.is_empty() {
+            let request = RunRequest {
+                automatic: true,
+                actor: Some("webhook".into()),
+                people: Some(people.clone()),
+                ..RunRequest::manual(integration)
+            };
+            let (state, outcome, run) = match self.engine.import(&request).await {
+                Ok(report) => (EventState::Done, format!("imported in run {}", report.run.id), Some(report.run.id)),
+                Err(e @ SyncError::Store(StoreError::AlreadyRunning(_))) => return Err(e),
+                Err(e) => (EventState::Failed, e.to_string(), e.run()),
+            };
+            self.record_lag(&batch, &named);
+            ends.extend(named.iter().map(|&id| EventEnd { id, state, outcome: outcome.clone(), run }));
+        }
+        store.finish_events(&ends, Utc::now())?;
+        Ok(())
+    }
+
+    fn record_lag(&self, batch: &[crate::directory::hooks::PendingEvent], named: &[i64]) {
+        let now = Utc::now();
+        let mut counters = self.counters.lock().expect("webhook counters");
+        for pending in batch.iter().filter(|p| named.contains(&p.id)) {
+            let lag = (now - pending.event.received_at).num_milliseconds().max(0) as f64 / 1000.0;
+            counters.lag_count += 1;
+            counters.lag_sum += lag;
+            counters.lag_max = counters.lag_max.max(lag);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_have_stable_names() {
+        let names: Vec<&str> = [Receipt::Accepted, Receipt::UnknownHook, Receipt::WrongToken, Receipt::TooLarge]
+            .map(Receipt::as_str)
+            .to_vec();
+        assert_eq!(names, ["accepted", "unknown-hook", "wrong-token", "too-large"]);
+        assert_eq!(sha256_hex("abc").len(), 64);
+    }
+}
