@@ -306,26 +306,10 @@ fn authenticate(settings: &Settings) -> Result<String, ConnectorError> {
         .append_pair("client_id", client_id)
         .append_pair("client_secret", client_secret)
         .finish();
-    let response = waki::Client::new()
-        .post(&url)
-        .header("X-Personio-App-ID", APP_ID)
-        .header("Accept", "application/json")
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .send()
-        .map_err(|e| unreachable(settings, &e))?;
-    let status = response.status_code();
-    let retry_after = retry_after(&response);
-    let body = response.body().map_err(|e| unreachable(settings, &e))?;
+    let (status, retry_after, body) = post_form(settings, &url, form)?;
     match status {
         200..=299 => {}
-        401 | 403 => {
-            return Err(ConnectorError::CredentialsRejected(format!(
-                "Personio rejected the client id and secret ({}). Check them in the settings; credentials are created under Settings → Integrations → API credentials.",
-                error_message(&body)
-            )));
-        }
+        401 | 403 => return Err(rejected(&body)),
         _ => return Err(classify(status, retry_after, "/v1/auth", &body)),
     }
     let json: Value = parse_json("/v1/auth", &body)?;
@@ -337,6 +321,36 @@ fn authenticate(settings: &Settings) -> Result<String, ConnectorError> {
         .to_string();
     STATE.with_borrow_mut(|s| s.token = Some(token.clone()));
     Ok(token)
+}
+
+/// A form-encoded POST (Personio's token endpoints), sent whole with its
+/// Content-Length: its status, `Retry-After` and body.
+pub(crate) fn post_form(
+    settings: &Settings,
+    url: &str,
+    form: String,
+) -> Result<(u16, Option<u32>, Vec<u8>), ConnectorError> {
+    let response = waki::Client::new()
+        .post(url)
+        .header("X-Personio-App-ID", APP_ID)
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .send()
+        .map_err(|e| unreachable(settings, &e))?;
+    let status = response.status_code();
+    let wait = retry_after(&response);
+    let body = response.body().map_err(|e| unreachable(settings, &e))?;
+    Ok((status, wait, body))
+}
+
+/// Personio refused the client id and secret: what the admin should do.
+pub(crate) fn rejected(body: &[u8]) -> ConnectorError {
+    ConnectorError::CredentialsRejected(format!(
+        "Personio rejected the client id and secret ({}). Check them in the settings; credentials are created under Settings → Integrations → API credentials.",
+        error_message(body)
+    ))
 }
 
 /// A finished GET: its status and body.

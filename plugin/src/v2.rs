@@ -15,7 +15,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::api::{CONNECT_TIMEOUT, bad, classify, error_message, malformed, retry_after, unreachable};
+use crate::api::{
+    CONNECT_TIMEOUT, bad, classify, error_message, malformed, post_form, rejected, retry_after, unreachable,
+};
 use crate::hrsync::connector::host::Level;
 use crate::hrsync::connector::types::{ConnectorError, FetchRequest, Page, RawRecord, Retry};
 use crate::settings::{APP_ID, ApiVersion, Settings};
@@ -111,25 +113,11 @@ fn token(settings: &Settings) -> Result<Grant, ConnectorError> {
         .append_pair("client_secret", client_secret)
         .finish();
     let path = "/v2/auth/token";
-    let response = waki::Client::new()
-        .post(&format!("{}{path}", settings.base_url))
-        .header("X-Personio-App-ID", APP_ID)
-        .header("Accept", "application/json")
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .send()
-        .map_err(|e| unreachable(settings, &e))?;
-    let status = response.status_code();
-    let wait = retry_after(&response);
-    let body = response.body().map_err(|e| unreachable(settings, &e))?;
+    let (status, wait, body) = post_form(settings, &format!("{}{path}", settings.base_url), form)?;
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
     let oauth_error = parsed.as_ref().and_then(|v| v.get("error")).and_then(Value::as_str);
     if status == 400 && matches!(oauth_error, Some("invalid_client" | "unauthorized_client" | "invalid_grant")) {
-        return Err(ConnectorError::CredentialsRejected(format!(
-            "Personio rejected the client id and secret ({}). Check them in the settings; credentials are created under Settings → Integrations → API credentials.",
-            error_message(&body)
-        )));
+        return Err(rejected(&body));
     }
     if !(200..300).contains(&status) {
         return Err(classify(status, wait, path, &body));
@@ -151,19 +139,14 @@ fn token(settings: &Settings) -> Result<Grant, ConnectorError> {
 fn revoke(settings: &Settings) {
     let Some(token) = STATE.with_borrow_mut(|s| s.token.take()) else { return };
     let form = form_urlencoded::Serializer::new(String::new()).append_pair("token", &token).finish();
-    let sent = waki::Client::new()
-        .post(&format!("{}/v2/auth/revoke", settings.base_url))
-        .header("X-Personio-App-ID", APP_ID)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .send();
-    match sent.map(|r| r.status_code()) {
-        Ok(200..=299) => {}
-        Ok(status) => {
+    match post_form(settings, &format!("{}/v2/auth/revoke", settings.base_url), form) {
+        Ok((200..=299, _, _)) => {}
+        Ok((status, _, _)) => {
             crate::log(Level::Warn, &format!("/v2/auth/revoke answered HTTP {status}; the token expires by itself"))
         }
-        Err(e) => crate::log(Level::Warn, &format!("/v2/auth/revoke failed ({e}); the token expires by itself")),
+        Err(e) => {
+            crate::log(Level::Warn, &format!("/v2/auth/revoke failed ({}); the token expires by itself", describe(&e)))
+        }
     }
 }
 

@@ -500,19 +500,40 @@ fn employment_json(s: &State, headers: &HeaderMap, e: &Employee, credential: &Cr
     Value::Object(m)
 }
 
-/// `GET /v2/persons`.
-async fn persons(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+/// A request to a v2 resource: counted, admitted (token, limits, the next
+/// queued fault), answered by `respond` under the lock, then delayed if
+/// the fault says so.
+async fn resource(
+    sandbox: &Sandbox,
+    headers: &HeaderMap,
+    count: fn(&mut super::Stats),
+    respond: impl FnOnce(&State, &Credential, &Option<Fault>) -> Response,
+) -> Response {
     let (response, fault) = {
         let mut s = sandbox.lock();
-        s.stats.person_requests += 1;
-        match admit_request(&mut s, &headers) {
+        count(&mut s.stats);
+        match admit_request(&mut s, headers) {
             Err(r) => (*r, None),
-            Ok((credential, fault)) => {
-                (persons_page(&s, &headers, &query.unwrap_or_default(), &credential, &fault), fault)
-            }
+            Ok((credential, fault)) => (respond(&s, &credential, &fault), fault),
         }
     };
     delayed(&fault, response).await
+}
+
+fn find<'a>(s: &'a State, id: &str) -> Option<&'a Employee> {
+    id.parse::<u64>().ok().and_then(|id| s.employees.iter().find(|e| e.id == id))
+}
+
+/// `GET /v2/persons`.
+async fn persons(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    resource(
+        &sandbox,
+        &headers,
+        |s| s.person_requests += 1,
+        |s, credential, fault| persons_page(s, &headers, &query, credential, fault),
+    )
+    .await
 }
 
 fn persons_page(
@@ -539,22 +560,16 @@ fn persons_page(
 
 /// `GET /v2/persons/{id}`: a bare person.
 async fn person(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let (response, fault) = {
-        let mut s = sandbox.lock();
-        s.stats.person_requests += 1;
-        match admit_request(&mut s, &headers) {
-            Err(r) => (*r, None),
-            Ok((credential, fault)) => {
-                let found = id.parse::<u64>().ok().and_then(|id| s.employees.iter().find(|e| e.id == id));
-                let r = match found {
-                    Some(e) => axum::Json(person_json(&s, &headers, e, &credential)).into_response(),
-                    None => not_found(),
-                };
-                (r, fault)
-            }
-        }
-    };
-    delayed(&fault, response).await
+    resource(
+        &sandbox,
+        &headers,
+        |s| s.person_requests += 1,
+        |s, credential, _| match find(s, &id) {
+            Some(e) => axum::Json(person_json(s, &headers, e, credential)).into_response(),
+            None => not_found(),
+        },
+    )
+    .await
 }
 
 /// `GET /v2/persons/{id}/employments`: the latest first (one per person here).
@@ -564,27 +579,22 @@ async fn employments(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let (response, fault) = {
-        let mut s = sandbox.lock();
-        s.stats.employment_requests += 1;
-        match admit_request(&mut s, &headers) {
-            Err(r) => (*r, None),
-            Ok((credential, fault)) => {
-                let found = id.parse::<u64>().ok().and_then(|id| s.employees.iter().find(|e| e.id == id));
-                let r = match (found, parse_listing(&query.unwrap_or_default(), &["id"])) {
-                    (None, _) => not_found(),
-                    (_, Err(m)) => bad_request(&m),
-                    (Some(e), Ok(listing)) => {
-                        let items = vec![employment_json(&s, &headers, e, &credential)];
-                        let path = format!("/v2/persons/{id}/employments");
-                        axum::Json(page(&s, &headers, &path, &listing, items, &fault)).into_response()
-                    }
-                };
-                (r, fault)
+    let query = query.unwrap_or_default();
+    resource(
+        &sandbox,
+        &headers,
+        |s| s.employment_requests += 1,
+        |s, credential, fault| match (find(s, &id), parse_listing(&query, &["id"])) {
+            (None, _) => not_found(),
+            (_, Err(m)) => bad_request(&m),
+            (Some(e), Ok(listing)) => {
+                let items = vec![employment_json(s, &headers, e, credential)];
+                let path = format!("/v2/persons/{id}/employments");
+                axum::Json(page(s, &headers, &path, &listing, items, fault)).into_response()
             }
-        }
-    };
-    delayed(&fault, response).await
+        },
+    )
+    .await
 }
 
 /// The company's departments or teams, by id.
@@ -609,36 +619,30 @@ fn unit_json(kind: &str, u: &Unit) -> Value {
     json!({"id": u.id.to_string(), "type": kind, "name": u.name})
 }
 
-fn unit_kind(query: &str) -> Option<String> {
-    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "type").map(|(_, v)| v.into_owned())
-}
+const NO_KIND: &str = "Provided request parameters are invalid: `type` must be department or team.";
 
 /// `GET /v2/org-units?type=department|team`.
 async fn org_units(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let query = query.unwrap_or_default();
-    let (response, fault) = {
-        let mut s = sandbox.lock();
-        s.stats.org_unit_requests += 1;
-        match admit_request(&mut s, &headers) {
-            Err(r) => (*r, None),
-            Ok((_, fault)) => {
-                let r = match parse_listing(&query, &["type"]) {
-                    Err(m) => bad_request(&m),
-                    Ok(listing) => match filter(&listing, "type").and_then(|k| Some((k, units(&s, k)?))) {
-                        None => {
-                            bad_request("Provided request parameters are invalid: `type` must be department or team.")
-                        }
-                        Some((kind, list)) => {
-                            let items = list.iter().map(|u| unit_json(kind, u)).collect();
-                            axum::Json(page(&s, &headers, "/v2/org-units", &listing, items, &fault)).into_response()
-                        }
-                    },
-                };
-                (r, fault)
+    resource(
+        &sandbox,
+        &headers,
+        |s| s.org_unit_requests += 1,
+        |s, _, fault| {
+            let listing = match parse_listing(&query, &["type"]) {
+                Ok(l) => l,
+                Err(m) => return bad_request(&m),
+            };
+            match filter(&listing, "type").and_then(|k| Some((k, units(s, k)?))) {
+                None => bad_request(NO_KIND),
+                Some((kind, list)) => {
+                    let items = list.iter().map(|u| unit_json(kind, u)).collect();
+                    axum::Json(page(s, &headers, "/v2/org-units", &listing, items, fault)).into_response()
+                }
             }
-        }
-    };
-    delayed(&fault, response).await
+        },
+    )
+    .await
 }
 
 /// `GET /v2/org-units/{id}?type=…`: a bare org unit.
@@ -648,19 +652,21 @@ async fn org_unit(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let kind = unit_kind(&query.unwrap_or_default());
-    let mut s = sandbox.lock();
-    s.stats.org_unit_requests += 1;
-    if let Err(r) = admit_request(&mut s, &headers) {
-        return *r;
-    }
-    let Some(kind) = kind else {
-        return bad_request("Provided request parameters are invalid: `type` is required.");
-    };
-    match units(&s, &kind).and_then(|list| list.into_iter().find(|u| u.id.to_string() == id)) {
-        Some(u) => axum::Json(unit_json(&kind, &u)).into_response(),
-        None => not_found(),
-    }
+    let query = query.unwrap_or_default();
+    let kind = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "type").map(|(_, v)| v.into_owned());
+    resource(
+        &sandbox,
+        &headers,
+        |s| s.org_unit_requests += 1,
+        |s, _, _| {
+            let Some(list) = kind.as_deref().and_then(|k| units(s, k)) else { return bad_request(NO_KIND) };
+            match list.into_iter().find(|u| u.id.to_string() == id) {
+                Some(u) => axum::Json(unit_json(kind.as_deref().unwrap_or_default(), &u)).into_response(),
+                None => not_found(),
+            }
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
