@@ -232,8 +232,12 @@ impl Webhooks {
             .collect();
         let read = match self.engine.read_events(integration, &deliveries).await {
             Ok(read) => read,
-            // The integration or its connector is gone: nothing can read these.
-            Err(e @ (SyncError::Invalid(_) | SyncError::Store(StoreError::NoIntegration(_)))) => {
+            // The database failing is worth another try; anything else (the
+            // integration or its connector gone, the connector failing to
+            // start) would fail the same way again: these deliveries end
+            // here, and the daily complete run covers what they announced.
+            Err(e) if matches!(&e, SyncError::Store(s) if !matches!(s, StoreError::NoIntegration(_))) => return Err(e),
+            Err(e) => {
                 let ends = batch
                     .iter()
                     .map(|p| EventEnd { id: p.id, state: EventState::Failed, outcome: e.to_string(), run: None })
@@ -241,7 +245,6 @@ impl Webhooks {
                 store.finish_events(&ends, Utc::now())?;
                 return Ok(());
             }
-            Err(e) => return Err(e),
         };
         let mut people: Vec<SourceId> = Vec::new();
         let mut ends = Vec::with_capacity(batch.len());
