@@ -286,6 +286,15 @@ impl Webhooks {
             };
             self.record_lag(&batch, &named);
             ends.extend(named.iter().map(|&id| EventEnd { id, state, outcome: outcome.clone(), run }));
+        } else {
+            // `changed` with no ids: nothing to fetch, but the delivery is read.
+            let outcome = "named nobody".to_string();
+            ends.extend(named.iter().map(|&id| EventEnd {
+                id,
+                state: EventState::Ignored,
+                outcome: outcome.clone(),
+                run: None,
+            }));
         }
         store.finish_events(&ends, Utc::now())?;
         Ok(())
