@@ -8,9 +8,10 @@
 //! into event-driven runs: read by the connector (`handle-event`),
 //! de-duplicated, coalesced over a short window, then one import of just
 //! the people named, under the same one-run-per-integration rule and
-//! safeguards as any import, recorded with the trigger `event`. Nobody is
-//! deactivated on an event: deleted people are left to the daily complete
-//! run, which also repairs lost deliveries.
+//! safeguards as any import, recorded with the trigger `event`. A person
+//! announced deleted is fetched too, and deactivated only when the source
+//! confirms it no longer has them. The daily complete run repairs lost
+//! deliveries.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,10 +21,10 @@ use chrono::Utc;
 use subtle::ConstantTimeEq;
 
 use crate::accounts::token_hash;
-use crate::directory::hooks::{EventEnd, EventState, HookSubscription, NewEvent};
+use crate::directory::hooks::{EventEnd, EventState, HookSubscription, NewEvent, Waiting};
 use crate::directory::{IntegrationId, StoreError};
-use crate::model::{Entry, SourceEvent, SourceId};
-use crate::sync::engine::RunRequest;
+use crate::model::{Entry, SourceEvent};
+use crate::sync::engine::{Pushed, RunRequest};
 use crate::sync::{SyncEngine, SyncError};
 
 /// Deliveries larger than this are refused (Personio's are a few hundred bytes).
@@ -73,8 +74,12 @@ pub struct Webhooks {
     engine: Arc<SyncEngine>,
     /// Where the source reaches hrsync, e.g. `https://people.acme.example`.
     public_url: String,
-    /// How long deliveries are gathered before one run takes them all.
+    /// How long deliveries are gathered before one run takes them all:
+    /// at least `window` after the first, and while more keep coming (one
+    /// less than `window` ago) up to `max_window` — a burst becomes a few
+    /// large runs instead of many small ones, a lone change waits `window`.
     pub window: Duration,
+    pub max_window: Duration,
     wake: tokio::sync::Notify,
     counters: Mutex<Counters>,
 }
@@ -85,6 +90,7 @@ impl Webhooks {
             engine,
             public_url: public_url.trim_end_matches('/').to_string(),
             window: Duration::from_millis(250),
+            max_window: Duration::from_secs(1),
             wake: tokio::sync::Notify::new(),
             counters: Mutex::default(),
         }
@@ -196,19 +202,26 @@ impl Webhooks {
     pub async fn process_due(&self) -> Result<(), SyncError> {
         loop {
             let pending = self.engine.store().pending_integrations()?;
-            let Some((integration, oldest)) = pending.first().copied() else { return Ok(()) };
-            // Gather what arrives within the window into one run.
-            let age = (Utc::now() - oldest).to_std().unwrap_or_default();
-            if age < self.window {
-                tokio::time::sleep(self.window - age).await;
+            let Some(waiting) = pending.first().copied() else { return Ok(()) };
+            if let Some(wait) = self.gather(&waiting) {
+                tokio::time::sleep(wait).await;
+                continue;
             }
-            match self.process(integration).await {
+            match self.process(waiting.integration).await {
                 Ok(()) => {}
                 // Another run of the integration holds it: try again shortly.
                 Err(SyncError::Store(StoreError::AlreadyRunning(_))) => return Ok(()),
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// How much longer to gather an integration's deliveries into one run;
+    /// `None`: run now.
+    fn gather(&self, waiting: &Waiting) -> Option<Duration> {
+        let now = Utc::now();
+        let since = |t: chrono::DateTime<Utc>| (now - t).to_std().unwrap_or_default();
+        wait_before_run(self.window, self.max_window, since(waiting.oldest), since(waiting.newest))
     }
 
     /// One batch of an integration's deliveries: who they name, one run for
@@ -242,37 +255,44 @@ impl Webhooks {
                 return Ok(());
             }
         };
-        let mut people: Vec<SourceId> = Vec::new();
+        let mut pushed = Pushed::default();
         let mut ends = Vec::with_capacity(batch.len());
         let mut named = Vec::new();
         for (pending, read) in batch.iter().zip(read) {
-            let (state, outcome) = match read {
-                Ok(SourceEvent::Changed(ids)) => {
-                    for id in ids {
-                        if !people.contains(&id) {
-                            people.push(id);
-                        }
-                    }
-                    named.push(pending.id);
+            let (ids, into) = match read {
+                Ok(SourceEvent::Changed(ids)) => (ids, &mut pushed.changed),
+                Ok(SourceEvent::Deleted(ids)) => (ids, &mut pushed.deleted),
+                Ok(SourceEvent::Ignored(why)) => {
+                    ends.push(EventEnd { id: pending.id, state: EventState::Ignored, outcome: why, run: None });
                     continue;
                 }
-                Ok(SourceEvent::Deleted(ids)) => {
-                    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-                    (
-                        EventState::Done,
-                        format!("deleted in the source ({}): the next complete run decides", ids.join(", ")),
-                    )
+                Err(e) => {
+                    ends.push(EventEnd {
+                        id: pending.id,
+                        state: EventState::Failed,
+                        outcome: e.to_string(),
+                        run: None,
+                    });
+                    continue;
                 }
-                Ok(SourceEvent::Ignored(why)) => (EventState::Ignored, why),
-                Err(e) => (EventState::Failed, e.to_string()),
             };
-            ends.push(EventEnd { id: pending.id, state, outcome, run: None });
+            if ids.is_empty() {
+                let outcome = "named nobody".to_string();
+                ends.push(EventEnd { id: pending.id, state: EventState::Ignored, outcome, run: None });
+                continue;
+            }
+            for id in ids {
+                if !into.contains(&id) {
+                    into.push(id);
+                }
+            }
+            named.push(pending.id);
         }
-        if !people.is_empty() {
+        if !named.is_empty() {
             let request = RunRequest {
                 automatic: true,
                 actor: Some("webhook".into()),
-                people: Some(people.clone()),
+                pushed: Some(pushed),
                 ..RunRequest::manual(integration)
             };
             let (state, outcome, run) = match self.engine.import(&request).await {
@@ -282,15 +302,6 @@ impl Webhooks {
             };
             self.record_lag(&batch, &named);
             ends.extend(named.iter().map(|&id| EventEnd { id, state, outcome: outcome.clone(), run }));
-        } else {
-            // `changed` with no ids: nothing to fetch, but the delivery is read.
-            let outcome = "named nobody".to_string();
-            ends.extend(named.iter().map(|&id| EventEnd {
-                id,
-                state: EventState::Ignored,
-                outcome: outcome.clone(),
-                run: None,
-            }));
         }
         store.finish_events(&ends, Utc::now())?;
         Ok(())
@@ -308,9 +319,33 @@ impl Webhooks {
     }
 }
 
+/// How much longer deliveries whose oldest arrived `age` ago and newest
+/// `quiet` ago are gathered; `None`: run now.
+fn wait_before_run(window: Duration, max_window: Duration, age: Duration, quiet: Duration) -> Option<Duration> {
+    if age < window {
+        return Some(window - age);
+    }
+    if age < max_window && quiet < window {
+        return Some((window - quiet).min(max_window - age));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lone_delivery_waits_the_window_and_a_burst_at_most_the_longest_window() {
+        let ms = Duration::from_millis;
+        let wait = |age, quiet| wait_before_run(ms(250), ms(1000), ms(age), ms(quiet));
+        assert_eq!(wait(0, 0), Some(ms(250)), "just arrived");
+        assert_eq!(wait(250, 250), None, "nothing came since");
+        assert_eq!(wait(500, 10), Some(ms(240)), "more keep coming: gather them");
+        assert_eq!(wait(990, 10), Some(ms(10)), "but not past the longest window");
+        assert_eq!(wait(1000, 0), None);
+        assert_eq!(wait(600, 300), None, "quiet for a window: run");
+    }
 
     #[test]
     fn receipts_have_stable_names() {

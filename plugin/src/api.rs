@@ -445,7 +445,10 @@ pub(crate) fn retry_after(response: &waki::Response) -> Option<u32> {
 /// `error_description` — or a short excerpt.
 pub(crate) fn error_message(body: &[u8]) -> String {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    for pointer in ["/error/message", "/errors/0/detail", "/errors/0/title", "/error_description"] {
+    // v1 `{"error":{"message"}}`, v2 problem+json, OAuth errors, and the
+    // plain `{"error":"…"}` some v2 endpoints answer with.
+    for pointer in ["/error/message", "/errors/0/detail", "/errors/0/title", "/error_description", "/error", "/message"]
+    {
         if let Some(m) = parsed.as_ref().and_then(|v| v.pointer(pointer)).and_then(Value::as_str) {
             return m.trim().to_string();
         }
@@ -541,6 +544,25 @@ fn in_words(transport: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_messages_are_read_from_every_body_shape_personio_uses() {
+        let said = |body: &str| error_message(body.as_bytes());
+        assert_eq!(
+            said(r#"{"success":false,"error":{"code":404,"message":"Es ist ein Problem aufgetreten "}}"#),
+            "Es ist ein Problem aufgetreten"
+        );
+        let problem = r#"{"personio_trace_id":"x","timestamp":"2021-05-28T11:17:30+00:00","errors":[{"title":"Bad request","detail":"Provided filter encoding is invalid.","type":"t","_meta":{}}]}"#;
+        assert_eq!(said(problem), "Provided filter encoding is invalid.");
+        assert_eq!(said(r#"{"errors":[{"title":"Insufficient access scope"}]}"#), "Insufficient access scope");
+        assert_eq!(
+            said(r#"{"error":"invalid_client","error_description":"The credentials were not correct."}"#),
+            "The credentials were not correct."
+        );
+        assert_eq!(said(r#"{"error":"Internal error"}"#), "Internal error", "a plain v2 error");
+        assert_eq!(said("<html>Bad Gateway</html>"), "<html>Bad Gateway</html>");
+        assert_eq!(said(""), "empty body");
+    }
 
     #[test]
     fn transport_errors_are_said_in_words_not_error_code_names() {

@@ -26,8 +26,8 @@ use crate::settings::{APP_ID, ApiVersion, Settings};
 /// request of its own (their employment) and one call should stay well
 /// within the host's bound on resources held at once.
 pub const PAGE_SIZE: usize = 25;
-/// Org units per page: Personio's maximum.
-const UNITS_PAGE_SIZE: usize = 50;
+/// Personio's largest page, of persons and of org units.
+const MAX_PAGE_SIZE: usize = 50;
 const PERSONS_SCOPE: &str = "personio:persons:read";
 
 /// Which API this run reads.
@@ -74,6 +74,9 @@ pub fn resolve(settings: &Settings) -> Result<Api, ConnectorError> {
                 crate::log(Level::Info, "the credential's v2 token may not read persons: reading API v1");
                 Api::V1
             }
+            // Busy is not a refusal: the host waits and asks again, and
+            // this run still reads v2 then.
+            Err(e @ (ConnectorError::RateLimited(_) | ConnectorError::TemporarilyUnavailable(_))) => return Err(e),
             Err(e) => {
                 crate::log(Level::Info, &format!("no v2 token ({}): reading API v1", describe(&e)));
                 Api::V1
@@ -269,26 +272,66 @@ pub fn unsubscribe(settings: &Settings, id: &str) -> Result<(), ConnectorError> 
 const WEBHOOKS_SCOPE: &str = "personio:webhooks:write";
 
 /// Exactly these people, as the records a complete run would give them:
-/// the person, their latest employment and, for an office, its name from
-/// v1 (at most three requests a person, plus org unit names once).
+/// one list request per 50 people, then each person's latest employment
+/// and, for an office new to the run, its name from v1; org unit names
+/// once per run. Those Personio no longer has are left out.
 pub fn fetch_people(settings: &Settings, ids: &[String]) -> Result<Vec<RawRecord>, ConnectorError> {
+    if let Some(id) =
+        ids.iter().find(|id| id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        return Err(ConnectorError::InvalidSettings(format!("`{id}` is not a Personio person id")));
+    }
+    // The host may call again, or not: each call ends with its token
+    // revoked, so no token outlives the run.
+    let read = read_people(settings, ids);
+    revoke(settings);
+    read
+}
+
+fn read_people(settings: &Settings, ids: &[String]) -> Result<Vec<RawRecord>, ConnectorError> {
     read_units(settings)?;
     let mut records = Vec::with_capacity(ids.len());
-    for id in ids {
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(ConnectorError::InvalidSettings(format!("`{id}` is not a Personio person id")));
+    // One list request per 50 ids (`id` filters the list), then each
+    // person's employment.
+    for chunk in ids.chunks(MAX_PAGE_SIZE) {
+        for person in persons_with_ids(settings, chunk)? {
+            let Some(id) = person.get("id").and_then(crate::attributes::id_of) else { continue };
+            if !chunk.contains(&id) || records.iter().any(|r: &RawRecord| r.source_id == id) {
+                continue;
+            }
+            let employment = latest_employment(settings, &id)?;
+            learn_office(settings, &id, employment.as_ref())?;
+            let payload = STATE.with_borrow(|s| employee(s, &person, employment.as_ref()))?;
+            records.push(RawRecord { source_id: id, payload: payload.to_string() });
         }
-        let Some(person) = get_optional(settings, &format!("/v2/persons/{id}"))? else {
-            crate::log(Level::Info, &format!("person {id} is no longer in Personio"));
-            continue;
-        };
-        let employment = latest_employment(settings, id)?;
-        learn_office(settings, id, employment.as_ref())?;
-        let payload = STATE.with_borrow(|s| employee(s, &person, employment.as_ref()))?;
-        records.push(RawRecord { source_id: id.clone(), payload: payload.to_string() });
+    }
+    for id in ids.iter().filter(|id| !records.iter().any(|r| &r.source_id == *id)) {
+        crate::log(Level::Info, &format!("person {id} is no longer in Personio"));
     }
     STATE.with_borrow_mut(|s| s.employments.clear());
     Ok(records)
+}
+
+/// `/v2/persons?id=…`: the persons among `ids` that Personio has, following
+/// `next` links should it page them.
+fn persons_with_ids(settings: &Settings, ids: &[String]) -> Result<Vec<Value>, ConnectorError> {
+    let mut target = Some(format!("/v2/persons?id={}&limit={MAX_PAGE_SIZE}", ids.join(",")));
+    let mut seen = HashSet::new();
+    let mut persons = Vec::new();
+    while let Some(t) = target.take() {
+        if !seen.insert(t.clone()) {
+            return Err(bad(&format!("/v2/persons repeated a page ({t})")));
+        }
+        let mut body = get(settings, &t)?;
+        let data = match body.get_mut("_data").map(Value::take) {
+            Some(Value::Array(data)) => data,
+            _ => return Err(bad("/v2/persons returned no `_data` list")),
+        };
+        persons.extend(data);
+        let next = body.pointer("/_meta/links/next/href").and_then(Value::as_str);
+        target = next.map(path_and_query).transpose()?;
+    }
+    Ok(persons)
 }
 
 /// One office's name, from the person's v1 record.
@@ -399,7 +442,7 @@ fn read_units(settings: &Settings) -> Result<(), ConnectorError> {
     }
     let mut units = HashMap::new();
     for kind in ["department", "team"] {
-        let mut target = Some(format!("/v2/org-units?type={kind}&limit={UNITS_PAGE_SIZE}"));
+        let mut target = Some(format!("/v2/org-units?type={kind}&limit={MAX_PAGE_SIZE}"));
         let mut seen = HashSet::new();
         while let Some(t) = target.take() {
             if !seen.insert(t.clone()) {
@@ -545,6 +588,26 @@ mod tests {
         assert!(a.is_present("termination_date") && a.text("termination_date").is_none());
         assert_eq!(a.custom_text("dynamic_1002").as_deref(), Some("Rust, Go"));
         assert_eq!(a.custom_text("dynamic_1001").as_deref(), Some("CC-7"));
+    }
+
+    #[test]
+    fn typed_custom_values_in_either_case_read_as_text() {
+        let person = json!({"id": "5", "custom_attributes": [
+            {"id": "dynamic_1", "type": "INT", "value": 42},
+            {"id": "dynamic_2", "type": "double", "value": 37.5},
+            {"id": "dynamic_3", "type": "BOOLEAN", "value": true},
+            {"id": "dynamic_4", "type": "date", "value": "2024-02-29"},
+            {"id": "dynamic_5", "type": "STRING_LIST", "value": ["a", "b"]},
+            {"id": "dynamic_6", "type": "UNSPECIFIED", "value": null}]});
+        let record = employee(&state(), &person, None).unwrap();
+        let a = crate::attributes::Attributes::of_employee(&record).unwrap();
+        let text = |k: &str| a.custom_text(k);
+        assert_eq!(text("dynamic_1").as_deref(), Some("42"));
+        assert_eq!(text("dynamic_2").as_deref(), Some("37.5"));
+        assert_eq!(text("dynamic_3").as_deref(), Some("true"));
+        assert_eq!(text("dynamic_4").as_deref(), Some("2024-02-29"));
+        assert_eq!(text("dynamic_5").as_deref(), Some("a, b"));
+        assert_eq!(text("dynamic_6"), None);
     }
 
     #[test]

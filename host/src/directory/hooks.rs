@@ -39,6 +39,15 @@ pub struct PendingEvent {
     pub event: NewEvent,
 }
 
+/// An integration's deliveries waiting to be processed: when the oldest
+/// and the newest arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiting {
+    pub integration: IntegrationId,
+    pub oldest: DateTime<Utc>,
+    pub newest: DateTime<Utc>,
+}
+
 /// How a delivery ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventState {

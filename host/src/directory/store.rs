@@ -170,8 +170,8 @@ pub trait HookStore: Send + Sync {
     fn receive_event(&self, event: &hooks::NewEvent) -> Result<i64, StoreError>;
     /// The oldest pending deliveries of an integration, at most `limit`.
     fn pending_events(&self, integration: IntegrationId, limit: u64) -> Result<Vec<hooks::PendingEvent>, StoreError>;
-    /// Integrations with pending deliveries, with the oldest one's arrival.
-    fn pending_integrations(&self) -> Result<Vec<(IntegrationId, DateTime<Utc>)>, StoreError>;
+    /// Integrations with pending deliveries, the longest waiting first.
+    fn pending_integrations(&self) -> Result<Vec<hooks::Waiting>, StoreError>;
     /// Records how deliveries ended, in one transaction.
     fn finish_events(&self, ends: &[hooks::EventEnd], now: DateTime<Utc>) -> Result<(), StoreError>;
 }

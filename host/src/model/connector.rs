@@ -146,8 +146,8 @@ pub struct Subscription {
 pub enum SourceEvent {
     /// These people were created or changed: fetch and plan only them.
     Changed(Vec<SourceId>),
-    /// These people were deleted in the source (never deactivated on an
-    /// event: the next complete run decides).
+    /// These people were deleted in the source: fetched, and deactivated
+    /// only when the source no longer has them.
     Deleted(Vec<SourceId>),
     /// Not about people of this integration: why.
     Ignored(String),

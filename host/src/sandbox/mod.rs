@@ -286,7 +286,18 @@ struct State {
     window: VecDeque<Instant>,
     auth_window: VecDeque<Instant>,
     token_window: VecDeque<Instant>,
+    /// Past the token limit: one token a second until then.
+    token_penalty: Option<TokenPenalty>,
     hooks: webhooks::Hooks,
+}
+
+/// Personio's penalty for passing 150 token requests a minute: one a
+/// second for the next 60 s.
+#[derive(Debug, Clone, Copy)]
+struct TokenPenalty {
+    until: Instant,
+    /// The last token request admitted under the penalty, or the first refused.
+    last: Instant,
 }
 
 /// A handle on the sandbox tenant; clones share it.
@@ -308,6 +319,7 @@ impl Sandbox {
                 window: VecDeque::new(),
                 auth_window: VecDeque::new(),
                 token_window: VecDeque::new(),
+                token_penalty: None,
                 hooks: webhooks::Hooks::default(),
             })),
         }

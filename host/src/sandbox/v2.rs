@@ -26,8 +26,9 @@ use super::{Credential, Fault, Sandbox, State, Token};
 /// Personio's documented page size limits for v2 lists.
 pub const MAX_LIMIT: usize = 50;
 const DEFAULT_LIMIT: usize = 10;
-/// `POST /v2/auth/token`: 150 a minute.
+/// `POST /v2/auth/token`: 150 a minute, then one a second for 60 s.
 const TOKENS_PER_MINUTE: u32 = 150;
+const TOKEN_PENALTY: Duration = Duration::from_secs(60);
 /// What the v2 token grants.
 const SCOPES: &str = "personio:persons:read personio:webhooks:read personio:webhooks:write";
 
@@ -102,6 +103,28 @@ fn form_encoded(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
 }
 
+/// Whether a token request is admitted: 150 a minute; past that, one a
+/// second for the next 60 s (the penalty starts at the first refusal).
+fn admit_token(s: &mut super::State, now: Instant) -> bool {
+    if let Some(penalty) = &mut s.token_penalty {
+        if now < penalty.until {
+            if now.duration_since(penalty.last) < Duration::from_secs(1) {
+                return false;
+            }
+            penalty.last = now;
+            return true;
+        }
+        s.token_penalty = None;
+        s.token_window.clear();
+    }
+    if !super::server::admit(&mut s.token_window, Duration::from_secs(60), TOKENS_PER_MINUTE, now) {
+        s.token_penalty = Some(super::TokenPenalty { until: now + TOKEN_PENALTY, last: now });
+        return false;
+    }
+    s.token_window.push_back(now);
+    true
+}
+
 /// `POST /v2/auth/token`: form-encoded `client_credentials` only.
 async fn token(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
     if !form_encoded(&headers) {
@@ -115,11 +138,10 @@ async fn token(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, body:
     let mut s = sandbox.lock();
     s.stats.auth += 1;
     let now = Instant::now();
-    if !super::server::admit(&mut s.token_window, Duration::from_secs(60), TOKENS_PER_MINUTE, now) {
+    if !admit_token(&mut s, now) {
         s.stats.rate_limited += 1;
         return too_many(Some(1));
     }
-    s.token_window.push_back(now);
     match field("grant_type") {
         "client_credentials" => {}
         "" => return oauth_error("invalid_request", "The request is missing the parameter grant_type"),

@@ -30,7 +30,7 @@ use crate::directory::{
     RunId, RunKind, RunOutcome, RunState, StoreError, Target, Trigger, User, UserId, UserStatus,
 };
 use crate::mail::Invite;
-use crate::model::{CheckReport, DiffOptions, DirectoryUser, Entry, Field, Person, Severity};
+use crate::model::{CheckReport, DiffOptions, DirectoryUser, Entry, Field, Person, Severity, SourceId};
 use crate::runtime::egress::{Grants, Pacer};
 use crate::runtime::{Connector, RunError, Runtime};
 
@@ -127,10 +127,34 @@ pub struct RunRequest {
     /// is later are pending. `None` is the real today; the scheduler passes
     /// its clock's day.
     pub today: Option<NaiveDate>,
-    /// An event-driven run: fetch and plan only these people (the source
-    /// pushed a change about them); nobody absent is missing. Recorded with
-    /// the trigger `event`.
-    pub people: Option<Vec<crate::model::SourceId>>,
+    /// An event-driven run: only the people the source pushed news of.
+    /// Recorded with the trigger `event`.
+    pub pushed: Option<Pushed>,
+}
+
+/// Who an event-driven run is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pushed {
+    /// Created or changed in the source: fetched and planned; nobody absent
+    /// is counted missing.
+    pub changed: Vec<SourceId>,
+    /// Announced deleted by the source. Fetched too: whoever the source
+    /// still has is planned as changed (the announcement was stale or
+    /// forged); whoever it no longer has is deactivated.
+    pub deleted: Vec<SourceId>,
+}
+
+impl Pushed {
+    /// Everyone to fetch, each once.
+    fn ids(&self) -> Vec<SourceId> {
+        let mut ids = self.changed.clone();
+        for id in &self.deleted {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        ids
+    }
 }
 
 impl RunRequest {
@@ -146,7 +170,7 @@ impl RunRequest {
             progress: None,
             updated_since: None,
             today: None,
-            people: None,
+            pushed: None,
         }
     }
 }
@@ -580,7 +604,7 @@ impl SyncEngine {
         let run = self.store.begin_run(&NewRun {
             integration_id: integration.id,
             kind,
-            trigger: match (&request.people, request.automatic) {
+            trigger: match (&request.pushed, request.automatic) {
                 (Some(_), _) => Trigger::Event,
                 (None, true) => Trigger::Automatic,
                 (None, false) => Trigger::Manual,
@@ -742,8 +766,8 @@ impl SyncEngine {
             limits: FetchLimits::from(config.limits),
         };
         let progress = request.progress.clone();
-        let fetched = match &request.people {
-            Some(ids) => fetch_named(&mut session, &settings, ids, &options).await,
+        let fetched = match &request.pushed {
+            Some(pushed) => fetch_named(&mut session, &settings, &pushed.ids(), &options).await,
             None => {
                 fetch_all(&mut session, &settings, &options, |p| {
                     if let Some(f) = &progress {
@@ -779,6 +803,9 @@ impl SyncEngine {
         drop(directory);
         let (received, complete, issues) = (fetched.received, fetched.complete, fetched.issues);
         drop(fetched.people);
+        // Announced deleted, and the fetch right after confirms it.
+        let deleted: Vec<SourceId> =
+            request.pushed.iter().flat_map(|p| &p.deleted).filter(|id| !received.contains_key(*id)).cloned().collect();
         plan::plan(PlanInput {
             connector: &connector.info.id,
             integration,
@@ -790,6 +817,7 @@ impl SyncEngine {
             plan: diff,
             today,
             overrides: &holding,
+            deleted: &deleted,
         })
         .map_err(|source| SyncError::Plan { run, source })
     }
@@ -1025,7 +1053,7 @@ pub fn directory_view(users: &[User], integration: IntegrationId) -> Vec<Directo
         .iter()
         .map(|u| {
             let p = &u.profile;
-            let source_id = source_of.get(&u.id).map(|s| crate::model::SourceId::from(*s));
+            let source_id = source_of.get(&u.id).map(|s| SourceId::from(*s));
             DirectoryUser {
                 user_id: u.id,
                 source_id: source_id.clone(),

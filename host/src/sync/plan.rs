@@ -70,6 +70,9 @@ pub struct PlanInput<'a> {
     pub today: NaiveDate,
     /// The overrides that hold `today`, by user: their fields stay as kept.
     pub overrides: &'a HashMap<UserId, Vec<Override>>,
+    /// People the source announced deleted (a webhook) whom a fetch right
+    /// after no longer found: deactivated by the host, whatever the plan.
+    pub deleted: &'a [SourceId],
 }
 
 /// A profile from a person; the email falls back to `base`'s (a source that
@@ -224,6 +227,17 @@ impl<'a> Checker<'a> {
                 Self::source_id(user)
             ))),
         }
+    }
+
+    /// The active user of a person the source deleted, if this integration
+    /// manages one. Only for people the fetch did not return: whoever it
+    /// returned is still in the source.
+    fn deleted(&self, sid: &SourceId) -> Option<&'a User> {
+        if self.received.contains_key(sid) {
+            return None;
+        }
+        let user = self.by_id.get(self.by_source.get(sid.as_str())?)?;
+        (user.profile.status != UserStatus::Inactive).then_some(*user)
     }
 
     /// Checks one change and turns it into an entry; `None` when the claim is
@@ -461,6 +475,33 @@ pub fn plan(input: PlanInput<'_>) -> Result<Planned, PlanError> {
             Target::Existing(_) => {}
         }
         entries.push(entry);
+    }
+    for sid in input.deleted {
+        let Some(user) = checker.deleted(sid) else { continue };
+        if seen_users.insert(user.id) {
+            issues.push(IssueRecord {
+                source_id: Some(sid.to_string()),
+                name: Some(user.profile.display_name()),
+                field: None,
+                severity: Severity::Warning,
+                message: "deleted in the source (announced by the source and confirmed by fetching them): deactivated"
+                    .into(),
+            });
+            let mut profile = user.profile.clone();
+            profile.status = UserStatus::Inactive;
+            entries.push(Entry {
+                target: Target::Existing(user.id),
+                kind: ChangeKind::Deactivate,
+                before: Some(user),
+                profile,
+                person: None,
+                managed_by: user.managed_by.clone(),
+                missing_runs: 0,
+                manager: user.manager_id.map(Target::Existing),
+                skipped: false,
+                manager_kept: None,
+            });
+        }
     }
 
     let mut kept = keep_overridden(&mut entries, input.overrides);

@@ -260,6 +260,26 @@ async fn v2_tokens_are_form_encoded_client_credentials_with_oauth_errors_and_can
 }
 
 #[tokio::test]
+async fn the_v2_token_endpoint_takes_150_a_minute_then_one_a_second() {
+    let sandbox = Sandbox::new(SandboxConfig::new(5, 1));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("{}/v2/auth/token", running.url);
+    let good = format!("grant_type=client_credentials&client_id={DEMO_CLIENT_ID}&client_secret={DEMO_CLIENT_SECRET}");
+    let ask = || http::request("POST", &url, &[("Content-Type", FORM)], &good);
+    for n in 1..=150 {
+        assert_eq!(ask().await.status, 200, "token request {n} of the minute");
+    }
+    let refused = ask().await;
+    assert_eq!(refused.status, 429, "the 151st: {}", refused.body);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(ask().await.status, 429, "then at most one a second");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(ask().await.status, 200, "a second later, one");
+    assert_eq!(ask().await.status, 429, "and not two");
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn v2_persons_employments_and_errors_match_the_official_documents() {
     let persons_schema = v2_validator(V2_PERSONS, PERSONS_PAGE);
     let person_schema = v2_validator(V2_PERSONS, PERSON);

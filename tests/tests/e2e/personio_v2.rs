@@ -148,6 +148,49 @@ async fn v2_quirks_relative_links_lower_case_enums_missing_labels_and_faults_rea
     assert!(quirky.retries >= 2, "the 429 and the 503 were retried: {}", quirky.retries);
 }
 
+/// Asks the token endpoint for `n` tokens as another client of the company would.
+async fn take_tokens(url: &str, n: usize) -> Vec<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = url.strip_prefix("http://").unwrap();
+    let body = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        hrsync::sandbox::DEMO_CLIENT_ID,
+        hrsync::sandbox::DEMO_CLIENT_SECRET
+    );
+    let mut statuses = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+        let request = format!(
+            "POST /v2/auth/token HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).await.unwrap();
+        statuses.push(reply.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn a_token_endpoint_past_its_limit_is_waited_out() {
+    let (sandbox, running) = unlimited(30).await;
+    // Other clients of the company took the minute's 150 tokens: the next
+    // token comes a second later at the earliest.
+    let taken = take_tokens(&running.url, 151).await;
+    assert_eq!((taken[149], taken[150]), (200, 429), "150 a minute");
+    let fetched = fetch(&running.url, &[V2]).await.unwrap();
+    assert_eq!(fetched.people.len(), 30, "everyone, once the token came");
+    assert!(fetched.retries >= 1, "the refused token was waited for: {}", fetched.retries);
+
+    // Still within the penalty: `auto` waits for its token too, rather
+    // than taking the refusal as "no v2" and reading v1.
+    sandbox.reset_stats();
+    let auto = fetch(&running.url, &[("api-version", "auto")]).await.unwrap();
+    assert_eq!(auto.people.len(), 30);
+    assert!(auto.retries >= 1 && sandbox.stats().person_requests > 0, "read v2: {:?}", sandbox.stats());
+}
+
 #[tokio::test]
 async fn a_next_link_that_repeats_its_page_fails_the_run_instead_of_looping() {
     let (sandbox, running) = unlimited(120).await;

@@ -2,8 +2,8 @@
 //! endpoint with the sandbox, the sandbox delivers every change over real
 //! HTTP, and the host imports just the people named — with no poll.
 //! Duplicated, out-of-order and delayed deliveries end in the right state;
-//! a lost one is repaired by the next complete run; nobody is deactivated
-//! because of an event alone.
+//! a lost one is repaired by the next complete run; a deletion deactivates
+//! only whom the source confirms gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +74,26 @@ impl Pushed {
         panic!("{what} did not reach the directory: {:?}", self.w.user_of(id));
     }
 
+    /// Waits (at most 15 s) until more than `before` event runs finished;
+    /// the last one.
+    async fn runs_after(&self, before: usize) -> hrsync::directory::Run {
+        for _ in 0..300 {
+            let finished = self.finished_event_runs();
+            if finished.len() > before {
+                return finished.into_iter().max_by_key(|r| r.id).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no event run after {before}");
+    }
+
+    fn finished_event_runs(&self) -> Vec<hrsync::directory::Run> {
+        let runs = self.w.store.runs(Some(self.w.integration), 0, 1000).unwrap();
+        runs.into_iter()
+            .filter(|r| r.trigger == Trigger::Event && r.kind == RunKind::Import && r.finished_at.is_some())
+            .collect()
+    }
+
     fn event_runs(&self) -> usize {
         let runs = self.w.store.runs(Some(self.w.integration), 0, 1000).unwrap();
         runs.iter().filter(|r| r.trigger == Trigger::Event && r.kind == RunKind::Import).count()
@@ -85,7 +105,7 @@ fn integration(p: &Pushed) -> IntegrationId {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_hire_an_edit_a_move_and_a_leaver_reach_the_directory_with_no_poll() {
+async fn a_hire_an_edit_a_move_a_leaver_and_a_removal_reach_the_directory_with_no_poll() {
     let p = pushed(40).await;
     p.engine.import(&RunRequest::manual(integration(&p))).await.unwrap();
     let subscription = p.webhooks.subscribe(integration(&p)).await.unwrap();
@@ -126,15 +146,27 @@ async fn a_hire_an_edit_a_move_and_a_leaver_reach_the_directory_with_no_poll() {
     p.until(hired, "the leaver", |u| u.is_some_and(|u| u.profile.status == UserStatus::Inactive)).await;
     assert!(p.event_runs() >= 4, "each change came as an event run: {}", p.event_runs());
 
-    // A removal is announced, but an event alone never deactivates anyone:
-    // the complete runs decide (missing, then deactivated at missing-after).
-    let removed = people.iter().find(|e| e.status == Status::Active && p.w.user_of(e.id).is_some() && e.id != boss);
-    let removed = removed.unwrap().id;
-    let runs_before = p.event_runs();
+    // A removal: the event run fetches the person, finds them gone, and
+    // deactivates them.
+    let active = |e: &&hrsync::sandbox::Employee| {
+        e.status == Status::Active && e.id != boss && e.id != other && p.w.user_of(e.id).is_some()
+    };
+    let removed = people.iter().find(active).unwrap().id;
     assert!(p.w.sandbox.remove(removed));
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(p.w.user_of(removed).unwrap().profile.status, UserStatus::Active, "still active after the event");
-    assert_eq!(p.event_runs(), runs_before, "a deletion starts no run");
+    p.until(removed, "the removal", |u| u.is_some_and(|u| u.profile.status == UserStatus::Inactive)).await;
+
+    // A deletion announced for someone the source still has (stale, or sent
+    // by whoever holds the token) deactivates nobody: the run finds them.
+    let still = people.iter().filter(active).find(|e| e.id != removed).unwrap().id;
+    let hook = p.w.sandbox.webhooks().remove(0);
+    let runs_before = p.finished_event_runs().len();
+    let body = format!(
+        r#"{{"company_id":1,"event_name":"person.deleted","occurred_at":"2026-01-01T00:00:00Z","payload":{{"id":"{still}"}}}}"#
+    );
+    assert_eq!(post_raw(&hook.url, hook.token.as_deref(), &body).await, 202);
+    let run = p.runs_after(runs_before).await;
+    assert_eq!(run.counts.deactivated, 0, "{run:?}");
+    assert_eq!(p.w.user_of(still).unwrap().profile.status, UserStatus::Active, "still in the source, still active");
 
     // Deliveries with a wrong token or to an unknown endpoint are refused and counted.
     let hook = p.w.store.subscription(integration(&p)).unwrap().unwrap().hook;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, sql};
-use crate::directory::hooks::{EventEnd, HookSubscription, NewEvent, PendingEvent};
+use crate::directory::hooks::{EventEnd, HookSubscription, NewEvent, PendingEvent, Waiting};
 use crate::directory::*;
 
 const SUBSCRIPTION_COLUMNS: &str =
@@ -106,18 +106,20 @@ impl HookStore for SqliteStore {
         .map_err(sql)
     }
 
-    fn pending_integrations(&self) -> Result<Vec<(IntegrationId, DateTime<Utc>)>, StoreError> {
+    fn pending_integrations(&self) -> Result<Vec<Waiting>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
-                "SELECT integration_id, MIN(received_at) FROM events WHERE state = 'pending' \
+                "SELECT integration_id, MIN(received_at), MAX(received_at) FROM events WHERE state = 'pending' \
                  GROUP BY integration_id ORDER BY MIN(received_at)",
             )
             .map_err(sql)?;
-        stmt.query_map([], |r| Ok((IntegrationId(r.get(0)?), r.get(1)?)))
-            .map_err(sql)?
-            .collect::<Result<_, _>>()
-            .map_err(sql)
+        stmt.query_map([], |r| {
+            Ok(Waiting { integration: IntegrationId(r.get(0)?), oldest: r.get(1)?, newest: r.get(2)? })
+        })
+        .map_err(sql)?
+        .collect::<Result<_, _>>()
+        .map_err(sql)
     }
 
     fn finish_events(&self, ends: &[EventEnd], now: DateTime<Utc>) -> Result<(), StoreError> {
