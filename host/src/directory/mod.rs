@@ -8,9 +8,13 @@
 pub mod edit;
 pub mod hooks;
 pub mod overrides;
+pub mod postgres;
 pub mod roster;
+pub mod sealing;
 pub mod sqlite;
 mod store;
+#[cfg(test)]
+mod suite;
 
 pub use overrides::{KeptValue, NewOverride, Override, SourceSays};
 pub use store::{
@@ -34,7 +38,9 @@ use serde::{Deserialize, Serialize};
 use crate::mail::{Invite, Message};
 
 use crate::model::{ConnectorInfo, SettingKind, SettingSpec};
-pub use crate::model::{Email, Field, Gender, IntegrationId, RunId, Severity, UserId, UserStatus, display_name};
+pub use crate::model::{
+    Email, Field, Gender, IntegrationId, RunId, Severity, TenantId, UserId, UserStatus, display_name,
+};
 use crate::runtime::egress::Grants;
 
 /// The values of a user that imports write.

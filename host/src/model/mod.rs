@@ -52,3 +52,14 @@ id_type!(
     /// A preview, import or revert.
     RunId
 );
+id_type!(
+    /// A customer company of a multi-tenant deployment: it owns its
+    /// integrations, directory, runs and accounts. A single-tenant install
+    /// is [`TenantId::DEFAULT`].
+    TenantId
+);
+
+impl TenantId {
+    /// The one tenant of a single-tenant install.
+    pub const DEFAULT: TenantId = TenantId(1);
+}

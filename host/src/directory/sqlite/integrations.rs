@@ -1,46 +1,20 @@
 //! Integrations: settings with secrets sealed at rest.
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
 use rusqlite::{OptionalExtension, Row};
 
 use super::{SqliteStore, conversion, json_text, sql, text_error};
+use crate::directory::sealing::{open_settings, seal_settings};
 use crate::directory::*;
-use crate::secrets::SecretBox;
 
 impl SqliteStore {
     const INTEGRATION_COLUMNS: &str = "id, connector_id, name, settings, grants, auto_import, send_emails, \
          interval_minutes, missing_after, max_deactivate_share, max_email_share, max_pages, max_records, max_run_minutes, \
          secrets_for";
 
-    fn seal_settings(&self, config: &IntegrationConfig) -> String {
-        let sealed: BTreeMap<&String, String> = config
-            .settings
-            .iter()
-            .map(|(k, v)| {
-                let value =
-                    if config.secret_keys.contains(k) && !v.is_empty() { self.secrets.seal(v) } else { v.clone() };
-                (k, value)
-            })
-            .collect();
-        json_text(&sealed)
-    }
-
     fn integration_from_row(&self, row: &Row<'_>) -> rusqlite::Result<Integration> {
-        let settings: BTreeMap<String, String> =
-            serde_json::from_str(&row.get::<_, String>("settings")?).map_err(conversion)?;
         let mut config = IntegrationConfig::new(&row.get::<_, String>("connector_id")?, &row.get::<_, String>("name")?);
-        for (key, value) in settings {
-            if SecretBox::is_sealed(&value) {
-                let plain =
-                    self.secrets.open_sealed(&value).map_err(|e| text_error(format!("setting `{key}`: {e}")))?;
-                config.secret_keys.insert(key.clone());
-                config.settings.insert(key, plain);
-            } else {
-                config.settings.insert(key, value);
-            }
-        }
+        open_settings(&self.secrets, &row.get::<_, String>("settings")?, &mut config).map_err(text_error)?;
         config.grants = serde_json::from_str(&row.get::<_, String>("grants")?).map_err(conversion)?;
         config.auto_import = row.get("auto_import")?;
         config.send_emails = row.get("send_emails")?;
@@ -64,7 +38,7 @@ impl SqliteStore {
         vec![
             Box::new(&c.connector_id),
             Box::new(&c.name),
-            Box::new(self.seal_settings(c)),
+            Box::new(seal_settings(&self.secrets, c)),
             Box::new(json_text(&c.grants)),
             Box::new(c.auto_import),
             Box::new(c.send_emails),

@@ -1,0 +1,187 @@
+//! Webhook subscriptions and stored deliveries. A delivery arrives at an
+//! endpoint that names no tenant: [`HookStore::subscription_by_hook`] finds
+//! the subscription whatever its tenant; everything else is scoped.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+
+use super::{PgStore, sql};
+use crate::directory::hooks::{EventEnd, HookSubscription, NewEvent, PendingEvent, Waiting};
+use crate::directory::*;
+
+const SUBSCRIPTION_COLUMNS: &str =
+    "s.integration_id, s.hook, s.token_hash, s.source_id, s.description, s.created_at, s.last_delivery_at";
+
+fn subscription_from_row(r: &Row) -> HookSubscription {
+    HookSubscription {
+        integration: IntegrationId(r.get(0)),
+        hook: r.get(1),
+        token_hash: r.get(2),
+        source_id: r.get(3),
+        description: r.get(4),
+        created_at: r.get(5),
+        last_delivery_at: r.get(6),
+    }
+}
+
+impl HookStore for PgStore {
+    fn subscription(&self, integration: IntegrationId) -> Result<Option<HookSubscription>, StoreError> {
+        let row = self.block(async {
+            self.client()
+                .await?
+                .query_opt(
+                    &format!(
+                        "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions s JOIN integrations i ON i.id = s.integration_id \
+                         WHERE s.integration_id = $1 AND i.tenant_id = $2"
+                    ),
+                    &[&integration.0, &self.tenant.0],
+                )
+                .await
+                .map_err(sql)
+        })?;
+        Ok(row.as_ref().map(subscription_from_row))
+    }
+
+    fn subscription_by_hook(&self, hook: &str) -> Result<Option<HookSubscription>, StoreError> {
+        let row = self.block(async {
+            self.client()
+                .await?
+                .query_opt(&format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions s WHERE s.hook = $1"), &[&hook])
+                .await
+                .map_err(sql)
+        })?;
+        Ok(row.as_ref().map(subscription_from_row))
+    }
+
+    fn save_subscription(&self, s: &HookSubscription) -> Result<(), StoreError> {
+        let n = self.block(async {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO subscriptions (integration_id, hook, token_hash, source_id, description, created_at) \
+                     SELECT id, $2, $3, $4, $5, $6 FROM integrations WHERE id = $1 AND tenant_id = $7 \
+                     ON CONFLICT (integration_id) DO UPDATE SET hook = $2, token_hash = $3, source_id = $4, \
+                     description = $5, created_at = $6, last_delivery_at = NULL",
+                    &[
+                        &s.integration.0,
+                        &s.hook,
+                        &s.token_hash,
+                        &s.source_id,
+                        &s.description,
+                        &s.created_at,
+                        &self.tenant.0,
+                    ],
+                )
+                .await
+                .map_err(sql)
+        })?;
+        if n == 0 { Err(StoreError::NoIntegration(s.integration)) } else { Ok(()) }
+    }
+
+    fn remove_subscription(&self, integration: IntegrationId) -> Result<bool, StoreError> {
+        let n = self.block(async {
+            self.client()
+                .await?
+                .execute(
+                    "DELETE FROM subscriptions s USING integrations i \
+                     WHERE s.integration_id = $1 AND i.id = s.integration_id AND i.tenant_id = $2",
+                    &[&integration.0, &self.tenant.0],
+                )
+                .await
+                .map_err(sql)
+        })?;
+        Ok(n > 0)
+    }
+
+    fn receive_event(&self, event: &NewEvent) -> Result<i64, StoreError> {
+        let headers = serde_json::to_string(&event.headers).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.block(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(sql)?;
+            let row = tx
+                .query_opt(
+                    "INSERT INTO events (integration_id, received_at, headers, body) \
+                     SELECT id, $2, $3, $4 FROM integrations WHERE id = $1 AND tenant_id = $5 RETURNING id",
+                    &[&event.integration.0, &event.received_at, &headers, &event.body, &self.tenant.0],
+                )
+                .await
+                .map_err(sql)?
+                .ok_or(StoreError::NoIntegration(event.integration))?;
+            tx.execute(
+                "UPDATE subscriptions SET last_delivery_at = $2 WHERE integration_id = $1",
+                &[&event.integration.0, &event.received_at],
+            )
+            .await
+            .map_err(sql)?;
+            tx.commit().await.map_err(sql)?;
+            Ok(row.get(0))
+        })
+    }
+
+    fn pending_events(&self, integration: IntegrationId, limit: u64) -> Result<Vec<PendingEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.block(async {
+            self.client()
+                .await?
+                .query(
+                    "SELECT e.id, e.received_at, e.headers, e.body FROM events e JOIN integrations i ON i.id = e.integration_id \
+                     WHERE e.integration_id = $1 AND i.tenant_id = $2 AND e.state = 'pending' ORDER BY e.id LIMIT $3",
+                    &[&integration.0, &self.tenant.0, &limit],
+                )
+                .await
+                .map_err(sql)
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| PendingEvent {
+                id: r.get(0),
+                event: NewEvent {
+                    integration,
+                    received_at: r.get(1),
+                    headers: serde_json::from_str(r.get(2)).unwrap_or_default(),
+                    body: r.get(3),
+                },
+            })
+            .collect())
+    }
+
+    fn pending_integrations(&self) -> Result<Vec<Waiting>, StoreError> {
+        let rows = self.block(async {
+            self.client()
+                .await?
+                .query(
+                    "SELECT e.integration_id, MIN(e.received_at), MAX(e.received_at) FROM events e \
+                     JOIN integrations i ON i.id = e.integration_id WHERE e.state = 'pending' AND i.tenant_id = $1 \
+                     GROUP BY e.integration_id ORDER BY MIN(e.received_at)",
+                    &[&self.tenant.0],
+                )
+                .await
+                .map_err(sql)
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| Waiting { integration: IntegrationId(r.get(0)), oldest: r.get(1), newest: r.get(2) })
+            .collect())
+    }
+
+    fn finish_events(&self, ends: &[EventEnd], now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.block(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(sql)?;
+            let update = tx
+                .prepare(
+                    "UPDATE events e SET state = $2, outcome = $3, run_id = $4, processed_at = $5 FROM integrations i \
+                     WHERE e.id = $1 AND i.id = e.integration_id AND i.tenant_id = $6",
+                )
+                .await
+                .map_err(sql)?;
+            for end in ends {
+                let run = end.run.map(|r| r.0);
+                tx.execute(&update, &[&end.id, &end.state.as_str(), &end.outcome, &run, &now, &self.tenant.0])
+                    .await
+                    .map_err(sql)?;
+            }
+            tx.commit().await.map_err(sql)
+        })
+    }
+}

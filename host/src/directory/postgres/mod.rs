@@ -1,0 +1,198 @@
+//! The PostgreSQL directory store: for deployments that outgrow one
+//! machine, several `hrsync serve` replicas on one database. The same
+//! store traits as [`super::sqlite`], with the same behaviour, and the same
+//! store tests run against both.
+//!
+//! The traits are synchronous (SQLite's calls block their caller, briefly);
+//! this store keeps an async driver — tokio-postgres with a deadpool pool —
+//! on a small runtime of its own, and each call blocks its caller until its
+//! query is done, as SQLite's do. Its own runtime because the caller may be
+//! a single-threaded runtime that cannot drive the driver while it waits.
+//!
+//! Every row a tenant owns carries its `tenant_id`; a store handle serves
+//! one tenant ([`PgStore::tenant`]), the single-tenant install's by default.
+//!
+//! Work in progress (issue 15): integrations, the company, schedules and
+//! webhooks are here; people, overrides, runs and the outbox follow.
+
+mod hooks;
+mod integrations;
+mod schedule;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use super::*;
+use crate::secrets::SecretBox;
+
+/// Versioned migrations, applied in order, each in its own transaction.
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_schema.sql")];
+
+/// Connections per replica: runs, the scheduler, the courier and page
+/// requests share them.
+const POOL_SIZE: usize = 16;
+
+/// PostgreSQL storage; clones share the pool and the runtime.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    runtime: Arc<StoreRuntime>,
+    secrets: Arc<SecretBox>,
+    tenant: TenantId,
+}
+
+/// The store's runtime, shut down without waiting when the last handle
+/// goes (a runtime may not be dropped, blocking, inside another).
+struct StoreRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for StoreRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`) and applies
+    /// pending migrations; replicas starting together take turns.
+    pub fn connect(url: &str, secrets: SecretBox) -> anyhow::Result<Self> {
+        let config: tokio_postgres::Config =
+            url.parse().with_context(|| format!("`{}` is not a PostgreSQL URL", redacted(url)))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("hrsync-postgres")
+            .enable_all()
+            .build()
+            .context("starting the database runtime")?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = {
+            let _entered = runtime.enter();
+            Pool::builder(manager).max_size(POOL_SIZE).build().context("making the connection pool")?
+        };
+        let store = PgStore {
+            pool,
+            runtime: Arc::new(StoreRuntime(Some(runtime))),
+            secrets: Arc::new(secrets),
+            tenant: TenantId::DEFAULT,
+        };
+        store.migrate().with_context(|| format!("preparing the database at {}", redacted(url)))?;
+        Ok(store)
+    }
+
+    /// A handle on the same database serving `tenant`.
+    pub fn tenant(&self, tenant: TenantId) -> Self {
+        PgStore { tenant, ..self.clone() }
+    }
+
+    /// Adds a tenant: `slug` is the operator's handle for it (lower case
+    /// letters, digits and dashes), `name` the company's name.
+    pub fn create_tenant(&self, slug: &str, name: &str) -> Result<TenantId, StoreError> {
+        let valid = !slug.is_empty()
+            && slug.len() <= 63
+            && !slug.starts_with('-')
+            && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(StoreError::Invalid(format!(
+                "`{slug}` is not a tenant slug: use up to 63 lower-case letters, digits and dashes, e.g. `acme-gmbh`"
+            )));
+        }
+        if name.trim().is_empty() {
+            return Err(StoreError::Invalid("the tenant's name is empty: enter the company's name".into()));
+        }
+        self.block(async {
+            let row = self
+                .client()
+                .await?
+                .query_opt(
+                    "INSERT INTO tenants (slug, name) VALUES ($1, $2) ON CONFLICT (slug) DO NOTHING RETURNING id",
+                    &[&slug, &name.trim()],
+                )
+                .await
+                .map_err(sql)?;
+            row.map(|r| TenantId(r.get(0)))
+                .ok_or_else(|| StoreError::Invalid(format!("a tenant `{slug}` exists already; choose another slug")))
+        })
+    }
+
+    /// Runs `work` on the store's runtime and waits for it. A scoped thread
+    /// waits, so that `work` may borrow and the caller may itself be on a
+    /// runtime (whose thread would otherwise refuse to block).
+    fn block<T: Send>(&self, work: impl Future<Output = Result<T, StoreError>> + Send) -> Result<T, StoreError> {
+        let runtime = self.runtime.0.as_ref().expect("the runtime lives as long as the store");
+        std::thread::scope(|scope| scope.spawn(|| runtime.block_on(work)).join())
+            .map_err(|_| StoreError::Other(anyhow::anyhow!("a database call panicked")))?
+    }
+
+    /// A pooled connection.
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| StoreError::Other(anyhow::anyhow!("no database connection: {e}")))
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.block(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(sql)?;
+            // One replica migrates at a time; the others then find nothing to do.
+            tx.execute("SELECT pg_advisory_xact_lock(7033001)", &[]).await.map_err(sql)?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+            .await
+            .map_err(sql)?;
+            let applied: i32 =
+                tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await.map_err(sql)?.get(0);
+            for (i, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+                tx.batch_execute(migration).await.map_err(sql)?;
+                tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&(i as i32 + 1)])
+                    .await
+                    .map_err(sql)?;
+            }
+            tx.commit().await.map_err(sql)
+        })
+    }
+}
+
+/// A URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn sql(e: tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error()
+        && db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+        && db.constraint() == Some("users_email")
+    {
+        return StoreError::EmailTaken(db.message().to_string());
+    }
+    StoreError::Other(anyhow::Error::new(e).context("the database refused a query"))
+}
+
+fn unsigned(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+fn count(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(redacted("postgres://hrsync:pw@db:5432/hrsync"), "postgres://hrsync:***@db:5432/hrsync");
+        assert_eq!(redacted("postgres://hrsync@db/hrsync"), "postgres://hrsync@db/hrsync");
+    }
+}
