@@ -272,3 +272,145 @@ fn postgres_deliveries_find_their_tenant_by_endpoint_and_stay_within_it() {
     other.finish_events(&[end], Utc::now()).unwrap();
     assert_eq!(store.pending_events(mine, 10).unwrap().len(), 1, "another tenant cannot finish it");
 }
+
+fn person(email: &str, first: &str, department: Option<&str>) -> Profile {
+    let mut p = Profile::new(Email::parse(email).unwrap(), first, "Lovelace");
+    p.department = department.map(String::from);
+    p
+}
+
+fn add(store: &dyn PeopleStore, profile: Profile, manager: Option<UserId>) -> UserId {
+    store.create_user(&NewUser { profile, manager_id: manager }).unwrap()
+}
+
+both!(people_are_created_read_filtered_and_paged);
+fn people_are_created_read_filtered_and_paged(store: &dyn PeopleStore) {
+    let mut boss_profile = person("boss@acme.example", "Ada", Some("Board"));
+    boss_profile.start_date = chrono::NaiveDate::from_ymd_opt(2020, 2, 29);
+    boss_profile.custom.insert("cost-center".into(), "CC-7".into());
+    boss_profile.gender = Some(Gender::Female);
+    let boss = add(store, boss_profile.clone(), None);
+    let dev = add(store, person("dev@acme.example", "Bob", Some("Engineering")), Some(boss));
+    let mut gone = person("gone@acme.example", "Cy_100%", Some("Engineering"));
+    gone.status = UserStatus::Inactive;
+    let gone = add(store, gone, Some(boss));
+
+    let read = store.user(boss).unwrap();
+    assert_eq!((read.profile, read.manager_id, read.managed_by), (boss_profile, None, None));
+    assert_eq!(store.user(dev).unwrap().manager_id, Some(boss));
+    assert!(matches!(store.user(UserId(gone.0 + 100)), Err(StoreError::NoUser(_))));
+
+    let ids = |q: UserQuery| -> (Vec<UserId>, u64) {
+        let (users, total) = store.users(&UserQuery { limit: q.limit.max(10), ..q }).unwrap();
+        (users.into_iter().map(|u| u.id).collect(), total)
+    };
+    let search = |s: &str| ids(UserQuery { search: Some(s.into()), ..UserQuery::default() }).0;
+    assert_eq!(search("ADA"), vec![boss], "any case");
+    assert_eq!(search("engineering"), vec![dev, gone], "by department, sorted by name");
+    assert_eq!(search("100%"), vec![gone], "wildcards are literal");
+    assert_eq!(search("_"), vec![gone]);
+    let filtered = |q: UserQuery| ids(q).0;
+    assert_eq!(filtered(UserQuery { status: Some(UserStatus::Active), ..UserQuery::default() }), vec![boss, dev]);
+    assert_eq!(filtered(UserQuery { manager: Some(boss), ..UserQuery::default() }), vec![dev, gone]);
+    assert_eq!(
+        filtered(UserQuery {
+            department: Some("Engineering".into()),
+            status: Some(UserStatus::Inactive),
+            ..UserQuery::default()
+        }),
+        vec![gone]
+    );
+    let (page, total) = store.users(&UserQuery { limit: 1, offset: 1, ..UserQuery::default() }).unwrap();
+    assert_eq!((page.iter().map(|u| u.id).collect::<Vec<_>>(), total), (vec![dev], 3), "a page and the total");
+
+    let facets = store.facets().unwrap();
+    assert_eq!(facets.departments, vec!["Board".to_string(), "Engineering".into()]);
+    assert_eq!(facets.managers, vec![(boss, "Ada Lovelace".to_string())]);
+    let mut index: Vec<(UserId, Option<UserId>, String)> =
+        store.index().unwrap().into_iter().map(|e| (e.id, e.manager_id, e.email.as_str().to_string())).collect();
+    index.sort();
+    assert_eq!(index[1], (dev, Some(boss), "dev@acme.example".to_string()));
+    assert_eq!(
+        store.users_for_sync(IntegrationId(1)).unwrap().len(),
+        3,
+        "unmanaged people are every integration's to adopt"
+    );
+}
+
+both!(emails_are_unique_regardless_of_case);
+fn emails_are_unique_regardless_of_case(store: &dyn PeopleStore) {
+    add(store, person("ada@acme.example", "Ada", None), None);
+    let err = store.create_user(&NewUser { profile: person("ADA@acme.example", "Ada", None), manager_id: None });
+    assert!(matches!(err, Err(StoreError::EmailTaken(_))), "{err:?}");
+}
+
+both!(reporting_cycles_and_unknown_managers_are_refused_and_change_nothing);
+fn reporting_cycles_and_unknown_managers_are_refused_and_change_nothing(store: &dyn PeopleStore) {
+    let top = add(store, person("top@acme.example", "Top", None), None);
+    let mid = add(store, person("mid@acme.example", "Mid", None), Some(top));
+    let low = add(store, person("low@acme.example", "Low", None), Some(mid));
+    let mut edit = NewUser { profile: store.user(top).unwrap().profile, manager_id: Some(low) };
+    let err = store.edit_user(top, &edit).unwrap_err();
+    assert!(matches!(&err, StoreError::Invalid(m) if m.contains("reporting cycle")), "{err:?}");
+    edit.manager_id = Some(UserId(low.0 + 100));
+    let err = store.edit_user(top, &edit).unwrap_err();
+    assert!(matches!(&err, StoreError::Invalid(m) if m.contains("does not exist")), "{err:?}");
+    assert_eq!(store.user(top).unwrap().manager_id, None, "unchanged");
+
+    edit.manager_id = None;
+    edit.profile.job_title = Some("CEO".into());
+    store.edit_user(top, &edit).unwrap();
+    assert_eq!(store.user(top).unwrap().profile.job_title.as_deref(), Some("CEO"));
+    assert!(matches!(store.edit_user(UserId(low.0 + 100), &edit), Err(StoreError::NoUser(_))));
+}
+
+both!(a_roster_is_written_whole_or_not_at_all);
+fn a_roster_is_written_whole_or_not_at_all(store: &dyn PeopleStore) {
+    let existing = add(store, person("old@acme.example", "Old", None), None);
+    let rows = vec![
+        RosterRow {
+            existing: Some(existing),
+            profile: person("old@acme.example", "Olga", Some("Sales")),
+            manager: Some(RosterManager::Row(1)),
+        },
+        RosterRow { existing: None, profile: person("new@acme.example", "New", None), manager: None },
+    ];
+    let ids = store.write_roster(&rows).unwrap();
+    assert_eq!(ids[0], existing);
+    let olga = store.user(existing).unwrap();
+    assert_eq!((olga.profile.first_name.as_str(), olga.manager_id), ("Olga", Some(ids[1])), "a later row as manager");
+
+    let broken = vec![
+        RosterRow { existing: None, profile: person("third@acme.example", "Third", None), manager: None },
+        RosterRow { existing: None, profile: person("NEW@acme.example", "Dup", None), manager: None },
+    ];
+    assert!(matches!(store.write_roster(&broken), Err(StoreError::EmailTaken(_))));
+    let (_, total) = store.users(&UserQuery { limit: 10, ..UserQuery::default() }).unwrap();
+    assert_eq!(total, 2, "the first row of the failed roster was not kept");
+}
+
+#[test]
+fn postgres_tenants_have_their_own_people_and_emails() {
+    let (_cluster, store) = postgres();
+    let other = store.tenant(store.create_tenant("globex", "Globex").unwrap());
+    let mine = add(&store, person("ada@acme.example", "Ada", Some("Board")), None);
+    let theirs = add(&other, person("ada@acme.example", "Ada", Some("Labs")), None);
+    assert_ne!(mine, theirs, "the same email in two companies");
+    assert!(matches!(other.user(mine), Err(StoreError::NoUser(_))));
+    let err =
+        other.create_user(&NewUser { profile: person("bob@globex.example", "Bob", None), manager_id: Some(mine) });
+    assert!(
+        matches!(&err, Err(StoreError::Invalid(m)) if m.contains("does not exist")),
+        "no manager across tenants: {err:?}"
+    );
+    let edit = NewUser { profile: person("x@acme.example", "X", None), manager_id: None };
+    assert!(matches!(other.edit_user(mine, &edit), Err(StoreError::NoUser(_))));
+    assert_eq!(store.user(mine).unwrap().profile.first_name, "Ada", "unchanged");
+    let roster = vec![RosterRow { existing: Some(mine), profile: person("x@acme.example", "X", None), manager: None }];
+    assert!(matches!(other.write_roster(&roster), Err(StoreError::NoUser(_))));
+    let only = |s: &PgStore| s.users(&UserQuery { limit: 10, ..UserQuery::default() }).unwrap().0;
+    assert_eq!(only(&other).iter().map(|u| u.id).collect::<Vec<_>>(), vec![theirs]);
+    assert_eq!(other.facets().unwrap().departments, vec!["Labs".to_string()]);
+    assert_eq!(other.index().unwrap().len(), 1);
+    assert_eq!(other.users_for_sync(IntegrationId(1)).unwrap().len(), 1);
+}

@@ -12,11 +12,12 @@
 //! Every row a tenant owns carries its `tenant_id`; a store handle serves
 //! one tenant ([`PgStore::tenant`]), the single-tenant install's by default.
 //!
-//! Work in progress (issue 15): integrations, the company, schedules and
-//! webhooks are here; people, overrides, runs and the outbox follow.
+//! Work in progress (issue 15): integrations, the company, schedules,
+//! people and webhooks are here; overrides, runs and the outbox follow.
 
 mod hooks;
 mod integrations;
+mod people;
 mod schedule;
 
 use std::future::Future;
