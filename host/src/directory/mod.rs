@@ -822,6 +822,24 @@ pub enum StoreError {
     Other(#[from] anyhow::Error),
 }
 
+impl StoreError {
+    /// `manager` reports, directly or indirectly, to the person they would manage.
+    pub(crate) fn reporting_cycle(manager: UserId) -> Self {
+        StoreError::Invalid(format!(
+            "user {manager} cannot be the manager: they report (directly or indirectly) to this person, which would make a reporting cycle"
+        ))
+    }
+
+    /// No user `manager` (in this directory).
+    pub(crate) fn no_such_manager(manager: UserId) -> Self {
+        StoreError::Invalid(format!("the manager, user {manager}, does not exist; `hrsync users` lists users"))
+    }
+}
+
+/// How far up a reporting line a manager check walks: deeper lines are
+/// not a cycle this check could find in reasonable time.
+pub(crate) const MAX_REPORTING_DEPTH: u32 = 10_000;
+
 /// The serde name of a unit enum value, e.g. `interrupted`.
 fn enum_name<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()

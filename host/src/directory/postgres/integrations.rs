@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use super::{PgStore, count, sql, unsigned};
 use crate::directory::sealing::{open_settings, seal_settings};
@@ -34,17 +35,24 @@ impl PgStore {
     }
 }
 
-/// The values of every integration write, `$1`..`$14`, secrets sealed.
-struct Values {
+/// The values of every integration write, `$1`..`$14` in the order of
+/// [`WRITTEN`], secrets sealed.
+struct Values<'a> {
+    config: &'a IntegrationConfig,
     settings: String,
     grants: String,
     secrets_for: String,
     numbers: [i32; 5],
 }
 
-impl Values {
-    fn of(store: &PgStore, c: &IntegrationConfig) -> Self {
+/// The columns [`Values`] writes, in order.
+const WRITTEN: &str = "connector_id, name, settings, grants, auto_import, send_emails, interval_minutes, missing_after, \
+     max_deactivate_share, max_email_share, max_pages, max_records, max_run_minutes, secrets_for";
+
+impl<'a> Values<'a> {
+    fn of(store: &PgStore, c: &'a IntegrationConfig) -> Self {
         Values {
+            config: c,
             settings: seal_settings(&store.secrets, c),
             grants: serde_json::to_string(&c.grants).expect("strings serialise"),
             secrets_for: serde_json::to_string(&c.secrets_for).expect("strings serialise"),
@@ -57,6 +65,27 @@ impl Values {
             ],
         }
     }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let c = self.config;
+        let [interval, missing, pages, records, minutes] = &self.numbers;
+        vec![
+            &c.connector_id,
+            &c.name,
+            &self.settings,
+            &self.grants,
+            &c.auto_import,
+            &c.send_emails,
+            interval,
+            missing,
+            &c.max_deactivate_share,
+            &c.max_email_share,
+            pages,
+            records,
+            minutes,
+            &self.secrets_for,
+        ]
+    }
 }
 
 impl IntegrationStore for PgStore {
@@ -66,36 +95,20 @@ impl IntegrationStore for PgStore {
         if config.secrets_for.is_empty() {
             config.secrets_for = config.grants.clone();
         }
-        let c = &config;
-        let v = Values::of(self, c);
-        let [interval, missing, pages, records, minutes] = &v.numbers;
+        let values = Values::of(self, &config);
+        let now = Utc::now();
+        let mut params = values.params();
+        params.extend([&self.tenant.0 as &(dyn ToSql + Sync), &now]);
         self.block(async {
             let row = self
                 .client()
                 .await?
                 .query_one(
-                    "INSERT INTO integrations (tenant_id, connector_id, name, settings, grants, auto_import, send_emails, \
-                     interval_minutes, missing_after, max_deactivate_share, max_email_share, max_pages, max_records, \
-                     max_run_minutes, secrets_for, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
-                    &[
-                        &self.tenant.0,
-                        &c.connector_id,
-                        &c.name,
-                        &v.settings,
-                        &v.grants,
-                        &c.auto_import,
-                        &c.send_emails,
-                        interval,
-                        missing,
-                        &c.max_deactivate_share,
-                        &c.max_email_share,
-                        pages,
-                        records,
-                        minutes,
-                        &v.secrets_for,
-                        &Utc::now(),
-                    ],
+                    &format!(
+                        "INSERT INTO integrations ({WRITTEN}, tenant_id, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id"
+                    ),
+                    &params,
                 )
                 .await
                 .map_err(sql)?;
@@ -104,35 +117,19 @@ impl IntegrationStore for PgStore {
     }
 
     fn update_integration(&self, id: IntegrationId, c: &IntegrationConfig) -> Result<(), StoreError> {
-        let v = Values::of(self, c);
-        let [interval, missing, pages, records, minutes] = &v.numbers;
+        let values = Values::of(self, c);
+        let now = Utc::now();
+        let mut params = values.params();
+        params.extend([&now as &(dyn ToSql + Sync), &id.0, &self.tenant.0]);
         let n = self.block(async {
             self.client()
                 .await?
                 .execute(
-                    "UPDATE integrations SET connector_id = $1, name = $2, settings = $3, grants = $4, auto_import = $5, \
-                     send_emails = $6, interval_minutes = $7, missing_after = $8, max_deactivate_share = $9, \
-                     max_email_share = $10, max_pages = $11, max_records = $12, max_run_minutes = $13, \
-                     secrets_for = $14, updated_at = $15 WHERE id = $16 AND tenant_id = $17",
-                    &[
-                        &c.connector_id,
-                        &c.name,
-                        &v.settings,
-                        &v.grants,
-                        &c.auto_import,
-                        &c.send_emails,
-                        interval,
-                        missing,
-                        &c.max_deactivate_share,
-                        &c.max_email_share,
-                        pages,
-                        records,
-                        minutes,
-                        &v.secrets_for,
-                        &Utc::now(),
-                        &id.0,
-                        &self.tenant.0,
-                    ],
+                    &format!(
+                        "UPDATE integrations SET ({WRITTEN}, updated_at) = \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) WHERE id = $16 AND tenant_id = $17"
+                    ),
+                    &params,
                 )
                 .await
                 .map_err(sql)

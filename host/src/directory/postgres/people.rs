@@ -152,17 +152,13 @@ async fn check_manager(
     let mut steps = 0;
     while let Some(m) = next {
         if Some(m) == user {
-            return Err(StoreError::Invalid(format!(
-                "user {manager} cannot be the manager: they report (directly or indirectly) to this person, which would make a reporting cycle"
-            )));
+            return Err(StoreError::reporting_cycle(manager));
         }
         steps += 1;
-        if steps > 10_000 {
+        if steps > MAX_REPORTING_DEPTH {
             break;
         }
-        next = manager_of(tx, tenant, m).await?.ok_or_else(|| {
-            StoreError::Invalid(format!("the manager, user {m}, does not exist; `hrsync users` lists users"))
-        })?;
+        next = manager_of(tx, tenant, m).await?.ok_or_else(|| StoreError::no_such_manager(m))?;
     }
     Ok(())
 }

@@ -165,21 +165,17 @@ fn check_manager(tx: &Transaction<'_>, user: Option<UserId>, manager: UserId) ->
     let mut steps = 0;
     while let Some(m) = next {
         if Some(m) == user {
-            return Err(StoreError::Invalid(format!(
-                "user {manager} cannot be the manager: they report (directly or indirectly) to this person, which would make a reporting cycle"
-            )));
+            return Err(StoreError::reporting_cycle(manager));
         }
         steps += 1;
-        if steps > 10_000 {
+        if steps > MAX_REPORTING_DEPTH {
             break;
         }
         next = tx
             .query_row("SELECT manager_id FROM users WHERE id = ?1", [m.0], |r| r.get::<_, Option<i64>>(0))
             .optional()
             .map_err(sql)?
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("the manager, user {m}, does not exist; `hrsync users` lists users"))
-            })?
+            .ok_or_else(|| StoreError::no_such_manager(m))?
             .map(UserId);
     }
     Ok(())
