@@ -414,3 +414,50 @@ fn postgres_tenants_have_their_own_people_and_emails() {
     assert_eq!(other.index().unwrap().len(), 1);
     assert_eq!(other.users_for_sync(IntegrationId(1)).unwrap().len(), 1);
 }
+
+trait PeopleAndOverrides: PeopleStore + OverrideStore {}
+impl<T: PeopleStore + OverrideStore> PeopleAndOverrides for T {}
+
+both!(overrides_keep_the_current_value_until_removed);
+fn overrides_keep_the_current_value_until_removed(store: &dyn PeopleAndOverrides) {
+    let boss = add(store, person("boss@acme.example", "Ada", None), None);
+    let mut titled = person("dev@acme.example", "Bob", Some("Engineering"));
+    titled.job_title = Some("Engineer".into());
+    let dev = add(store, titled, Some(boss));
+    let until = chrono::NaiveDate::from_ymd_opt(2027, 1, 31);
+
+    let title = store.keep(dev, &Field::JobTitle, Some("admin"), until).unwrap();
+    assert_eq!(
+        (title.user_id, title.value.as_deref(), title.kept_by.as_deref(), title.until, title.source),
+        (dev, Some("Engineer"), Some("admin"), until, None),
+        "the value the user has now"
+    );
+    let manager = store.keep(dev, &Field::Manager, None, None).unwrap();
+    assert_eq!(manager.value, Some(boss.0.to_string()), "the manager as a user id");
+    let err = store.keep(dev, &Field::Status, None, None).unwrap_err();
+    assert!(matches!(&err, StoreError::Invalid(m) if m.contains("status cannot be kept")), "{err:?}");
+    assert!(matches!(store.keep(UserId(dev.0 + 100), &Field::JobTitle, None, None), Err(StoreError::NoUser(_))));
+    store.keep(boss, &Field::Department, None, None).unwrap();
+
+    let fields = |user: Option<UserId>| -> Vec<(UserId, String)> {
+        store.overrides(user).unwrap().into_iter().map(|o| (o.user_id, o.field.name().to_string())).collect()
+    };
+    assert_eq!(fields(Some(dev)).len(), 2);
+    assert_eq!(fields(None).len(), 3);
+    assert!(store.unkeep(dev, &Field::JobTitle).unwrap());
+    assert!(!store.unkeep(dev, &Field::JobTitle).unwrap(), "gone already");
+    assert_eq!(fields(Some(dev)), vec![(dev, Field::Manager.name().to_string())]);
+    assert!(store.run_kept(RunId(1)).unwrap().is_empty());
+}
+
+#[test]
+fn postgres_overrides_stay_within_their_tenant() {
+    let (_cluster, store) = postgres();
+    let other = store.tenant(store.create_tenant("globex", "Globex").unwrap());
+    let mine = add(&store, person("ada@acme.example", "Ada", Some("Board")), None);
+    store.keep(mine, &Field::Department, None, None).unwrap();
+    assert!(matches!(other.keep(mine, &Field::JobTitle, None, None), Err(StoreError::NoUser(_))));
+    assert!(other.overrides(None).unwrap().is_empty() && other.overrides(Some(mine)).unwrap().is_empty());
+    assert!(!other.unkeep(mine, &Field::Department).unwrap());
+    assert_eq!(store.overrides(Some(mine)).unwrap().len(), 1, "still kept");
+}

@@ -13,10 +13,11 @@
 //! one tenant ([`PgStore::tenant`]), the single-tenant install's by default.
 //!
 //! Work in progress (issue 15): integrations, the company, schedules,
-//! people and webhooks are here; overrides, runs and the outbox follow.
+//! people, overrides and webhooks are here; runs and the outbox follow.
 
 mod hooks;
 mod integrations;
+mod overrides;
 mod people;
 mod schedule;
 
