@@ -461,3 +461,147 @@ fn postgres_overrides_stay_within_their_tenant() {
     assert!(!other.unkeep(mine, &Field::Department).unwrap());
     assert_eq!(store.overrides(Some(mine)).unwrap().len(), 1, "still kept");
 }
+
+trait PeopleAndOutbox: PeopleStore + OutboxStore {}
+impl<T: PeopleStore + OutboxStore> PeopleAndOutbox for T {}
+
+/// Writes the token as the message's whole text, so tests can follow the link.
+struct TokenWriter;
+
+impl InvitationWriter for TokenWriter {
+    fn valid_for(&self) -> chrono::Duration {
+        Duration::days(7)
+    }
+
+    fn write(&self, profile: &Profile, token: &str, _expires: chrono::DateTime<Utc>) -> crate::mail::Message {
+        crate::mail::Message {
+            kind: crate::mail::MailKind::Invitation,
+            to: profile.email.clone(),
+            subject: "Your account".into(),
+            text: token.into(),
+            html: None,
+        }
+    }
+}
+
+fn alert(to: &str) -> crate::mail::Message {
+    crate::mail::Message {
+        kind: crate::mail::MailKind::Alert,
+        to: Email::parse(to).unwrap(),
+        subject: "Imports are failing".into(),
+        text: "Personio answered HTTP 503".into(),
+        html: Some("<p>Personio answered HTTP 503</p>".into()),
+    }
+}
+
+both!(invitations_go_to_active_people_and_each_link_works_once);
+fn invitations_go_to_active_people_and_each_link_works_once(store: &dyn PeopleAndOutbox) {
+    let now = Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap();
+    let ada = add(store, person("ada@acme.example", "Ada", None), None);
+    let mut left = person("left@acme.example", "Left", None);
+    left.status = UserStatus::Inactive;
+    let left = add(store, left, None);
+    assert_eq!(store.invite(&[ada, left], &TokenWriter, now).unwrap(), vec![ada], "active people only");
+    assert!(store.user(ada).unwrap().informed_at.is_some());
+    let (mails, total) = store.mails(0, 10).unwrap();
+    assert_eq!(
+        (total, mails[0].recipient.as_str(), mails[0].state),
+        (1, "ada@acme.example", crate::mail::MailState::Queued)
+    );
+    let token = mails[0].text.clone();
+
+    assert_eq!(store.invitation_user(&token, now).unwrap().map(|u| u.id), Some(ada));
+    assert_eq!(store.invitation_user(&token, now + Duration::days(8)).unwrap(), None, "expired");
+    assert_eq!(store.redeem_invitation(&token, "$argon2id$hash", now).unwrap(), Some(ada));
+    assert_eq!(store.redeem_invitation(&token, "$argon2id$other", now).unwrap(), None, "used once");
+    assert_eq!(store.invitation_user(&token, now).unwrap(), None);
+
+    // A new invitation makes an earlier unused link stop working.
+    store.invite(&[ada], &TokenWriter, now).unwrap();
+    let first = store.mails(0, 10).unwrap().0[0].text.clone();
+    store.invite(&[ada], &TokenWriter, now).unwrap();
+    assert_eq!(store.invitation_user(&first, now).unwrap(), None);
+    assert_eq!(store.mails(0, 10).unwrap().1, 3);
+}
+
+both!(the_outbox_is_claimed_leased_sent_and_retried);
+fn the_outbox_is_claimed_leased_sent_and_retried(store: &dyn PeopleAndOutbox) {
+    use crate::mail::MailState;
+    let now = Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap();
+    let lease = Duration::minutes(5);
+    let first = store.enqueue_mail(&alert("ops@acme.example"), None, now).unwrap();
+    let second = store.enqueue_mail(&alert("ops@acme.example"), None, now).unwrap();
+    assert!(store.claim_mail(now - Duration::seconds(1), lease, 10).unwrap().is_empty(), "not due yet");
+    let claimed = store.claim_mail(now, lease, 10).unwrap();
+    assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), vec![first, second]);
+    assert_eq!(claimed[0].html.as_deref(), Some("<p>Personio answered HTTP 503</p>"));
+    assert!(claimed[0].message_id.starts_with('<') && claimed[0].message_id != claimed[1].message_id);
+    assert!(store.claim_mail(now, lease, 10).unwrap().is_empty(), "leased to whoever claimed them");
+
+    store.mail_failed(first, "relay refused", Some(now + Duration::minutes(1))).unwrap();
+    let again = store.claim_mail(now + Duration::minutes(2), lease, 10).unwrap();
+    assert_eq!(again.iter().map(|m| (m.id, m.attempts)).collect::<Vec<_>>(), vec![(first, 1)], "retried when due");
+    let expired = store.claim_mail(now + Duration::minutes(6), lease, 10).unwrap();
+    assert_eq!(expired.iter().map(|m| m.id).collect::<Vec<_>>(), vec![second], "a lease that ran out is taken over");
+    assert_eq!(expired[0].message_id, claimed[1].message_id, "with its one Message-ID");
+
+    store.mail_sent(first, now + Duration::minutes(3)).unwrap();
+    store.mail_failed(second, "gave up", None).unwrap();
+    let (mails, _) = store.mails(0, 10).unwrap();
+    let state = |id: i64| mails.iter().find(|m| m.id == id).map(|m| (m.state, m.attempts, m.last_error.clone()));
+    assert_eq!(state(first), Some((MailState::Sent, 2, None)));
+    assert_eq!(state(second), Some((MailState::Failed, 1, Some("gave up".into()))));
+    assert!(store.claim_mail(now + Duration::hours(1), lease, 10).unwrap().is_empty());
+}
+
+#[test]
+fn postgres_replicas_claiming_at_once_take_each_message_once() {
+    let (_cluster, store) = postgres();
+    let now = Utc::now();
+    for _ in 0..60 {
+        store.enqueue_mail(&alert("ops@acme.example"), None, now).unwrap();
+    }
+    let claims: Vec<Vec<i64>> = std::thread::scope(|s| {
+        let replicas: Vec<_> = (0..3)
+            .map(|_| {
+                let replica = store.clone();
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let got = replica.claim_mail(now, Duration::minutes(5), 7).unwrap();
+                        if got.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(got.iter().map(|m| m.id));
+                    }
+                })
+            })
+            .collect();
+        replicas.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut all: Vec<i64> = claims.concat();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 60, "every message claimed");
+    assert_eq!(claims.iter().map(Vec::len).sum::<usize>(), 60, "and none twice: {claims:?}");
+}
+
+#[test]
+fn postgres_outboxes_are_per_tenant_and_links_find_their_tenant() {
+    let (_cluster, store) = postgres();
+    let other = store.tenant(store.create_tenant("globex", "Globex").unwrap());
+    let now = Utc::now();
+    let ada = add(&store, person("ada@acme.example", "Ada", None), None);
+    assert!(other.invite(&[ada], &TokenWriter, now).unwrap().is_empty(), "not its user");
+    store.invite(&[ada], &TokenWriter, now).unwrap();
+    let mail = store.enqueue_mail(&alert("ops@acme.example"), None, now).unwrap();
+    assert_eq!(other.mails(0, 10).unwrap().1, 0);
+    assert!(other.claim_mail(now, Duration::minutes(5), 10).unwrap().is_empty());
+    other.mail_sent(mail, now).unwrap();
+    assert_eq!(
+        store.mails(0, 10).unwrap().0.iter().find(|m| m.id == mail).unwrap().state,
+        crate::mail::MailState::Queued
+    );
+    let token = store.mails(0, 10).unwrap().0.iter().find(|m| m.recipient == "ada@acme.example").unwrap().text.clone();
+    assert_eq!(other.invitation_user(&token, now).unwrap().map(|u| u.id), Some(ada), "a link names no tenant");
+}

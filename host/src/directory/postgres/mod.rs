@@ -13,10 +13,11 @@
 //! one tenant ([`PgStore::tenant`]), the single-tenant install's by default.
 //!
 //! Work in progress (issue 15): integrations, the company, schedules,
-//! people, overrides and webhooks are here; runs and the outbox follow.
+//! people, overrides, the outbox and webhooks are here; runs follow.
 
 mod hooks;
 mod integrations;
+mod outbox;
 mod overrides;
 mod people;
 mod schedule;
