@@ -605,3 +605,187 @@ fn postgres_outboxes_are_per_tenant_and_links_find_their_tenant() {
     let token = store.mails(0, 10).unwrap().0.iter().find(|m| m.recipient == "ada@acme.example").unwrap().text.clone();
     assert_eq!(other.invitation_user(&token, now).unwrap().map(|u| u.id), Some(ada), "a link names no tenant");
 }
+
+fn new_run(integration: IntegrationId, kind: RunKind) -> NewRun {
+    NewRun {
+        integration_id: integration,
+        kind,
+        trigger: Trigger::Manual,
+        actor: Some("admin".into()),
+        preview_id: None,
+        reverts_id: None,
+        since: None,
+    }
+}
+
+fn ended(state: RunState) -> RunOutcome {
+    RunOutcome {
+        state,
+        counts: Counts::default(),
+        error: (state != RunState::Succeeded).then(|| "stopped".into()),
+        fingerprint: None,
+        changes: Vec::new(),
+        issues: Vec::new(),
+        kept: Vec::new(),
+    }
+}
+
+both!(one_run_holds_an_integration_until_it_ends_and_a_cancel_reaches_it);
+fn one_run_holds_an_integration_until_it_ends_and_a_cancel_reaches_it(store: &dyn DirectoryStore) {
+    let id = store.create_integration(&personio("Acme")).unwrap();
+    let first = store.begin_run(&new_run(id, RunKind::Preview)).unwrap();
+    let busy = store.begin_run(&new_run(id, RunKind::Import)).unwrap_err();
+    assert!(
+        matches!(&busy, StoreError::AlreadyRunning(h) if h.run == first && h.owner.as_deref() == Some(store.owner())),
+        "{busy:?}"
+    );
+    assert_eq!(store.heartbeat(first).unwrap(), Lease::Held);
+    store.finish_run(first, &ended(RunState::Failed)).unwrap();
+    assert_eq!(store.run(first).unwrap().state, RunState::Failed);
+    assert!(matches!(store.finish_run(first, &ended(RunState::Failed)), Err(StoreError::LeaseLost(_))), "ends once");
+    assert!(matches!(store.request_cancel(first, None), Err(StoreError::NotRunning { .. })));
+
+    let second = store.begin_run(&new_run(id, RunKind::Import)).unwrap();
+    let asked = store.request_cancel(second, Some("ops")).unwrap();
+    assert_eq!(asked.cancel_requested_by.as_deref(), Some("ops"));
+    assert_eq!(store.heartbeat(second).unwrap(), Lease::CancelRequested { by: Some("ops".into()) });
+    let err = store.apply(second, &Apply::default(), "f").unwrap_err();
+    assert!(matches!(err, StoreError::Cancelled(r) if r == second), "{err:?}");
+    store.finish_run(second, &ended(RunState::Cancelled)).unwrap();
+    assert_eq!(store.run(second).unwrap().state, RunState::Cancelled);
+    assert!(matches!(
+        store.begin_run(&new_run(IntegrationId(id.0 + 100), RunKind::Import)),
+        Err(StoreError::NoIntegration(_))
+    ));
+    assert!(matches!(store.run(RunId(second.0 + 100)), Err(StoreError::NoRun(_))));
+}
+
+both!(an_import_writes_people_managers_history_and_invitations_together);
+fn an_import_writes_people_managers_history_and_invitations_together(store: &dyn DirectoryStore) {
+    let id = store.create_integration(&personio("Acme")).unwrap();
+    let run = store.begin_run(&NewRun { trigger: Trigger::Automatic, ..new_run(id, RunKind::Import) }).unwrap();
+    let planned = |email: &str, first: &str, source: &str, manager: Option<Target>| PlannedUser {
+        target: Target::New(0),
+        profile: person(email, first, Some("Engineering")),
+        manager,
+        managed_by: Some((id, source.into())),
+        missing_runs: 0,
+    };
+    let boss = planned("boss@acme.example", "Ada", "1", None);
+    let dev = PlannedUser { target: Target::New(1), ..planned("dev@acme.example", "Bob", "2", Some(Target::New(0))) };
+    let change = |target: Target, name: &str, manager_after: Option<Target>| PlannedChange {
+        target,
+        source_id: Some(name.into()),
+        name: name.into(),
+        kind: ChangeKind::Create,
+        fields: vec![FieldChange {
+            field: Field::Manager,
+            before: None,
+            after: manager_after.map(|_| "Ada Lovelace".into()),
+            before_id: None,
+            after_id: None,
+        }],
+        manager_after,
+    };
+    let apply = Apply {
+        creates: vec![boss, dev],
+        changes: vec![
+            change(Target::New(0), "Ada Lovelace", None),
+            change(Target::New(1), "Bob Lovelace", Some(Target::New(0))),
+        ],
+        issues: vec![IssueRecord {
+            source_id: Some("3".into()),
+            name: Some("Cy".into()),
+            field: Some("email".into()),
+            severity: Severity::Warning,
+            message: "no work email; skipped".into(),
+        }],
+        counts: Counts { created: 2, ..Counts::default() },
+        invite: Some(crate::mail::Invite::default()),
+        invitees: vec![Target::New(0), Target::New(1)],
+        ..Apply::default()
+    };
+    store.apply(run, &apply, "fingerprint-1").unwrap();
+
+    let done = store.run(run).unwrap();
+    assert_eq!(
+        (done.state, done.fingerprint.as_deref(), done.counts.created),
+        (RunState::Succeeded, Some("fingerprint-1"), 2)
+    );
+    let (users, _) = store.users(&UserQuery { limit: 10, integration: Some(id), ..UserQuery::default() }).unwrap();
+    let (ada, bob) = (&users[0], &users[1]);
+    assert_eq!(
+        (ada.profile.first_name.as_str(), bob.manager_id),
+        ("Ada", Some(ada.id)),
+        "a new manager of a new report"
+    );
+    assert_eq!(bob.managed_by, Some((id, "2".to_string())));
+    let changes = store.run_changes(run, None).unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[1].fields[0].after_id, Some(ada.id), "the new manager's id in the history");
+    assert_eq!(store.run_changes(run, Some(bob.id)).unwrap().len(), 1);
+    let filter = ChangeFilter { search: Some("bob".into()), limit: 10, ..ChangeFilter::default() };
+    let (page, total) = store.run_changes_page(run, &filter).unwrap();
+    assert_eq!((page.len(), total, page[0].user_id), (1, 1, Some(bob.id)));
+    assert_eq!(store.run_issues(run).unwrap()[0].message, "no work email; skipped");
+    assert_eq!(store.user_history(bob.id).unwrap().iter().map(|(r, _)| *r).collect::<Vec<_>>(), vec![run]);
+    assert_eq!(store.mails(0, 10).unwrap().1, 2, "both invited, in the import's transaction");
+    assert!(store.user(ada.id).unwrap().informed_at.is_some());
+    assert_eq!(
+        store.history(Some(id), RunFilter::default(), 0, 10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![run]
+    );
+    let stats = store.run_stats().unwrap();
+    let import = stats.iter().find(|s| s.kind == RunKind::Import && s.state == RunState::Succeeded).unwrap();
+    assert_eq!((import.runs, import.people_changed), (1, 2));
+
+    // A run whose writes break a rule applies nothing, its history included.
+    let next = store.begin_run(&new_run(id, RunKind::Import)).unwrap();
+    let clash = Apply {
+        creates: vec![
+            planned("carol@acme.example", "Carol", "3", None),
+            PlannedUser { target: Target::New(1), ..planned("BOSS@acme.example", "Ada2", "4", None) },
+        ],
+        changes: vec![change(Target::New(0), "Carol", None)],
+        ..Apply::default()
+    };
+    assert!(matches!(store.apply(next, &clash, "f2"), Err(StoreError::EmailTaken(_))));
+    assert_eq!(store.users(&UserQuery { limit: 10, ..UserQuery::default() }).unwrap().1, 2, "Carol was not kept");
+    assert!(store.run_changes(next, None).unwrap().is_empty());
+}
+
+#[test]
+fn postgres_replicas_beginning_a_run_at_once_let_one_through() {
+    let (cluster, store) = postgres();
+    let url = cluster.create_database("replicas").unwrap();
+    let replicas: Vec<PgStore> = (0..3).map(|_| PgStore::connect(&url, secrets()).unwrap()).collect();
+    assert_ne!(replicas[0].owner(), replicas[1].owner(), "each replica owns its runs");
+    let id = replicas[0].create_integration(&personio("Acme")).unwrap();
+    let began: Vec<Result<RunId, StoreError>> = std::thread::scope(|s| {
+        let starts: Vec<_> =
+            replicas.iter().map(|r| s.spawn(move || r.begin_run(&new_run(id, RunKind::Import)))).collect();
+        starts.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(began.iter().filter(|b| b.is_ok()).count(), 1, "{began:?}");
+    assert!(began.iter().filter_map(|b| b.as_ref().err()).all(|e| matches!(e, StoreError::AlreadyRunning(_))));
+    let run = began.iter().find_map(|b| b.as_ref().ok()).copied().unwrap();
+    let holder = replicas.iter().find(|r| r.heartbeat(run).unwrap() == Lease::Held).unwrap();
+    assert!(replicas.iter().filter(|r| r.owner() != holder.owner()).all(|r| r.heartbeat(run).unwrap() == Lease::Lost));
+    drop(store);
+}
+
+#[test]
+fn postgres_runs_and_their_history_stay_within_their_tenant() {
+    let (_cluster, store) = postgres();
+    let other = store.tenant(store.create_tenant("globex", "Globex").unwrap());
+    let id = store.create_integration(&personio("Acme")).unwrap();
+    assert!(matches!(other.begin_run(&new_run(id, RunKind::Import)), Err(StoreError::NoIntegration(_))));
+    let run = store.begin_run(&new_run(id, RunKind::Preview)).unwrap();
+    assert!(matches!(other.run(run), Err(StoreError::NoRun(_))));
+    assert!(matches!(other.request_cancel(run, None), Err(StoreError::NoRun(_))));
+    store.finish_run(run, &ended(RunState::Failed)).unwrap();
+    let all = RunFilter { previews: true, unapplied: true, unchanged: true };
+    assert!(other.history(None, all, 0, 10).unwrap().is_empty());
+    assert_eq!(store.history(None, all, 0, 10).unwrap().len(), 1);
+    assert!(other.run_stats().unwrap().is_empty() && other.run_issues(run).unwrap().is_empty());
+}

@@ -13,6 +13,7 @@ mod csv;
 mod hostile;
 mod personio;
 mod personio_v2;
+mod postgres;
 mod python;
 mod runs;
 mod served;

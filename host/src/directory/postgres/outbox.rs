@@ -80,24 +80,29 @@ async fn insert_mail(
 /// An invitation rendered before its transaction: the writer need not be
 /// `Sync`, and the store's runtime never calls it.
 pub(super) struct Rendered {
-    user: UserId,
+    /// Whom it is for; set inside the transaction for people it creates.
+    pub(super) user: UserId,
     token_hash: String,
     expires: DateTime<Utc>,
     message: Message,
 }
 
-/// Renders an invitation for each of `users` with a fresh token.
-pub(super) fn render(users: &[User], writer: &dyn InvitationWriter, now: DateTime<Utc>) -> Vec<Rendered> {
-    users
-        .iter()
-        .map(|user| {
+/// Renders an invitation with a fresh token for each user and profile.
+pub(super) fn render<'a>(
+    people: impl IntoIterator<Item = (UserId, &'a Profile)>,
+    writer: &dyn InvitationWriter,
+    now: DateTime<Utc>,
+) -> Vec<Rendered> {
+    people
+        .into_iter()
+        .map(|(user, profile)| {
             let token = crate::accounts::random_token("");
             let expires = now + writer.valid_for();
             Rendered {
-                user: user.id,
+                user,
                 token_hash: crate::accounts::token_hash(&token),
                 expires,
-                message: writer.write(&user.profile, &token, expires),
+                message: writer.write(profile, &token, expires),
             }
         })
         .collect()
@@ -165,7 +170,7 @@ impl OutboxStore for PgStore {
         let mut found: Vec<User> = rows.iter().map(user_from_row).collect::<Result<_, _>>()?;
         // In the order asked for, as SQLite's store invites them.
         found.sort_by_key(|u| users.iter().position(|id| *id == u.id));
-        let rendered = render(&found, writer, now);
+        let rendered = render(found.iter().map(|u| (u.id, &u.profile)), writer, now);
         self.block(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(sql)?;

@@ -56,6 +56,43 @@ pub(super) async fn set_overrides(
     Ok(())
 }
 
+/// Records what a run's overrides kept: the source's value on each
+/// override it saw (the drift), and the differing ones under the run.
+pub(super) async fn record_kept(
+    tx: &impl GenericClient,
+    run: RunId,
+    kept: &[KeptValue],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let seen = tx
+        .prepare(
+            "UPDATE overrides SET source_value = $3, source_differs = $4, source_seen_at = $5 \
+             WHERE user_id = $1 AND field = $2",
+        )
+        .await
+        .map_err(sql)?;
+    let insert = tx
+        .prepare(
+            "INSERT INTO run_kept (run_id, seq, user_id, name, field, source_value, kept_value, kept_by, until) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .await
+        .map_err(sql)?;
+    for k in kept {
+        tx.execute(&seen, &[&k.user_id.0, &k.field.name(), &k.source, &k.differs, &now]).await.map_err(sql)?;
+    }
+    for (seq, k) in kept.iter().filter(|k| k.differs).enumerate() {
+        let seq = i32::try_from(seq).unwrap_or(i32::MAX);
+        tx.execute(
+            &insert,
+            &[&run.0, &seq, &k.user_id.0, &k.name, &k.field.name(), &k.source, &k.kept, &k.kept_by, &k.until],
+        )
+        .await
+        .map_err(sql)?;
+    }
+    Ok(())
+}
+
 impl OverrideStore for PgStore {
     fn keep(
         &self,

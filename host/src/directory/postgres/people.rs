@@ -122,7 +122,7 @@ pub(super) async fn insert_user(
 }
 
 /// Escapes `\`, `%` and `_` for a LIKE pattern with `ESCAPE '\'`.
-fn like_escape(text: &str) -> String {
+pub(super) fn like_escape(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 

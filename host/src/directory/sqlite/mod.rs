@@ -113,7 +113,7 @@ fn text_error(message: String) -> rusqlite::Error {
 }
 
 /// `host:pid:nonce`: unique per open handle, readable in "who holds it".
-fn process_owner() -> String {
+pub(in crate::directory) fn process_owner() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
