@@ -616,6 +616,31 @@ pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(
 /// interrupted: another process may then start a run of its integration.
 pub const LEASE_TTL: chrono::Duration = chrono::Duration::seconds(30);
 
+/// Whether a run's lease ran out: its process stopped renewing it.
+pub(crate) fn lease_expired(heartbeat: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    heartbeat.is_none_or(|h| now - h > LEASE_TTL)
+}
+
+/// Why a run whose lease ran out ended.
+pub(crate) fn interrupted_message(owner: Option<&str>) -> String {
+    format!(
+        "interrupted: the process running it ({}) stopped renewing its lease — it crashed, was killed or lost the database; nothing was applied",
+        owner.unwrap_or("unknown")
+    )
+}
+
+impl Run {
+    /// The run as it is: a live run whose lease expired is interrupted,
+    /// even before a writer records it so (reading never writes).
+    pub(crate) fn seen_at(mut self, heartbeat: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
+        if self.state.is_live() && lease_expired(heartbeat, now) {
+            self.state = RunState::Interrupted;
+            self.error = Some(interrupted_message(self.owner.as_deref()));
+        }
+        self
+    }
+}
+
 /// The run that holds an integration, as a refused run reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Holder {
@@ -841,7 +866,7 @@ impl StoreError {
 pub(crate) const MAX_REPORTING_DEPTH: u32 = 10_000;
 
 /// The serde name of a unit enum value, e.g. `interrupted`.
-fn enum_name<T: Serialize>(value: &T) -> String {
+pub(crate) fn enum_name<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 

@@ -186,6 +186,13 @@ fn sql(e: tokio_postgres::Error) -> StoreError {
     StoreError::Other(anyhow::Error::new(e).context("the database refused a query"))
 }
 
+/// A unit enum stored as its serde name (`interrupted`, `invitation`).
+fn parse_enum<T: serde::de::DeserializeOwned>(row: &tokio_postgres::Row, column: &str) -> Result<T, StoreError> {
+    let text: String = row.get(column);
+    serde_json::from_value(serde_json::Value::String(text))
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("a stored `{column}` cannot be read: {e}")))
+}
+
 fn unsigned(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }

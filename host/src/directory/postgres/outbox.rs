@@ -8,25 +8,12 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::people::{USER_COLUMNS, user_from_row};
-use super::{PgStore, count, sql};
+use super::{PgStore, count, parse_enum, sql};
 use crate::directory::*;
 use crate::mail::{MailRecord, Message};
 
 const MAIL_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body, message_id, state, attempts, \
      last_error, created_at, sent_at";
-
-fn enum_text<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value).expect("serialisable") {
-        serde_json::Value::String(s) => s,
-        other => other.to_string(),
-    }
-}
-
-fn parse_enum<T: serde::de::DeserializeOwned>(row: &Row, column: &str) -> Result<T, StoreError> {
-    let text: String = row.get(column);
-    serde_json::from_value(serde_json::Value::String(text))
-        .map_err(|e| StoreError::Other(anyhow::anyhow!("a stored message's {column}: {e}")))
-}
 
 fn mail_from_row(row: &Row) -> Result<MailRecord, StoreError> {
     Ok(MailRecord {
@@ -61,7 +48,7 @@ async fn insert_mail(
              next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
             &[
                 &tenant.0,
-                &enum_text(&m.kind),
+                &enum_name(&m.kind),
                 &m.to.as_str(),
                 &m.subject,
                 &m.text,

@@ -15,7 +15,7 @@ use tokio_postgres::types::ToSql;
 use super::outbox::{Rendered, queue_invitations, render};
 use super::overrides::{record_kept, set_overrides};
 use super::people::{ProfileValues, USER_COLUMNS, insert_user, user_from_row};
-use super::{PgStore, sql, unsigned};
+use super::{PgStore, parse_enum, sql, unsigned};
 use crate::directory::*;
 
 const RUN_COLUMNS: &str = "id, integration_id, kind, trigger, actor, state, preview_id, reverts_id, started_at, \
@@ -25,22 +25,9 @@ fn stored(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(anyhow::anyhow!("a stored run's {what} cannot be read: {e}"))
 }
 
-fn enum_text<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value).expect("serialisable") {
-        serde_json::Value::String(s) => s,
-        other => other.to_string(),
-    }
-}
-
-fn parse_enum<T: serde::de::DeserializeOwned>(row: &Row, column: &str) -> Result<T, StoreError> {
-    let text: String = row.get(column);
-    serde_json::from_value(serde_json::Value::String(text)).map_err(|e| stored(column, e))
-}
-
-/// A run as stored. A live run whose lease expired is shown as what it is —
-/// interrupted — even before a writer records it so: reading never writes.
+/// A run as stored, and as it is ([`Run::seen_at`]).
 fn run_from_row(row: &Row) -> Result<Run, StoreError> {
-    let mut run = Run {
+    let run = Run {
         id: RunId(row.get("id")),
         integration_id: IntegrationId(row.get("integration_id")),
         kind: parse_enum(row, "kind")?,
@@ -58,23 +45,7 @@ fn run_from_row(row: &Row) -> Result<Run, StoreError> {
         owner: row.get("owner"),
         cancel_requested_by: row.get("cancel_requested_by"),
     };
-    let heartbeat: Option<DateTime<Utc>> = row.get("heartbeat_at");
-    if run.state.is_live() && lease_expired(heartbeat, Utc::now()) {
-        run.state = RunState::Interrupted;
-        run.error = Some(interrupted_message(run.owner.as_deref()));
-    }
-    Ok(run)
-}
-
-fn lease_expired(heartbeat: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-    heartbeat.is_none_or(|h| now - h > LEASE_TTL)
-}
-
-fn interrupted_message(owner: Option<&str>) -> String {
-    format!(
-        "interrupted: the process running it ({}) stopped renewing its lease — it crashed, was killed or lost the database; nothing was applied",
-        owner.unwrap_or("unknown")
-    )
+    Ok(run.seen_at(row.get("heartbeat_at"), Utc::now()))
 }
 
 fn change_from_row(row: &Row) -> Result<ChangeRecord, StoreError> {
@@ -150,7 +121,7 @@ impl PgStore {
                  WHERE id = $1 AND owner = $7 AND state = 'running' AND (NOT $8 OR cancel_requested_at IS NULL)",
                 &[
                     &id.0,
-                    &enum_text(&state),
+                    &enum_name(&state),
                     &counts,
                     &error,
                     &fingerprint,
@@ -278,8 +249,8 @@ impl RunStore for PgStore {
                     &[
                         &self.tenant.0,
                         &run.integration_id.0,
-                        &enum_text(&run.kind),
-                        &enum_text(&run.trigger),
+                        &enum_name(&run.kind),
+                        &enum_name(&run.trigger),
                         &run.actor,
                         &run.preview_id.map(|r| r.0),
                         &run.reverts_id.map(|r| r.0),

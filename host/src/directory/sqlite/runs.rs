@@ -13,11 +13,10 @@ use crate::directory::*;
 const RUN_COLUMNS: &str = "id, integration_id, kind, trigger, actor, state, preview_id, reverts_id, started_at, \
      finished_at, counts, error, fingerprint, since, owner, heartbeat_at, cancel_requested_by";
 
-/// A run as stored. A live run whose lease expired is shown as what it is —
-/// interrupted — even before a writer records it so: reading never writes.
+/// A run as stored, and as it is ([`Run::seen_at`]).
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
     let counts: String = row.get("counts")?;
-    let mut run = Run {
+    let run = Run {
         id: RunId(row.get("id")?),
         integration_id: IntegrationId(row.get("integration_id")?),
         kind: parse_enum(row.get("kind")?)?,
@@ -35,23 +34,7 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         owner: row.get("owner")?,
         cancel_requested_by: row.get("cancel_requested_by")?,
     };
-    let heartbeat: Option<DateTime<Utc>> = row.get("heartbeat_at")?;
-    if run.state.is_live() && lease_expired(heartbeat, Utc::now()) {
-        run.state = RunState::Interrupted;
-        run.error = Some(interrupted_message(run.owner.as_deref()));
-    }
-    Ok(run)
-}
-
-fn lease_expired(heartbeat: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-    heartbeat.is_none_or(|h| now - h > LEASE_TTL)
-}
-
-fn interrupted_message(owner: Option<&str>) -> String {
-    format!(
-        "interrupted: the process running it ({}) stopped renewing its lease — it crashed, was killed or lost the database; nothing was applied",
-        owner.unwrap_or("unknown")
-    )
+    Ok(run.seen_at(row.get("heartbeat_at")?, Utc::now()))
 }
 
 fn change_from_row(row: &Row<'_>) -> rusqlite::Result<ChangeRecord> {
