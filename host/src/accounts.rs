@@ -4,15 +4,14 @@
 //! creator. Session and API tokens are random; only their SHA-256 is stored.
 
 use std::path::Path;
-use std::sync::Mutex;
 
-use anyhow::Context;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::model::TenantId;
 
 /// How long a browser session lasts without signing in again.
 pub const SESSION_LIFETIME: Duration = Duration::hours(12);
@@ -76,6 +75,9 @@ pub struct Principal {
     pub csrf: Option<String>,
     /// The API token the request came with, if any.
     pub token_id: Option<i64>,
+    /// The company the account belongs to; everything it sees is that
+    /// tenant's ([`TenantId::DEFAULT`] in a single-company install).
+    pub tenant: TenantId,
 }
 
 /// A new browser session: the cookie value and its CSRF token.
@@ -146,10 +148,83 @@ impl From<rusqlite::Error> for AccountError {
     }
 }
 
-/// Accounts, on their own connection to the hrsync database (opened after
-/// the directory store, which applies the migrations).
+/// Where accounts, sessions and API tokens are kept: rows only, the rules
+/// live in [`Accounts`]. Implemented by both directory stores
+/// ([`crate::directory::sqlite::SqliteAccounts`] and
+/// [`crate::directory::postgres::PgStore`]); a handle serves one tenant,
+/// except that sessions, tokens and sign-in credentials are found by their
+/// (globally unique) hash or username and say which tenant they belong to.
+pub trait AccountStore: Send + Sync {
+    /// Whether the tenant has any account at all.
+    fn has_accounts(&self) -> Result<bool, AccountError>;
+    /// Adds an enabled account; [`AccountError::Taken`] when the username
+    /// (case-insensitively, across tenants) is in use.
+    fn insert_account(&self, username: &str, password_hash: &str, role: Role) -> Result<i64, AccountError>;
+    /// The tenant's accounts by username.
+    fn accounts(&self) -> Result<Vec<Account>, AccountError>;
+    fn account(&self, username: &str) -> Result<Option<Account>, AccountError>;
+    /// Applies `change` in one transaction, ending the account's sessions
+    /// unless it enables the account; [`AccountError::LastAdmin`] when it
+    /// would leave the tenant without an enabled admin.
+    fn change_account(&self, account: &Account, change: AccountChange) -> Result<(), AccountError>;
+    /// The id and password hash of the enabled account `username`.
+    fn credentials(&self, username: &str) -> Result<Option<(i64, String)>, AccountError>;
+    fn insert_session(&self, session: &SessionRow) -> Result<(), AccountError>;
+    /// The enabled account of the live session with this token hash.
+    fn session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Principal>, AccountError>;
+    fn delete_session(&self, token_hash: &str) -> Result<(), AccountError>;
+    fn insert_token(&self, token: &TokenRow) -> Result<i64, AccountError>;
+    /// The live token with this hash (not revoked or expired, its account
+    /// enabled), with the token's own role; marks it used at `now`.
+    fn token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<(Principal, Role)>, AccountError>;
+    /// The tenant's tokens, newest first: `owner`'s only, or all.
+    fn tokens(&self, owner: Option<i64>) -> Result<Vec<Token>, AccountError>;
+    /// Revokes token `id` at `now` unless it is revoked already.
+    fn revoke_token(&self, id: i64, now: DateTime<Utc>) -> Result<(), AccountError>;
+}
+
+/// A change to an account; all but [`AccountChange::Enable`] end its sessions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountChange {
+    Disable,
+    Enable,
+    Role(Role),
+    /// A new password, as its Argon2id PHC string.
+    Password(String),
+}
+
+impl AccountChange {
+    /// Whether the account could stop being an enabled admin by it.
+    pub fn demotes(&self, account: &Account) -> bool {
+        account.role == Role::Admin
+            && matches!(self, AccountChange::Disable | AccountChange::Role(Role::Viewer | Role::Operator))
+    }
+}
+
+/// A session as stored: the hash of its cookie value.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub token_hash: String,
+    pub admin_id: i64,
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An API token as stored: the hash of its value.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub admin_id: i64,
+    pub name: String,
+    pub token_hash: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Accounts and the rules about them, over an [`AccountStore`].
 pub struct Accounts {
-    conn: Mutex<Connection>,
+    store: Box<dyn AccountStore>,
 }
 
 /// 256 random bits as hex, after `prefix`.
@@ -184,41 +259,32 @@ fn valid_username(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
 }
 
-const ACCOUNT_COLUMNS: &str = "id, username, role, created_at, disabled_at, password_changed_at";
-
-fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
-    Ok(Account {
-        id: r.get(0)?,
-        username: r.get(1)?,
-        role: r.get(2)?,
-        created_at: r.get(3)?,
-        disabled_at: r.get(4)?,
-        password_changed_at: r.get(5)?,
-    })
-}
-
 impl Accounts {
+    /// The accounts in the SQLite database at `db` (opened after the
+    /// directory store, which applies the migrations).
     pub fn open(db: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open(db).with_context(|| format!("opening {}", db.display()))?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        Ok(Accounts { conn: Mutex::new(conn) })
+        Ok(Self::new(Box::new(crate::directory::sqlite::SqliteAccounts::open(db)?)))
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().expect("accounts connection")
+    pub fn new(store: Box<dyn AccountStore>) -> Self {
+        Accounts { store }
     }
 
     /// Creates the first admin if there is none. Returns the password when
     /// it was generated, so the caller can show it once.
     pub fn ensure_admin(&self, password: Option<&str>) -> anyhow::Result<Option<String>> {
-        let count: i64 = self.conn().query_row("SELECT COUNT(*) FROM admins", [], |r| r.get(0))?;
-        if count > 0 {
+        self.ensure_named_admin(FIRST_ADMIN, password)
+    }
+
+    /// Creates the admin `username` if the tenant has no account yet;
+    /// returns the password when it was generated.
+    pub fn ensure_named_admin(&self, username: &str, password: Option<&str>) -> anyhow::Result<Option<String>> {
+        if self.store.has_accounts()? {
             return Ok(None);
         }
         let generated = password.is_none().then(|| random_token("")[..20].to_string());
         let password = password.map(str::to_string).or(generated.clone()).expect("one of them");
-        self.create_account(FIRST_ADMIN, &password, Role::Admin)?;
+        self.create_account(username, &password, Role::Admin)?;
         Ok(generated)
     }
 
@@ -229,78 +295,30 @@ impl Accounts {
             return Err(AccountError::BadUsername(username.into()));
         }
         let phc = hash_password(password).map_err(|_| AccountError::ShortPassword)?;
-        let conn = self.conn();
-        let taken: bool =
-            conn.query_row("SELECT EXISTS (SELECT 1 FROM admins WHERE username = ?1)", [username], |r| r.get(0))?;
-        if taken {
-            return Err(AccountError::Taken(username.into()));
-        }
-        conn.execute(
-            "INSERT INTO admins (username, password_hash, role, created_at, password_changed_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![username, phc, role.as_str(), Utc::now()],
-        )?;
-        Ok(conn.last_insert_rowid())
+        self.store.insert_account(username, &phc, role)
     }
 
     pub fn accounts(&self) -> Result<Vec<Account>, AccountError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {ACCOUNT_COLUMNS} FROM admins ORDER BY username"))?;
-        Ok(stmt.query_map([], account_from_row)?.collect::<Result<_, _>>()?)
+        self.store.accounts()
     }
 
     pub fn account(&self, username: &str) -> Result<Account, AccountError> {
-        self.conn()
-            .query_row(
-                &format!("SELECT {ACCOUNT_COLUMNS} FROM admins WHERE username = ?1"),
-                [username],
-                account_from_row,
-            )
-            .optional()?
-            .ok_or_else(|| AccountError::NoAccount(username.into()))
-    }
-
-    /// Refuses when `username` is the last enabled admin and would stop being one.
-    fn keep_an_admin(conn: &Connection, username: &str) -> Result<(), AccountError> {
-        let others: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM admins WHERE role = 'admin' AND disabled_at IS NULL AND username != ?1",
-            [username],
-            |r| r.get(0),
-        )?;
-        if others == 0 { Err(AccountError::LastAdmin(username.into())) } else { Ok(()) }
+        self.store.account(username)?.ok_or_else(|| AccountError::NoAccount(username.into()))
     }
 
     /// Disables (or enables again) an account. A disabled account cannot
     /// sign in; its sessions end and its tokens stop working.
     pub fn set_disabled(&self, username: &str, disabled: bool) -> Result<Account, AccountError> {
         let account = self.account(username)?;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        if disabled {
-            if account.role == Role::Admin {
-                Self::keep_an_admin(&tx, &account.username)?;
-            }
-            tx.execute("UPDATE admins SET disabled_at = ?2 WHERE id = ?1", params![account.id, Utc::now()])?;
-            tx.execute("DELETE FROM sessions WHERE admin_id = ?1", [account.id])?;
-        } else {
-            tx.execute("UPDATE admins SET disabled_at = NULL WHERE id = ?1", [account.id])?;
-        }
-        tx.commit()?;
-        drop(conn);
+        let change = if disabled { AccountChange::Disable } else { AccountChange::Enable };
+        self.store.change_account(&account, change)?;
         self.account(username)
     }
 
     /// Changes an account's role; its sessions end so the change applies at once.
     pub fn set_role(&self, username: &str, role: Role) -> Result<Account, AccountError> {
         let account = self.account(username)?;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        if account.role == Role::Admin && role != Role::Admin {
-            Self::keep_an_admin(&tx, &account.username)?;
-        }
-        tx.execute("UPDATE admins SET role = ?2 WHERE id = ?1", params![account.id, role.as_str()])?;
-        tx.execute("DELETE FROM sessions WHERE admin_id = ?1", [account.id])?;
-        tx.commit()?;
-        drop(conn);
+        self.store.change_account(&account, AccountChange::Role(role))?;
         self.account(username)
     }
 
@@ -309,15 +327,7 @@ impl Accounts {
     pub fn reset_password(&self, username: &str, password: &str) -> Result<(), AccountError> {
         let account = self.account(username)?;
         let phc = hash_password(password).map_err(|_| AccountError::ShortPassword)?;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE admins SET password_hash = ?2, password_changed_at = ?3 WHERE id = ?1",
-            params![account.id, phc, Utc::now()],
-        )?;
-        tx.execute("DELETE FROM sessions WHERE admin_id = ?1", [account.id])?;
-        tx.commit()?;
-        Ok(())
+        self.store.change_account(&account, AccountChange::Password(phc))
     }
 
     /// Changes one's own password, knowing the current one.
@@ -331,14 +341,7 @@ impl Accounts {
     /// The enabled account with these credentials. Unknown users cost a
     /// hash too, so timing does not tell which usernames exist.
     pub fn verify(&self, username: &str, password: &str) -> anyhow::Result<Option<i64>> {
-        let row: Option<(i64, String)> = self
-            .conn()
-            .query_row(
-                "SELECT id, password_hash FROM admins WHERE username = ?1 AND disabled_at IS NULL",
-                [username],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
+        let row = self.store.credentials(username)?;
         const DUMMY: &str =
             "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2Wz0mzN1Xn3lVnYgbS4m8o6O1nNnZpj+ElJw2rBqYFU";
         let (id, phc) = row.map_or((None, DUMMY.to_string()), |(id, phc)| (Some(id), phc));
@@ -348,42 +351,26 @@ impl Accounts {
     }
 
     pub fn create_session(&self, admin_id: i64) -> anyhow::Result<NewSession> {
-        let session = NewSession {
-            token: random_token("hs_"),
-            csrf: random_token(""),
-            expires_at: Utc::now() + SESSION_LIFETIME,
-        };
-        self.conn().execute(
-            "INSERT INTO sessions (token_hash, admin_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![token_hash(&session.token), admin_id, session.csrf, Utc::now(), session.expires_at],
-        )?;
+        let now = Utc::now();
+        let session =
+            NewSession { token: random_token("hs_"), csrf: random_token(""), expires_at: now + SESSION_LIFETIME };
+        self.store.insert_session(&SessionRow {
+            token_hash: token_hash(&session.token),
+            admin_id,
+            csrf: session.csrf.clone(),
+            created_at: now,
+            expires_at: session.expires_at,
+        })?;
         Ok(session)
     }
 
     /// The enabled account of a live session.
     pub fn session(&self, token: &str) -> anyhow::Result<Option<Principal>> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT a.id, a.username, a.role, s.csrf_token FROM sessions s JOIN admins a ON a.id = s.admin_id \
-                 WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND a.disabled_at IS NULL",
-                params![token_hash(token), Utc::now()],
-                |r| {
-                    Ok(Principal {
-                        admin_id: r.get(0)?,
-                        username: r.get(1)?,
-                        role: r.get(2)?,
-                        csrf: Some(r.get(3)?),
-                        token_id: None,
-                    })
-                },
-            )
-            .optional()?)
+        Ok(self.store.session(&token_hash(token), Utc::now())?)
     }
 
     pub fn end_session(&self, token: &str) -> anyhow::Result<()> {
-        self.conn().execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash(token)])?;
-        Ok(())
+        Ok(self.store.delete_session(&token_hash(token))?)
     }
 
     /// A new API token for `creator`, with its role or a narrower one; the
@@ -403,77 +390,37 @@ impl Accounts {
             return Err(AccountError::ExpiryInPast);
         }
         let token = random_token("hrs_");
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO api_tokens (admin_id, name, token_hash, created_at, role, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![creator.admin_id, name, token_hash(&token), Utc::now(), role.as_str(), expires_at],
-        )?;
-        Ok((conn.last_insert_rowid(), token))
+        let id = self.store.insert_token(&TokenRow {
+            admin_id: creator.admin_id,
+            name: name.to_string(),
+            token_hash: token_hash(&token),
+            role,
+            created_at: Utc::now(),
+            expires_at,
+        })?;
+        Ok((id, token))
     }
 
     /// The principal of a live API token: not revoked, not expired, its
     /// account enabled; its role is never above the account's current one.
     pub fn api_token(&self, token: &str) -> anyhow::Result<Option<Principal>> {
-        let conn = self.conn();
-        let now = Utc::now();
-        let found = conn
-            .query_row(
-                "SELECT a.id, a.username, a.role, t.role, t.id FROM api_tokens t JOIN admins a ON a.id = t.admin_id \
-                 WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?2) \
-                 AND a.disabled_at IS NULL",
-                params![token_hash(token), now],
-                |r| {
-                    let (account, token): (Role, Role) = (r.get(2)?, r.get(3)?);
-                    Ok(Principal {
-                        admin_id: r.get(0)?,
-                        username: r.get(1)?,
-                        role: account.min(token),
-                        csrf: None,
-                        token_id: Some(r.get(4)?),
-                    })
-                },
-            )
-            .optional()?;
-        if let Some(p) = &found {
-            conn.execute("UPDATE api_tokens SET last_used = ?2 WHERE id = ?1", params![p.token_id, now])?;
-        }
-        Ok(found)
+        Ok(self.store.token(&token_hash(token), Utc::now())?.map(|(mut principal, token_role)| {
+            principal.role = principal.role.min(token_role);
+            principal
+        }))
     }
 
     /// Tokens, newest first: `viewer`'s own, or everyone's for an admin.
     pub fn tokens(&self, viewer: &Principal) -> Result<Vec<Token>, AccountError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT t.id, t.name, a.username, t.role, t.created_at, t.last_used, t.expires_at, t.revoked_at \
-             FROM api_tokens t JOIN admins a ON a.id = t.admin_id WHERE ?1 OR t.admin_id = ?2 ORDER BY t.id DESC",
-        )?;
-        let all = viewer.role == Role::Admin;
-        Ok(stmt
-            .query_map(params![all, viewer.admin_id], |r| {
-                Ok(Token {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    creator: r.get(2)?,
-                    role: r.get(3)?,
-                    created_at: r.get(4)?,
-                    last_used: r.get(5)?,
-                    expires_at: r.get(6)?,
-                    revoked_at: r.get(7)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?)
+        self.store.tokens((viewer.role != Role::Admin).then_some(viewer.admin_id))
     }
 
     /// Revokes a token: one's own, or any for an admin. Revoking twice is fine.
     pub fn revoke_token(&self, by: &Principal, id: i64) -> Result<Token, AccountError> {
-        let visible = self.tokens(by)?.into_iter().find(|t| t.id == id);
-        if visible.is_none() {
+        if !self.tokens(by)?.iter().any(|t| t.id == id) {
             return Err(AccountError::NoToken(id));
         }
-        self.conn().execute(
-            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
-            params![id, Utc::now()],
-        )?;
+        self.store.revoke_token(id, Utc::now())?;
         self.tokens(by)?.into_iter().find(|t| t.id == id).ok_or(AccountError::NoToken(id))
     }
 }
@@ -484,104 +431,27 @@ mod tests {
     use crate::directory::sqlite::SqliteStore;
     use crate::secrets::SecretBox;
 
-    fn accounts() -> (Accounts, std::path::PathBuf) {
+    // The behaviour of accounts on both databases is tested in
+    // `directory::suite`; this is what SQLite keeps on disk.
+    #[test]
+    fn passwords_sessions_and_tokens_are_stored_hashed() {
         let dir =
             std::env::temp_dir().join(format!("hrsync-accounts-{}-{}", std::process::id(), rand::random::<u32>()));
         let db = dir.join("hrsync.db");
         SqliteStore::open(&db, SecretBox::from_key(&[0; 32])).unwrap();
-        (Accounts::open(&db).unwrap(), dir)
-    }
-
-    fn principal(a: &Accounts, username: &str, password: &str) -> Principal {
-        let id = a.verify(username, password).unwrap().expect("signed in");
-        let s = a.create_session(id).unwrap();
-        a.session(&s.token).unwrap().unwrap()
-    }
-
-    #[test]
-    fn the_first_admin_is_created_once_with_a_printed_or_given_password() {
-        let (a, dir) = accounts();
+        let a = Accounts::open(&db).unwrap();
         let generated = a.ensure_admin(None).unwrap().expect("a generated password");
-        assert_eq!(a.ensure_admin(Some("another-password")).unwrap(), None, "only once");
-        assert!(a.verify("admin", &generated).unwrap().is_some());
-        assert!(a.verify("ADMIN", &generated).unwrap().is_some(), "usernames are case-insensitive");
-        assert!(a.verify("admin", "wrong-password!").unwrap().is_none());
-        assert!(a.verify("nobody", &generated).unwrap().is_none());
-        let stored: String = a.conn().query_row("SELECT password_hash FROM admins", [], |r| r.get(0)).unwrap();
-        assert!(stored.starts_with("$argon2id$") && !stored.contains(&generated));
-        assert_eq!(a.account("admin").unwrap().role, Role::Admin);
-        let _ = std::fs::remove_dir_all(dir);
-    }
+        let id = a.verify("admin", &generated).unwrap().unwrap();
+        let session = a.create_session(id).unwrap();
+        let p = a.session(&session.token).unwrap().unwrap();
+        let (_, token) = a.create_api_token(&p, "ci", None, None).unwrap();
 
-    #[test]
-    fn sessions_and_tokens_are_stored_hashed_and_can_end() {
-        let (a, dir) = accounts();
-        a.ensure_admin(Some("correct horse battery")).unwrap();
-        let p = principal(&a, "admin", "correct horse battery");
-        assert_eq!((p.username.as_str(), p.role), ("admin", Role::Admin));
-        let raw: String = a.conn().query_row("SELECT token_hash FROM sessions", [], |r| r.get(0)).unwrap();
-        assert!(!raw.starts_with("hs_"));
-
-        let (_, t) = a.create_api_token(&p, "ci", None, None).unwrap();
-        assert_eq!(a.api_token(&t).unwrap().unwrap().csrf, None);
-        assert!(a.api_token("hrs_forged").unwrap().is_none());
-        assert!(matches!(a.create_account("short", "too short", Role::Viewer), Err(AccountError::ShortPassword)));
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn roles_order_and_tokens_never_outrank_their_creator() {
-        let (a, dir) = accounts();
-        a.ensure_admin(Some("correct horse battery")).unwrap();
-        a.create_account("olga", "operator password", Role::Operator).unwrap();
-        let olga = principal(&a, "olga", "operator password");
-        assert!(Role::Admin.allows(Role::Operator) && !Role::Viewer.allows(Role::Operator));
-        let refused = a.create_api_token(&olga, "x", Some(Role::Admin), None).unwrap_err();
-        assert!(refused.to_string().contains("operator accounts cannot create admin tokens"), "{refused}");
-        let (id, viewer_token) = a.create_api_token(&olga, "read", Some(Role::Viewer), None).unwrap();
-        assert_eq!(a.api_token(&viewer_token).unwrap().unwrap().role, Role::Viewer);
-        // Demoting the account narrows its tokens too.
-        let (_, op_token) = a.create_api_token(&olga, "ops", None, None).unwrap();
-        a.set_role("olga", Role::Viewer).unwrap();
-        assert_eq!(a.api_token(&op_token).unwrap().unwrap().role, Role::Viewer);
-        // Revoked, expired and disabled tokens stop working.
-        a.revoke_token(&olga, id).unwrap();
-        assert!(a.api_token(&viewer_token).unwrap().is_none());
-        let soon = Utc::now() + Duration::milliseconds(50);
-        let (_, short) = a.create_api_token(&olga, "short", None, Some(soon)).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(80));
-        assert!(a.api_token(&short).unwrap().is_none(), "expired");
-        a.set_disabled("olga", true).unwrap();
-        assert!(a.api_token(&op_token).unwrap().is_none(), "a disabled account's tokens stop");
-        assert!(a.verify("olga", "operator password").unwrap().is_none(), "and it cannot sign in");
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn the_last_admin_cannot_be_disabled_or_demoted() {
-        let (a, dir) = accounts();
-        a.ensure_admin(Some("correct horse battery")).unwrap();
-        assert!(matches!(a.set_disabled("admin", true), Err(AccountError::LastAdmin(_))));
-        assert!(matches!(a.set_role("admin", Role::Viewer), Err(AccountError::LastAdmin(_))));
-        a.create_account("second", "another admin password", Role::Admin).unwrap();
-        a.set_disabled("admin", true).expect("another admin remains");
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn a_reset_password_ends_sessions_and_a_change_needs_the_current_one() {
-        let (a, dir) = accounts();
-        a.ensure_admin(Some("correct horse battery")).unwrap();
-        let id = a.verify("admin", "correct horse battery").unwrap().unwrap();
-        let s = a.create_session(id).unwrap();
-        assert!(matches!(
-            a.change_password("admin", "wrong one here", "a new password!"),
-            Err(AccountError::WrongPassword)
-        ));
-        a.change_password("admin", "correct horse battery", "a new password!").unwrap();
-        assert!(a.session(&s.token).unwrap().is_none(), "sessions end with the old password");
-        a.reset_password("admin", "from the command line").unwrap();
-        assert!(a.verify("admin", "from the command line").unwrap().is_some());
+        let raw = rusqlite::Connection::open(&db).unwrap();
+        let stored = |sql: &str| -> String { raw.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let phc = stored("SELECT password_hash FROM admins");
+        assert!(phc.starts_with("$argon2id$") && !phc.contains(&generated));
+        assert_eq!(stored("SELECT token_hash FROM sessions"), token_hash(&session.token));
+        assert_eq!(stored("SELECT token_hash FROM api_tokens"), token_hash(&token));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

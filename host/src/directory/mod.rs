@@ -462,6 +462,18 @@ pub fn origins_key(origins: &[String]) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// A customer company of a multi-tenant deployment: it owns integrations,
+/// people, runs, accounts and its audit log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    /// The operator's handle for it: lower-case letters, digits, dashes.
+    pub slug: String,
+    pub name: String,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Integration {
     pub id: IntegrationId,

@@ -789,3 +789,253 @@ fn postgres_runs_and_their_history_stay_within_their_tenant() {
     assert_eq!(store.history(None, all, 0, 10).unwrap().len(), 1);
     assert!(other.run_stats().unwrap().is_empty() && other.run_issues(run).unwrap().is_empty());
 }
+
+// Accounts, sessions, tokens and the audit log.
+
+use crate::accounts::{AccountError, Accounts, Principal, Role};
+use crate::audit::{Action, Audit, Event, Query};
+
+/// A SQLite database file (accounts and the audit log open their own
+/// connections to it) and a directory to remove after.
+struct SqliteFile(std::path::PathBuf);
+
+impl SqliteFile {
+    fn new() -> (SqliteFile, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("hrsync-suite-{}-{}", std::process::id(), rand::random::<u32>()));
+        let db = dir.join("hrsync.db");
+        SqliteStore::open(&db, secrets()).unwrap();
+        (SqliteFile(dir), db)
+    }
+}
+
+impl Drop for SqliteFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `both_accounts!(name)` runs `name(&accounts, &audit)` on each backend.
+macro_rules! both_accounts {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                let (_file, db) = super::SqliteFile::new();
+                let accounts = super::Accounts::open(&db).unwrap();
+                super::$name(&accounts, &super::Audit::open(&db).unwrap());
+            }
+
+            #[test]
+            fn postgres() {
+                let (_cluster, store) = super::postgres();
+                let accounts = super::Accounts::new(Box::new(store.clone()));
+                super::$name(&accounts, &super::Audit::new(Box::new(store)));
+            }
+        }
+    };
+}
+
+fn signed_in(a: &Accounts, username: &str, password: &str) -> Principal {
+    let id = a.verify(username, password).unwrap().expect("signed in");
+    let s = a.create_session(id).unwrap();
+    a.session(&s.token).unwrap().unwrap()
+}
+
+both_accounts!(the_first_admin_is_created_once_with_a_printed_or_given_password);
+fn the_first_admin_is_created_once_with_a_printed_or_given_password(a: &Accounts, _: &Audit) {
+    let generated = a.ensure_admin(None).unwrap().expect("a generated password");
+    assert_eq!(a.ensure_admin(Some("another-password")).unwrap(), None, "only once");
+    assert!(a.verify("admin", &generated).unwrap().is_some());
+    assert!(a.verify("ADMIN", &generated).unwrap().is_some(), "usernames are case-insensitive");
+    assert!(a.verify("admin", "wrong-password!").unwrap().is_none());
+    assert!(a.verify("nobody", &generated).unwrap().is_none());
+    assert_eq!(a.account("admin").unwrap().role, Role::Admin);
+    assert!(matches!(a.create_account("Admin", "another long password", Role::Viewer), Err(AccountError::Taken(_))));
+    assert!(matches!(a.create_account("short", "too short", Role::Viewer), Err(AccountError::ShortPassword)));
+    assert!(matches!(a.account("nobody"), Err(AccountError::NoAccount(_))));
+}
+
+both_accounts!(sessions_and_tokens_work_until_they_end);
+fn sessions_and_tokens_work_until_they_end(a: &Accounts, _: &Audit) {
+    a.ensure_admin(Some("correct horse battery")).unwrap();
+    let p = signed_in(a, "admin", "correct horse battery");
+    assert_eq!((p.username.as_str(), p.role, p.tenant), ("admin", Role::Admin, TenantId::DEFAULT));
+    assert!(p.csrf.is_some());
+    let (id, t) = a.create_api_token(&p, "ci", None, None).unwrap();
+    let by_token = a.api_token(&t).unwrap().unwrap();
+    assert_eq!((by_token.csrf, by_token.token_id), (None, Some(id)));
+    assert!(a.tokens(&p).unwrap()[0].last_used.is_some(), "a used token says when");
+    assert!(a.api_token("hrs_forged").unwrap().is_none());
+    let session = a.create_session(p.admin_id).unwrap();
+    a.end_session(&session.token).unwrap();
+    assert!(a.session(&session.token).unwrap().is_none(), "signed out");
+}
+
+both_accounts!(roles_order_and_tokens_never_outrank_their_creator);
+fn roles_order_and_tokens_never_outrank_their_creator(a: &Accounts, _: &Audit) {
+    a.ensure_admin(Some("correct horse battery")).unwrap();
+    a.create_account("olga", "operator password", Role::Operator).unwrap();
+    let olga = signed_in(a, "olga", "operator password");
+    assert!(Role::Admin.allows(Role::Operator) && !Role::Viewer.allows(Role::Operator));
+    let refused = a.create_api_token(&olga, "x", Some(Role::Admin), None).unwrap_err();
+    assert!(refused.to_string().contains("operator accounts cannot create admin tokens"), "{refused}");
+    let (id, viewer_token) = a.create_api_token(&olga, "read", Some(Role::Viewer), None).unwrap();
+    assert_eq!(a.api_token(&viewer_token).unwrap().unwrap().role, Role::Viewer);
+    // Demoting the account narrows its tokens too.
+    let (_, op_token) = a.create_api_token(&olga, "ops", None, None).unwrap();
+    a.set_role("olga", Role::Viewer).unwrap();
+    assert_eq!(a.api_token(&op_token).unwrap().unwrap().role, Role::Viewer);
+    // Each sees their own tokens; an admin sees everyone's.
+    let admin = signed_in(a, "admin", "correct horse battery");
+    let (admins_own, _) = a.create_api_token(&admin, "admin's", None, None).unwrap();
+    let olga = signed_in(a, "olga", "operator password");
+    assert!(a.tokens(&olga).unwrap().iter().all(|t| t.creator == "olga"));
+    assert_eq!(a.tokens(&admin).unwrap().len(), 3);
+    assert!(matches!(a.revoke_token(&olga, admins_own), Err(AccountError::NoToken(_))), "not someone else's");
+    // Revoked, expired and disabled tokens stop working.
+    let revoked = a.revoke_token(&olga, id).unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(a.revoke_token(&olga, id).unwrap().revoked_at, revoked.revoked_at, "revoking twice is fine");
+    assert!(a.api_token(&viewer_token).unwrap().is_none());
+    let soon = Utc::now() + Duration::milliseconds(50);
+    let (_, short) = a.create_api_token(&olga, "short", None, Some(soon)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(80));
+    assert!(a.api_token(&short).unwrap().is_none(), "expired");
+    a.set_disabled("olga", true).unwrap();
+    assert!(a.api_token(&op_token).unwrap().is_none(), "a disabled account's tokens stop");
+    assert!(a.verify("olga", "operator password").unwrap().is_none(), "and it cannot sign in");
+    a.set_disabled("olga", false).unwrap();
+    assert!(a.verify("olga", "operator password").unwrap().is_some(), "enabled again");
+}
+
+both_accounts!(the_last_admin_cannot_be_disabled_or_demoted);
+fn the_last_admin_cannot_be_disabled_or_demoted(a: &Accounts, _: &Audit) {
+    a.ensure_admin(Some("correct horse battery")).unwrap();
+    assert!(matches!(a.set_disabled("admin", true), Err(AccountError::LastAdmin(_))));
+    assert!(matches!(a.set_role("admin", Role::Viewer), Err(AccountError::LastAdmin(_))));
+    assert_eq!(a.account("admin").unwrap().role, Role::Admin, "unchanged by the refusal");
+    a.create_account("second", "another admin password", Role::Admin).unwrap();
+    a.set_disabled("admin", true).expect("another admin remains");
+    assert!(matches!(a.set_role("second", Role::Operator), Err(AccountError::LastAdmin(_))));
+}
+
+both_accounts!(a_reset_password_ends_sessions_and_a_change_needs_the_current_one);
+fn a_reset_password_ends_sessions_and_a_change_needs_the_current_one(a: &Accounts, _: &Audit) {
+    a.ensure_admin(Some("correct horse battery")).unwrap();
+    let id = a.verify("admin", "correct horse battery").unwrap().unwrap();
+    let s = a.create_session(id).unwrap();
+    assert!(matches!(
+        a.change_password("admin", "wrong one here", "a new password!"),
+        Err(AccountError::WrongPassword)
+    ));
+    assert!(a.session(&s.token).unwrap().is_some(), "a refused change ends nothing");
+    a.change_password("admin", "correct horse battery", "a new password!").unwrap();
+    assert!(a.session(&s.token).unwrap().is_none(), "sessions end with the old password");
+    a.reset_password("admin", "from the command line").unwrap();
+    assert!(a.verify("admin", "from the command line").unwrap().is_some());
+    assert!(a.account("admin").unwrap().password_changed_at.is_some());
+}
+
+both_accounts!(audit_entries_are_kept_filtered_and_paged);
+fn audit_entries_are_kept_filtered_and_paged(_: &Accounts, audit: &Audit) {
+    for (actor, action) in [("ann", Action::SignIn), ("bob", Action::SignInFailed), ("ann", Action::Import)] {
+        audit.record(Event {
+            actor: actor.into(),
+            address: "10.0.0.7".into(),
+            action,
+            target: Some("integration 1".into()),
+            detail: None,
+        });
+    }
+    let (all, total) = audit.entries(&Query { limit: 10, ..Query::default() }).unwrap();
+    assert_eq!((all.len(), total), (3, 3));
+    assert_eq!(all[0].action, "import", "newest first");
+    let (ann, _) = audit.entries(&Query { actor: Some("ann".into()), limit: 10, ..Query::default() }).unwrap();
+    assert_eq!(ann.len(), 2);
+    let (failed, _) =
+        audit.entries(&Query { action: Some(Action::SignInFailed), limit: 10, ..Query::default() }).unwrap();
+    assert_eq!(failed[0].actor, "bob");
+    let (page, total) = audit.entries(&Query { offset: 1, limit: 1, ..Query::default() }).unwrap();
+    assert_eq!((page.len(), total, page[0].actor.as_str()), (1, 3, "bob"));
+    let future = Utc::now() + Duration::hours(1);
+    assert_eq!(audit.entries(&Query { since: Some(future), limit: 10, ..Query::default() }).unwrap().1, 0);
+}
+
+#[test]
+fn postgres_accounts_tokens_and_audit_stay_within_their_tenant() {
+    let (_cluster, store) = postgres();
+    let other = store.create_tenant("globex", "Globex").unwrap();
+    let (acme, globex) = (Accounts::new(Box::new(store.clone())), Accounts::new(Box::new(store.tenant(other))));
+    acme.ensure_admin(Some("acme admin password")).unwrap();
+    assert_eq!(
+        globex.ensure_named_admin("admin@globex", Some("globex admin password")).unwrap(),
+        None,
+        "a password given is not printed"
+    );
+    assert!(globex.ensure_named_admin("again@globex", None).unwrap().is_none(), "globex has its admin");
+    assert!(matches!(globex.create_account("ADMIN", "some long password", Role::Viewer), Err(AccountError::Taken(_))));
+
+    // Signing in finds the account's tenant; each sees only its own.
+    let g = signed_in(&globex, "admin@globex", "globex admin password");
+    assert_eq!(g.tenant, other);
+    let a = signed_in(&acme, "admin", "acme admin password");
+    assert_eq!(a.tenant, TenantId::DEFAULT);
+    assert_eq!(globex.accounts().unwrap().iter().map(|x| x.username.as_str()).collect::<Vec<_>>(), ["admin@globex"]);
+    assert!(matches!(globex.account("admin"), Err(AccountError::NoAccount(_))));
+    assert!(matches!(globex.set_disabled("admin", true), Err(AccountError::NoAccount(_))));
+    assert!(matches!(globex.reset_password("admin", "taken over now!"), Err(AccountError::NoAccount(_))));
+    // The last-admin rule counts the tenant's admins only.
+    assert!(matches!(globex.set_role("admin@globex", Role::Viewer), Err(AccountError::LastAdmin(_))));
+
+    let (acme_token, secret) = acme.create_api_token(&a, "acme ci", None, None).unwrap();
+    assert!(globex.tokens(&g).unwrap().is_empty(), "no other tenant's tokens");
+    assert!(matches!(globex.revoke_token(&g, acme_token), Err(AccountError::NoToken(_))));
+    assert!(acme.api_token(&secret).unwrap().is_some(), "still live");
+    // A principal of one tenant cannot mint tokens in another.
+    assert!(globex.create_api_token(&a, "sneaky", None, None).is_err());
+
+    let (acme_audit, globex_audit) = (Audit::new(Box::new(store.clone())), Audit::new(Box::new(store.tenant(other))));
+    acme_audit.record(Event {
+        actor: "admin".into(),
+        address: "10.0.0.1".into(),
+        action: Action::SignIn,
+        target: None,
+        detail: None,
+    });
+    assert_eq!(globex_audit.entries(&Query { limit: 10, ..Query::default() }).unwrap().1, 0);
+    assert_eq!(acme_audit.entries(&Query { limit: 10, ..Query::default() }).unwrap().1, 1);
+}
+
+#[test]
+fn postgres_a_disabled_tenant_cannot_sign_in_and_its_sessions_stop() {
+    let (_cluster, store) = postgres();
+    let other = store.create_tenant("initech", "Initech").unwrap();
+    let accounts = Accounts::new(Box::new(store.tenant(other)));
+    accounts.ensure_named_admin("bill@initech", Some("initech admin password")).unwrap();
+    let p = signed_in(&accounts, "bill@initech", "initech admin password");
+    let session = accounts.create_session(p.admin_id).unwrap();
+    let (_, token) = accounts.create_api_token(&p, "ci", None, None).unwrap();
+    store.set_tenant_disabled(other, true).unwrap();
+    assert!(accounts.verify("bill@initech", "initech admin password").unwrap().is_none());
+    assert!(accounts.session(&session.token).unwrap().is_none());
+    assert!(accounts.api_token(&token).unwrap().is_none());
+    store.set_tenant_disabled(other, false).unwrap();
+    assert!(accounts.session(&session.token).unwrap().is_some(), "enabled again");
+}
+
+#[test]
+fn postgres_the_audit_log_is_append_only() {
+    let (_cluster, store) = postgres();
+    let audit = Audit::new(Box::new(store.clone()));
+    audit.record(Event {
+        actor: "ann".into(),
+        address: "cli".into(),
+        action: Action::Import,
+        target: None,
+        detail: None,
+    });
+    let refused = store.raw_execute("UPDATE audit SET actor = 'mallory'").unwrap_err();
+    assert!(format!("{refused:#}").contains("append-only"), "{refused:#}");
+    let refused = store.raw_execute("DELETE FROM audit").unwrap_err();
+    assert!(format!("{refused:#}").contains("append-only"), "{refused:#}");
+}

@@ -16,6 +16,8 @@
 //! configuration, and the accounts and audit log still live in SQLite
 //! (issue 15 continues).
 
+mod accounts;
+mod audit;
 mod hooks;
 mod integrations;
 mod outbox;
@@ -127,6 +129,64 @@ impl PgStore {
         })
     }
 
+    /// Every tenant, by slug.
+    pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.block(async {
+            let rows = self
+                .client()
+                .await?
+                .query("SELECT id, slug, name, disabled_at, created_at FROM tenants ORDER BY slug", &[])
+                .await
+                .map_err(sql)?;
+            Ok(rows.iter().map(tenant_from_row).collect())
+        })
+    }
+
+    /// The tenant with this slug.
+    pub fn tenant_by_slug(&self, slug: &str) -> Result<Tenant, StoreError> {
+        self.block(async {
+            let row = self
+                .client()
+                .await?
+                .query_opt("SELECT id, slug, name, disabled_at, created_at FROM tenants WHERE slug = $1", &[&slug])
+                .await
+                .map_err(sql)?;
+            row.as_ref()
+                .map(tenant_from_row)
+                .ok_or_else(|| StoreError::Invalid(format!("no tenant `{slug}`; `hrsync tenant list` lists them")))
+        })
+    }
+
+    /// Disables a tenant (its accounts cannot sign in, its sessions and
+    /// tokens stop, its integrations are not scheduled) or enables it again.
+    pub fn set_tenant_disabled(&self, tenant: TenantId, disabled: bool) -> Result<(), StoreError> {
+        self.block(async {
+            self.client()
+                .await?
+                .execute(
+                    "UPDATE tenants SET disabled_at = CASE WHEN $2 THEN COALESCE(disabled_at, now()) END WHERE id = $1",
+                    &[&tenant.0, &disabled],
+                )
+                .await
+                .map_err(sql)?;
+            Ok(())
+        })
+    }
+
+    /// Whether the database answers, for `/readyz`.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.block(async {
+            self.client().await?.execute("SELECT 1", &[]).await.map_err(sql)?;
+            Ok(())
+        })
+    }
+
+    /// Runs a statement as it is, for tests of what the schema refuses.
+    #[cfg(test)]
+    pub(crate) fn raw_execute(&self, statement: &str) -> Result<u64, StoreError> {
+        self.block(async { self.client().await?.execute(statement, &[]).await.map_err(sql) })
+    }
+
     /// Runs `work` on the store's runtime and waits for it. A scoped thread
     /// waits, so that `work` may borrow and the caller may itself be on a
     /// runtime (whose thread would otherwise refuse to block).
@@ -162,6 +222,16 @@ impl PgStore {
             }
             tx.commit().await.map_err(sql)
         })
+    }
+}
+
+fn tenant_from_row(row: &tokio_postgres::Row) -> Tenant {
+    Tenant {
+        id: TenantId(row.get("id")),
+        slug: row.get("slug"),
+        name: row.get("name"),
+        disabled_at: row.get("disabled_at"),
+        created_at: row.get("created_at"),
     }
 }
 

@@ -3,6 +3,8 @@
 //! module per aggregate of [`super::store`]; every row is read by column
 //! name.
 
+mod accounts;
+mod audit;
 mod hooks;
 mod integrations;
 mod outbox;
@@ -17,6 +19,9 @@ use std::sync::{Mutex, MutexGuard};
 use anyhow::Context;
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
+
+pub use accounts::SqliteAccounts;
+pub use audit::SqliteAudit;
 
 use super::*;
 use crate::secrets::SecretBox;

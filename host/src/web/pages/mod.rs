@@ -502,6 +502,7 @@ mod tests {
             role: Role::Admin,
             csrf: Some("t\"ok".into()),
             token_id: None,
+            tenant: crate::model::TenantId::DEFAULT,
         };
         let page =
             layout("<script>alert(1)</script>", &who, Section::Directory, html! { p { ("<img src=x onerror=1>") } })
@@ -545,6 +546,7 @@ mod tests {
             role: Role::Admin,
             csrf: Some(csrf.into()),
             token_id: None,
+            tenant: crate::model::TenantId::DEFAULT,
         };
         assert!(form.verify(&who("tok")).is_ok());
         assert_eq!(form.verify(&who("other")).unwrap_err().status, StatusCode::FORBIDDEN);
