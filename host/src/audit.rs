@@ -40,10 +40,13 @@ pub enum Action {
     CompanyNamed,
     WebhooksOn,
     WebhooksOff,
+    TenantAdded,
+    TenantDisabled,
+    TenantEnabled,
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 30] = [
         Action::SignIn,
         Action::SignInFailed,
         Action::SignOut,
@@ -71,6 +74,9 @@ impl Action {
         Action::CompanyNamed,
         Action::WebhooksOn,
         Action::WebhooksOff,
+        Action::TenantAdded,
+        Action::TenantDisabled,
+        Action::TenantEnabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +108,9 @@ impl Action {
             Action::CompanyNamed => "company-named",
             Action::WebhooksOn => "webhooks-on",
             Action::WebhooksOff => "webhooks-off",
+            Action::TenantAdded => "tenant-added",
+            Action::TenantDisabled => "tenant-disabled",
+            Action::TenantEnabled => "tenant-enabled",
         }
     }
 

@@ -22,6 +22,10 @@ pub const DEFAULT_DATA_DIR: &str = "hrsync-data";
 pub struct FileConfig {
     /// Address of the web server, e.g. `0.0.0.0:8080`.
     pub bind: Option<SocketAddr>,
+    /// A PostgreSQL database several replicas share, with tenants
+    /// (`postgres://user:password@host:5432/hrsync`; `HRSYNC_DATABASE_URL`
+    /// overrides it). Without it: SQLite in the data directory, one company.
+    pub database_url: Option<String>,
     /// Where the database, key file, connector cache and connectors live.
     /// Relative paths are taken from the file's directory.
     pub data_dir: Option<PathBuf>,

@@ -36,5 +36,6 @@ pub mod sandbox;
 pub mod schedule;
 pub mod secrets;
 pub mod sync;
+pub mod tenancy;
 pub mod web;
 pub mod webhooks;

@@ -273,6 +273,20 @@ impl SyncEngine {
         }
     }
 
+    /// An engine like this one — same runtime, connectors, retries, pace,
+    /// invitation details and mail wake-up — over another store, e.g.
+    /// another tenant's. Its runs, pacers and error counts are its own.
+    pub fn for_store(&self, store: Arc<dyn DirectoryStore>) -> SyncEngine {
+        SyncEngine {
+            failed_connectors: self.failed_connectors.clone(),
+            retry: self.retry.clone(),
+            invite: self.invite.clone(),
+            mail_queued: self.mail_queued.clone(),
+            pace: self.pace,
+            ..SyncEngine::new(self.runtime.clone(), store, self.connectors.clone())
+        }
+    }
+
     pub fn store(&self) -> &Arc<dyn DirectoryStore> {
         &self.store
     }

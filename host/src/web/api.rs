@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{self, Admin, Client, Operator, Viewer};
+use super::auth::{self, Admin, Client, Operator, Scoped, Viewer};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
@@ -114,12 +114,7 @@ pub(super) async fn me(Viewer(p): Viewer) -> ApiResult {
 }
 
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session", responses((status = 204, description = "Signed out"), (status = 401, body = ErrorBody), (status = 403, description = "Missing CSRF token", body = ErrorBody)))]
-pub(super) async fn logout(
-    State(state): State<AppState>,
-    Viewer(p): Viewer,
-    client: Client,
-    headers: HeaderMap,
-) -> ApiResult {
+pub(super) async fn logout(Scoped(state): Scoped, Viewer(p): Viewer, client: Client, headers: HeaderMap) -> ApiResult {
     if let Some(token) = auth::cookie(&headers, auth::SESSION_COOKIE) {
         state.accounts.end_session(&token).map_err(ApiError::internal)?;
     }
@@ -136,7 +131,7 @@ pub(super) struct PasswordChange {
 
 #[utoipa::path(post, path = "/api/v1/session/password", tag = "session", request_body = PasswordChange, responses((status = 204, description = "Changed; the account's sessions end (sign in again)"), (status = 400, description = "The new password is too short", body = ErrorBody), (status = 403, description = "The current password is wrong", body = ErrorBody)))]
 pub(super) async fn change_password(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Viewer(p): Viewer,
     client: Client,
     ApiJson(change): ApiJson<PasswordChange>,
@@ -163,7 +158,7 @@ pub(super) struct NewToken {
 
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "session", request_body = NewToken, responses((status = 201, description = "The new API token, shown once, with its id, role and expiry", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "A role above the creator's", body = ErrorBody)))]
 pub(super) async fn create_token(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Viewer(p): Viewer,
     client: Client,
     ApiJson(t): ApiJson<NewToken>,
@@ -188,13 +183,13 @@ pub(super) async fn create_token(
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "session", responses((status = 200, description = "API tokens (never their values): one's own, or every account's for an admin", body = [crate::accounts::Token]), (status = 401, body = ErrorBody)))]
-pub(super) async fn list_tokens(State(state): State<AppState>, Viewer(p): Viewer) -> ApiResult {
+pub(super) async fn list_tokens(Scoped(state): Scoped, Viewer(p): Viewer) -> ApiResult {
     Ok(Json(state.accounts.tokens(&p)?).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "session", params(("id" = i64, Path)), responses((status = 200, description = "Revoked: it stops working at once", body = crate::accounts::Token), (status = 404, description = "No such token of yours", body = ErrorBody)))]
 pub(super) async fn revoke_token(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Viewer(p): Viewer,
     client: Client,
     ApiPath(id): ApiPath<i64>,
@@ -218,13 +213,13 @@ pub(super) struct NewAccount {
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", responses((status = 200, description = "Every account with its role and state", body = [crate::accounts::Account]), (status = 403, body = ErrorBody)))]
-pub(super) async fn list_accounts(State(state): State<AppState>, Admin(_): Admin) -> ApiResult {
+pub(super) async fn list_accounts(Scoped(state): Scoped, Admin(_): Admin) -> ApiResult {
     Ok(Json(state.accounts.accounts()?).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = NewAccount, responses((status = 201, description = "Created", body = crate::accounts::Account), (status = 400, body = ErrorBody), (status = 409, description = "The username is taken", body = ErrorBody)))]
 pub(super) async fn create_account(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Admin(p): Admin,
     client: Client,
     ApiJson(a): ApiJson<NewAccount>,
@@ -251,7 +246,7 @@ pub(super) struct AccountChange {
 
 #[utoipa::path(patch, path = "/api/v1/accounts/{username}", tag = "accounts", params(("username" = String, Path)), request_body = AccountChange, responses((status = 200, description = "The account after the change", body = crate::accounts::Account), (status = 404, body = ErrorBody), (status = 409, description = "It is the last enabled admin", body = ErrorBody)))]
 pub(super) async fn update_account(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Admin(p): Admin,
     client: Client,
     ApiPath(username): ApiPath<String>,
@@ -286,11 +281,7 @@ pub(super) struct AuditQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "accounts", params(AuditQuery), responses((status = 200, description = "Audit entries, newest first: who did what, when and from where", body = Object), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(super) async fn audit_log(
-    State(state): State<AppState>,
-    Admin(_): Admin,
-    ApiQuery(q): ApiQuery<AuditQuery>,
-) -> ApiResult {
+pub(super) async fn audit_log(Scoped(state): Scoped, Admin(_): Admin, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult {
     let query = crate::audit::Query {
         actor: q.actor.filter(|a| !a.trim().is_empty()),
         action: q
@@ -331,7 +322,7 @@ fn connector_json(c: &Connector) -> Value {
 }
 
 #[utoipa::path(get, path = "/api/v1/connectors", tag = "integrations", responses((status = 200, description = "Loaded connectors (`loaded: true`) with their settings schema, capabilities and default hosts, then components that did not load (`loaded: false`) with the reason", body = [Object]), (status = 401, body = ErrorBody)))]
-pub(super) async fn connectors(State(state): State<AppState>, Viewer(_): Viewer) -> ApiResult {
+pub(super) async fn connectors(Scoped(state): Scoped, Viewer(_): Viewer) -> ApiResult {
     let mut list: Vec<Value> = state.engine.connectors().iter().map(connector_json).collect();
     list.extend(
         state.engine.failed_connectors.iter().map(|f| json!({"loaded": false, "origin": f.origin, "error": f.reason})),
@@ -359,7 +350,7 @@ fn integration_json(i: &Integration) -> Value {
 }
 
 #[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", responses((status = 200, description = "Integrations; secret settings appear only as {\"stored\": true}", body = [Object]), (status = 401, body = ErrorBody)))]
-pub(super) async fn list_integrations(State(state): State<AppState>, Viewer(_): Viewer) -> ApiResult {
+pub(super) async fn list_integrations(Scoped(state): Scoped, Viewer(_): Viewer) -> ApiResult {
     let list: Vec<Value> = state.engine.store().integrations()?.iter().map(integration_json).collect();
     Ok(Json(list).into_response())
 }
@@ -489,7 +480,7 @@ fn subscription_json(s: &crate::directory::hooks::HookSubscription) -> Value {
 }
 
 #[utoipa::path(get, path = "/api/v1/integrations/{id}/webhook", tag = "webhooks", params(("id" = i64, Path)), responses((status = 200, description = "The integration's subscription with its source, and the last delivery", body = Object), (status = 404, description = "Webhooks are off", body = ErrorBody)))]
-pub(super) async fn webhook(State(state): State<AppState>, Viewer(_): Viewer, ApiPath(id): ApiPath<i64>) -> ApiResult {
+pub(super) async fn webhook(Scoped(state): Scoped, Viewer(_): Viewer, ApiPath(id): ApiPath<i64>) -> ApiResult {
     let integration = state.engine.store().integration(IntegrationId(id))?;
     match state.engine.store().subscription(integration.id)? {
         Some(s) => Ok(Json(subscription_json(&s)).into_response()),
@@ -499,7 +490,7 @@ pub(super) async fn webhook(State(state): State<AppState>, Viewer(_): Viewer, Ap
 
 #[utoipa::path(put, path = "/api/v1/integrations/{id}/webhook", tag = "webhooks", params(("id" = i64, Path)), responses((status = 200, description = "Subscribed: the source pushes each change, and the complete run becomes daily", body = Object), (status = 400, description = "The connector cannot push changes, or automatic imports are off", body = ErrorBody), (status = 502, description = "The source refused", body = ErrorBody)))]
 pub(super) async fn webhook_on(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Admin(p): Admin,
     client: Client,
     ApiPath(id): ApiPath<i64>,
@@ -517,7 +508,7 @@ pub(super) async fn webhook_on(
 
 #[utoipa::path(delete, path = "/api/v1/integrations/{id}/webhook", tag = "webhooks", params(("id" = i64, Path)), responses((status = 204, description = "Unsubscribed at the source"), (status = 404, description = "Webhooks were off", body = ErrorBody)))]
 pub(super) async fn webhook_off(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Admin(p): Admin,
     client: Client,
     ApiPath(id): ApiPath<i64>,
@@ -536,7 +527,7 @@ pub(super) struct CompanyInput {
 }
 
 #[utoipa::path(get, path = "/api/v1/company", tag = "company", responses((status = 200, description = "The company's name as password emails use it (`null`: none yet), and the subject and text of an invitation with it", body = Object)))]
-pub(super) async fn company(State(state): State<AppState>, Viewer(_): Viewer) -> ApiResult {
+pub(super) async fn company(Scoped(state): Scoped, Viewer(_): Viewer) -> ApiResult {
     let invite = state.engine.invitations()?;
     let sample = crate::mail::sample_invitation(&invite);
     Ok(Json(
@@ -547,7 +538,7 @@ pub(super) async fn company(State(state): State<AppState>, Viewer(_): Viewer) ->
 
 #[utoipa::path(put, path = "/api/v1/company", tag = "company", request_body = CompanyInput, responses((status = 200, description = "Saved", body = Object), (status = 400, description = "The name is empty", body = ErrorBody)))]
 pub(super) async fn set_company(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Admin(p): Admin,
     client: Client,
     ApiJson(input): ApiJson<CompanyInput>,
@@ -559,7 +550,7 @@ pub(super) async fn set_company(
 
 #[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations", request_body = IntegrationInput, responses((status = 201, description = "Created", body = Object), (status = 400, description = "Invalid settings; the message says which and why", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn create_integration(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Admin(p): Admin,
     client: Client,
     ApiJson(input): ApiJson<IntegrationInput>,
@@ -573,17 +564,13 @@ pub(super) async fn create_integration(
 }
 
 #[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
-pub(super) async fn get_integration(
-    State(state): State<AppState>,
-    Viewer(_): Viewer,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult {
+pub(super) async fn get_integration(Scoped(state): Scoped, Viewer(_): Viewer, ApiPath(id): ApiPath<i64>) -> ApiResult {
     Ok(Json(integration_json(&state.engine.store().integration(IntegrationId(id))?)).into_response())
 }
 
 #[utoipa::path(put, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path)), request_body = IntegrationInput, responses((status = 200, description = "Updated; empty secrets keep the stored value", body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn update_integration(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Admin(p): Admin,
     client: Client,
     ApiPath(id): ApiPath<i64>,
@@ -599,7 +586,7 @@ pub(super) async fn update_integration(
 
 #[utoipa::path(post, path = "/api/v1/integrations/{id}/check", tag = "integrations", params(("id" = i64, Path)), responses((status = 200, description = "Test connection: account, readable attributes, attributes to whitelist, warnings", body = Object), (status = 502, description = "The source refused or failed; the message says what to fix", body = ErrorBody)))]
 pub(super) async fn check(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Operator(p): Operator,
     client: Client,
     ApiPath(id): ApiPath<i64>,
@@ -643,7 +630,7 @@ pub(super) struct PreviewInput {
 
 #[utoipa::path(post, path = "/api/v1/integrations/{id}/previews", tag = "runs", params(("id" = i64, Path)), request_body(content = PreviewInput, description = "Optional"), responses((status = 200, description = "The stored preview run with its issues; its changes are at /api/v1/runs/{id}/changes", body = Object), (status = 202, description = "With `background`: started; poll status_url", body = Object), (status = 502, body = ErrorBody)))]
 pub(super) async fn preview(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Operator(p): Operator,
     client: Client,
     ApiPath(id): ApiPath<i64>,
@@ -685,7 +672,7 @@ pub(super) struct ImportInput {
 
 #[utoipa::path(post, path = "/api/v1/integrations/{id}/imports", tag = "runs", params(("id" = i64, Path)), request_body(content = ImportInput, description = "Optional"), responses((status = 202, description = "Started in the background; poll status_url", body = Object), (status = 409, description = "An import of this integration is already running", body = ErrorBody)))]
 pub(super) async fn start_import(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Operator(p): Operator,
     client: Client,
     ApiPath(id): ApiPath<i64>,
@@ -715,11 +702,7 @@ pub(super) struct RunsQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery), responses((status = 200, description = "Runs, newest first", body = [crate::directory::Run])))]
-pub(super) async fn runs(
-    State(state): State<AppState>,
-    Viewer(_): Viewer,
-    ApiQuery(q): ApiQuery<RunsQuery>,
-) -> ApiResult {
+pub(super) async fn runs(Scoped(state): Scoped, Viewer(_): Viewer, ApiQuery(q): ApiQuery<RunsQuery>) -> ApiResult {
     let runs = state.engine.store().runs(
         q.integration.map(IntegrationId),
         q.offset.unwrap_or(0),
@@ -729,7 +712,7 @@ pub(super) async fn runs(
 }
 
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path)), responses((status = 200, description = "The run, its issues and, while it runs, its fetch progress", body = Object), (status = 404, body = ErrorBody)))]
-pub(super) async fn run(State(state): State<AppState>, Viewer(_): Viewer, ApiPath(id): ApiPath<i64>) -> ApiResult {
+pub(super) async fn run(Scoped(state): Scoped, Viewer(_): Viewer, ApiPath(id): ApiPath<i64>) -> ApiResult {
     let store = state.engine.store();
     let run = store.run(RunId(id))?;
     let issues = store.run_issues(run.id)?;
@@ -750,7 +733,7 @@ pub(super) struct PageQuery {
 
 #[utoipa::path(get, path = "/api/v1/runs/{id}/changes", tag = "runs", params(("id" = i64, Path), PageQuery), responses((status = 200, description = "A page of per-person, per-field changes", body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn run_changes(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Viewer(_): Viewer,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<PageQuery>,
@@ -781,7 +764,7 @@ pub(super) struct RevertInput {
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/revert", tag = "runs", params(("id" = i64, Path)), request_body(content = RevertInput, description = "Optional"), responses((status = 200, description = "The revert run (or, with dry_run, what it would do)", body = Object), (status = 400, body = ErrorBody)))]
 pub(super) async fn revert(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Operator(p): Operator,
     client: Client,
     ApiPath(id): ApiPath<i64>,
@@ -805,7 +788,7 @@ pub(super) async fn revert(
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = i64, Path)), responses((status = 202, description = "Asked to stop: the run ends as cancelled within seconds and applies nothing; poll it", body = Object), (status = 404, body = ErrorBody), (status = 409, description = "The run is not running", body = ErrorBody)))]
 pub(super) async fn cancel(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Operator(p): Operator,
     client: Client,
     ApiPath(id): ApiPath<i64>,
@@ -835,11 +818,7 @@ pub(super) struct UsersQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "directory", params(UsersQuery), responses((status = 200, description = "A page of directory users", body = Object), (status = 400, body = ErrorBody)))]
-pub(super) async fn users(
-    State(state): State<AppState>,
-    Viewer(_): Viewer,
-    ApiQuery(q): ApiQuery<UsersQuery>,
-) -> ApiResult {
+pub(super) async fn users(Scoped(state): Scoped, Viewer(_): Viewer, ApiQuery(q): ApiQuery<UsersQuery>) -> ApiResult {
     let status = q.status.as_deref().map(UserStatus::parse).transpose().map_err(ApiError::bad_request)?;
     let query = UserQuery {
         search: q.search.filter(|s| !s.trim().is_empty()),
@@ -856,7 +835,7 @@ pub(super) async fn users(
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "directory", params(("id" = i64, Path)), responses((status = 200, description = "The user, their reporting line and history", body = Object), (status = 404, body = ErrorBody)))]
-pub(super) async fn user(State(state): State<AppState>, Viewer(_): Viewer, ApiPath(id): ApiPath<i64>) -> ApiResult {
+pub(super) async fn user(Scoped(state): Scoped, Viewer(_): Viewer, ApiPath(id): ApiPath<i64>) -> ApiResult {
     let store = state.engine.store();
     let user = store.user(UserId(id))?;
     let line: Vec<Value> = crate::directory::reporting_line(store.as_ref(), &user)?
@@ -884,7 +863,7 @@ fn user_edit(body: &[u8]) -> ApiResult<UserEdit> {
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "directory", request_body(content = Object, description = "Field names to values: `email`, `first-name` and `last-name` required; `job-title`, `department`, `status`, `start-date`, `custom.KEY`…, and `manager_id`"), responses((status = 201, description = "The new user, unmanaged until a sync adopts them by email", body = Object), (status = 400, body = ErrorBody), (status = 409, description = "The email is taken", body = ErrorBody)))]
 pub(super) async fn create_user(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Operator(p): Operator,
     client: Client,
     body: axum::body::Bytes,
@@ -898,7 +877,7 @@ pub(super) async fn create_user(
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "directory", params(("id" = i64, Path)), request_body(content = Object, description = "The fields to change, by name (`null` empties one); `\"status\": \"inactive\"` deactivates"), responses((status = 200, description = "The user after the edit", body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "An integration manages the user (keep a value with an override instead), or the email is taken", body = ErrorBody)))]
 pub(super) async fn edit_user(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Operator(p): Operator,
     client: Client,
     ApiPath(id): ApiPath<i64>,
@@ -926,7 +905,7 @@ pub(super) struct UploadQuery {
 
 #[utoipa::path(post, path = "/api/v1/users/import", tag = "directory", params(UploadQuery), request_body(content = String, content_type = "text/csv", description = "A header line naming fields (`email,first-name,last-name,job-title,department,manager-email`…), then one person per line"), responses((status = 200, description = "Per line: create, update, unchanged; written in one transaction unless dry_run", body = Object), (status = 400, description = "The file, or some lines, are wrong (per line, what to fix); nothing was written", body = Object)))]
 pub(super) async fn import_users(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Operator(p): Operator,
     client: Client,
     ApiQuery(q): ApiQuery<UploadQuery>,
@@ -971,7 +950,7 @@ fn field_param(name: &str) -> ApiResult<Field> {
 
 #[utoipa::path(put, path = "/api/v1/users/{id}/overrides/{field}", tag = "directory", params(("id" = i64, Path), ("field" = String, Path, description = "A field name, e.g. `job-title` or `manager`")), request_body(content = KeepInput, description = "Optional"), responses((status = 200, description = "The override: syncs keep the field's current value", body = crate::directory::Override), (status = 400, description = "An unknown field, or the status (never kept)", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn keep_value(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Operator(p): Operator,
     client: Client,
     ApiPath((id, field)): ApiPath<(i64, String)>,
@@ -986,7 +965,7 @@ pub(super) async fn keep_value(
 
 #[utoipa::path(delete, path = "/api/v1/users/{id}/overrides/{field}", tag = "directory", params(("id" = i64, Path), ("field" = String, Path)), responses((status = 204, description = "Removed: the next sync applies the source's value"), (status = 404, description = "No such override", body = ErrorBody)))]
 pub(super) async fn remove_override(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Operator(p): Operator,
     client: Client,
     ApiPath((id, field)): ApiPath<(i64, String)>,
@@ -1000,7 +979,7 @@ pub(super) async fn remove_override(
 }
 
 #[utoipa::path(get, path = "/api/v1/overrides", tag = "directory", responses((status = 200, description = "Every override, with what the source said when a run last saw the person (`source.differs`: the drift)", body = [crate::directory::Override])))]
-pub(super) async fn overrides(State(state): State<AppState>, Viewer(_): Viewer) -> ApiResult {
+pub(super) async fn overrides(Scoped(state): Scoped, Viewer(_): Viewer) -> ApiResult {
     Ok(Json(json!({"overrides": state.engine.store().overrides(None)?})).into_response())
 }
 
@@ -1011,7 +990,7 @@ pub(super) struct InviteInput {
 
 #[utoipa::path(post, path = "/api/v1/users/invitations", tag = "directory", request_body = InviteInput, responses((status = 200, description = "Password emails queued for the active users among them (earlier links stop working); others are skipped", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub(super) async fn invite_users(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Operator(p): Operator,
     client: Client,
     ApiJson(input): ApiJson<InviteInput>,
@@ -1037,7 +1016,7 @@ pub(super) struct MailsQuery {
 
 #[utoipa::path(get, path = "/api/v1/mails", tag = "mail", params(MailsQuery), responses((status = 200, description = "The outbox, newest first: invitations and alerts with their delivery state", body = Object), (status = 401, body = ErrorBody)))]
 pub(super) async fn mails(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Operator(_): Operator,
     ApiQuery(q): ApiQuery<MailsQuery>,
 ) -> ApiResult {

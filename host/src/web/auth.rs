@@ -111,6 +111,27 @@ async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiErro
     Ok(principal)
 }
 
+/// The app as the signed-in account's company sees it: its engine,
+/// accounts, audit log and webhooks are that tenant's, so a handler that
+/// takes `Scoped` instead of `State<AppState>` cannot reach another
+/// tenant's data. Without a principal it refuses as the route's role
+/// extractor would: 401 for the API, the sign-in page for pages.
+pub struct Scoped(pub AppState);
+
+impl FromRequestParts<AppState> for Scoped {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        let who = if parts.uri.path().starts_with("/api/") {
+            principal(parts, state).await.map_err(IntoResponse::into_response)?
+        } else {
+            super::pages::signed(parts, state).await?
+        };
+        state.scoped(who.tenant).map(Scoped).map_err(|e| ApiError::from(e).into_response())
+    }
+}
+
 /// A principal whose role allows `needed`; 403 naming the role otherwise.
 pub fn require(principal: Principal, needed: Role) -> Result<Principal, ApiError> {
     if principal.role.allows(needed) {
@@ -198,7 +219,17 @@ pub async fn sign_in(state: &AppState, client: Client, username: &str, password:
     };
     state.throttle.succeeded(&keys);
     let session = state.accounts.create_session(admin).map_err(ApiError::internal)?;
-    audit(crate::audit::Action::SignIn, None);
+    // Failures stay in the deployment's own log (no tenant is known);
+    // a success is the account's tenant's.
+    let tenant = state.accounts.session(&session.token).map_err(ApiError::internal)?.map(|p| p.tenant);
+    let scoped = state.scoped(tenant.unwrap_or(state.tenant))?;
+    scoped.audit.record(crate::audit::Event {
+        actor: username.to_string(),
+        address: client.ip.to_string(),
+        action: crate::audit::Action::SignIn,
+        target: None,
+        detail: None,
+    });
     Ok(SignIn::Ok { username: username.to_string(), session })
 }
 

@@ -54,6 +54,11 @@ pub struct AppState {
     pub smtp: bool,
     /// Subscriptions with sources that push changes, and their deliveries.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// The tenant whose handles `engine`, `accounts`, `audit` and
+    /// `webhooks` are: the default one's in the router's state, the
+    /// account's in a handler's [`auth::Scoped`] state.
+    pub tenant: crate::model::TenantId,
+    pub tenancy: Arc<crate::tenancy::Tenancy>,
 }
 
 impl AppState {
@@ -61,11 +66,26 @@ impl AppState {
     /// invitations' links, and the address sources push changes to).
     pub fn new(engine: Arc<SyncEngine>, accounts: Arc<Accounts>, audit: Arc<Audit>) -> Self {
         let webhooks = Arc::new(crate::webhooks::Webhooks::new(engine.clone(), &engine.invite.public_url));
-        AppState {
-            webhooks,
+        let tenant = crate::model::TenantId::DEFAULT;
+        Self::for_tenancy(Arc::new(crate::tenancy::Tenancy::single(crate::tenancy::Scope {
+            tenant,
             engine,
             accounts,
             audit,
+            webhooks,
+        })))
+    }
+
+    /// The state of an app serving `tenancy`'s tenants.
+    pub fn for_tenancy(tenancy: Arc<crate::tenancy::Tenancy>) -> Self {
+        let scope = tenancy.default_scope().clone();
+        AppState {
+            webhooks: scope.webhooks.clone(),
+            engine: scope.engine.clone(),
+            accounts: scope.accounts.clone(),
+            audit: scope.audit.clone(),
+            tenant: scope.tenant,
+            tenancy,
             throttle: Default::default(),
             trusted_proxies: Vec::new(),
             https: false,
@@ -73,6 +93,22 @@ impl AppState {
             checks: Default::default(),
             smtp: false,
         }
+    }
+
+    /// This state with `tenant`'s handles.
+    pub fn scoped(&self, tenant: crate::model::TenantId) -> Result<AppState, StoreError> {
+        if tenant == self.tenant {
+            return Ok(self.clone());
+        }
+        let scope = self.tenancy.scope(tenant)?;
+        Ok(AppState {
+            engine: scope.engine.clone(),
+            accounts: scope.accounts.clone(),
+            audit: scope.audit.clone(),
+            webhooks: scope.webhooks.clone(),
+            tenant,
+            ..self.clone()
+        })
     }
 
     /// Adds an audit entry for what `who` did from `client`.

@@ -927,7 +927,6 @@ async fn the_configuration_tab_turns_webhooks_on_and_off() {
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(refused.body.contains("automatic imports"), "{}", refused.body);
 
-    use hrsync::directory::IntegrationStore;
     let mut integration = s.store.integration(hrsync::directory::IntegrationId(id)).unwrap();
     integration.config.auto_import = true;
     s.store.update_integration(integration.id, &integration.config).unwrap();

@@ -646,3 +646,62 @@ fn people_are_added_edited_uploaded_and_kept_from_the_command_line() {
     assert!(!again.status.success() && stderr(&again).contains("override list"), "{}", stderr(&again));
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn tenants_are_added_listed_and_disabled_on_postgres_and_refused_on_sqlite() {
+    let data = std::env::temp_dir().join(format!("hrsync-cli-tenants-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let on_sqlite = hrsync_in(&data, &["tenant", "list"]);
+    assert_eq!(on_sqlite.status.code(), Some(2), "{}", stderr(&on_sqlite));
+    assert!(stderr(&on_sqlite).contains("tenants need a PostgreSQL database"), "{}", stderr(&on_sqlite));
+    let unknown = hrsync_in(&data, &["--tenant", "globex", "users"]);
+    assert!(stderr(&unknown).contains("a SQLite install serves one company"), "{}", stderr(&unknown));
+
+    let cluster = hrsync_pg_cluster::Cluster::start().expect("a PostgreSQL cluster (apt-get install postgresql)");
+    let url = cluster.create_database("cli_tenants").unwrap();
+    let pg = |args: &[&str]| {
+        let mut all = vec!["--database-url", url.as_str()];
+        all.extend_from_slice(args);
+        Command::new(env!("CARGO_BIN_EXE_hrsync"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(&all)
+            .env("HRSYNC_NEW_PASSWORD", "a long enough password")
+            .env_remove("HRSYNC_SECRET_KEY")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run hrsync")
+    };
+    let added = pg(&["tenant", "add", "acme-gmbh", "--name", "Acme GmbH", "--admin", "ann@acme.example"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert!(stdout(&added).contains("Added tenant `acme-gmbh` (Acme GmbH) with the admin `ann@acme.example`"));
+    assert!(!stdout(&added).contains("a long enough password"), "a given password is not printed");
+
+    let again = pg(&["tenant", "add", "acme-gmbh", "--name", "Acme", "--admin", "bob@acme.example"]);
+    assert!(stderr(&again).contains("a tenant `acme-gmbh` exists already"), "{}", stderr(&again));
+    let bad = pg(&["tenant", "add", "Acme_GmbH", "--name", "Acme", "--admin", "bob@acme.example"]);
+    assert!(stderr(&bad).contains("is not a tenant slug"), "{}", stderr(&bad));
+
+    let tenants = json(&pg(&["tenant", "list", "--json"]));
+    let slugs: Vec<&str> = tenants.as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
+    assert_eq!(slugs, ["acme-gmbh", "default"]);
+    // Each tenant's commands see only its own accounts and directory.
+    let accounts = json(&pg(&["--tenant", "acme-gmbh", "admin", "list", "--json"]));
+    assert_eq!(accounts.as_array().unwrap().len(), 1);
+    assert_eq!(accounts[0]["username"], "ann@acme.example");
+    assert!(json(&pg(&["admin", "list", "--json"])).as_array().unwrap().is_empty(), "the default tenant has none yet");
+    assert_eq!(json(&pg(&["--tenant", "acme-gmbh", "users", "--json"]))["total"], 0);
+    let missing = pg(&["--tenant", "nope", "users"]);
+    assert!(stderr(&missing).contains("no tenant `nope`"), "{}", stderr(&missing));
+
+    let disabled = pg(&["tenant", "disable", "acme-gmbh"]);
+    assert!(disabled.status.success(), "{}", stderr(&disabled));
+    let tenants = json(&pg(&["tenant", "list", "--json"]));
+    assert!(tenants[0]["disabled_at"].is_string(), "{tenants}");
+    assert!(!pg(&["tenant", "disable", "default"]).status.success(), "the platform's tenant stays");
+    // The platform's audit log says who did it.
+    let log = json(&pg(&["audit", "--json"]));
+    let actions: Vec<&str> = log["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["tenant-disabled", "tenant-added"]);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -14,3 +14,4 @@ mod common;
 mod sandbox_spec;
 mod security;
 mod server;
+mod tenants;

@@ -2,7 +2,6 @@
 //! every role, tokens, secrets bound to their origin, the sign-in throttle,
 //! redirects, transport headers, JSON errors and the audit log.
 
-use hrsync::directory::prelude::*;
 use std::net::IpAddr;
 
 use hrsync::accounts::Role;
@@ -32,7 +31,7 @@ async fn with_roles() -> (Server, Browser, Browser, Browser) {
 }
 
 /// Every API route, a body it may take, and the least role it needs.
-const API: [(&str, &str, &str, Role); 38] = [
+pub(crate) const API: [(&str, &str, &str, Role); 38] = [
     ("GET", "/api/v1/session", "", Role::Viewer),
     ("POST", "/api/v1/session/password", "{}", Role::Viewer),
     ("GET", "/api/v1/tokens", "", Role::Viewer),
@@ -74,7 +73,7 @@ const API: [(&str, &str, &str, Role); 38] = [
 ];
 
 /// Every page (GET) and form (POST), and the least role it needs.
-const PAGES: [(&str, &str, Role); 38] = [
+pub(crate) const PAGES: [(&str, &str, Role); 38] = [
     ("GET", "/integrations", Role::Viewer),
     ("GET", "/integrations/new?connector=personio", Role::Admin),
     ("POST", "/integrations", Role::Admin),
@@ -115,7 +114,7 @@ const PAGES: [(&str, &str, Role); 38] = [
     ("POST", "/logout", Role::Viewer),
 ];
 
-async fn api_call(s: &Server, b: &Browser, method: &str, path: &str, body: &str) -> Reply {
+pub(crate) async fn api_call(s: &Server, b: &Browser, method: &str, path: &str, body: &str) -> Reply {
     request(
         method,
         &s.url(path),
@@ -125,7 +124,7 @@ async fn api_call(s: &Server, b: &Browser, method: &str, path: &str, body: &str)
     .await
 }
 
-async fn page_call(s: &Server, b: &Browser, method: &str, path: &str) -> Reply {
+pub(crate) async fn page_call(s: &Server, b: &Browser, method: &str, path: &str) -> Reply {
     let form = format!("csrf={}", b.csrf);
     let headers = [("Cookie", b.cookie.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
     request(method, &s.url(path), &headers, if method == "POST" { &form } else { "" }).await

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use hrsync::accounts::Accounts;
 use hrsync::audit::Audit;
+use hrsync::directory::DirectoryStore;
+use hrsync::directory::postgres::PgStore;
 use hrsync::directory::sqlite::SqliteStore;
 use hrsync::runtime::{Limits, Runtime};
 use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Running, Sandbox, SandboxConfig};
@@ -22,7 +24,10 @@ pub struct Server {
     pub sandbox: Sandbox,
     pub sandbox_url: String,
     pub accounts: Arc<Accounts>,
-    pub store: Arc<SqliteStore>,
+    /// The default tenant's directory.
+    pub store: Arc<dyn DirectoryStore>,
+    /// The database, when the server runs on PostgreSQL.
+    pub postgres: Option<PgStore>,
     _running: Running,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -36,6 +41,8 @@ pub struct Options {
     pub https: bool,
     /// Proxies whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A PostgreSQL database URL: serve its tenants instead of a SQLite file's one.
+    pub postgres: Option<String>,
 }
 
 pub async fn server() -> Server {
@@ -45,9 +52,20 @@ pub async fn server() -> Server {
 pub async fn server_with(options: Options) -> Server {
     let dir = std::env::temp_dir().join(format!("hrsync-api-{}-{}", std::process::id(), rand_suffix()));
     let db = dir.join("hrsync.db");
-    let store = Arc::new(SqliteStore::open(&db, SecretBox::from_key(&[4; 32])).unwrap());
-    let accounts = Arc::new(Accounts::open(&db).unwrap());
-    let audit = Arc::new(Audit::open(&db).unwrap());
+    let secrets = SecretBox::from_key(&[4; 32]);
+    let postgres = options.postgres.as_deref().map(|url| PgStore::connect(url, secrets.clone()).unwrap());
+    let (store, accounts, audit): (Arc<dyn DirectoryStore>, _, _) = match &postgres {
+        Some(pg) => (
+            Arc::new(pg.clone()),
+            Arc::new(Accounts::new(Box::new(pg.clone()))),
+            Arc::new(Audit::new(Box::new(pg.clone()))),
+        ),
+        None => (
+            Arc::new(SqliteStore::open(&db, secrets).unwrap()),
+            Arc::new(Accounts::open(&db).unwrap()),
+            Arc::new(Audit::open(&db).unwrap()),
+        ),
+    };
     accounts.ensure_admin(Some(PASSWORD)).unwrap();
     let runtime =
         Arc::new(Runtime::new(Limits::default(), Some(std::env::temp_dir().join("hrsync-api-cache"))).unwrap());
@@ -62,14 +80,35 @@ pub async fn server_with(options: Options) -> Server {
     let sandbox = Sandbox::new(SandboxConfig::new(60, 3));
     let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut state = AppState::new(engine, accounts.clone(), audit);
+    let webhooks = Arc::new(hrsync::webhooks::Webhooks::new(engine.clone(), &base));
+    let default = hrsync::tenancy::Scope {
+        tenant: hrsync::model::TenantId::DEFAULT,
+        engine,
+        accounts: accounts.clone(),
+        audit,
+        webhooks,
+    };
+    let tenancy = match &postgres {
+        Some(pg) => hrsync::tenancy::Tenancy::postgres(pg.clone(), default),
+        None => hrsync::tenancy::Tenancy::single(default),
+    };
+    let mut state = AppState::for_tenancy(Arc::new(tenancy));
     state.smtp = options.smtp;
     state.https = options.https;
     state.trusted_proxies = options.trusted_proxies;
     tokio::spawn(hrsync::web::serve(listener, state, async {
         let _ = stopped.await;
     }));
-    Server { base, sandbox, sandbox_url: running.url.clone(), accounts, store, _running: running, _stop: stop }
+    Server {
+        base,
+        sandbox,
+        sandbox_url: running.url.clone(),
+        accounts,
+        store,
+        postgres,
+        _running: running,
+        _stop: stop,
+    }
 }
 
 fn rand_suffix() -> u32 {

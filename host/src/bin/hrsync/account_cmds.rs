@@ -1,5 +1,6 @@
 //! Commands on accounts and the audit log: `hrsync admin …` (also how an
-//! operator gets back in when nobody can sign in) and `hrsync audit`.
+//! operator gets back in when nobody can sign in), `hrsync audit`, and
+//! `hrsync tenant …` for the companies of a PostgreSQL deployment.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -39,6 +40,32 @@ pub enum AdminCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Add a company with its first admin account (password from
+    /// HRSYNC_NEW_PASSWORD, else generated and printed once).
+    Add {
+        /// Lower-case letters, digits and dashes, e.g. `acme-gmbh`.
+        slug: String,
+        /// The company's name.
+        #[arg(long)]
+        name: String,
+        /// The first admin's username (unique across tenants; an email address works).
+        #[arg(long)]
+        admin: String,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a tenant: its accounts cannot sign in, its sessions and
+    /// tokens stop, its integrations are not run. Nothing is deleted.
+    Disable { slug: String },
+    /// Enable a disabled tenant again.
+    Enable { slug: String },
+}
+
 #[derive(Args)]
 pub struct AuditArgs {
     /// Only this account's entries.
@@ -56,12 +83,80 @@ pub struct AuditArgs {
     json: bool,
 }
 
-/// The accounts and audit log of the data directory (migrated first).
+/// The accounts and audit log of the tenant commands act for (the
+/// database migrated first).
 fn open(global: &Global) -> anyhow::Result<(Accounts, Audit)> {
-    let db = global.data_dir.join("hrsync.db");
-    let secrets = hrsync::secrets::SecretBox::open(&global.data_dir)?;
-    hrsync::directory::sqlite::SqliteStore::open(&db, secrets)?;
-    Ok((Accounts::open(&db)?, Audit::open(&db)?))
+    let (database, tenant) = global.database()?;
+    database.accounts_and_audit(tenant)
+}
+
+pub fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
+    use hrsync::model::TenantId;
+    use hrsync::tenancy::Database;
+    let (database, _) = global.database()?;
+    let Database::Postgres(pg) = &database else {
+        anyhow::bail!(
+            "this install keeps one company in SQLite; tenants need a PostgreSQL database (set database_url or {})",
+            hrsync::tenancy::DATABASE_URL_ENV
+        );
+    };
+    // Tenant changes are the platform's: the default tenant's log keeps them.
+    let (_, platform_audit) = database.accounts_and_audit(TenantId::DEFAULT)?;
+    let log = |action, slug: &str, detail: Option<String>| {
+        platform_audit.record(Event {
+            actor: operator(),
+            address: "cli".into(),
+            action,
+            target: Some(format!("tenant {slug}")),
+            detail,
+        })
+    };
+    match command {
+        TenantCommand::Add { slug, name, admin } => {
+            let (password, generated) = new_password();
+            let id = pg.create_tenant(slug.trim(), &name)?;
+            let (accounts, audit) = database.accounts_and_audit(id)?;
+            if let Err(e) = accounts.create_account(&admin, &password, Role::Admin) {
+                // A tenant nobody can manage is of no use: take it back.
+                pg.set_tenant_disabled(id, true)?;
+                return Err(anyhow::Error::new(e).context(format!(
+                    "tenant `{slug}` was added but disabled, because its admin could not be created; `hrsync tenant enable {slug}` after `hrsync --tenant {slug} admin add`"
+                )));
+            }
+            record(&audit, Action::AccountCreated, &admin, Some("admin".into()));
+            log(Action::TenantAdded, &slug, Some(name.clone()));
+            println!("Added tenant `{slug}` ({name}) with the admin `{admin}`.");
+            if generated {
+                println!("Initial password (shown once): {password}");
+            }
+        }
+        TenantCommand::List { json } => {
+            let list = pg.tenants()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("{:<6} {:<24} {:<32} STATE", "ID", "SLUG", "NAME");
+                for t in list {
+                    let state = if t.disabled_at.is_some() { "disabled" } else { "enabled" };
+                    println!("{:<6} {:<24} {:<32} {state}", t.id.0, t.slug, t.name);
+                }
+            }
+        }
+        TenantCommand::Disable { slug } | TenantCommand::Enable { slug } if slug == "default" => {
+            anyhow::bail!("the default tenant holds the platform's own accounts and cannot be disabled or enabled")
+        }
+        TenantCommand::Disable { slug } => {
+            pg.set_tenant_disabled(pg.tenant_by_slug(&slug)?.id, true)?;
+            log(Action::TenantDisabled, &slug, None);
+            println!("Disabled tenant `{slug}`: its accounts cannot sign in and its integrations do not run.");
+        }
+        TenantCommand::Enable { slug } => {
+            pg.set_tenant_disabled(pg.tenant_by_slug(&slug)?.id, false)?;
+            log(Action::TenantEnabled, &slug, None);
+            println!("Enabled tenant `{slug}`.");
+        }
+    }
+    Ok(())
 }
 
 /// Who runs the command, for the audit log.

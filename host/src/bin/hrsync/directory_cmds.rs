@@ -7,12 +7,10 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use hrsync::directory::sqlite::SqliteStore;
 use hrsync::directory::{
     ChangeKind, ChangeRecord, IntegrationConfig, IntegrationId, IssueRecord, Run, RunId, UserId, UserQuery,
 };
 use hrsync::runtime::Runtime;
-use hrsync::secrets::SecretBox;
 use hrsync::sync::engine::{ProgressFn, RevertRequest, RunRequest};
 use hrsync::sync::{RunReport, SyncEngine};
 
@@ -197,7 +195,9 @@ pub struct RevertArgs {
 }
 
 pub struct Directory {
-    pub store: Arc<SqliteStore>,
+    pub database: hrsync::tenancy::Database,
+    pub tenant: hrsync::model::TenantId,
+    pub store: Arc<dyn DirectoryStore>,
     pub engine: SyncEngine,
     pub audit: hrsync::audit::Audit,
 }
@@ -205,15 +205,15 @@ pub struct Directory {
 /// Opens the directory in the data directory and the engine over it.
 /// Opening changes nothing: runs of other processes keep their leases.
 pub fn open(global: &Global, runtime: Runtime, loaded: hrsync::connectors::Loaded) -> anyhow::Result<Directory> {
-    let secrets = SecretBox::open(&global.data_dir)?;
-    let store = Arc::new(SqliteStore::open(&global.data_dir.join("hrsync.db"), secrets)?);
-    let audit = hrsync::audit::Audit::open(&global.data_dir.join("hrsync.db"))?;
+    let (database, tenant) = global.database()?;
+    let store = database.store(tenant);
+    let (_, audit) = database.accounts_and_audit(tenant)?;
     let mut engine = SyncEngine::new(Arc::new(runtime), store.clone(), loaded.connectors);
     engine.failed_connectors = loaded.failed;
     engine.invite.company = global.file.company_name.clone();
     // Runs from the command line pace their requests as the server's do.
     engine.pace = global.file.pace();
-    Ok(Directory { store, engine, audit })
+    Ok(Directory { database, tenant, store, engine, audit })
 }
 
 impl Directory {

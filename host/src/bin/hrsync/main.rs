@@ -4,7 +4,6 @@ mod account_cmds;
 mod directory_cmds;
 mod people_cmds;
 
-use hrsync::directory::prelude::*;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +39,7 @@ struct Cli {
 const CONFIG_HELP: &str = "Read settings from this TOML file; env vars and flags override it. Every key is optional:
   bind = \"127.0.0.1:8080\"            address of the web server
   data_dir = \"hrsync-data\"           database, key file, connector cache (relative to the file)
+  database_url = \"postgres://…\"      PostgreSQL shared by replicas, with tenants [default: SQLite in data_dir]
   connectors_dir = \"DIR\"             extra connectors [default: DATA_DIR/connectors]
   public_url = \"https://…\"           where people reach hrsync, for links in emails
   company_name = \"Acme\"              the company in invitation emails
@@ -62,6 +62,14 @@ struct Global {
     /// Where hrsync keeps its directory database, key file and connector cache [default: hrsync-data].
     #[arg(long = "data-dir", env = "HRSYNC_DATA_DIR", value_name = "DIR", global = true)]
     data_dir_arg: Option<PathBuf>,
+    /// A PostgreSQL database shared by replicas, with tenants
+    /// (postgres://user:password@host/db) [default: SQLite in the data directory].
+    #[arg(long = "database-url", env = hrsync::tenancy::DATABASE_URL_ENV, value_name = "URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// The tenant (company) a command acts for, by slug; only a PostgreSQL
+    /// database has others than `default`.
+    #[arg(long, env = "HRSYNC_TENANT", value_name = "SLUG", global = true, default_value = "default")]
+    tenant: String,
     /// Load this connector component (.wasm) in addition to the bundled ones.
     #[arg(long = "connector", value_name = "PATH.wasm", global = true)]
     connectors: Vec<PathBuf>,
@@ -94,7 +102,18 @@ impl Global {
         if self.connectors_dir.is_none() {
             self.connectors_dir = self.file.connectors_dir.clone();
         }
+        if self.database_url.is_none() {
+            self.database_url = self.file.database_url.clone();
+        }
         Ok(())
+    }
+
+    /// The database (migrated) and the tenant commands act for.
+    fn database(&self) -> anyhow::Result<(hrsync::tenancy::Database, hrsync::model::TenantId)> {
+        let secrets = hrsync::secrets::SecretBox::open(&self.data_dir)?;
+        let database = hrsync::tenancy::Database::open(self.database_url.as_deref(), &self.data_dir, secrets)?;
+        let tenant = database.tenant(self.tenant.trim())?;
+        Ok((database, tenant))
     }
 
     /// The web server's address: flag or env, else the config file, else loopback.
@@ -180,6 +199,11 @@ enum Command {
     },
     /// The audit log: who did what, when and from where.
     Audit(account_cmds::AuditArgs),
+    /// Companies served by one PostgreSQL deployment (platform operators).
+    Tenant {
+        #[command(subcommand)]
+        command: account_cmds::TenantCommand,
+    },
 }
 
 #[derive(Args)]
@@ -358,6 +382,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         // No connectors needed: these work even when none loads.
         Command::Admin { command } => account_cmds::admin(&cli.global, command),
         Command::Audit(args) => account_cmds::audit(&cli.global, args),
+        Command::Tenant { command } => account_cmds::tenant(&cli.global, command),
         Command::Serve(args) => {
             let (runtime, loaded) = runtime_and_connectors(&cli.global).await?;
             let dir = directory_cmds::open(&cli.global, runtime, loaded)?;
@@ -398,7 +423,8 @@ async fn directory_command(global: &Global, command: Command) -> anyhow::Result<
         | Command::Demo(_)
         | Command::Serve(_)
         | Command::Admin { .. }
-        | Command::Audit(_) => {
+        | Command::Audit(_)
+        | Command::Tenant { .. } => {
             unreachable!("handled in run")
         }
     }
@@ -832,7 +858,7 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
 /// mail delivery; creates and prints the first admin's initial password if
 /// there is no admin yet.
 async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: SocketAddr) -> anyhow::Result<()> {
-    use hrsync::accounts::{ADMIN_PASSWORD_ENV, Accounts, FIRST_ADMIN};
+    use hrsync::accounts::{ADMIN_PASSWORD_ENV, FIRST_ADMIN};
     use hrsync::schedule::{Scheduler, SystemClock};
     use std::sync::Arc;
 
@@ -848,8 +874,8 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
         tracing::warn!("the data directory is not private: {wider}");
         eprintln!("warning: {wider}");
     }
-    let accounts = Arc::new(Accounts::open(&global.data_dir.join("hrsync.db"))?);
-    let audit = Arc::new(hrsync::audit::Audit::open(&global.data_dir.join("hrsync.db"))?);
+    let (accounts, audit) = dir.database.accounts_and_audit(dir.tenant)?;
+    let (accounts, audit) = (Arc::new(accounts), Arc::new(audit));
     let given = std::env::var(ADMIN_PASSWORD_ENV).ok();
     match accounts.ensure_admin(given.as_deref())? {
         Some(password) => println!(
@@ -893,9 +919,13 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
         None => "kept in the outbox (no SMTP configured; see the Emails page)".to_string(),
     };
     println!(
-        "\nhrsync is serving (Ctrl-C stops it):\n  admin pages  http://{addr}/  (sign in as `{FIRST_ADMIN}`)\n  JSON API     http://{addr}/api/v1  (OpenAPI: /api/v1/openapi.json)\n  health       http://{addr}/healthz, /readyz, /metrics\n  emails       {mail}\n  links in emails point to {public_url}"
+        "\nhrsync is serving (Ctrl-C stops it):\n  data         {database}\n  admin pages  http://{addr}/  (sign in as `{FIRST_ADMIN}`)\n  JSON API     http://{addr}/api/v1  (OpenAPI: /api/v1/openapi.json)\n  health       http://{addr}/healthz, /readyz, /metrics\n  emails       {mail}\n  links in emails point to {public_url}",
+        database = dir.database.describe()
     );
-    let mut state = hrsync::web::AppState::new(engine, accounts, audit);
+    let webhooks = Arc::new(hrsync::webhooks::Webhooks::new(engine.clone(), &public_url));
+    let default = hrsync::tenancy::Scope { tenant: dir.tenant, engine, accounts, audit, webhooks };
+    let tenancy = Arc::new(hrsync::tenancy::Tenancy::of(&dir.database, default));
+    let mut state = hrsync::web::AppState::for_tenancy(tenancy);
     state.smtp = smtp.is_some();
     state.trusted_proxies = file.trusted_proxies.clone();
     state.https = public_url.starts_with("https://");

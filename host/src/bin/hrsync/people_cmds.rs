@@ -8,7 +8,6 @@ use chrono::NaiveDate;
 use clap::Subcommand;
 use hrsync::audit::Action;
 use hrsync::directory::edit::UserEdit;
-use hrsync::directory::prelude::*;
 use hrsync::directory::roster::{self, LineAction};
 use hrsync::directory::{Field, NewUser, UserId, UserQuery};
 

@@ -1,8 +1,9 @@
 //! Accounts and the audit log: one's own account (password, API tokens),
 //! the accounts an admin manages, and the audit log with its filters.
 
+use crate::web::auth::Scoped;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use chrono::{Duration, Utc};
@@ -37,7 +38,7 @@ fn role_options(up_to: Role, selected: Role) -> Markup {
 }
 
 /// One's own account: password, and API tokens (a new one shown once).
-async fn own_account(State(state): State<AppState>, Signed(who): Signed) -> PageResult {
+async fn own_account(Scoped(state): Scoped, Signed(who): Signed) -> PageResult {
     own_page(&state, &who, None, None)
 }
 
@@ -114,7 +115,7 @@ fn token_table(who: &Principal, tokens: &[&Token]) -> Markup {
 }
 
 async fn change_password(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Signed(who): Signed,
     client: Client,
     axum::Form(form): axum::Form<FormData>,
@@ -140,7 +141,7 @@ async fn change_password(
 }
 
 async fn create_token(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Signed(who): Signed,
     client: Client,
     axum::Form(form): axum::Form<FormData>,
@@ -165,7 +166,7 @@ async fn create_token(
 }
 
 async fn revoke_token(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Signed(who): Signed,
     client: Client,
     Path(id): Path<i64>,
@@ -185,7 +186,7 @@ async fn revoke_token(
 }
 
 /// Every account, and every API token, for admins.
-async fn accounts(State(state): State<AppState>, SignedAdmin(who): SignedAdmin) -> PageResult {
+async fn accounts(Scoped(state): Scoped, SignedAdmin(who): SignedAdmin) -> PageResult {
     let accounts = state.accounts.accounts().map_err(crate::web::ApiError::from)?;
     let tokens = state.accounts.tokens(&who).map_err(crate::web::ApiError::from)?;
     let body = html! {
@@ -246,7 +247,7 @@ async fn accounts(State(state): State<AppState>, SignedAdmin(who): SignedAdmin) 
 }
 
 async fn create_account(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedAdmin(who): SignedAdmin,
     client: Client,
     axum::Form(form): axum::Form<FormData>,
@@ -261,7 +262,7 @@ async fn create_account(
 }
 
 async fn update_account(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedAdmin(who): SignedAdmin,
     client: Client,
     Path(username): Path<String>,
@@ -303,11 +304,7 @@ struct AuditFilter {
 }
 
 /// The audit log with filters by account, action and day.
-async fn audit(
-    State(state): State<AppState>,
-    SignedAdmin(who): SignedAdmin,
-    Query(f): Query<AuditFilter>,
-) -> PageResult {
+async fn audit(Scoped(state): Scoped, SignedAdmin(who): SignedAdmin, Query(f): Query<AuditFilter>) -> PageResult {
     let action =
         f.action.as_deref().filter(|a| !a.is_empty()).map(Action::parse).transpose().map_err(PageError::bad_request)?;
     let since = match f.since.as_deref().filter(|s| !s.is_empty()) {

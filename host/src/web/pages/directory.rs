@@ -2,10 +2,11 @@
 //! their reporting line and the history of changes to them.
 
 use crate::directory::prelude::*;
+use crate::web::auth::Scoped;
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -125,7 +126,7 @@ fn everyone(store: &dyn DirectoryStore, query: UserQuery) -> Result<Vec<User>, S
 /// them. People come picked with the checkboxes, or as "everyone active not
 /// yet informed" among the directory's current filters.
 async fn invite(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedOperator(who): SignedOperator,
     client: crate::web::auth::Client,
     axum::Form(form): axum::Form<FormData>,
@@ -263,7 +264,7 @@ fn filter_select<'a>(
     }
 }
 
-async fn list(State(state): State<AppState>, Signed(who): Signed, Query(q): Query<ListQuery>) -> PageResult {
+async fn list(Scoped(state): Scoped, Signed(who): Signed, Query(q): Query<ListQuery>) -> PageResult {
     let operator = who.role.allows(crate::accounts::Role::Operator);
     let store = state.engine.store();
     let page = q.page.unwrap_or(1).max(1);
@@ -418,7 +419,7 @@ fn profile_row(
 }
 
 async fn person(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Signed(who): Signed,
     Path(id): Path<i64>,
     Query(q): Query<PersonQuery>,

@@ -1,6 +1,7 @@
 //! The Emails page (the outbox: what was sent, what waits, what failed) and
 //! the public set-password page people reach from their invitation.
 
+use crate::web::auth::Scoped;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -34,11 +35,7 @@ fn state_badge(state: MailState) -> Markup {
     html! { span class={ "badge " (class) } { (label) } }
 }
 
-async fn list(
-    State(state): State<AppState>,
-    SignedOperator(who): SignedOperator,
-    Query(q): Query<ListQuery>,
-) -> PageResult {
+async fn list(Scoped(state): Scoped, SignedOperator(who): SignedOperator, Query(q): Query<ListQuery>) -> PageResult {
     let page = q.page.unwrap_or(1).max(1);
     let (mails, total) = state.engine.store().mails((page - 1) * PAGE_SIZE, PAGE_SIZE)?;
     let body = html! {

@@ -3,10 +3,11 @@
 //! schema the connector's `describe` returns, so every connector gets the
 //! same pages.
 
+use crate::web::auth::Scoped;
 use std::collections::BTreeMap;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
@@ -48,7 +49,7 @@ async fn first_tab(Signed(who): Signed, Path(id): Path<i64>) -> Redirect {
     Redirect::to(&format!("/integrations/{id}/{tab}"))
 }
 
-async fn list(State(state): State<AppState>, Signed(who): Signed) -> PageResult {
+async fn list(Scoped(state): Scoped, Signed(who): Signed) -> PageResult {
     let store = state.engine.store();
     let integrations = store.integrations()?;
     let mut rows = Vec::new();
@@ -176,11 +177,7 @@ struct NewQuery {
     connector: String,
 }
 
-async fn new_form(
-    State(state): State<AppState>,
-    SignedAdmin(who): SignedAdmin,
-    Query(q): Query<NewQuery>,
-) -> PageResult {
+async fn new_form(Scoped(state): Scoped, SignedAdmin(who): SignedAdmin, Query(q): Query<NewQuery>) -> PageResult {
     let connector = state.engine.connector(&q.connector)?;
     let mut config = IntegrationConfig::new(&connector.info.id, &connector.info.name);
     config.grants = connector.info.default_hosts.clone();
@@ -202,7 +199,7 @@ struct ConfigurationQuery {
 }
 
 async fn configuration(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedAdmin(who): SignedAdmin,
     Path(id): Path<i64>,
     Query(q): Query<ConfigurationQuery>,
@@ -226,7 +223,7 @@ async fn configuration(
 }
 
 async fn create(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedAdmin(who): SignedAdmin,
     client: Client,
     axum::Form(form): axum::Form<FormData>,
@@ -252,7 +249,7 @@ async fn create(
 }
 
 async fn save(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedAdmin(who): SignedAdmin,
     client: Client,
     Path(id): Path<i64>,
@@ -318,7 +315,7 @@ fn webhooks_section(
 
 /// Turns webhooks on or off for an integration.
 async fn webhooks(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedAdmin(who): SignedAdmin,
     client: Client,
     Path(id): Path<i64>,
@@ -929,7 +926,7 @@ pub(super) fn issues_section(state: &AppState, run: &Run) -> PageResult<Markup> 
 }
 
 async fn preview_tab(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Signed(who): Signed,
     Path(id): Path<i64>,
     Query(q): Query<ChangesQuery>,
@@ -1035,7 +1032,7 @@ async fn preview_tab(
 }
 
 async fn start_preview(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedOperator(who): SignedOperator,
     client: Client,
     Path(id): Path<i64>,
@@ -1049,7 +1046,7 @@ async fn start_preview(
 }
 
 async fn start_import(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedOperator(who): SignedOperator,
     client: Client,
     Path(id): Path<i64>,
@@ -1098,7 +1095,7 @@ fn filter_query(f: RunFilter) -> String {
 }
 
 async fn history(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Signed(who): Signed,
     Path(id): Path<i64>,
     Query(q): Query<HistoryQuery>,

@@ -48,7 +48,7 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// The signed-in account of a page request; anyone else is sent to the
 /// sign-in page, and comes back to where they were going afterwards.
-async fn signed(parts: &Parts, state: &AppState) -> Result<Principal, Response> {
+pub(in crate::web) async fn signed(parts: &Parts, state: &AppState) -> Result<Principal, Response> {
     let session = match auth::cookie(&parts.headers, SESSION_COOKIE) {
         Some(token) => {
             state.accounts.session(&token).map_err(|e| PageError::from(ApiError::internal(e)).into_response())?

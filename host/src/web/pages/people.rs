@@ -3,9 +3,10 @@
 //! line by line first), and the values kept against the source (overrides).
 
 use crate::directory::prelude::*;
+use crate::web::auth::Scoped;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -119,7 +120,7 @@ async fn new_form(SignedOperator(who): SignedOperator) -> PageResult {
 }
 
 async fn create(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedOperator(who): SignedOperator,
     client: Client,
     axum::Form(form): axum::Form<FormData>,
@@ -155,11 +156,7 @@ fn unmanaged(user: &User) -> Result<(), PageError> {
     }
 }
 
-async fn edit_form(
-    State(state): State<AppState>,
-    SignedOperator(who): SignedOperator,
-    Path(id): Path<i64>,
-) -> PageResult {
+async fn edit_form(Scoped(state): Scoped, SignedOperator(who): SignedOperator, Path(id): Path<i64>) -> PageResult {
     let user = state.engine.store().user(UserId(id))?;
     unmanaged(&user)?;
     let current = NewUser { profile: user.profile.clone(), manager_id: user.manager_id };
@@ -173,7 +170,7 @@ async fn edit_form(
 }
 
 async fn edit(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedOperator(who): SignedOperator,
     client: Client,
     Path(id): Path<i64>,
@@ -277,7 +274,7 @@ async fn upload_form(SignedOperator(who): SignedOperator) -> PageResult {
 }
 
 async fn upload(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedOperator(who): SignedOperator,
     client: Client,
     axum::Form(form): axum::Form<FormData>,
@@ -314,7 +311,7 @@ fn form_field(form: &FormData) -> Result<Field, PageError> {
 
 /// "Keep this value": the field stays as it is now when syncs run.
 async fn keep(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedOperator(who): SignedOperator,
     client: Client,
     Path(id): Path<i64>,
@@ -333,7 +330,7 @@ async fn keep(
 }
 
 async fn unkeep(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedOperator(who): SignedOperator,
     client: Client,
     Path(id): Path<i64>,
@@ -369,7 +366,7 @@ pub(super) fn kept_by(kept_by: Option<&str>, until: Option<chrono::NaiveDate>) -
     text
 }
 
-async fn overrides(State(state): State<AppState>, Signed(who): Signed) -> PageResult {
+async fn overrides(Scoped(state): Scoped, Signed(who): Signed) -> PageResult {
     let operator = who.role.allows(crate::accounts::Role::Operator);
     let store = state.engine.store();
     let list = store.overrides(None)?;

@@ -1,8 +1,9 @@
 //! One run: its outcome, progress while it runs, the per-person changes,
 //! and reverting the run or one person.
 
+use crate::web::auth::Scoped;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use maud::html;
@@ -29,7 +30,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 async fn run_page(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Signed(who): Signed,
     Path(id): Path<i64>,
     Query(q): Query<ChangesQuery>,
@@ -208,7 +209,7 @@ fn keep_choice(id: &str) -> maud::Markup {
 }
 
 async fn cancel(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedOperator(who): SignedOperator,
     client: Client,
     Path(id): Path<i64>,
@@ -221,7 +222,7 @@ async fn cancel(
 }
 
 async fn revert(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     SignedOperator(who): SignedOperator,
     client: Client,
     Path(id): Path<i64>,

@@ -4,6 +4,7 @@
 //! token: a random value in a short-lived SameSite=Strict cookie that the
 //! form must echo.
 
+use crate::web::auth::Scoped;
 use std::time::Duration;
 
 use axum::Router;
@@ -148,7 +149,7 @@ async fn login(
 }
 
 async fn logout(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     Signed(who): Signed,
     client: Client,
     headers: HeaderMap,

@@ -1,0 +1,192 @@
+//! Tenancy: which company a request or a worker acts for, and the handles
+//! on that company's data — an engine over its slice of the directory
+//! store, its accounts, audit log and webhooks.
+//!
+//! A single-company install (SQLite, the default) has one implicit tenant
+//! and nothing to set up. A PostgreSQL deployment serves as many tenants
+//! as operators create (`hrsync tenant add`); each request is scoped to
+//! the tenant of the account that makes it, so nothing crosses tenants.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::accounts::Accounts;
+use crate::audit::Audit;
+use crate::directory::postgres::PgStore;
+use crate::directory::sqlite::SqliteStore;
+use crate::directory::{DirectoryStore, StoreError, Tenant};
+use crate::model::TenantId;
+use crate::secrets::SecretBox;
+use crate::sync::SyncEngine;
+use crate::webhooks::Webhooks;
+
+/// Environment variable with the PostgreSQL URL (over `database_url` in
+/// the config file); without either, the data directory's SQLite file.
+pub const DATABASE_URL_ENV: &str = "HRSYNC_DATABASE_URL";
+
+/// Where a deployment keeps its data.
+pub enum Database {
+    /// The embedded default: `DATA_DIR/hrsync.db`, one company.
+    Sqlite { store: Arc<SqliteStore>, path: PathBuf },
+    /// A database several replicas share, with tenants.
+    Postgres(PgStore),
+}
+
+impl Database {
+    /// Connects to `url` (`postgres://…`) when given, else opens the SQLite
+    /// file in `data_dir`; either way applies pending migrations.
+    pub fn open(url: Option<&str>, data_dir: &Path, secrets: SecretBox) -> anyhow::Result<Database> {
+        match url.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Database::Postgres(PgStore::connect(url, secrets)?))
+            }
+            Some(other) => anyhow::bail!(
+                "database_url must be a PostgreSQL URL (postgres://user:password@host:5432/hrsync), not `{}`; leave it out to use SQLite in the data directory",
+                other.split('@').next_back().unwrap_or(other)
+            ),
+            None => {
+                let path = data_dir.join("hrsync.db");
+                Ok(Database::Sqlite { store: Arc::new(SqliteStore::open(&path, secrets)?), path })
+            }
+        }
+    }
+
+    /// The tenant with `slug`: the only one of a SQLite install (`default`).
+    pub fn tenant(&self, slug: &str) -> anyhow::Result<TenantId> {
+        match self {
+            Database::Sqlite { .. } if slug == "default" => Ok(TenantId::DEFAULT),
+            Database::Sqlite { .. } => anyhow::bail!(
+                "tenant `{slug}` does not exist: a SQLite install serves one company; tenants need a PostgreSQL database_url"
+            ),
+            Database::Postgres(pg) => Ok(pg.tenant_by_slug(slug)?.id),
+        }
+    }
+
+    /// `tenant`'s slice of the directory.
+    pub fn store(&self, tenant: TenantId) -> Arc<dyn DirectoryStore> {
+        match self {
+            Database::Sqlite { store, .. } => store.clone(),
+            Database::Postgres(pg) => Arc::new(pg.tenant(tenant)),
+        }
+    }
+
+    /// `tenant`'s accounts and audit log.
+    pub fn accounts_and_audit(&self, tenant: TenantId) -> anyhow::Result<(Accounts, Audit)> {
+        match self {
+            Database::Sqlite { path, .. } => Ok((Accounts::open(path)?, Audit::open(path)?)),
+            Database::Postgres(pg) => {
+                Ok((Accounts::new(Box::new(pg.tenant(tenant))), Audit::new(Box::new(pg.tenant(tenant)))))
+            }
+        }
+    }
+
+    /// What `hrsync serve` prints about where its data is.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite { path, .. } => format!("SQLite {}", path.display()),
+            Database::Postgres(_) => "PostgreSQL (multi-tenant)".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// One tenant's handles.
+pub struct Scope {
+    pub tenant: TenantId,
+    pub engine: Arc<SyncEngine>,
+    pub accounts: Arc<Accounts>,
+    pub audit: Arc<Audit>,
+    pub webhooks: Arc<Webhooks>,
+}
+
+/// The tenants a process serves, and their handles (made on first use).
+pub struct Tenancy {
+    /// The single-company install's tenant, or a PostgreSQL deployment's
+    /// first one; its engine is the template of the others'.
+    default: Arc<Scope>,
+    /// `None` for a single-company install.
+    postgres: Option<PgStore>,
+    others: Mutex<HashMap<TenantId, Arc<Scope>>>,
+}
+
+impl Tenancy {
+    /// The tenancy of `database`, whose default tenant's handles are `default`.
+    pub fn of(database: &Database, default: Scope) -> Self {
+        match database {
+            Database::Sqlite { .. } => Self::single(default),
+            Database::Postgres(pg) => Self::postgres(pg.clone(), default),
+        }
+    }
+
+    /// A single-company install: one tenant, these handles.
+    pub fn single(scope: Scope) -> Self {
+        Tenancy { default: Arc::new(scope), postgres: None, others: Mutex::default() }
+    }
+
+    /// Every tenant of a PostgreSQL database; `default` holds the default
+    /// tenant's handles, over `store`.
+    pub fn postgres(store: PgStore, default: Scope) -> Self {
+        Tenancy { default: Arc::new(default), postgres: Some(store), others: Mutex::default() }
+    }
+
+    /// The database behind a multi-tenant deployment.
+    pub fn database(&self) -> Option<&PgStore> {
+        self.postgres.as_ref()
+    }
+
+    pub fn default_scope(&self) -> &Arc<Scope> {
+        &self.default
+    }
+
+    /// The handles of `tenant`. A single-company install knows only its
+    /// own tenant.
+    pub fn scope(&self, tenant: TenantId) -> Result<Arc<Scope>, StoreError> {
+        if tenant == self.default.tenant {
+            return Ok(self.default.clone());
+        }
+        let Some(store) = &self.postgres else {
+            return Err(StoreError::Invalid(format!(
+                "tenant {} does not exist: this install serves one company (tenants need a PostgreSQL database_url)",
+                tenant.0
+            )));
+        };
+        let mut others = self.others.lock().expect("tenant scopes");
+        if let Some(scope) = others.get(&tenant) {
+            return Ok(scope.clone());
+        }
+        let scoped = store.tenant(tenant);
+        let engine = Arc::new(self.default.engine.for_store(Arc::new(scoped.clone())));
+        let mut webhooks = Webhooks::new(engine.clone(), &engine.invite.public_url);
+        webhooks.window = self.default.webhooks.window;
+        webhooks.max_window = self.default.webhooks.max_window;
+        let scope = Arc::new(Scope {
+            tenant,
+            engine,
+            accounts: Arc::new(Accounts::new(Box::new(scoped.clone()))),
+            audit: Arc::new(Audit::new(Box::new(scoped))),
+            webhooks: Arc::new(webhooks),
+        });
+        others.insert(tenant, scope.clone());
+        Ok(scope)
+    }
+
+    /// Every tenant; a single-company install's one is `default`.
+    pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        match &self.postgres {
+            Some(store) => store.tenants(),
+            None => Ok(vec![Tenant {
+                id: self.default.tenant,
+                slug: "default".into(),
+                name: "Default".into(),
+                disabled_at: None,
+                created_at: chrono::DateTime::UNIX_EPOCH,
+            }]),
+        }
+    }
+}
