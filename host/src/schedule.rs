@@ -10,7 +10,13 @@
 //! tests can drive time and a restart neither skips nor doubles a run.
 //! Failures retry with back-off; a streak of failures, or a run blocked by
 //! the mass-change safeguard, sends the admins one alert.
+//!
+//! [`Schedulers`] drives the scheduler of every tenant a process serves.
+//! Several processes or replicas may schedule the same integrations: each
+//! due run is claimed ([`crate::directory::ScheduleStore::claim_schedule`])
+//! before it starts, so exactly one of them runs it.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,8 +25,10 @@ use futures::StreamExt;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::directory::{Email, Integration, IntegrationId, Schedule, StoreError};
+use crate::model::TenantId;
 use crate::sync::engine::RunRequest;
 use crate::sync::{SyncEngine, SyncError};
+use crate::tenancy::Tenancy;
 
 /// The time, injectable so tests can move it.
 pub trait Clock: Send + Sync {
@@ -44,6 +52,13 @@ pub const FULL_RUN_EVERY: chrono::Duration = chrono::Duration::hours(24);
 pub const OVERLAP: chrono::Duration = chrono::Duration::minutes(2);
 /// Failed runs in a row before the admins are alerted.
 pub const ALERT_AFTER: u32 = 3;
+/// How long a claimed run stays claimed beyond the integration's longest
+/// run (`max_run_minutes`): the apply after the fetch, and clock skew
+/// between replicas. A claim cannot lapse while its run is going on, so no
+/// other scheduler starts the same run twice; if the claimer dies, the run
+/// is due again when the claim lapses.
+pub const CLAIM_MARGIN: chrono::Duration = chrono::Duration::minutes(1);
+
 /// Integrations due together run side by side, this many at once: a slow
 /// complete run of one company does not hold back the others, while the
 /// memory of the connector instances stays bounded.
@@ -70,8 +85,8 @@ pub enum Outcome {
         next: DateTime<Utc>,
         alerted: bool,
     },
-    /// Another run of the integration was running (in any process); tried
-    /// next tick.
+    /// Another run of the integration was running (in any process), tried
+    /// next tick; or another scheduler (a replica) took this due run.
     Busy,
     /// An admin cancelled the run: not a failure, the next comes at the interval.
     Cancelled {
@@ -198,6 +213,13 @@ impl Scheduler {
             .connector(&integration.config.connector_id)
             .is_ok_and(|c| c.info.capabilities.incremental_fetch);
         let store = self.engine.store().clone();
+        // Other schedulers (replicas, processes) may have seen the same due
+        // run: whoever moves the schedule first runs it.
+        let minutes = i64::from(integration.config.limits.max_minutes.max(1));
+        let until = now + chrono::Duration::minutes(minutes) + CLAIM_MARGIN;
+        if !store.claim_schedule(integration.id, s.next_run_at, until)? {
+            return Ok(Outcome::Busy);
+        }
         let today = now.date_naive();
         // A start date passing changes nobody's `last_modified_at`, so only
         // a complete run turns pending starters active (and invites them):
@@ -232,7 +254,11 @@ impl Scheduler {
                 s.next_run_at = self.next_after(now, interval);
                 Outcome::Ran { incremental: since.is_some(), next: s.next_run_at }
             }
-            Err(SyncError::Store(StoreError::AlreadyRunning(_))) => return Ok(Outcome::Busy),
+            Err(SyncError::Store(StoreError::AlreadyRunning(_))) => {
+                // Due still: give the claim back, so the next tick tries again.
+                store.save_schedule(&s)?;
+                return Ok(Outcome::Busy);
+            }
             Err(SyncError::Cancelled { .. }) => {
                 s.next_run_at = self.next_after(now, interval);
                 Outcome::Cancelled { next: s.next_run_at }
@@ -290,9 +316,83 @@ impl Scheduler {
         self.engine.mail_queued.notify_one();
         Ok(true)
     }
+}
 
-    /// Ticks until `shutdown` resolves, sleeping until the next integration
-    /// is due (at most a minute, so settings changes are picked up).
+/// The schedulers of every tenant a process serves, made on first use.
+/// A single-company install has one; on PostgreSQL, one query finds the
+/// tenants with due runs, whatever their number.
+pub struct Schedulers {
+    tenancy: Arc<Tenancy>,
+    clock: Arc<dyn Clock>,
+    seed: u64,
+    /// Who gets alerts, for every tenant: the deployment's operators.
+    pub alert_to: Vec<Email>,
+    /// Where the admin pages are, for links in alerts.
+    pub public_url: String,
+    each: Mutex<HashMap<TenantId, Arc<Scheduler>>>,
+}
+
+impl Schedulers {
+    pub fn new(tenancy: Arc<Tenancy>, clock: Arc<dyn Clock>, seed: u64) -> Self {
+        Schedulers {
+            tenancy,
+            clock,
+            seed,
+            alert_to: Vec::new(),
+            public_url: "http://127.0.0.1:8080".into(),
+            each: Mutex::default(),
+        }
+    }
+
+    fn scheduler(&self, tenant: TenantId) -> Result<Arc<Scheduler>, StoreError> {
+        if let Some(s) = self.each.lock().expect("schedulers").get(&tenant) {
+            return Ok(s.clone());
+        }
+        let engine = self.tenancy.scope(tenant)?.engine.clone();
+        let mut scheduler = Scheduler::new(engine, self.clock.clone(), self.seed ^ tenant.0 as u64);
+        scheduler.alert_to = self.alert_to.clone();
+        scheduler.public_url = self.public_url.clone();
+        let scheduler = Arc::new(scheduler);
+        self.each.lock().expect("schedulers").insert(tenant, scheduler.clone());
+        Ok(scheduler)
+    }
+
+    /// The tenants whose schedulers have something to do now.
+    fn due_tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        match self.tenancy.database() {
+            Some(pg) => pg.tenants_with_due_runs(self.clock.now()),
+            None => Ok(vec![self.tenancy.default_scope().tenant]),
+        }
+    }
+
+    /// Ticks every tenant with due runs, [`PARALLEL_RUNS`] tenants at once.
+    pub async fn tick(&self) -> Result<Vec<(TenantId, IntegrationId, Outcome)>, StoreError> {
+        let mut ticks = futures::stream::iter(self.due_tenants()?)
+            .map(|tenant| async move {
+                let scheduler = self.scheduler(tenant)?;
+                Ok::<_, StoreError>((tenant, scheduler.tick().await?))
+            })
+            .buffer_unordered(PARALLEL_RUNS);
+        let (mut outcomes, mut error) = (Vec::new(), None);
+        while let Some(tick) = ticks.next().await {
+            match tick {
+                Ok((tenant, done)) => outcomes.extend(done.into_iter().map(|(id, o)| (tenant, id, o))),
+                Err(e) => error = error.or(Some(e)),
+            }
+        }
+        error.map_or(Ok(outcomes), Err)
+    }
+
+    /// When the next run of any tenant is due.
+    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.tenancy.database() {
+            Some(pg) => pg.next_scheduled_run(),
+            None => self.scheduler(self.tenancy.default_scope().tenant)?.next_due(),
+        }
+    }
+
+    /// Ticks until `shutdown` resolves, sleeping until the next run is due
+    /// (at most a minute, so settings changes are picked up).
     pub async fn run_forever(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {

@@ -71,6 +71,14 @@ impl Database {
         }
     }
 
+    /// What a courier delivers: every tenant's outbox.
+    pub fn outbox(&self) -> Arc<dyn DirectoryStore> {
+        match self {
+            Database::Sqlite { store, .. } => store.clone(),
+            Database::Postgres(pg) => Arc::new(pg.every_tenants_outbox()),
+        }
+    }
+
     /// `tenant`'s accounts and audit log.
     pub fn accounts_and_audit(&self, tenant: TenantId) -> anyhow::Result<(Accounts, Audit)> {
         match self {

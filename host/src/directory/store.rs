@@ -116,6 +116,17 @@ pub trait ScheduleStore: Send + Sync {
     /// The scheduler's state of an integration, if it has any.
     fn schedule(&self, integration: IntegrationId) -> Result<Option<Schedule>, StoreError>;
     fn save_schedule(&self, schedule: &Schedule) -> Result<(), StoreError>;
+    /// Takes a due run: moves the integration's next run from `seen` (as
+    /// read) to `until` in one step, and says whether this caller did it.
+    /// Of several schedulers — replicas, processes — that saw the same due
+    /// run, exactly one gets `true`; a claimer that dies leaves the run due
+    /// again at `until`.
+    fn claim_schedule(
+        &self,
+        integration: IntegrationId,
+        seen: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// How many of `integration`'s pending-start users have reached their
     /// start date by `today`: only a complete run sees a date pass.
     fn starts_due(&self, integration: IntegrationId, today: NaiveDate) -> Result<u64, StoreError>;

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{Duration, TimeZone, Timelike, Utc};
 use hrsync_pg_cluster::Cluster;
 
 use super::postgres::PgStore;
@@ -137,6 +137,32 @@ fn schedules_are_saved_and_replaced(store: &dyn IntegrationsAndSchedules) {
     assert_eq!(store.schedule(id).unwrap(), Some(failing));
 }
 
+both!(a_due_run_is_claimed_once);
+fn a_due_run_is_claimed_once(store: &dyn IntegrationsAndSchedules) {
+    let id = store.create_integration(&personio("Acme")).unwrap();
+    let due = Utc::now().with_nanosecond(123_456_000).unwrap();
+    let schedule = Schedule {
+        integration_id: id,
+        next_run_at: due,
+        last_success_at: None,
+        last_full_at: None,
+        failures: 0,
+        alerted: false,
+        last_error: None,
+    };
+    assert!(!store.claim_schedule(id, due, due).unwrap(), "nothing to claim before a schedule exists");
+    store.save_schedule(&schedule).unwrap();
+    let until = due + Duration::minutes(61);
+    assert!(store.claim_schedule(id, due, until).unwrap(), "the first claimer takes it");
+    assert!(
+        !store.claim_schedule(id, due, due + Duration::minutes(99)).unwrap(),
+        "a second, who saw the same, does not"
+    );
+    assert_eq!(store.schedule(id).unwrap().unwrap().next_run_at, until);
+    // Its claim lapsed: the one who sees that takes it again.
+    assert!(store.claim_schedule(id, until, until + Duration::minutes(61)).unwrap());
+}
+
 #[test]
 fn postgres_tenants_see_only_their_own_integrations_company_and_schedules() {
     let (_cluster, store) = postgres();
@@ -163,6 +189,37 @@ fn postgres_tenants_see_only_their_own_integrations_company_and_schedules() {
     assert!(matches!(other.save_schedule(&schedule), Err(StoreError::NoIntegration(_))));
     store.save_schedule(&schedule).unwrap();
     assert_eq!(other.schedule(mine).unwrap(), None);
+}
+
+#[test]
+fn postgres_replicas_claiming_a_due_run_at_once_let_one_through() {
+    let (_cluster, store) = postgres();
+    let id = store.create_integration(&personio("Acme")).unwrap();
+    let due = Utc::now();
+    let schedule = Schedule {
+        integration_id: id,
+        next_run_at: due,
+        last_success_at: None,
+        last_full_at: None,
+        failures: 0,
+        alerted: false,
+        last_error: None,
+    };
+    store.save_schedule(&schedule).unwrap();
+    let seen = store.schedule(id).unwrap().unwrap().next_run_at;
+    let won: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let replica = store.clone();
+                scope.spawn(move || replica.claim_schedule(id, seen, seen + Duration::minutes(i + 1)).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let other = store.create_tenant("globex", "Globex").unwrap();
+    let now = store.schedule(id).unwrap().unwrap().next_run_at;
+    assert!(!store.tenant(other).claim_schedule(id, now, now).unwrap(), "not another tenant's");
 }
 
 #[test]
@@ -604,6 +661,26 @@ fn postgres_outboxes_are_per_tenant_and_links_find_their_tenant() {
     );
     let token = store.mails(0, 10).unwrap().0.iter().find(|m| m.recipient == "ada@acme.example").unwrap().text.clone();
     assert_eq!(other.invitation_user(&token, now).unwrap().map(|u| u.id), Some(ada), "a link names no tenant");
+}
+
+#[test]
+fn postgres_a_replicas_courier_delivers_every_tenants_mail_and_sees_nothing_else() {
+    let (_cluster, store) = postgres();
+    let other = store.tenant(store.create_tenant("globex", "Globex").unwrap());
+    let now = Utc::now();
+    let ours = store.enqueue_mail(&alert("ops@acme.example"), None, now).unwrap();
+    let theirs = other.enqueue_mail(&alert("ops@globex.example"), None, now).unwrap();
+    let courier = store.every_tenants_outbox();
+    let claimed: Vec<i64> = courier.claim_mail(now, Duration::minutes(5), 10).unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(claimed, [ours, theirs]);
+    courier.mail_sent(theirs, now).unwrap();
+    courier.mail_failed(ours, "450 try later", Some(now + Duration::minutes(1))).unwrap();
+    assert_eq!(other.mails(0, 10).unwrap().0[0].state, crate::mail::MailState::Sent);
+    assert_eq!(store.mails(0, 10).unwrap().0[0].state, crate::mail::MailState::Queued);
+    add(&store, person("ada@acme.example", "Ada", None), None);
+    assert_eq!(courier.mails(0, 10).unwrap().1, 0, "no tenant's mail list");
+    assert_eq!(courier.users(&UserQuery::default()).unwrap().1, 0, "no tenant's people");
+    assert!(courier.integrations().unwrap().is_empty());
 }
 
 fn new_run(integration: IntegrationId, kind: RunKind) -> NewRun {

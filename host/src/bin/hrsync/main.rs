@@ -859,7 +859,7 @@ async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
 /// there is no admin yet.
 async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: SocketAddr) -> anyhow::Result<()> {
     use hrsync::accounts::{ADMIN_PASSWORD_ENV, FIRST_ADMIN};
-    use hrsync::schedule::{Scheduler, SystemClock};
+    use hrsync::schedule::{Schedulers, SystemClock};
     use std::sync::Arc;
 
     let file = &global.file;
@@ -906,13 +906,16 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
             let _ = stopped.changed().await;
         }
     };
-    let mut scheduler = Scheduler::new(engine.clone(), Arc::new(SystemClock), rand::random());
-    scheduler.alert_to = alert_to;
-    scheduler.public_url = public_url.clone();
-    tokio::spawn(scheduler.run_forever(shutdown()));
+    let webhooks = Arc::new(hrsync::webhooks::Webhooks::new(engine.clone(), &public_url));
+    let default = hrsync::tenancy::Scope { tenant: dir.tenant, engine: engine.clone(), accounts, audit, webhooks };
+    let tenancy = Arc::new(hrsync::tenancy::Tenancy::of(&dir.database, default));
+    let mut schedulers = Schedulers::new(tenancy.clone(), Arc::new(SystemClock), rand::random());
+    schedulers.alert_to = alert_to;
+    schedulers.public_url = public_url.clone();
+    tokio::spawn(schedulers.run_forever(shutdown()));
     let mail = match &smtp {
         Some(settings) => {
-            let courier = hrsync::mail::Courier::new(engine.store().clone(), settings)?;
+            let courier = hrsync::mail::Courier::new(dir.database.outbox(), settings)?;
             tokio::spawn(courier.run(engine.mail_queued.clone(), shutdown()));
             format!("sent through {}", settings.host)
         }
@@ -922,9 +925,6 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
         "\nhrsync is serving (Ctrl-C stops it):\n  data         {database}\n  admin pages  http://{addr}/  (sign in as `{FIRST_ADMIN}`)\n  JSON API     http://{addr}/api/v1  (OpenAPI: /api/v1/openapi.json)\n  health       http://{addr}/healthz, /readyz, /metrics\n  emails       {mail}\n  links in emails point to {public_url}",
         database = dir.database.describe()
     );
-    let webhooks = Arc::new(hrsync::webhooks::Webhooks::new(engine.clone(), &public_url));
-    let default = hrsync::tenancy::Scope { tenant: dir.tenant, engine, accounts, audit, webhooks };
-    let tenancy = Arc::new(hrsync::tenancy::Tenancy::of(&dir.database, default));
     let mut state = hrsync::web::AppState::for_tenancy(tenancy);
     state.smtp = smtp.is_some();
     state.trusted_proxies = file.trusted_proxies.clone();

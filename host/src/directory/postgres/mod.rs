@@ -39,6 +39,9 @@ use crate::secrets::SecretBox;
 /// Versioned migrations, applied in order, each in its own transaction.
 const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_schema.sql")];
 
+/// The tenant id of [`PgStore::every_tenants_outbox`]; no tenant has it.
+const EVERY_TENANT: TenantId = TenantId(0);
+
 /// Connections per replica: runs, the scheduler, the courier and page
 /// requests share them.
 const POOL_SIZE: usize = 16;
@@ -97,6 +100,14 @@ impl PgStore {
     /// A handle on the same database serving `tenant`.
     pub fn tenant(&self, tenant: TenantId) -> Self {
         PgStore { tenant, ..self.clone() }
+    }
+
+    /// A handle for the courier of a replica, which delivers every
+    /// tenant's mail: the outbox's delivery calls (`claim_mail`,
+    /// `mail_sent`, `mail_failed`) span tenants; every other call of it
+    /// finds nothing, as no tenant has its id.
+    pub fn every_tenants_outbox(&self) -> Self {
+        PgStore { tenant: EVERY_TENANT, ..self.clone() }
     }
 
     /// Adds a tenant: `slug` is the operator's handle for it (lower case

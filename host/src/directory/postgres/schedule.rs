@@ -1,9 +1,56 @@
 //! The scheduler's state per integration.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{PgStore, count, sql, unsigned};
 use crate::directory::*;
+
+/// An integration whose scheduler has something to do: automatic imports
+/// on, in an enabled tenant, and never scheduled, due, or scheduled further
+/// out than its interval allows (the interval was shortened).
+const NEEDS_SCHEDULER: &str = "i.auto_import AND t.disabled_at IS NULL AND (s.integration_id IS NULL \
+     OR s.next_run_at <= $1 OR s.next_run_at > $1 + make_interval(mins => i.interval_minutes * 11 / 10))";
+
+impl PgStore {
+    /// The tenants with an integration whose scheduler has something to do
+    /// at `now`, across the whole database: one query, whatever the number
+    /// of tenants.
+    pub fn tenants_with_due_runs(&self, now: DateTime<Utc>) -> Result<Vec<TenantId>, StoreError> {
+        self.block(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    &format!(
+                        "SELECT DISTINCT i.tenant_id FROM integrations i JOIN tenants t ON t.id = i.tenant_id \
+                         LEFT JOIN schedules s ON s.integration_id = i.id WHERE {NEEDS_SCHEDULER} ORDER BY 1"
+                    ),
+                    &[&now],
+                )
+                .await
+                .map_err(sql)?;
+            Ok(rows.iter().map(|r| TenantId(r.get(0))).collect())
+        })
+    }
+
+    /// When the next automatic run of any enabled tenant is due.
+    pub fn next_scheduled_run(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.block(async {
+            let row = self
+                .client()
+                .await?
+                .query_one(
+                    "SELECT MIN(COALESCE(s.next_run_at, now())) FROM integrations i \
+                     JOIN tenants t ON t.id = i.tenant_id LEFT JOIN schedules s ON s.integration_id = i.id \
+                     WHERE i.auto_import AND t.disabled_at IS NULL",
+                    &[],
+                )
+                .await
+                .map_err(sql)?;
+            Ok(row.get(0))
+        })
+    }
+}
 
 impl ScheduleStore for PgStore {
     fn schedule(&self, integration: IntegrationId) -> Result<Option<Schedule>, StoreError> {
@@ -54,6 +101,25 @@ impl ScheduleStore for PgStore {
                 .map_err(sql)
         })?;
         if n == 0 { Err(StoreError::NoIntegration(s.integration_id)) } else { Ok(()) }
+    }
+
+    fn claim_schedule(
+        &self,
+        integration: IntegrationId,
+        seen: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self.block(async {
+            self.client()
+                .await?
+                .execute(
+                    "UPDATE schedules s SET next_run_at = $3 FROM integrations i WHERE i.id = s.integration_id                      AND s.integration_id = $1 AND s.next_run_at = $2 AND i.tenant_id = $4",
+                    &[&integration.0, &seen, &until, &self.tenant.0],
+                )
+                .await
+                .map_err(sql)
+        })?;
+        Ok(n == 1)
     }
 
     fn starts_due(&self, integration: IntegrationId, today: NaiveDate) -> Result<u64, StoreError> {

@@ -1,6 +1,6 @@
 //! The scheduler's state per integration.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, sql};
@@ -39,6 +39,22 @@ impl ScheduleStore for SqliteStore {
             )
             .map_err(sql)?;
         Ok(())
+    }
+
+    fn claim_schedule(
+        &self,
+        integration: IntegrationId,
+        seen: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .conn()
+            .execute(
+                "UPDATE schedules SET next_run_at = ?3 WHERE integration_id = ?1 AND next_run_at = ?2",
+                params![integration.0, seen, until],
+            )
+            .map_err(sql)?;
+        Ok(n == 1)
     }
 
     fn starts_due(&self, integration: IntegrationId, today: NaiveDate) -> Result<u64, StoreError> {
