@@ -284,8 +284,12 @@ impl Accounts {
         }
         let generated = password.is_none().then(|| random_token("")[..20].to_string());
         let password = password.map(str::to_string).or(generated.clone()).expect("one of them");
-        self.create_account(username, &password, Role::Admin)?;
-        Ok(generated)
+        match self.create_account(username, &password, Role::Admin) {
+            Ok(_) => Ok(generated),
+            // Replicas starting together: another one made it first.
+            Err(AccountError::Taken(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A new, enabled account.

@@ -912,7 +912,7 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
     let mut schedulers = Schedulers::new(tenancy.clone(), Arc::new(SystemClock), rand::random());
     schedulers.alert_to = alert_to;
     schedulers.public_url = public_url.clone();
-    tokio::spawn(schedulers.run_forever(shutdown()));
+    let scheduling = tokio::spawn(schedulers.run_forever(shutdown()));
     let mail = match &smtp {
         Some(settings) => {
             let courier = hrsync::mail::Courier::new(dir.database.outbox(), settings)?;
@@ -936,5 +936,16 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
         let _ = stop.send(true);
     })
     .await?;
+    // Automatic runs in progress finish before the process ends: an
+    // upgrade's restart should not leave a claimed run to wait for its
+    // claim to lapse. Past the grace period it is left to the lease.
+    if tokio::time::timeout(SHUTDOWN_GRACE, scheduling).await.is_err() {
+        tracing::warn!(
+            "stopping with automatic runs in progress; another replica retries them when their claim lapses"
+        );
+    }
     Ok(())
 }
+
+/// How long `serve` waits, when stopped, for automatic runs in progress.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
