@@ -392,10 +392,14 @@ impl Schedulers {
     }
 
     /// Ticks until `shutdown` resolves, sleeping until the next run is due
-    /// (at most a minute, so settings changes are picked up).
+    /// — or, on PostgreSQL, until any replica makes a run due sooner — and
+    /// at most a minute, so settings changes are picked up.
     pub async fn run_forever(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let sooner = self.tenancy.database().map(|pg| pg.schedule_changes()).unwrap_or_default();
         loop {
+            // At most a tick a second, however often other replicas wake it.
+            let earliest = tokio::time::Instant::now() + Duration::from_secs(1);
             if let Err(e) = self.tick().await {
                 tracing::error!("the scheduler could not read its state: {e}");
             }
@@ -405,6 +409,10 @@ impl Schedulers {
             };
             tokio::select! {
                 _ = &mut shutdown => return,
+                _ = async {
+                    tokio::time::sleep_until(earliest).await;
+                    sooner.notified().await;
+                } => {}
                 _ = tokio::time::sleep(wait.clamp(Duration::from_secs(1), Duration::from_secs(60))) => {}
             }
         }

@@ -223,6 +223,42 @@ fn postgres_replicas_claiming_a_due_run_at_once_let_one_through() {
 }
 
 #[test]
+fn postgres_replicas_hear_when_a_run_may_come_due_sooner_and_only_then() {
+    let (_cluster, store) = postgres();
+    let wake = store.schedule_changes();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let woken = |within_ms: u64| {
+        let wait = std::time::Duration::from_millis(within_ms);
+        runtime.block_on(async { tokio::time::timeout(wait, wake.notified()).await }).is_ok()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500)); // the listener connects
+    let id = store.create_integration(&personio("Acme")).unwrap();
+    assert!(!woken(500), "no automatic imports, nothing to wake for");
+    let now = Utc::now();
+    let mut schedule = Schedule {
+        integration_id: id,
+        next_run_at: now + Duration::minutes(10),
+        last_success_at: None,
+        last_full_at: None,
+        failures: 0,
+        alerted: false,
+        last_error: None,
+    };
+    store.save_schedule(&schedule).unwrap();
+    assert!(woken(5000), "a new schedule");
+    let seen = store.schedule(id).unwrap().unwrap().next_run_at;
+    assert!(store.claim_schedule(id, seen, seen + Duration::minutes(61)).unwrap());
+    assert!(!woken(500), "a claim moves the run later");
+    schedule.next_run_at = now;
+    store.save_schedule(&schedule).unwrap();
+    assert!(woken(5000), "moved earlier");
+    let mut config = store.integration(id).unwrap().config;
+    config.auto_import = true;
+    store.update_integration(id, &config).unwrap();
+    assert!(woken(5000), "automatic imports turned on");
+}
+
+#[test]
 fn postgres_tenant_slugs_are_checked() {
     let (_cluster, store) = postgres();
     store.create_tenant("globex", "Globex").unwrap();

@@ -11,6 +11,7 @@ mod api;
 mod browser;
 mod cli;
 mod common;
+mod deployment;
 mod replicas;
 mod sandbox_spec;
 mod security;

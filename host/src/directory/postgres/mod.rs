@@ -37,7 +37,14 @@ use super::*;
 use crate::secrets::SecretBox;
 
 /// Versioned migrations, applied in order, each in its own transaction.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/postgres/0001_schema.sql"),
+    include_str!("../../../migrations/postgres/0002_wakeups.sql"),
+];
+
+/// Subscribes to the channel on which the database says a run may be due
+/// sooner (migration 0002).
+const LISTEN_SCHEDULES: &str = "LISTEN hrsync_schedules";
 
 /// The tenant id of [`PgStore::every_tenants_outbox`]; no tenant has it.
 const EVERY_TENANT: TenantId = TenantId(0);
@@ -50,6 +57,8 @@ const POOL_SIZE: usize = 16;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// For connections of their own (`LISTEN`), outside the pool.
+    config: Arc<tokio_postgres::Config>,
     runtime: Arc<StoreRuntime>,
     secrets: Arc<SecretBox>,
     tenant: TenantId,
@@ -81,13 +90,15 @@ impl PgStore {
             .enable_all()
             .build()
             .context("starting the database runtime")?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = {
             let _entered = runtime.enter();
             Pool::builder(manager).max_size(POOL_SIZE).build().context("making the connection pool")?
         };
         let store = PgStore {
             pool,
+            config: Arc::new(config),
             runtime: Arc::new(StoreRuntime(Some(runtime))),
             secrets: Arc::new(secrets),
             tenant: TenantId::DEFAULT,
@@ -184,6 +195,40 @@ impl PgStore {
         })
     }
 
+    /// Notified when, in any replica, an automatic run may have come due
+    /// sooner than a scheduler sleeping now knows (`LISTEN`, on a connection
+    /// of its own that reconnects after a failure; a scheduler still looks
+    /// at least once a minute).
+    pub fn schedule_changes(&self) -> Arc<tokio::sync::Notify> {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let (config, wake) = (self.config.clone(), notify.clone());
+        let runtime = self.runtime.0.as_ref().expect("the runtime lives as long as the store");
+        runtime.spawn(async move {
+            loop {
+                if let Err(e) = listen(&config, &wake).await {
+                    tracing::warn!("listening for schedule changes: {e}; trying again in 5 s");
+                }
+                // Whatever was missed while not listening: look again.
+                wake.notify_one();
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        });
+        notify
+    }
+
+    /// The database's size on disk, in bytes.
+    pub fn database_bytes(&self) -> Result<i64, StoreError> {
+        self.block(async {
+            let row = self
+                .client()
+                .await?
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await
+                .map_err(sql)?;
+            Ok(row.get(0))
+        })
+    }
+
     /// Whether the database answers, for `/readyz`.
     pub fn ping(&self) -> Result<(), StoreError> {
         self.block(async {
@@ -243,6 +288,32 @@ fn tenant_from_row(row: &tokio_postgres::Row) -> Tenant {
         name: row.get("name"),
         disabled_at: row.get("disabled_at"),
         created_at: row.get("created_at"),
+    }
+}
+
+/// Listens for schedule changes until the connection fails.
+async fn listen(config: &tokio_postgres::Config, wake: &tokio::sync::Notify) -> Result<(), tokio_postgres::Error> {
+    use futures::StreamExt;
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+    let listening = client.batch_execute(LISTEN_SCHEDULES);
+    tokio::pin!(listening);
+    // The connection is driven by polling its messages; the LISTEN
+    // completes while they are polled.
+    let mut listening_done = false;
+    loop {
+        tokio::select! {
+            done = &mut listening, if !listening_done => {
+                done?;
+                listening_done = true;
+            }
+            message = messages.next() => match message {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => wake.notify_one(),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            },
+        }
     }
 }
 
