@@ -87,8 +87,8 @@ async fn run(people: usize, dir: &std::path::Path) -> anyhow::Result<()> {
     let audit = Arc::new(hrsync::audit::Audit::open(&db)?);
     let state = hrsync::web::AppState::new(engine.clone(), accounts, audit);
     let webhooks = state.webhooks.clone();
+    tokio::spawn(state.tenancy.clone().process_deliveries_forever(std::future::pending()));
     tokio::spawn(hrsync::web::serve(listener, state, std::future::pending()));
-    tokio::spawn(webhooks.clone().run_forever(std::future::pending()));
 
     let started = Instant::now();
     let first = engine.import(&RunRequest::manual(id)).await?;

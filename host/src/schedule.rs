@@ -167,9 +167,13 @@ impl Scheduler {
             // not after the old, longer wait.
             let longest = now + chrono::Duration::minutes(integration.config.interval_minutes as i64) * 11 / 10;
             let schedule = if schedule.next_run_at > longest {
-                let s = Schedule { next_run_at: self.next_after(now, integration.config.interval_minutes), ..schedule };
-                store.save_schedule(&s)?;
-                s
+                // Only a scheduled time, and only if nobody changed it since
+                // (a claim's end lies out as far, and must stay).
+                let sooner = self.next_after(now, integration.config.interval_minutes);
+                if !store.shorten_schedule(integration.id, schedule.next_run_at, sooner)? {
+                    continue;
+                }
+                Schedule { next_run_at: sooner, ..schedule }
             } else {
                 schedule
             };

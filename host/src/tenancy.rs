@@ -170,7 +170,8 @@ impl Tenancy {
         }
         let scoped = store.tenant(tenant);
         let engine = Arc::new(self.default.engine.for_store(Arc::new(scoped.clone())));
-        let mut webhooks = Webhooks::new(engine.clone(), &engine.invite.public_url);
+        let mut webhooks =
+            Webhooks::new(engine.clone(), &engine.invite.public_url).waking(self.default.webhooks.wake_handle());
         webhooks.window = self.default.webhooks.window;
         webhooks.max_window = self.default.webhooks.max_window;
         let scope = Arc::new(Scope {
@@ -182,6 +183,58 @@ impl Tenancy {
         });
         others.insert(tenant, scope.clone());
         Ok(scope)
+    }
+
+    /// The tenant a webhook delivery to `/hooks/<hook>` is for: the
+    /// endpoint names no tenant, the subscription does.
+    pub fn tenant_of_hook(&self, hook: &str) -> Result<TenantId, StoreError> {
+        match &self.postgres {
+            Some(store) => Ok(store.tenant_of_hook(hook)?.unwrap_or(self.default.tenant)),
+            None => Ok(self.default.tenant),
+        }
+    }
+
+    /// The tenants with webhook deliveries waiting.
+    pub fn tenants_with_pending_events(&self) -> Result<Vec<TenantId>, StoreError> {
+        match &self.postgres {
+            Some(store) => store.tenants_with_pending_events(),
+            None => Ok(vec![self.default.tenant]),
+        }
+    }
+
+    /// Turns every tenant's stored webhook deliveries into runs until
+    /// `shutdown` completes: woken by any tenant's delivery, and at least
+    /// once a second (deliveries another replica received).
+    pub async fn process_deliveries_forever(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        use futures::StreamExt;
+        tokio::pin!(shutdown);
+        let wake = self.default.webhooks.wake_handle();
+        loop {
+            match self.tenants_with_pending_events() {
+                Ok(tenants) => {
+                    futures::stream::iter(tenants)
+                        .for_each_concurrent(crate::schedule::PARALLEL_RUNS, |tenant| {
+                            let this = self.clone();
+                            async move {
+                                let processed = match this.scope(tenant) {
+                                    Ok(scope) => scope.webhooks.process_due().await.map_err(|e| e.to_string()),
+                                    Err(e) => Err(e.to_string()),
+                                };
+                                if let Err(e) = processed {
+                                    tracing::warn!(tenant = tenant.0, "processing webhook deliveries: {e}");
+                                }
+                            }
+                        })
+                        .await
+                }
+                Err(e) => tracing::warn!("finding webhook deliveries: {e}"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = &mut shutdown => return,
+            }
+        }
     }
 
     /// Every tenant; a single-company install's one is `default`.

@@ -4,7 +4,7 @@
 //! `/hooks/<hook>` with an unguessable `hook` and a token the source sends
 //! back, with its source. [`Webhooks::receive`] checks a delivery (the
 //! token in constant time), stores it and answers at once — well within the
-//! 3 s Personio waits. [`Webhooks::run_forever`] turns stored deliveries
+//! 3 s Personio waits. [`Webhooks::process_due`] turns stored deliveries
 //! into event-driven runs: read by the connector (`handle-event`),
 //! de-duplicated, coalesced over a short window, then one import of just
 //! the people named, under the same one-run-per-integration rule and
@@ -80,7 +80,9 @@ pub struct Webhooks {
     /// large runs instead of many small ones, a lone change waits `window`.
     pub window: Duration,
     pub max_window: Duration,
-    wake: tokio::sync::Notify,
+    /// Notified when a delivery is stored; shared by every tenant's
+    /// webhooks of a process, which one worker serves.
+    wake: Arc<tokio::sync::Notify>,
     counters: Mutex<Counters>,
 }
 
@@ -91,9 +93,19 @@ impl Webhooks {
             public_url: public_url.trim_end_matches('/').to_string(),
             window: Duration::from_millis(250),
             max_window: Duration::from_secs(1),
-            wake: tokio::sync::Notify::new(),
+            wake: Arc::default(),
             counters: Mutex::default(),
         }
+    }
+
+    /// These webhooks, waking `wake` when a delivery is stored.
+    pub fn waking(self, wake: Arc<tokio::sync::Notify>) -> Self {
+        Webhooks { wake, ..self }
+    }
+
+    /// What a delivery being stored notifies.
+    pub fn wake_handle(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
     }
 
     pub fn counters(&self) -> Counters {
@@ -181,21 +193,6 @@ impl Webhooks {
             body,
         })?;
         Ok(Receipt::Accepted)
-    }
-
-    /// Processes stored deliveries until `shutdown` completes.
-    pub async fn run_forever(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            if let Err(e) = self.process_due().await {
-                tracing::warn!("processing webhook deliveries: {e}");
-            }
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = &mut shutdown => return,
-            }
-        }
     }
 
     /// Every integration with deliveries older than the window: one batch each.

@@ -127,6 +127,16 @@ pub trait ScheduleStore: Send + Sync {
         seen: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+    /// Brings a next run that lies further out than the interval allows
+    /// (it was shortened) forward to `to` — unless the schedule changed
+    /// since it was read as `seen`, or `seen` is a claim's end, not a
+    /// scheduled time. Says whether it did.
+    fn shorten_schedule(
+        &self,
+        integration: IntegrationId,
+        seen: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// How many of `integration`'s pending-start users have reached their
     /// start date by `today`: only a complete run sees a date pass.
     fn starts_due(&self, integration: IntegrationId, today: NaiveDate) -> Result<u64, StoreError>;

@@ -159,8 +159,18 @@ fn a_due_run_is_claimed_once(store: &dyn IntegrationsAndSchedules) {
         "a second, who saw the same, does not"
     );
     assert_eq!(store.schedule(id).unwrap().unwrap().next_run_at, until);
+    // A claim's end is not a schedule to bring forward.
+    assert!(!store.shorten_schedule(id, until, due).unwrap(), "a claim is not shortened");
     // Its claim lapsed: the one who sees that takes it again.
-    assert!(store.claim_schedule(id, until, until + Duration::minutes(61)).unwrap());
+    let again = until + Duration::minutes(61);
+    assert!(store.claim_schedule(id, until, again).unwrap());
+    // Saving the schedule after the run ends the claim; then a schedule
+    // too far out is brought forward, unless it changed since it was read.
+    let far = due + Duration::days(1);
+    store.save_schedule(&Schedule { next_run_at: far, ..schedule }).unwrap();
+    assert!(!store.shorten_schedule(id, far - Duration::minutes(1), due).unwrap(), "changed since read");
+    assert!(store.shorten_schedule(id, far, due).unwrap());
+    assert_eq!(store.schedule(id).unwrap().unwrap().next_run_at, due);
 }
 
 #[test]
@@ -256,6 +266,29 @@ fn postgres_replicas_hear_when_a_run_may_come_due_sooner_and_only_then() {
     config.auto_import = true;
     store.update_integration(id, &config).unwrap();
     assert!(woken(5000), "automatic imports turned on");
+}
+
+#[test]
+fn postgres_replicas_count_sign_in_failures_together() {
+    use crate::web::auth::{FailureCounts, Throttle};
+    let (_cluster, store) = postgres();
+    let (one, two) = (Throttle::counting_in(Box::new(store.clone())), Throttle::counting_in(Box::new(store.clone())));
+    let guesser = Throttle::keys("admin", "203.0.113.9".parse().unwrap());
+    for replica in [&one, &two, &one, &two] {
+        replica.failed(&guesser).unwrap();
+    }
+    let wait = two.wait(&guesser).unwrap().expect("four failures over two replicas cost a delay");
+    assert!(wait <= std::time::Duration::from_secs(1) && !wait.is_zero(), "{wait:?}");
+    assert_eq!(one.wait(&Throttle::keys("admin", "198.51.100.4".parse().unwrap())).unwrap(), None);
+    two.succeeded(&guesser).unwrap();
+    let left = store.failures(&guesser).unwrap();
+    assert_eq!(left.iter().map(|(k, n, _)| (k.as_str(), *n)).collect::<Vec<_>>(), [("ip:203.0.113.9", 4)]);
+    // Failures older than the memory start over, and are removed.
+    let now = Utc::now();
+    store.fail(&guesser, now, Duration::hours(1)).unwrap();
+    store.fail(&guesser[..1], now + Duration::hours(2), Duration::hours(1)).unwrap();
+    let left = store.failures(&guesser).unwrap();
+    assert_eq!(left.iter().map(|(k, n, _)| (k.as_str(), *n)).collect::<Vec<_>>(), [("user:admin@203.0.113.9", 1)]);
 }
 
 #[test]

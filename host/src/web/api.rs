@@ -461,10 +461,13 @@ pub(super) async fn hook_delivery(
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
         .collect();
-    let webhooks = state.webhooks.clone();
-    let receipt = tokio::task::spawn_blocking(move || webhooks.receive(&hook, headers, body))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("storing the delivery failed: {e}")))??;
+    // The endpoint names no tenant; its subscription's tenant receives it.
+    let receipt = tokio::task::spawn_blocking(move || {
+        let tenant = state.tenancy.tenant_of_hook(&hook)?;
+        state.scoped(tenant)?.webhooks.receive(&hook, headers, body)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("storing the delivery failed: {e}")))??;
     use crate::webhooks::Receipt;
     match receipt {
         Receipt::Accepted => Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))).into_response()),

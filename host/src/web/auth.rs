@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -193,7 +195,7 @@ pub enum SignIn {
 /// the page and the API sign in through here. Every outcome is audited.
 pub async fn sign_in(state: &AppState, client: Client, username: &str, password: String) -> Result<SignIn, ApiError> {
     let keys = Throttle::keys(username, client.ip);
-    if let Some(wait) = state.throttle.wait(&keys) {
+    if let Some(wait) = state.throttle.wait(&keys).map_err(ApiError::internal)? {
         return Ok(SignIn::Wait(wait.as_secs().max(1)));
     }
     let accounts = state.accounts.clone();
@@ -213,11 +215,11 @@ pub async fn sign_in(state: &AppState, client: Client, username: &str, password:
         })
     };
     let Some(admin) = verified else {
-        state.throttle.failed(&keys);
+        state.throttle.failed(&keys).map_err(ApiError::internal)?;
         audit(crate::audit::Action::SignInFailed, None);
         return Ok(SignIn::Wrong);
     };
-    state.throttle.succeeded(&keys);
+    state.throttle.succeeded(&keys).map_err(ApiError::internal)?;
     let session = state.accounts.create_session(admin).map_err(ApiError::internal)?;
     // Failures stay in the deployment's own log (no tenant is known);
     // a success is the account's tenant's.
@@ -237,16 +239,60 @@ pub async fn sign_in(state: &AppState, client: Client, username: &str, password:
 /// one account *from one address* grow that pair's delay (3 failures cost
 /// nothing, then 1 s, 2 s, 4 s … up to 15 minutes), and a flood of failures from one
 /// address across accounts grows that address's. The right password from
-/// any other address is never delayed.
-#[derive(Default)]
+/// any other address is never delayed. The failures are counted where
+/// [`FailureCounts`] keeps them: in this process, or in the database that
+/// replicas share, so spreading guesses over replicas gains nothing.
 pub struct Throttle {
-    failures: Mutex<HashMap<String, Failures>>,
+    counts: Box<dyn FailureCounts>,
 }
 
-#[derive(Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle { counts: Box::new(InProcess::default()) }
+    }
+}
+
+/// Where a [`Throttle`] counts failures.
+pub trait FailureCounts: Send + Sync {
+    /// Each of `keys` with failures: its count and when it last failed.
+    fn failures(&self, keys: &[String]) -> anyhow::Result<Vec<(String, u32, DateTime<Utc>)>>;
+    /// Counts a failure of each key at `now`; a key whose last failure is
+    /// older than `forget_after` starts over.
+    fn fail(&self, keys: &[String], now: DateTime<Utc>, forget_after: chrono::Duration) -> anyhow::Result<()>;
+    fn clear(&self, key: &str) -> anyhow::Result<()>;
+}
+
+/// Failures counted in this process (a single server).
+#[derive(Default)]
+pub struct InProcess(Mutex<HashMap<String, (u32, DateTime<Utc>)>>);
+
+impl FailureCounts for InProcess {
+    fn failures(&self, keys: &[String]) -> anyhow::Result<Vec<(String, u32, DateTime<Utc>)>> {
+        let map = self.0.lock().expect("throttle");
+        Ok(keys.iter().filter_map(|k| map.get(k).map(|(n, at)| (k.clone(), *n, *at))).collect())
+    }
+
+    fn fail(&self, keys: &[String], now: DateTime<Utc>, forget_after: chrono::Duration) -> anyhow::Result<()> {
+        let mut map = self.0.lock().expect("throttle");
+        // Keep the table bounded whatever the flood: forget stale keys.
+        if map.len() > 100_000 {
+            map.retain(|_, (_, at)| now - *at < forget_after);
+        }
+        for k in keys {
+            let (count, at) = map.entry(k.clone()).or_insert((0, now));
+            if now - *at >= forget_after {
+                *count = 0;
+            }
+            *count += 1;
+            *at = now;
+        }
+        Ok(())
+    }
+
+    fn clear(&self, key: &str) -> anyhow::Result<()> {
+        self.0.lock().expect("throttle").remove(key);
+        Ok(())
+    }
 }
 
 /// Failures of one key that cost nothing.
@@ -255,9 +301,14 @@ const FREE_FAILURES: u32 = 3;
 const FREE_FAILURES_PER_ADDRESS: u32 = 20;
 const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 /// A key forgets its failures after this long without one.
-const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
+const FORGET_AFTER: chrono::Duration = chrono::Duration::hours(1);
 
 impl Throttle {
+    /// A throttle counting failures in `counts`.
+    pub fn counting_in(counts: Box<dyn FailureCounts>) -> Self {
+        Throttle { counts }
+    }
+
     /// The keys of an attempt: (account, address) and address.
     pub fn keys(username: &str, ip: IpAddr) -> [String; 2] {
         [format!("user:{}@{ip}", username.trim().to_lowercase()), format!("ip:{ip}")]
@@ -272,35 +323,25 @@ impl Throttle {
     }
 
     /// How long until these keys may try again, if they must wait.
-    pub fn wait(&self, keys: &[String]) -> Option<Duration> {
-        let failures = self.failures.lock().expect("throttle");
-        keys.iter()
-            .filter_map(|k| failures.get(k).map(|f| (k, f)))
-            .filter(|(_, f)| f.last.elapsed() < FORGET_AFTER)
-            .map(|(k, f)| Self::delay(k, f.count).saturating_sub(f.last.elapsed()))
+    pub fn wait(&self, keys: &[String]) -> anyhow::Result<Option<Duration>> {
+        let now = Utc::now();
+        Ok(self
+            .counts
+            .failures(keys)?
+            .into_iter()
+            .filter(|(_, _, at)| now - *at < FORGET_AFTER)
+            .map(|(k, count, at)| Self::delay(&k, count).saturating_sub((now - at).to_std().unwrap_or_default()))
             .filter(|d| !d.is_zero())
-            .max()
+            .max())
     }
 
-    pub fn failed(&self, keys: &[String]) {
-        let mut failures = self.failures.lock().expect("throttle");
-        // Keep the table bounded whatever the flood: forget stale keys.
-        if failures.len() > 100_000 {
-            failures.retain(|_, f| f.last.elapsed() < FORGET_AFTER);
-        }
-        for k in keys {
-            let f = failures.entry(k.clone()).or_insert(Failures { count: 0, last: Instant::now() });
-            if f.last.elapsed() >= FORGET_AFTER {
-                f.count = 0;
-            }
-            f.count += 1;
-            f.last = Instant::now();
-        }
+    pub fn failed(&self, keys: &[String]) -> anyhow::Result<()> {
+        self.counts.fail(keys, Utc::now(), FORGET_AFTER)
     }
 
     /// A success clears the account's failures from that address.
-    pub fn succeeded(&self, keys: &[String]) {
-        self.failures.lock().expect("throttle").remove(&keys[0]);
+    pub fn succeeded(&self, keys: &[String]) -> anyhow::Result<()> {
+        self.counts.clear(&keys[0])
     }
 }
 
@@ -322,20 +363,20 @@ mod tests {
         let attacker = Throttle::keys("admin", "203.0.113.9".parse().unwrap());
         let admin = Throttle::keys("admin", "198.51.100.4".parse().unwrap());
         for _ in 0..3 {
-            t.failed(&attacker);
+            t.failed(&attacker).unwrap();
         }
-        assert_eq!(t.wait(&attacker), None, "three tries are free");
-        t.failed(&attacker);
-        let first = t.wait(&attacker).unwrap();
+        assert_eq!(t.wait(&attacker).unwrap(), None, "three tries are free");
+        t.failed(&attacker).unwrap();
+        let first = t.wait(&attacker).unwrap().unwrap();
         assert!(first <= Duration::from_secs(1) && !first.is_zero(), "{first:?}");
         for _ in 0..30 {
-            t.failed(&attacker);
+            t.failed(&attacker).unwrap();
         }
-        assert!(t.wait(&attacker).unwrap() > Duration::from_secs(600), "grows to the cap");
-        assert!(t.wait(&attacker).unwrap() <= MAX_DELAY);
-        assert_eq!(t.wait(&admin), None, "the admin from another address is not delayed");
-        t.succeeded(&attacker);
-        assert!(t.wait(&attacker).is_some(), "the address's own flood still counts");
+        assert!(t.wait(&attacker).unwrap().unwrap() > Duration::from_secs(600), "grows to the cap");
+        assert!(t.wait(&attacker).unwrap().unwrap() <= MAX_DELAY);
+        assert_eq!(t.wait(&admin).unwrap(), None, "the admin from another address is not delayed");
+        t.succeeded(&attacker).unwrap();
+        assert!(t.wait(&attacker).unwrap().is_some(), "the address's own flood still counts");
     }
 
     #[test]

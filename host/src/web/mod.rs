@@ -79,6 +79,11 @@ impl AppState {
     /// The state of an app serving `tenancy`'s tenants.
     pub fn for_tenancy(tenancy: Arc<crate::tenancy::Tenancy>) -> Self {
         let scope = tenancy.default_scope().clone();
+        // Replicas count sign-in failures together.
+        let throttle = match tenancy.database() {
+            Some(pg) => auth::Throttle::counting_in(Box::new(pg.clone())),
+            None => auth::Throttle::default(),
+        };
         AppState {
             webhooks: scope.webhooks.clone(),
             engine: scope.engine.clone(),
@@ -86,7 +91,7 @@ impl AppState {
             audit: scope.audit.clone(),
             tenant: scope.tenant,
             tenancy,
-            throttle: Default::default(),
+            throttle: Arc::new(throttle),
             trusted_proxies: Vec::new(),
             https: false,
             metrics: Default::default(),

@@ -28,6 +28,8 @@ pub struct Server {
     pub store: Arc<dyn DirectoryStore>,
     /// The database, when the server runs on PostgreSQL.
     pub postgres: Option<PgStore>,
+    /// Every tenant's handles, as the server has them.
+    pub tenancy: Arc<hrsync::tenancy::Tenancy>,
     _running: Running,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -92,7 +94,8 @@ pub async fn server_with(options: Options) -> Server {
         Some(pg) => hrsync::tenancy::Tenancy::postgres(pg.clone(), default),
         None => hrsync::tenancy::Tenancy::single(default),
     };
-    let mut state = AppState::for_tenancy(Arc::new(tenancy));
+    let tenancy = Arc::new(tenancy);
+    let mut state = AppState::for_tenancy(tenancy.clone());
     state.smtp = options.smtp;
     state.https = options.https;
     state.trusted_proxies = options.trusted_proxies;
@@ -106,6 +109,7 @@ pub async fn server_with(options: Options) -> Server {
         accounts,
         store,
         postgres,
+        tenancy,
         _running: running,
         _stop: stop,
     }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use hrsync::accounts::{Accounts, Role};
-use hrsync::directory::{IntegrationId, RunId, UserQuery};
+use hrsync::directory::prelude::*;
+use hrsync::directory::{IntegrationId, RunId, Trigger, UserQuery};
+use hrsync::sandbox::Edit;
 use hrsync_pg_cluster::Cluster;
 use serde_json::json;
 
@@ -129,4 +131,48 @@ async fn no_route_reads_or_changes_another_tenants_data() {
     let acme_page = page_call(&s, &acme, "GET", "/directory").await;
     assert!(acme_page.body.contains(people[0].profile.email.as_str()), "Acme still sees its people");
     assert_eq!(api_call(&s, &globex, "DELETE", "/api/v1/session", "").await.status, 204);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_tenants_webhooks_reach_its_own_directory() {
+    let cluster = Arc::new(Cluster::start().expect("a PostgreSQL cluster (apt-get install postgresql)"));
+    let url = cluster.create_database("tenant_hooks").unwrap();
+    let s = server_with(Options { postgres: Some(url), ..Options::default() }).await;
+    let pg = s.postgres.clone().unwrap();
+    s.sandbox.set_rate_limit(None);
+    s.sandbox.set_delivery_backoff(std::time::Duration::from_millis(100));
+    let globex_id = pg.create_tenant("globex", "Globex").unwrap();
+    let globex_store = pg.tenant(globex_id);
+    Accounts::new(Box::new(globex_store.clone()))
+        .create_account("admin@globex", "globex admin password", Role::Admin)
+        .unwrap();
+    let globex = s.sign_in_as("admin@globex", "globex admin password").await;
+    let integration = IntegrationId(s.integration(&globex).await);
+    let mut config = globex_store.integration(integration).unwrap().config;
+    config.settings.insert("api-version".into(), "v2".into());
+    config.auto_import = true;
+    globex_store.update_integration(integration, &config).unwrap();
+    let started = s.call(&globex, "POST", &format!("/api/v1/integrations/{}/imports", integration.0), None).await;
+    s.finished(&globex, started.json()["status_url"].as_str().unwrap()).await;
+    tokio::spawn(s.tenancy.clone().process_deliveries_forever(std::future::pending()));
+
+    let on = s.call(&globex, "PUT", &format!("/api/v1/integrations/{}/webhook", integration.0), None).await;
+    assert_eq!(on.status, 200, "{}", on.body);
+    let (imported, _) = globex_store.users(&UserQuery { limit: 1000, ..UserQuery::default() }).unwrap();
+    // Someone the first import brought in: their source id is the sandbox's employee id.
+    let someone: u64 = imported.iter().find_map(|u| u.managed_by.as_ref()?.1.parse().ok()).unwrap();
+    s.sandbox.apply(someone, Edit { position: Some("Chief Webhook Officer".into()), ..Edit::default() }).unwrap();
+    let titled = || {
+        let (users, _) = globex_store.users(&UserQuery { limit: 1000, ..UserQuery::default() }).unwrap();
+        users.iter().any(|u| u.profile.job_title.as_deref() == Some("Chief Webhook Officer"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !titled() {
+        assert!(std::time::Instant::now() < deadline, "the change pushed to Globex's endpoint never arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let runs = globex_store.runs(None, 0, 10).unwrap();
+    assert_eq!(runs[0].trigger, Trigger::Event, "{runs:#?}");
+    assert!(s.store.runs(None, 0, 10).unwrap().is_empty(), "nothing ran in the default tenant");
+    assert!(s.store.users(&UserQuery::default()).unwrap().0.is_empty());
 }

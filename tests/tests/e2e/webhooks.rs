@@ -45,6 +45,7 @@ async fn pushed(people: usize) -> Pushed {
     let audit = Arc::new(hrsync::audit::Audit::open(&w.db).unwrap());
     let state = hrsync::web::AppState::new(engine.clone(), accounts, audit);
     let webhooks = state.webhooks.clone();
+    let tenancy = state.tenancy.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -56,7 +57,7 @@ async fn pushed(people: usize) -> Pushed {
         let _ = stop_worker.send(true);
     });
     let mut worker_stopped = worker_stopped;
-    tokio::spawn(webhooks.clone().run_forever(async move {
+    tokio::spawn(tenancy.process_deliveries_forever(async move {
         let _ = worker_stopped.changed().await;
     }));
     Pushed { w, engine, webhooks, base, _stop: stop }

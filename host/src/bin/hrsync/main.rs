@@ -930,9 +930,9 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
     state.trusted_proxies = file.trusted_proxies.clone();
     state.https = public_url.starts_with("https://");
     // Deliveries from sources that push changes become runs within seconds.
-    tokio::spawn(state.webhooks.clone().run_forever(shutdown()));
+    tokio::spawn(state.tenancy.clone().process_deliveries_forever(shutdown()));
     hrsync::web::serve(listener, state, async move {
-        let _ = tokio::signal::ctrl_c().await;
+        stop_requested().await;
         let _ = stop.send(true);
     })
     .await?;
@@ -945,6 +945,28 @@ async fn serve_web(global: &Global, mut dir: directory_cmds::Directory, bind: So
         );
     }
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM as container runtimes and service managers stop a
+/// process.
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// How long `serve` waits, when stopped, for automatic runs in progress.

@@ -312,3 +312,44 @@ impl AccountStore for PgStore {
         })
     }
 }
+
+/// The sign-in throttle's failures, shared by every replica.
+impl crate::web::auth::FailureCounts for PgStore {
+    fn failures(&self, keys: &[String]) -> anyhow::Result<Vec<(String, u32, DateTime<Utc>)>> {
+        Ok(self.block(async {
+            let rows = self
+                .client()
+                .await?
+                .query("SELECT key, count, last_at FROM sign_in_failures WHERE key = ANY($1)", &[&keys])
+                .await
+                .map_err(sql)?;
+            Ok(rows.iter().map(|r| (r.get(0), u32::try_from(r.get::<_, i32>(1)).unwrap_or(0), r.get(2))).collect())
+        })?)
+    }
+
+    fn fail(&self, keys: &[String], now: DateTime<Utc>, forget_after: chrono::Duration) -> anyhow::Result<()> {
+        let stale = now - forget_after;
+        Ok(self.block(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO sign_in_failures (key, count, last_at) SELECT k, 1, $2 FROM unnest($1::text[]) AS k \
+                     ON CONFLICT (key) DO UPDATE SET last_at = $2, count = CASE \
+                     WHEN sign_in_failures.last_at <= $3 THEN 1 ELSE sign_in_failures.count + 1 END",
+                    &[&keys, &now, &stale],
+                )
+                .await
+                .map_err(sql)?;
+            // Bounded whatever the flood: what is forgotten goes.
+            client.execute("DELETE FROM sign_in_failures WHERE last_at <= $1", &[&stale]).await.map_err(sql)?;
+            Ok(())
+        })?)
+    }
+
+    fn clear(&self, key: &str) -> anyhow::Result<()> {
+        Ok(self.block(async {
+            self.client().await?.execute("DELETE FROM sign_in_failures WHERE key = $1", &[&key]).await.map_err(sql)?;
+            Ok(())
+        })?)
+    }
+}

@@ -24,6 +24,41 @@ fn subscription_from_row(r: &Row) -> HookSubscription {
     }
 }
 
+impl PgStore {
+    /// The tenant whose subscription has the endpoint `hook`, if any: a
+    /// delivery names no tenant.
+    pub fn tenant_of_hook(&self, hook: &str) -> Result<Option<TenantId>, StoreError> {
+        let row = self.block(async {
+            self.client()
+                .await?
+                .query_opt(
+                    "SELECT i.tenant_id FROM subscriptions s JOIN integrations i ON i.id = s.integration_id \
+                     WHERE s.hook = $1",
+                    &[&hook],
+                )
+                .await
+                .map_err(sql)
+        })?;
+        Ok(row.map(|r| TenantId(r.get(0))))
+    }
+
+    /// The enabled tenants with deliveries waiting to be processed.
+    pub fn tenants_with_pending_events(&self) -> Result<Vec<TenantId>, StoreError> {
+        let rows = self.block(async {
+            self.client()
+                .await?
+                .query(
+                    "SELECT DISTINCT i.tenant_id FROM events e JOIN integrations i ON i.id = e.integration_id \
+                     JOIN tenants t ON t.id = i.tenant_id WHERE e.state = 'pending' AND t.disabled_at IS NULL ORDER BY 1",
+                    &[],
+                )
+                .await
+                .map_err(sql)
+        })?;
+        Ok(rows.iter().map(|r| TenantId(r.get(0))).collect())
+    }
+}
+
 impl HookStore for PgStore {
     fn subscription(&self, integration: IntegrationId) -> Result<Option<HookSubscription>, StoreError> {
         let row = self.block(async {

@@ -40,6 +40,8 @@ use crate::secrets::SecretBox;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_schema.sql"),
     include_str!("../../../migrations/postgres/0002_wakeups.sql"),
+    include_str!("../../../migrations/postgres/0003_sign_in_failures.sql"),
+    include_str!("../../../migrations/postgres/0004_claims.sql"),
 ];
 
 /// Subscribes to the channel on which the database says a run may be due

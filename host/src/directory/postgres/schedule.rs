@@ -9,7 +9,7 @@ use crate::directory::*;
 /// on, in an enabled tenant, and never scheduled, due, or scheduled further
 /// out than its interval allows (the interval was shortened).
 const NEEDS_SCHEDULER: &str = "i.auto_import AND t.disabled_at IS NULL AND (s.integration_id IS NULL \
-     OR s.next_run_at <= $1 OR s.next_run_at > $1 + make_interval(mins => i.interval_minutes * 11 / 10))";
+     OR s.next_run_at <= $1 OR (NOT s.claimed AND s.next_run_at > $1 + make_interval(mins => i.interval_minutes * 11 / 10)))";
 
 impl PgStore {
     /// The tenants with an integration whose scheduler has something to do
@@ -85,7 +85,7 @@ impl ScheduleStore for PgStore {
                     "INSERT INTO schedules (integration_id, next_run_at, last_success_at, last_full_at, failures, alerted, \
                      last_error) SELECT id, $2, $3, $4, $5, $6, $7 FROM integrations WHERE id = $1 AND tenant_id = $8 \
                      ON CONFLICT (integration_id) DO UPDATE SET next_run_at = $2, last_success_at = $3, \
-                     last_full_at = $4, failures = $5, alerted = $6, last_error = $7",
+                     last_full_at = $4, failures = $5, alerted = $6, last_error = $7, claimed = false",
                     &[
                         &s.integration_id.0,
                         &s.next_run_at,
@@ -113,8 +113,29 @@ impl ScheduleStore for PgStore {
             self.client()
                 .await?
                 .execute(
-                    "UPDATE schedules s SET next_run_at = $3 FROM integrations i WHERE i.id = s.integration_id                      AND s.integration_id = $1 AND s.next_run_at = $2 AND i.tenant_id = $4",
+                    "UPDATE schedules s SET next_run_at = $3, claimed = true FROM integrations i WHERE i.id = s.integration_id \
+                     AND s.integration_id = $1 AND s.next_run_at = $2 AND i.tenant_id = $4",
                     &[&integration.0, &seen, &until, &self.tenant.0],
+                )
+                .await
+                .map_err(sql)
+        })?;
+        Ok(n == 1)
+    }
+
+    fn shorten_schedule(
+        &self,
+        integration: IntegrationId,
+        seen: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self.block(async {
+            self.client()
+                .await?
+                .execute(
+                    "UPDATE schedules s SET next_run_at = $3 FROM integrations i WHERE i.id = s.integration_id \
+                     AND s.integration_id = $1 AND s.next_run_at = $2 AND NOT s.claimed AND i.tenant_id = $4",
+                    &[&integration.0, &seen, &to, &self.tenant.0],
                 )
                 .await
                 .map_err(sql)

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0006_overrides.sql"),
     include_str!("../../../migrations/0007_company.sql"),
     include_str!("../../../migrations/0008_webhooks.sql"),
+    include_str!("../../../migrations/0009_claims.sql"),
 ];
 
 /// SQLite storage. Operations are short; one connection behind a mutex keeps

@@ -34,7 +34,8 @@ impl ScheduleStore for SqliteStore {
             .execute(
                 "INSERT INTO schedules (integration_id, next_run_at, last_success_at, last_full_at, failures, alerted, last_error) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (integration_id) DO UPDATE SET \
-                 next_run_at = ?2, last_success_at = ?3, last_full_at = ?4, failures = ?5, alerted = ?6, last_error = ?7",
+                 next_run_at = ?2, last_success_at = ?3, last_full_at = ?4, failures = ?5, alerted = ?6, last_error = ?7, \
+                 claimed = 0",
                 params![s.integration_id.0, s.next_run_at, s.last_success_at, s.last_full_at, s.failures, s.alerted, s.last_error],
             )
             .map_err(sql)?;
@@ -50,8 +51,24 @@ impl ScheduleStore for SqliteStore {
         let n = self
             .conn()
             .execute(
-                "UPDATE schedules SET next_run_at = ?3 WHERE integration_id = ?1 AND next_run_at = ?2",
+                "UPDATE schedules SET next_run_at = ?3, claimed = 1 WHERE integration_id = ?1 AND next_run_at = ?2",
                 params![integration.0, seen, until],
+            )
+            .map_err(sql)?;
+        Ok(n == 1)
+    }
+
+    fn shorten_schedule(
+        &self,
+        integration: IntegrationId,
+        seen: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .conn()
+            .execute(
+                "UPDATE schedules SET next_run_at = ?3 WHERE integration_id = ?1 AND next_run_at = ?2 AND claimed = 0",
+                params![integration.0, seen, to],
             )
             .map_err(sql)?;
         Ok(n == 1)
