@@ -150,15 +150,7 @@ impl Scheduler {
                     // First sight: soon, but not all at once.
                     let interval = chrono::Duration::minutes(integration.config.interval_minutes.min(10) as i64);
                     let at = now + self.jitter(interval);
-                    store.save_schedule(&Schedule {
-                        integration_id: integration.id,
-                        next_run_at: at,
-                        last_success_at: None,
-                        last_full_at: None,
-                        failures: 0,
-                        alerted: false,
-                        last_error: None,
-                    })?;
+                    store.save_schedule(&Schedule::first(integration.id, at))?;
                     outcomes.push((integration.id, Outcome::Scheduled { at }));
                     continue;
                 }

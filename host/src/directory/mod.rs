@@ -598,6 +598,22 @@ pub struct Schedule {
     pub last_error: Option<String>,
 }
 
+impl Schedule {
+    /// A first schedule: the integration's next run at `next_run_at`, no
+    /// runs before it.
+    pub fn first(integration_id: IntegrationId, next_run_at: DateTime<Utc>) -> Self {
+        Schedule {
+            integration_id,
+            next_run_at,
+            last_success_at: None,
+            last_full_at: None,
+            failures: 0,
+            alerted: false,
+            last_error: None,
+        }
+    }
+}
+
 /// A run as history lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Run {

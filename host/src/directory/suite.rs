@@ -113,15 +113,7 @@ fn schedules_are_saved_and_replaced(store: &dyn IntegrationsAndSchedules) {
     let id = store.create_integration(&personio("Acme")).unwrap();
     assert_eq!(store.schedule(id).unwrap(), None);
     let at = Utc.with_ymd_and_hms(2026, 12, 3, 9, 30, 0).unwrap();
-    let first = Schedule {
-        integration_id: id,
-        next_run_at: at,
-        last_success_at: None,
-        last_full_at: None,
-        failures: 0,
-        alerted: false,
-        last_error: None,
-    };
+    let first = Schedule::first(id, at);
     store.save_schedule(&first).unwrap();
     assert_eq!(store.schedule(id).unwrap(), Some(first.clone()));
     let failing = Schedule {
@@ -141,15 +133,7 @@ both!(a_due_run_is_claimed_once);
 fn a_due_run_is_claimed_once(store: &dyn IntegrationsAndSchedules) {
     let id = store.create_integration(&personio("Acme")).unwrap();
     let due = Utc::now().with_nanosecond(123_456_000).unwrap();
-    let schedule = Schedule {
-        integration_id: id,
-        next_run_at: due,
-        last_success_at: None,
-        last_full_at: None,
-        failures: 0,
-        alerted: false,
-        last_error: None,
-    };
+    let schedule = Schedule::first(id, due);
     assert!(!store.claim_schedule(id, due, due).unwrap(), "nothing to claim before a schedule exists");
     store.save_schedule(&schedule).unwrap();
     let until = due + Duration::minutes(61);
@@ -187,15 +171,7 @@ fn postgres_tenants_see_only_their_own_integrations_company_and_schedules() {
     assert!(matches!(other.update_integration(mine, &personio("x")), Err(StoreError::NoIntegration(_))));
     assert_eq!(store.integration(mine).unwrap().config.name, "Acme", "nor writing");
     assert_eq!(other.company_name().unwrap(), None);
-    let schedule = Schedule {
-        integration_id: mine,
-        next_run_at: Utc::now(),
-        last_success_at: None,
-        last_full_at: None,
-        failures: 0,
-        alerted: false,
-        last_error: None,
-    };
+    let schedule = Schedule::first(mine, Utc::now());
     assert!(matches!(other.save_schedule(&schedule), Err(StoreError::NoIntegration(_))));
     store.save_schedule(&schedule).unwrap();
     assert_eq!(other.schedule(mine).unwrap(), None);
@@ -206,15 +182,7 @@ fn postgres_replicas_claiming_a_due_run_at_once_let_one_through() {
     let (_cluster, store) = postgres();
     let id = store.create_integration(&personio("Acme")).unwrap();
     let due = Utc::now();
-    let schedule = Schedule {
-        integration_id: id,
-        next_run_at: due,
-        last_success_at: None,
-        last_full_at: None,
-        failures: 0,
-        alerted: false,
-        last_error: None,
-    };
+    let schedule = Schedule::first(id, due);
     store.save_schedule(&schedule).unwrap();
     let seen = store.schedule(id).unwrap().unwrap().next_run_at;
     let won: Vec<bool> = std::thread::scope(|scope| {
@@ -245,15 +213,7 @@ fn postgres_replicas_hear_when_a_run_may_come_due_sooner_and_only_then() {
     let id = store.create_integration(&personio("Acme")).unwrap();
     assert!(!woken(500), "no automatic imports, nothing to wake for");
     let now = Utc::now();
-    let mut schedule = Schedule {
-        integration_id: id,
-        next_run_at: now + Duration::minutes(10),
-        last_success_at: None,
-        last_full_at: None,
-        failures: 0,
-        alerted: false,
-        last_error: None,
-    };
+    let mut schedule = Schedule::first(id, now + Duration::minutes(10));
     store.save_schedule(&schedule).unwrap();
     assert!(woken(5000), "a new schedule");
     let seen = store.schedule(id).unwrap().unwrap().next_run_at;

@@ -83,17 +83,7 @@ impl Deployment {
         config.limits.max_minutes = max_minutes;
         let id = store.create_integration(&config).unwrap();
         store.set_company_name(&format!("Tenant {n}")).unwrap();
-        store
-            .save_schedule(&Schedule {
-                integration_id: id,
-                next_run_at: due,
-                last_success_at: None,
-                last_full_at: None,
-                failures: 0,
-                alerted: false,
-                last_error: None,
-            })
-            .unwrap();
+        store.save_schedule(&Schedule::first(id, due)).unwrap();
         (tenant, id)
     }
 
