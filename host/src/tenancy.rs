@@ -15,7 +15,7 @@ use crate::accounts::Accounts;
 use crate::audit::Audit;
 use crate::directory::postgres::PgStore;
 use crate::directory::sqlite::SqliteStore;
-use crate::directory::{DirectoryStore, StoreError, Tenant};
+use crate::directory::{DirectoryStore, StoreError};
 use crate::model::TenantId;
 use crate::secrets::SecretBox;
 use crate::sync::SyncEngine;
@@ -213,18 +213,7 @@ impl Tenancy {
             match self.tenants_with_pending_events() {
                 Ok(tenants) => {
                     futures::stream::iter(tenants)
-                        .for_each_concurrent(crate::schedule::PARALLEL_RUNS, |tenant| {
-                            let this = self.clone();
-                            async move {
-                                let processed = match this.scope(tenant) {
-                                    Ok(scope) => scope.webhooks.process_due().await.map_err(|e| e.to_string()),
-                                    Err(e) => Err(e.to_string()),
-                                };
-                                if let Err(e) = processed {
-                                    tracing::warn!(tenant = tenant.0, "processing webhook deliveries: {e}");
-                                }
-                            }
-                        })
+                        .for_each_concurrent(crate::schedule::PARALLEL_RUNS, |tenant| self.process_deliveries(tenant))
                         .await
                 }
                 Err(e) => tracing::warn!("finding webhook deliveries: {e}"),
@@ -237,17 +226,14 @@ impl Tenancy {
         }
     }
 
-    /// Every tenant; a single-company install's one is `default`.
-    pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        match &self.postgres {
-            Some(store) => store.tenants(),
-            None => Ok(vec![Tenant {
-                id: self.default.tenant,
-                slug: "default".into(),
-                name: "Default".into(),
-                disabled_at: None,
-                created_at: chrono::DateTime::UNIX_EPOCH,
-            }]),
+    /// One tenant's waiting deliveries, as runs; failures are logged.
+    async fn process_deliveries(&self, tenant: TenantId) {
+        let processed = match self.scope(tenant) {
+            Ok(scope) => scope.webhooks.process_due().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = processed {
+            tracing::warn!(tenant = tenant.0, "processing webhook deliveries: {e}");
         }
     }
 }

@@ -681,6 +681,21 @@ pub struct Holder {
     pub started_at: DateTime<Utc>,
 }
 
+impl Holder {
+    /// The holder a live run is.
+    pub fn of(run: Run) -> Self {
+        Holder {
+            run: run.id,
+            integration: run.integration_id,
+            kind: run.kind,
+            trigger: run.trigger,
+            actor: run.actor,
+            owner: run.owner,
+            started_at: run.started_at,
+        }
+    }
+}
+
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.kind {

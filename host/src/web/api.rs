@@ -98,11 +98,10 @@ pub(super) async fn login(State(state): State<AppState>, client: Client, ApiJson
             Ok(r)
         }
         auth::SignIn::Wrong => Err(ApiError::unauthorized("wrong username or password")),
-        auth::SignIn::Ok { username, session } => {
+        auth::SignIn::Ok { who, session } => {
             let lifetime = SESSION_LIFETIME.to_std().unwrap_or(Duration::ZERO);
             let cookie = auth::session_cookie(Some(&session.token), lifetime, client.https);
-            let role = state.accounts.session(&session.token).map_err(ApiError::internal)?.map(|p| p.role);
-            let body = json!({"username": username, "role": role, "csrf_token": session.csrf, "expires_at": session.expires_at});
+            let body = json!({"username": login.username, "role": who.role, "csrf_token": session.csrf, "expires_at": session.expires_at});
             Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
         }
     }

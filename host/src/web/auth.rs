@@ -82,9 +82,38 @@ impl FromRequestParts<AppState> for Client {
     }
 }
 
+/// The principal a request's credentials resolved to, kept in the
+/// request for its other extractors: [`Scoped`] and a role extractor both
+/// need it, and the session or token is looked up once.
+#[derive(Clone)]
+pub(super) struct Resolved(pub(super) Principal);
+
 /// The principal of an API request: a bearer token, or a session cookie
 /// (then state changes need the session's CSRF token: 403 without).
-async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+async fn principal(parts: &mut Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let principal = match parts.extensions.get::<Resolved>() {
+        Some(Resolved(p)) => p.clone(),
+        None => {
+            let p = credentials(parts, state)?;
+            parts.extensions.insert(Resolved(p.clone()));
+            p
+        }
+    };
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    // A session (no token) comes with a cookie: its changes need the CSRF token.
+    if !safe && principal.token_id.is_none() {
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if sent.is_none() || sent != principal.csrf.as_deref() {
+            return Err(ApiError::forbidden(
+                "missing or wrong CSRF token: send the session's token in the X-CSRF-Token header",
+            ));
+        }
+    }
+    Ok(principal)
+}
+
+/// Who the request's bearer token or session cookie belongs to.
+fn credentials(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
     if let Some(token) =
         parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
     {
@@ -98,19 +127,11 @@ async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiErro
     let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
         return Err(ApiError::unauthorized("sign in first (POST /api/v1/session), or send an API token"));
     };
-    let Some(principal) = state.accounts.session(&token).map_err(ApiError::internal)? else {
-        return Err(ApiError::unauthorized("the session has expired; sign in again"));
-    };
-    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe {
-        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-        if sent.is_none() || sent != principal.csrf.as_deref() {
-            return Err(ApiError::forbidden(
-                "missing or wrong CSRF token: send the session's token in the X-CSRF-Token header",
-            ));
-        }
-    }
-    Ok(principal)
+    state
+        .accounts
+        .session(&token)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::unauthorized("the session has expired; sign in again"))
 }
 
 /// The app as the signed-in account's company sees it: its engine,
@@ -182,7 +203,8 @@ api_role!(
 /// How a sign-in attempt ended.
 pub enum SignIn {
     Ok {
-        username: String,
+        /// The account, as its new session shows it.
+        who: Principal,
         session: NewSession,
     },
     /// Too many recent failures for this account from this address (or from
@@ -221,18 +243,21 @@ pub async fn sign_in(state: &AppState, client: Client, username: &str, password:
     };
     state.throttle.succeeded(&keys).map_err(ApiError::internal)?;
     let session = state.accounts.create_session(admin).map_err(ApiError::internal)?;
+    let who = state
+        .accounts
+        .session(&session.token)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal("a session just made was not found"))?;
     // Failures stay in the deployment's own log (no tenant is known);
     // a success is the account's tenant's.
-    let tenant = state.accounts.session(&session.token).map_err(ApiError::internal)?.map(|p| p.tenant);
-    let scoped = state.scoped(tenant.unwrap_or(state.tenant))?;
-    scoped.audit.record(crate::audit::Event {
+    state.scoped(who.tenant)?.audit.record(crate::audit::Event {
         actor: username.to_string(),
         address: client.ip.to_string(),
         action: crate::audit::Action::SignIn,
         target: None,
         detail: None,
     });
-    Ok(SignIn::Ok { username: username.to_string(), session })
+    Ok(SignIn::Ok { who, session })
 }
 
 /// Slows down password guessing without locking anyone out: failures for

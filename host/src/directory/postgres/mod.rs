@@ -231,14 +231,6 @@ impl PgStore {
         })
     }
 
-    /// Whether the database answers, for `/readyz`.
-    pub fn ping(&self) -> Result<(), StoreError> {
-        self.block(async {
-            self.client().await?.execute("SELECT 1", &[]).await.map_err(sql)?;
-            Ok(())
-        })
-    }
-
     /// Runs a statement as it is, for tests of what the schema refuses.
     #[cfg(test)]
     pub(crate) fn raw_execute(&self, statement: &str) -> Result<u64, StoreError> {

@@ -224,15 +224,7 @@ impl RunStore for PgStore {
                 let holder = run_from_row(&row)?;
                 let heartbeat: Option<DateTime<Utc>> = row.get("heartbeat_at");
                 if !lease_expired(heartbeat, now) {
-                    return Err(StoreError::AlreadyRunning(Box::new(Holder {
-                        run: holder.id,
-                        integration: holder.integration_id,
-                        kind: holder.kind,
-                        trigger: holder.trigger,
-                        actor: holder.actor,
-                        owner: holder.owner.clone(),
-                        started_at: holder.started_at,
-                    })));
+                    return Err(StoreError::AlreadyRunning(Box::new(Holder::of(holder))));
                 }
                 tx.execute(
                     "UPDATE runs SET state = 'interrupted', finished_at = $2, error = $3 WHERE id = $1",

@@ -152,15 +152,7 @@ impl RunStore for SqliteStore {
             .map_err(sql)?;
         if let Some((holder, heartbeat)) = live {
             if !lease_expired(heartbeat, now) {
-                return Err(StoreError::AlreadyRunning(Box::new(Holder {
-                    run: holder.id,
-                    integration: holder.integration_id,
-                    kind: holder.kind,
-                    trigger: holder.trigger,
-                    actor: holder.actor,
-                    owner: holder.owner.clone(),
-                    started_at: holder.started_at,
-                })));
+                return Err(StoreError::AlreadyRunning(Box::new(Holder::of(holder))));
             }
             tx.execute(
                 "UPDATE runs SET state = 'interrupted', finished_at = ?2, error = ?3 WHERE id = ?1",

@@ -48,13 +48,22 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// The signed-in account of a page request; anyone else is sent to the
 /// sign-in page, and comes back to where they were going afterwards.
-pub(in crate::web) async fn signed(parts: &Parts, state: &AppState) -> Result<Principal, Response> {
+pub(in crate::web) async fn signed(parts: &mut Parts, state: &AppState) -> Result<Principal, Response> {
+    // Pages take sessions only: a principal of an API token is not reused.
+    if let Some(auth::Resolved(p)) = parts.extensions.get::<auth::Resolved>()
+        && p.token_id.is_none()
+    {
+        return Ok(p.clone());
+    }
     let session = match auth::cookie(&parts.headers, SESSION_COOKIE) {
         Some(token) => {
             state.accounts.session(&token).map_err(|e| PageError::from(ApiError::internal(e)).into_response())?
         }
         None => None,
     };
+    if let Some(p) = &session {
+        parts.extensions.insert(auth::Resolved(p.clone()));
+    }
     session.ok_or_else(|| {
         let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let to =
