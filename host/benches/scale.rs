@@ -2,8 +2,10 @@
 //! 3 `hrsync serve` replicas on this machine.
 //!
 //! For each replica count, a fresh database with TENANTS tenants, each with
-//! a Personio integration (automatic imports) on a sandbox company of
-//! PEOPLE (no rate limits; every tenant reads the same company):
+//! a Personio integration (automatic imports) on a sandbox company of its
+//! own (no rate limits), of PEOPLE people — `200-2000`: sizes spread evenly
+//! over that range, one company per tenant; `200`: every tenant reads the
+//! same company of 200:
 //! - burst: every tenant's first import due at once — runs per minute
 //!   until all have run;
 //! - steady: then each tenant's next (incremental) run due at its own time,
@@ -17,7 +19,7 @@
 //! seconds per minute.
 //!
 //! Run: `cargo bench -p hrsync --bench scale --profile dev -- [TENANTS [PEOPLE [SPREAD [IDLE [REPLICAS]]]]]`
-//! (default 1000 200 300 10000 1,3; REPLICAS lists the replica counts to measure, `0` none).
+//! (default 1000 200-2000 300 10000 1,3; REPLICAS lists the replica counts to measure, `0` none).
 
 #[allow(dead_code)]
 #[path = "../tests/host/deployment.rs"]
@@ -32,8 +34,23 @@ use hrsync::model::TenantId;
 
 use deployment::{Deployment, Replica};
 
+fn raw_arg(n: usize) -> Option<String> {
+    std::env::args().filter(|a| !a.starts_with('-')).nth(n)
+}
+
 fn arg(n: usize, default: usize) -> usize {
-    std::env::args().filter(|a| !a.starts_with('-')).nth(n).and_then(|a| a.parse().ok()).unwrap_or(default)
+    raw_arg(n).and_then(|a| a.parse().ok()).unwrap_or(default)
+}
+
+/// Company sizes, smallest and largest: `200-2000` or `200`.
+fn sizes(n: usize) -> (usize, usize) {
+    let raw = raw_arg(n).unwrap_or_else(|| "200-2000".into());
+    let parse =
+        |s: &str| s.trim().parse::<usize>().unwrap_or_else(|_| panic!("PEOPLE: `{raw}` is not 200 or 200-2000"));
+    match raw.split_once('-') {
+        Some((low, high)) => (parse(low), parse(high)),
+        None => (parse(&raw), parse(&raw)),
+    }
 }
 
 /// A `/proc/PID/status` field in MiB.
@@ -80,12 +97,16 @@ async fn runs_when_done(d: &Deployment, tenants: &[(TenantId, IntegrationId)], c
     }
 }
 
-async fn phase(replicas: usize, tenants: usize, people: usize, spread: i64) {
-    let mut d = Deployment::start(people).await;
+async fn phase(replicas: usize, tenants: usize, (smallest, largest): (usize, usize), spread: i64) {
+    let mut d = Deployment::start(smallest).await;
     d.send_emails = false;
+    if smallest != largest {
+        d.company_sizes = Some((smallest, largest));
+    }
     let made = Instant::now();
     let due = Utc::now() + chrono::Duration::days(1);
     let all: Vec<(TenantId, IntegrationId)> = (0..tenants).map(|n| d.tenant(n, due, 60)).collect();
+    let people: usize = (0..tenants).map(|n| d.sandbox.company_size(&format!("company-{n}")).unwrap_or(smallest)).sum();
     eprintln!("{replicas} replica(s): {tenants} tenants made in {:.1} s", made.elapsed().as_secs_f64());
     let mut fleet: Vec<Replica> = (0..replicas).map(|_| d.replica()).collect();
 
@@ -96,9 +117,10 @@ async fn phase(replicas: usize, tenants: usize, people: usize, spread: i64) {
     let last = runs.iter().flat_map(|r| r.iter().filter_map(|r| r.finished_at)).max().unwrap();
     let minutes = (last - burst).num_milliseconds() as f64 / 60_000.0;
     println!(
-        "{replicas} replica(s), burst: {tenants} first imports of {people} people in {:.1} s = {:.0} runs/min",
+        "{replicas} replica(s), burst: {tenants} first imports of {smallest}-{largest} people ({people} in all) in {:.1} s = {:.0} runs/min, {:.0} people/s",
         minutes * 60.0,
-        tenants as f64 / minutes
+        tenants as f64 / minutes,
+        people as f64 / (minutes * 60.0)
     );
 
     // Steady: each tenant's next run at its own time over the spread.
@@ -168,7 +190,7 @@ async fn idle(count: usize) -> (f64, f64, f64) {
 
 #[tokio::main]
 async fn main() {
-    let (tenants, people, spread, idle_count) = (arg(1, 1000), arg(2, 200), arg(3, 300) as i64, arg(4, 10_000));
+    let (tenants, people, spread, idle_count) = (arg(1, 1000), sizes(2), arg(3, 300) as i64, arg(4, 10_000));
     let counts = std::env::args().filter(|a| !a.starts_with('-')).nth(5).unwrap_or_else(|| "1,3".into());
     for replicas in counts.split(',').filter_map(|n| n.trim().parse().ok()).filter(|n: &usize| *n > 0) {
         phase(replicas, tenants, people, spread).await;

@@ -157,7 +157,7 @@ const OFFICES: &[&str] = &["Berlin", "München", "Madrid", "London", "Remote"];
 const SKILLS: &[&str] = &["Rust", "SQL", "Negotiation", "Excel", "Figma", "German", "Spanish", "Leadership", "Python"];
 
 /// The reference "today" and the email domain of a generated company.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CompanySpec {
     pub people: usize,
     pub seed: u64,

@@ -46,6 +46,12 @@ pub struct Credential {
     /// Its v2 tokens carry `personio:persons:read`: it can read `/v2/persons`.
     #[serde(default = "yes")]
     pub v2: bool,
+    /// The company this credential reads, instead of the sandbox's own:
+    /// one sandbox serves as many companies as it has such credentials
+    /// (benchmarks of many tenants). Reads only — [`Sandbox::hire`] and the
+    /// other changes, faults and webhooks are the sandbox's own company's.
+    #[serde(default)]
+    pub company: Option<CompanySpec>,
 }
 
 fn yes() -> bool {
@@ -62,7 +68,13 @@ impl Credential {
             language: Language::En,
             legacy: false,
             v2: true,
+            company: None,
         }
+    }
+
+    /// A credential that reads everything of its own company.
+    pub fn with_company(client_id: &str, client_secret: &str, company: CompanySpec) -> Self {
+        Credential { company: Some(company), ..Credential::full(client_id, client_secret) }
     }
 
     fn may_read(&self, key: &str) -> bool {
@@ -124,6 +136,7 @@ impl SandboxConfig {
             language: Language::De,
             legacy: false,
             v2: true,
+            company: None,
         };
         SandboxConfig {
             company: CompanySpec {
@@ -280,6 +293,8 @@ struct Token {
 struct State {
     config: SandboxConfig,
     employees: Vec<Employee>,
+    /// The companies of credentials with their own, by client id.
+    companies: HashMap<String, Vec<Employee>>,
     tokens: HashMap<String, Token>,
     faults: VecDeque<Fault>,
     stats: Stats,
@@ -309,10 +324,12 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Self {
         let employees = company::generate(&config.company);
+        let companies = config.credentials.iter().filter_map(own_company).collect();
         Sandbox {
             state: Arc::new(Mutex::new(State {
                 config,
                 employees,
+                companies,
                 tokens: HashMap::new(),
                 faults: VecDeque::new(),
                 stats: Stats::default(),
@@ -417,7 +434,18 @@ impl Sandbox {
     }
 
     pub fn add_credential(&self, credential: Credential) {
-        self.lock().config.credentials.push(credential);
+        let mut s = self.lock();
+        if let Some((client_id, employees)) = own_company(&credential) {
+            s.companies.insert(client_id, employees);
+        }
+        s.config.credentials.push(credential);
+    }
+
+    /// How many people the company `client_id` reads has.
+    pub fn company_size(&self, client_id: &str) -> Option<usize> {
+        let s = self.lock();
+        let credential = s.config.credentials.iter().find(|c| c.client_id == client_id)?;
+        Some(s.staff(credential).len())
     }
 
     /// Adds an employee; returns the new id.
@@ -512,6 +540,18 @@ impl Sandbox {
         }
         removed
     }
+}
+
+impl State {
+    /// The people `credential` reads: its own company's, or the sandbox's.
+    fn staff(&self, credential: &Credential) -> &[Employee] {
+        credential.company.as_ref().and_then(|_| self.companies.get(&credential.client_id)).unwrap_or(&self.employees)
+    }
+}
+
+/// A credential's own company, generated.
+fn own_company(credential: &Credential) -> Option<(String, Vec<Employee>)> {
+    credential.company.as_ref().map(|spec| (credential.client_id.clone(), company::generate(spec)))
 }
 
 /// The unit with that name, or a new one.

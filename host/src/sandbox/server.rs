@@ -331,7 +331,7 @@ fn list_locked(sandbox: &Sandbox, headers: &HeaderMap, query: &str) -> Outcome {
 
     let cred = s.config.credentials[credential].clone();
     let matching: Vec<&super::Employee> = s
-        .employees
+        .staff(&cred)
         .iter()
         .filter(|e| match (q.updated_since, &q.email) {
             (Some(since), _) => e.last_modified >= since,
@@ -377,7 +377,7 @@ async fn one(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, Path(id
         return too_many_for(wait);
     }
     let cred = s.config.credentials[credential].clone();
-    let Some(e) = id.parse::<u64>().ok().and_then(|id| s.employees.iter().find(|e| e.id == id)) else {
+    let Some(e) = id.parse::<u64>().ok().and_then(|id| s.staff(&cred).iter().find(|e| e.id == id)) else {
         // Personio's 404 message is German, with a trailing space.
         return with_token(&token, error(StatusCode::NOT_FOUND, 404, "Mitarbeiter nicht gefunden "));
     };

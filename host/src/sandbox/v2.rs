@@ -542,8 +542,8 @@ async fn resource(
     delayed(&fault, response).await
 }
 
-fn find<'a>(s: &'a State, id: &str) -> Option<&'a Employee> {
-    id.parse::<u64>().ok().and_then(|id| s.employees.iter().find(|e| e.id == id))
+fn find<'a>(s: &'a State, credential: &Credential, id: &str) -> Option<&'a Employee> {
+    id.parse::<u64>().ok().and_then(|id| s.staff(credential).iter().find(|e| e.id == id))
 }
 
 /// `GET /v2/persons`.
@@ -570,7 +570,7 @@ fn persons_page(
         Err(m) => return bad_request(&m),
     };
     let mut people = Vec::new();
-    for e in &s.employees {
+    for e in s.staff(credential) {
         match matches(e, &listing) {
             Ok(true) => people.push(person_json(s, headers, e, credential)),
             Ok(false) => {}
@@ -586,7 +586,7 @@ async fn person(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, Path
         &sandbox,
         &headers,
         |s| s.person_requests += 1,
-        |s, credential, _| match find(s, &id) {
+        |s, credential, _| match find(s, credential, &id) {
             Some(e) => axum::Json(person_json(s, &headers, e, credential)).into_response(),
             None => not_found(),
         },
@@ -606,7 +606,7 @@ async fn employments(
         &sandbox,
         &headers,
         |s| s.employment_requests += 1,
-        |s, credential, fault| match (find(s, &id), parse_listing(&query, &["id"])) {
+        |s, credential, fault| match (find(s, credential, &id), parse_listing(&query, &["id"])) {
             (None, _) => not_found(),
             (_, Err(m)) => bad_request(&m),
             (Some(e), Ok(listing)) => {
@@ -620,7 +620,7 @@ async fn employments(
 }
 
 /// The company's departments or teams, by id.
-fn units(s: &State, kind: &str) -> Option<Vec<Unit>> {
+fn units(s: &State, credential: &Credential, kind: &str) -> Option<Vec<Unit>> {
     let field = |e: &Employee| -> Option<Unit> {
         match kind {
             "department" => e.department.clone(),
@@ -631,7 +631,7 @@ fn units(s: &State, kind: &str) -> Option<Vec<Unit>> {
     if !matches!(kind, "department" | "team") {
         return None;
     }
-    let mut all: Vec<Unit> = s.employees.iter().filter_map(field).collect();
+    let mut all: Vec<Unit> = s.staff(credential).iter().filter_map(field).collect();
     all.sort_by_key(|u| u.id);
     all.dedup_by_key(|u| u.id);
     Some(all)
@@ -650,12 +650,12 @@ async fn org_units(AxumState(sandbox): AxumState<Sandbox>, headers: HeaderMap, R
         &sandbox,
         &headers,
         |s| s.org_unit_requests += 1,
-        |s, _, fault| {
+        |s, credential, fault| {
             let listing = match parse_listing(&query, &["type"]) {
                 Ok(l) => l,
                 Err(m) => return bad_request(&m),
             };
-            match filter(&listing, "type").and_then(|k| Some((k, units(s, k)?))) {
+            match filter(&listing, "type").and_then(|k| Some((k, units(s, credential, k)?))) {
                 None => bad_request(NO_KIND),
                 Some((kind, list)) => {
                     let items = list.iter().map(|u| unit_json(kind, u)).collect();
@@ -680,8 +680,8 @@ async fn org_unit(
         &sandbox,
         &headers,
         |s| s.org_unit_requests += 1,
-        |s, _, _| {
-            let Some(list) = kind.as_deref().and_then(|k| units(s, k)) else { return bad_request(NO_KIND) };
+        |s, credential, _| {
+            let Some(list) = kind.as_deref().and_then(|k| units(s, credential, k)) else { return bad_request(NO_KIND) };
             match list.into_iter().find(|u| u.id.to_string() == id) {
                 Some(u) => axum::Json(unit_json(kind.as_deref().unwrap_or_default(), &u)).into_response(),
                 None => not_found(),

@@ -15,7 +15,7 @@ use hrsync::directory::prelude::*;
 use hrsync::directory::{IntegrationConfig, IntegrationId, Run, Schedule};
 use hrsync::mail::MailState;
 use hrsync::model::TenantId;
-use hrsync::sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Running, Sandbox, SandboxConfig};
+use hrsync::sandbox::{CompanySpec, Credential, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Running, Sandbox, SandboxConfig};
 use hrsync::secrets::SecretBox;
 use hrsync_pg_cluster::Cluster;
 
@@ -33,6 +33,10 @@ pub struct Deployment {
     data: PathBuf,
     /// Whether new tenants' integrations send invitations.
     pub send_emails: bool,
+    /// Tenants' company sizes, smallest to largest: each new tenant reads
+    /// a company of its own, of a size spread evenly over the range; `None`
+    /// = every tenant reads the sandbox's own company.
+    pub company_sizes: Option<(usize, usize)>,
 }
 
 impl Deployment {
@@ -57,7 +61,7 @@ impl Deployment {
             ),
         )
         .unwrap();
-        Deployment { _cluster: cluster, url, db, sandbox, running, smtp, data, send_emails: true }
+        Deployment { _cluster: cluster, url, db, sandbox, running, smtp, data, send_emails: true, company_sizes: None }
     }
 
     /// A tenant with one Personio integration, automatic imports and
@@ -65,11 +69,12 @@ impl Deployment {
     pub fn tenant(&self, n: usize, due: chrono::DateTime<Utc>, max_minutes: u32) -> (TenantId, IntegrationId) {
         let tenant = self.db.create_tenant(&format!("t{n:03}"), &format!("Tenant {n}")).unwrap();
         let store = self.db.tenant(tenant);
+        let (client_id, client_secret) = self.credential(n);
         let mut config = IntegrationConfig::new("personio", "Personio");
         for (k, v) in [
             ("api-base-url", self.running.url.as_str()),
-            ("client-id", DEMO_CLIENT_ID),
-            ("client-secret", DEMO_CLIENT_SECRET),
+            ("client-id", &client_id),
+            ("client-secret", &client_secret),
             ("api-version", "v1"),
         ] {
             config.settings.insert(k.into(), v.into());
@@ -85,6 +90,25 @@ impl Deployment {
         store.set_company_name(&format!("Tenant {n}")).unwrap();
         store.save_schedule(&Schedule::first(id, due)).unwrap();
         (tenant, id)
+    }
+
+    /// The sandbox credential tenant `n` reads with: its own company's when
+    /// the deployment has company sizes.
+    fn credential(&self, n: usize) -> (String, String) {
+        let Some((smallest, largest)) = self.company_sizes else {
+            return (DEMO_CLIENT_ID.into(), DEMO_CLIENT_SECRET.into());
+        };
+        // A stride coprime to most spans scatters the sizes over the tenants.
+        let people = smallest + (n * 7919) % (largest - smallest + 1);
+        let (id, secret) = (format!("company-{n}"), format!("company-{n}-secret"));
+        let company = CompanySpec {
+            people,
+            seed: n as u64,
+            today: Utc::now().date_naive(),
+            domain: format!("company-{n}.example"),
+        };
+        self.sandbox.add_credential(Credential::with_company(&id, &secret, company));
+        (id, secret)
     }
 
     /// `hrsync serve` on this deployment, once it says it is serving.

@@ -434,6 +434,66 @@ async fn v2_filters_whitelists_and_quirks() {
     running.stop().await;
 }
 
+#[tokio::test]
+async fn a_credential_with_its_own_company_reads_only_that_company_on_v1_and_v2() {
+    let sandbox = Sandbox::new(SandboxConfig::new(30, 1));
+    let spec = |people, seed| hrsync::sandbox::CompanySpec {
+        people,
+        seed,
+        today: chrono::Utc::now().date_naive(),
+        domain: format!("company-{seed}.example"),
+    };
+    sandbox.add_credential(hrsync::sandbox::Credential::with_company("company-7", "secret-7", spec(120, 7)));
+    sandbox.add_credential(hrsync::sandbox::Credential::with_company("company-8", "secret-8", spec(45, 8)));
+    let running = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let v1_token = |id: &'static str, secret: &'static str| {
+        let url = running.url.clone();
+        async move {
+            let (_, body) =
+                http::post_json(&format!("{url}/v1/auth"), &json!({"client_id": id, "client_secret": secret})).await;
+            body["data"]["token"].as_str().expect("a token").to_string()
+        }
+    };
+    let emails = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["attributes"]["email"]["value"].as_str().map(String::from))
+            .collect()
+    };
+
+    let mut seen = Vec::new();
+    for (id, secret, people) in
+        [("company-7", "secret-7", 120), ("company-8", "secret-8", 45), (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, 30)]
+    {
+        assert_eq!(sandbox.company_size(id), Some(people));
+        let token = v1_token(id, secret).await;
+        let (_, body) = http::get(&format!("{}/v1/company/employees?limit=100", running.url), &token).await;
+        assert_eq!(body["metadata"]["total_elements"], json!(people), "{id} reads its own company");
+        let addresses = emails(&body);
+        assert!(
+            !addresses.is_empty() && addresses.iter().all(|a| !seen.contains(a)),
+            "{id}: no one of another company"
+        );
+        seen.extend(addresses);
+
+        let v2 = v2_token(&running.url, id, secret).await;
+        let (_, body) = http::get(&format!("{}/v2/persons?limit=50", running.url), &v2).await;
+        let first = body["_data"][0]["id"].as_str().unwrap().to_string();
+        let (status, _) = http::get(&format!("{}/v2/persons/{first}/employments", running.url), &v2).await;
+        assert_eq!(status, 200, "{id}: its own person's employment");
+    }
+    // An id only the larger company has is not found through the smaller one's credential.
+    let token = v1_token("company-8", "secret-8").await;
+    let (status, _) = http::get(&format!("{}/v1/company/employees/1100", running.url), &token).await;
+    assert_eq!(status, 404);
+    let token = v1_token("company-7", "secret-7").await;
+    let (status, _) = http::get(&format!("{}/v1/company/employees/1100", running.url), &token).await;
+    assert_eq!(status, 200);
+    running.stop().await;
+}
+
 #[test]
 fn the_v2_validator_rejects_a_person_that_breaks_the_documents() {
     let person = v2_validator(V2_PERSONS, PERSON);
