@@ -211,7 +211,8 @@ async fn settle(store: &SqliteStore, sandbox: &Sandbox, deliveries: usize) -> an
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let delivered = sandbox.deliveries().len() >= deliveries;
-        let processed = store.pending_integrations()?.is_empty();
+        // Far ahead: deliveries claimed by a run in progress count as waiting.
+        let processed = store.pending_integrations(Utc::now() + chrono::Duration::days(1))?.is_empty();
         let ended = store.runs(None, 0, 1)?.first().is_none_or(|r| r.finished_at.is_some());
         if delivered && processed && ended {
             return Ok(());

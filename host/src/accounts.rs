@@ -255,6 +255,17 @@ pub fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A new account's username (trimmed) and password hash, once both are
+/// acceptable.
+pub fn new_account<'a>(username: &'a str, password: &str) -> Result<(&'a str, String), AccountError> {
+    let username = username.trim();
+    if !valid_username(username) {
+        return Err(AccountError::BadUsername(username.into()));
+    }
+    let phc = hash_password(password).map_err(|_| AccountError::ShortPassword)?;
+    Ok((username, phc))
+}
+
 fn valid_username(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
 }
@@ -294,11 +305,7 @@ impl Accounts {
 
     /// A new, enabled account.
     pub fn create_account(&self, username: &str, password: &str, role: Role) -> Result<i64, AccountError> {
-        let username = username.trim();
-        if !valid_username(username) {
-            return Err(AccountError::BadUsername(username.into()));
-        }
-        let phc = hash_password(password).map_err(|_| AccountError::ShortPassword)?;
+        let (username, phc) = new_account(username, password)?;
         self.store.insert_account(username, &phc, role)
     }
 

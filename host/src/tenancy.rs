@@ -15,7 +15,7 @@ use crate::accounts::Accounts;
 use crate::audit::Audit;
 use crate::directory::postgres::PgStore;
 use crate::directory::sqlite::SqliteStore;
-use crate::directory::{DirectoryStore, StoreError};
+use crate::directory::{DirectoryStore, RunStat, RunStore, StoreError, Tenant, TenantError};
 use crate::model::TenantId;
 use crate::secrets::SecretBox;
 use crate::sync::SyncEngine;
@@ -75,7 +75,7 @@ impl Database {
     pub fn outbox(&self) -> Arc<dyn DirectoryStore> {
         match self {
             Database::Sqlite { store, .. } => store.clone(),
-            Database::Postgres(pg) => Arc::new(pg.every_tenants_outbox()),
+            Database::Postgres(pg) => Arc::new(pg.every_tenant()),
         }
     }
 
@@ -86,6 +86,14 @@ impl Database {
             Database::Postgres(pg) => {
                 Ok((Accounts::new(Box::new(pg.tenant(tenant))), Audit::new(Box::new(pg.tenant(tenant)))))
             }
+        }
+    }
+
+    /// The database whose tenants operators manage: PostgreSQL only.
+    pub fn platform(&self) -> Result<&PgStore, TenantError> {
+        match self {
+            Database::Sqlite { .. } => Err(TenantError::SingleCompany),
+            Database::Postgres(pg) => Ok(pg),
         }
     }
 
@@ -148,6 +156,11 @@ impl Tenancy {
         self.postgres.as_ref()
     }
 
+    /// The database whose tenants operators manage: PostgreSQL only.
+    pub fn platform(&self) -> Result<&PgStore, TenantError> {
+        self.postgres.as_ref().ok_or(TenantError::SingleCompany)
+    }
+
     pub fn default_scope(&self) -> &Arc<Scope> {
         &self.default
     }
@@ -170,10 +183,7 @@ impl Tenancy {
         }
         let scoped = store.tenant(tenant);
         let engine = Arc::new(self.default.engine.for_store(Arc::new(scoped.clone())));
-        let mut webhooks =
-            Webhooks::new(engine.clone(), &engine.invite.public_url).waking(self.default.webhooks.wake_handle());
-        webhooks.window = self.default.webhooks.window;
-        webhooks.max_window = self.default.webhooks.max_window;
+        let webhooks = Webhooks::new(engine.clone(), &engine.invite.public_url).sharing(&self.default.webhooks);
         let scope = Arc::new(Scope {
             tenant,
             engine,
@@ -183,6 +193,23 @@ impl Tenancy {
         });
         others.insert(tenant, scope.clone());
         Ok(scope)
+    }
+
+    /// Every tenant's runs, counted by kind and outcome, for `/metrics`.
+    pub fn run_stats(&self) -> Result<Vec<RunStat>, StoreError> {
+        match &self.postgres {
+            Some(store) => store.every_tenant().run_stats(),
+            None => self.default.engine.store().run_stats(),
+        }
+    }
+
+    /// How many tenants are enabled and how many disabled; `None` for a
+    /// single-company install.
+    pub fn tenant_counts(&self) -> Result<Option<(usize, usize)>, StoreError> {
+        let Some(store) = &self.postgres else { return Ok(None) };
+        let tenants = store.tenants()?;
+        let disabled = tenants.iter().filter(|t| t.disabled_at.is_some()).count();
+        Ok(Some((tenants.len() - disabled, disabled)))
     }
 
     /// The tenant a webhook delivery to `/hooks/<hook>` is for: the
@@ -236,4 +263,25 @@ impl Tenancy {
             tracing::warn!(tenant = tenant.0, "processing webhook deliveries: {e}");
         }
     }
+}
+
+/// Adds tenant `slug` (the company `name`) with its first admin in one
+/// transaction: when any part is refused, nothing is added. The CLI's
+/// `hrsync tenant add` and the operator API add tenants through here.
+pub fn add_tenant(pg: &PgStore, slug: &str, name: &str, admin: &str, password: &str) -> Result<Tenant, TenantError> {
+    let (admin, password_hash) = crate::accounts::new_account(admin, password)?;
+    pg.create_tenant_with_admin(slug.trim(), name, admin, &password_hash)
+}
+
+/// Disables tenant `slug` — its accounts cannot sign in, its sessions and
+/// tokens stop, its integrations are not scheduled — or enables it again.
+/// The default tenant, the platform's own, stays enabled.
+pub fn set_tenant_disabled(pg: &PgStore, slug: &str, disabled: bool) -> Result<Tenant, TenantError> {
+    let unknown = || TenantError::Unknown(slug.into());
+    let tenant = pg.find_tenant(slug.trim())?.ok_or_else(unknown)?;
+    if tenant.id == TenantId::DEFAULT {
+        return Err(TenantError::Platform);
+    }
+    pg.set_tenant_disabled(tenant.id, disabled)?;
+    pg.find_tenant(&tenant.slug)?.ok_or_else(unknown)
 }

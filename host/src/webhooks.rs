@@ -83,7 +83,8 @@ pub struct Webhooks {
     /// Notified when a delivery is stored; shared by every tenant's
     /// webhooks of a process, which one worker serves.
     wake: Arc<tokio::sync::Notify>,
-    counters: Mutex<Counters>,
+    /// Shared like `wake`: `/metrics` counts the process's deliveries.
+    counters: Arc<Mutex<Counters>>,
 }
 
 impl Webhooks {
@@ -94,13 +95,21 @@ impl Webhooks {
             window: Duration::from_millis(250),
             max_window: Duration::from_secs(1),
             wake: Arc::default(),
-            counters: Mutex::default(),
+            counters: Arc::default(),
         }
     }
 
-    /// These webhooks, waking `wake` when a delivery is stored.
-    pub fn waking(self, wake: Arc<tokio::sync::Notify>) -> Self {
-        Webhooks { wake, ..self }
+    /// These webhooks, sharing `other`'s wake-up, counters and windows:
+    /// one worker and one `/metrics` serve every tenant's webhooks of a
+    /// process.
+    pub fn sharing(self, other: &Webhooks) -> Self {
+        Webhooks {
+            wake: other.wake.clone(),
+            counters: other.counters.clone(),
+            window: other.window,
+            max_window: other.max_window,
+            ..self
+        }
     }
 
     /// What a delivery being stored notifies.
@@ -108,6 +117,7 @@ impl Webhooks {
         self.wake.clone()
     }
 
+    /// What the process's webhooks received and processed since start.
     pub fn counters(&self) -> Counters {
         self.counters.lock().expect("webhook counters").clone()
     }
@@ -198,7 +208,7 @@ impl Webhooks {
     /// Every integration with deliveries older than the window: one batch each.
     pub async fn process_due(&self) -> Result<(), SyncError> {
         loop {
-            let pending = self.engine.store().pending_integrations()?;
+            let pending = self.engine.store().pending_integrations(Utc::now())?;
             let Some(waiting) = pending.first().copied() else { return Ok(()) };
             if let Some(wait) = self.gather(&waiting) {
                 tokio::time::sleep(wait).await;
@@ -221,14 +231,38 @@ impl Webhooks {
         wait_before_run(self.window, self.max_window, since(waiting.oldest), since(waiting.newest))
     }
 
-    /// One batch of an integration's deliveries: who they name, one run for
-    /// all of them, and how each ended.
+    /// One batch of an integration's deliveries, claimed for as long as its
+    /// run may take: who they name, one run for all of them, and how each
+    /// ended. When the run cannot start (another holds the integration, the
+    /// database fails), the claim is given back for the next try.
     async fn process(&self, integration: IntegrationId) -> Result<(), SyncError> {
         let store = self.engine.store();
-        let batch = store.pending_events(integration, BATCH)?;
+        let minutes = store.integration(integration).map_or(60, |i| i.config.limits.max_minutes.max(1));
+        let now = Utc::now();
+        let until = now + chrono::Duration::minutes(i64::from(minutes)) + crate::schedule::CLAIM_MARGIN;
+        let batch = store.claim_events(integration, BATCH, now, until)?;
         if batch.is_empty() {
             return Ok(());
         }
+        match self.run_batch(integration, &batch).await {
+            Err(e) => {
+                let ids: Vec<i64> = batch.iter().map(|p| p.id).collect();
+                if let Err(release) = store.release_events(&ids) {
+                    tracing::warn!("giving back webhook deliveries (they wait for their claim to lapse): {release}");
+                }
+                Err(e)
+            }
+            Ok(ends) => Ok(store.finish_events(&ends, Utc::now())?),
+        }
+    }
+
+    /// How each delivery of a claimed batch ended, after the one run they
+    /// ask for; an error when the run could not start.
+    async fn run_batch(
+        &self,
+        integration: IntegrationId,
+        batch: &[crate::directory::hooks::PendingEvent],
+    ) -> Result<Vec<EventEnd>, SyncError> {
         let deliveries: Vec<(Vec<Entry>, String)> = batch
             .iter()
             .map(|e| {
@@ -244,12 +278,13 @@ impl Webhooks {
             // here, and the daily complete run covers what they announced.
             Err(e) if matches!(&e, SyncError::Store(s) if !matches!(s, StoreError::NoIntegration(_))) => return Err(e),
             Err(e) => {
-                let ends = batch
-                    .iter()
-                    .map(|p| EventEnd { id: p.id, state: EventState::Failed, outcome: e.to_string(), run: None })
-                    .collect::<Vec<_>>();
-                store.finish_events(&ends, Utc::now())?;
-                return Ok(());
+                let failed = |p: &crate::directory::hooks::PendingEvent| EventEnd {
+                    id: p.id,
+                    state: EventState::Failed,
+                    outcome: e.to_string(),
+                    run: None,
+                };
+                return Ok(batch.iter().map(failed).collect());
             }
         };
         let mut pushed = Pushed::default();
@@ -297,11 +332,10 @@ impl Webhooks {
                 Err(e @ SyncError::Store(StoreError::AlreadyRunning(_))) => return Err(e),
                 Err(e) => (EventState::Failed, e.to_string(), e.run()),
             };
-            self.record_lag(&batch, &named);
+            self.record_lag(batch, &named);
             ends.extend(named.iter().map(|&id| EventEnd { id, state, outcome: outcome.clone(), run }));
         }
-        store.finish_events(&ends, Utc::now())?;
-        Ok(())
+        Ok(ends)
     }
 
     fn record_lag(&self, batch: &[crate::directory::hooks::PendingEvent], named: &[i64]) {

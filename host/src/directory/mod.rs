@@ -464,7 +464,7 @@ pub fn origins_key(origins: &[String]) -> std::collections::BTreeSet<String> {
 
 /// A customer company of a multi-tenant deployment: it owns integrations,
 /// people, runs, accounts and its audit log.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: TenantId,
     /// The operator's handle for it: lower-case letters, digits, dashes.
@@ -472,6 +472,48 @@ pub struct Tenant {
     pub name: String,
     pub disabled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+}
+
+/// Why an operator's change to the tenants was refused; each says what
+/// to do instead.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error(
+        "this install keeps one company in SQLite; tenants need a PostgreSQL database (set database_url or HRSYNC_DATABASE_URL)"
+    )]
+    SingleCompany,
+    #[error("`{0}` is not a tenant slug: use up to 63 lower-case letters, digits and dashes, e.g. `acme-gmbh`")]
+    BadSlug(String),
+    #[error("the tenant's name is empty: enter the company's name")]
+    NoName,
+    #[error("a tenant `{0}` exists already; choose another slug")]
+    Taken(String),
+    #[error("no tenant `{0}`; `hrsync tenant list` or GET /api/v1/tenants lists them")]
+    Unknown(String),
+    #[error("the default tenant holds the platform's own accounts and cannot be disabled or enabled")]
+    Platform,
+    /// The new tenant's admin could not be created (nothing was added).
+    #[error("the tenant's admin: {0}")]
+    Admin(#[from] crate::accounts::AccountError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Tenant {
+    /// The slug and name of a tenant to add, checked: `name` trimmed.
+    pub fn check_new<'a>(slug: &str, name: &'a str) -> Result<&'a str, TenantError> {
+        let valid = !slug.is_empty()
+            && slug.len() <= 63
+            && !slug.starts_with('-')
+            && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(TenantError::BadSlug(slug.into()));
+        }
+        match name.trim() {
+            "" => Err(TenantError::NoName),
+            name => Ok(name),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1000,6 +1042,17 @@ pub struct RunOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenant_slugs_are_short_lower_case_handles_and_names_are_not_blank() {
+        assert_eq!(Tenant::check_new("acme-gmbh", "  Acme GmbH ").unwrap(), "Acme GmbH");
+        assert_eq!(Tenant::check_new("a1", "A").unwrap(), "A");
+        assert!(Tenant::check_new(&"a".repeat(63), "A").is_ok());
+        for bad in ["", "-acme", "Acme", "acme_gmbh", "acme gmbh", "ácme", &"a".repeat(64)] {
+            assert!(matches!(Tenant::check_new(bad, "A"), Err(TenantError::BadSlug(_))), "{bad:?}");
+        }
+        assert!(matches!(Tenant::check_new("acme", " \t"), Err(TenantError::NoName)));
+    }
 
     #[test]
     fn address_settings_give_their_origins() {

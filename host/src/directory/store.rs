@@ -189,10 +189,24 @@ pub trait HookStore: Send + Sync {
     fn remove_subscription(&self, integration: IntegrationId) -> Result<bool, StoreError>;
     /// Stores a delivery as pending; its id.
     fn receive_event(&self, event: &hooks::NewEvent) -> Result<i64, StoreError>;
-    /// The oldest pending deliveries of an integration, at most `limit`.
-    fn pending_events(&self, integration: IntegrationId, limit: u64) -> Result<Vec<hooks::PendingEvent>, StoreError>;
-    /// Integrations with pending deliveries, the longest waiting first.
-    fn pending_integrations(&self) -> Result<Vec<hooks::Waiting>, StoreError>;
+    /// Claims an integration's oldest pending deliveries — at most `limit`
+    /// of those nobody holds at `now` — until `until`, oldest first: of
+    /// processes or replicas that look at once, each delivery goes to one,
+    /// and one that dies holding some leaves them to others once the claim
+    /// lapses.
+    fn claim_events(
+        &self,
+        integration: IntegrationId,
+        limit: u64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<hooks::PendingEvent>, StoreError>;
+    /// Gives back claimed deliveries that are still pending (their run
+    /// could not start), for whoever looks next.
+    fn release_events(&self, ids: &[i64]) -> Result<(), StoreError>;
+    /// Integrations with pending deliveries nobody holds at `now`, the
+    /// longest waiting first.
+    fn pending_integrations(&self, now: DateTime<Utc>) -> Result<Vec<hooks::Waiting>, StoreError>;
     /// Records how deliveries ended, in one transaction.
     fn finish_events(&self, ends: &[hooks::EventEnd], now: DateTime<Utc>) -> Result<(), StoreError>;
 }

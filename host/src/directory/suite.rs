@@ -307,11 +307,7 @@ fn deliveries_wait_in_order_until_finished_and_subscriptions_are_replaced(store:
 
     let first = store.receive_event(&delivery(id, 1, "{\"a\":1}")).unwrap();
     let second = store.receive_event(&delivery(id, 4, "{\"a\":2}")).unwrap();
-    let pending = store.pending_events(id, 10).unwrap();
-    assert_eq!(pending.iter().map(|p| p.id).collect::<Vec<_>>(), vec![first, second]);
-    assert_eq!(pending[0].event, delivery(id, 1, "{\"a\":1}"), "headers and body as received");
-    assert_eq!(store.pending_events(id, 1).unwrap().len(), 1, "at most the limit");
-    let waiting = store.pending_integrations().unwrap();
+    let waiting = store.pending_integrations(Utc::now()).unwrap();
     assert_eq!(
         waiting,
         vec![hooks::Waiting {
@@ -322,11 +318,28 @@ fn deliveries_wait_in_order_until_finished_and_subscriptions_are_replaced(store:
     );
     assert_eq!(store.subscription(id).unwrap().unwrap().last_delivery_at, Some(delivery(id, 4, "").received_at));
 
+    // Claimed, oldest first and at most the limit; a claim held is not
+    // claimed again (nor listed as waiting) until it lapses or is given back.
+    let (now, later) = (Utc::now(), Utc::now() + chrono::Duration::minutes(10));
+    let claimed = store.claim_events(id, 1, now, later).unwrap();
+    assert_eq!(claimed.iter().map(|p| p.id).collect::<Vec<_>>(), vec![first]);
+    assert_eq!(claimed[0].event, delivery(id, 1, "{\"a\":1}"), "headers and body as received");
+    let rest = store.claim_events(id, 10, now, later).unwrap();
+    assert_eq!(rest.iter().map(|p| p.id).collect::<Vec<_>>(), vec![second], "the first is held");
+    assert!(store.claim_events(id, 10, now, later).unwrap().is_empty(), "both are held");
+    assert!(store.pending_integrations(now).unwrap().is_empty(), "nothing waits for nobody");
+    let lapsed = store.claim_events(id, 10, later, later + chrono::Duration::minutes(10)).unwrap();
+    assert_eq!(lapsed.len(), 2, "a holder that died leaves them to others once the claims lapse");
+    store.release_events(&[first, second]).unwrap();
+    assert_eq!(store.pending_integrations(now).unwrap().len(), 1, "given back");
+
     let end = |id, state| hooks::EventEnd { id, state, outcome: "read".into(), run: None };
     store.finish_events(&[end(first, hooks::EventState::Done)], Utc::now()).unwrap();
-    assert_eq!(store.pending_events(id, 10).unwrap().iter().map(|p| p.id).collect::<Vec<_>>(), vec![second]);
+    store.release_events(&[first]).unwrap();
+    let left = store.claim_events(id, 10, now, later).unwrap();
+    assert_eq!(left.iter().map(|p| p.id).collect::<Vec<_>>(), vec![second], "a finished one stays finished");
     store.finish_events(&[end(second, hooks::EventState::Ignored)], Utc::now()).unwrap();
-    assert!(store.pending_integrations().unwrap().is_empty());
+    assert!(store.pending_integrations(later + chrono::Duration::hours(1)).unwrap().is_empty());
 
     // A new subscription replaces the old one, endpoint and all.
     store.save_subscription(&subscription(id, "hook-2")).unwrap();
@@ -352,11 +365,14 @@ fn postgres_deliveries_find_their_tenant_by_endpoint_and_stay_within_it() {
     assert!(!other.remove_subscription(mine).unwrap());
     assert!(matches!(other.receive_event(&delivery(mine, 1, "{}")), Err(StoreError::NoIntegration(_))));
     let event = store.receive_event(&delivery(mine, 1, "{}")).unwrap();
-    assert!(other.pending_integrations().unwrap().is_empty());
-    assert!(other.pending_events(mine, 10).unwrap().is_empty());
+    let (now, later) = (Utc::now(), Utc::now() + chrono::Duration::minutes(10));
+    assert!(other.pending_integrations(now).unwrap().is_empty());
+    assert!(other.claim_events(mine, 10, now, later).unwrap().is_empty());
     let end = hooks::EventEnd { id: event, state: hooks::EventState::Done, outcome: "x".into(), run: None };
     other.finish_events(&[end], Utc::now()).unwrap();
-    assert_eq!(store.pending_events(mine, 10).unwrap().len(), 1, "another tenant cannot finish it");
+    assert_eq!(store.claim_events(mine, 10, now, later).unwrap().len(), 1, "another tenant cannot finish it");
+    other.release_events(&[event]).unwrap();
+    assert!(store.claim_events(mine, 10, now, later).unwrap().is_empty(), "nor give back its claim");
 }
 
 fn person(email: &str, first: &str, department: Option<&str>) -> Profile {
@@ -699,7 +715,7 @@ fn postgres_a_replicas_courier_delivers_every_tenants_mail_and_sees_nothing_else
     let now = Utc::now();
     let ours = store.enqueue_mail(&alert("ops@acme.example"), None, now).unwrap();
     let theirs = other.enqueue_mail(&alert("ops@globex.example"), None, now).unwrap();
-    let courier = store.every_tenants_outbox();
+    let courier = store.every_tenant();
     let claimed: Vec<i64> = courier.claim_mail(now, Duration::minutes(5), 10).unwrap().iter().map(|m| m.id).collect();
     assert_eq!(claimed, [ours, theirs]);
     courier.mail_sent(theirs, now).unwrap();

@@ -223,8 +223,9 @@ pub struct SyncEngine {
     pacers: Mutex<HashMap<IntegrationId, Arc<Pacer>>>,
     /// The runs this process holds.
     live: Mutex<HashMap<RunId, LiveRun>>,
-    /// Connector errors since start, by kind, for the metrics.
-    errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// Connector errors since start, by kind, for the metrics; shared by
+    /// the engines of every tenant of a process.
+    errors: Arc<Mutex<BTreeMap<&'static str, u64>>>,
 }
 
 impl SyncEngine {
@@ -269,7 +270,7 @@ impl SyncEngine {
             pace: None,
             pacers: Mutex::default(),
             live: Mutex::default(),
-            errors: Mutex::default(),
+            errors: Arc::default(),
         }
     }
 
@@ -283,6 +284,7 @@ impl SyncEngine {
             invite: self.invite.clone(),
             mail_queued: self.mail_queued.clone(),
             pace: self.pace,
+            errors: self.errors.clone(),
             ..SyncEngine::new(self.runtime.clone(), store, self.connectors.clone())
         }
     }

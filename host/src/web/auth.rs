@@ -200,6 +200,25 @@ api_role!(
     Role::Admin
 );
 
+/// An admin of the platform's own tenant (the default one): the
+/// operators who add, disable and enable tenants. Any other tenant's
+/// admin gets 403.
+pub struct PlatformAdmin(pub Principal);
+
+impl FromRequestParts<AppState> for PlatformAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let p = require(principal(parts, state).await?, Role::Admin)?;
+        if p.tenant != crate::model::TenantId::DEFAULT {
+            return Err(ApiError::forbidden(
+                "managing tenants is for the platform's admins (the default tenant's); ask your platform operator",
+            ));
+        }
+        Ok(PlatformAdmin(p))
+    }
+}
+
 /// How a sign-in attempt ended.
 pub enum SignIn {
     Ok {

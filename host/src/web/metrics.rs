@@ -1,6 +1,8 @@
 //! Prometheus metrics at `/metrics`: HTTP requests counted as they are
 //! served, and run totals (by kind and outcome, time spent, people changed)
 //! read from the run history at each scrape, so they survive restarts.
+//! A multi-tenant deployment's figures are every tenant's together (per
+//! tenant labels would grow with the tenants); its tenants are counted.
 
 use std::sync::Mutex;
 
@@ -42,6 +44,12 @@ pub struct Metrics {
     connector_errors: Family<KindLabels, Gauge>,
     webhook_deliveries: Family<OutcomeLabels, Gauge>,
     event_lag: Family<KindLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    tenants: Family<StateLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,6 +90,12 @@ impl Default for Metrics {
             "Seconds from a delivery's arrival to the end of its run since start: count, sum and max (kind)",
             event_lag.clone(),
         );
+        let tenants = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "tenants",
+            "Tenants of a multi-tenant (PostgreSQL) deployment, enabled and disabled",
+            tenants.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             http,
@@ -91,6 +105,7 @@ impl Default for Metrics {
             connector_errors,
             webhook_deliveries,
             event_lag,
+            tenants,
         }
     }
 }
@@ -105,7 +120,7 @@ pub async fn count_requests(State(state): State<AppState>, request: Request, nex
 
 /// `GET /metrics` in the Prometheus text format.
 pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let stats = state.engine.store().run_stats()?;
+    let stats = state.tenancy.run_stats()?;
     let m = &state.metrics;
     for s in &stats {
         m.runs
@@ -122,6 +137,10 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError>
     }
     for (kind, n) in state.engine.connector_errors() {
         m.connector_errors.get_or_create(&KindLabels { kind: kind.into() }).set(n as i64);
+    }
+    if let Some((enabled, disabled)) = state.tenancy.tenant_counts()? {
+        m.tenants.get_or_create(&StateLabels { state: "enabled".into() }).set(enabled as i64);
+        m.tenants.get_or_create(&StateLabels { state: "disabled".into() }).set(disabled as i64);
     }
     let hooks = state.webhooks.counters();
     for (outcome, n) in &hooks.deliveries {

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+mod operators;
 pub mod pages;
 
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::accounts::{AccountError, Accounts};
 use crate::audit::Audit;
-use crate::directory::{IntegrationId, StoreError};
+use crate::directory::{IntegrationId, StoreError, TenantError};
 use crate::model::CheckReport;
 use crate::sync::SyncEngine;
 use crate::sync::SyncError;
@@ -234,6 +235,24 @@ impl From<AccountError> for ApiError {
     }
 }
 
+impl From<TenantError> for ApiError {
+    fn from(e: TenantError) -> Self {
+        let status = match &e {
+            TenantError::BadSlug(_) | TenantError::NoName => StatusCode::BAD_REQUEST,
+            TenantError::Unknown(_) => StatusCode::NOT_FOUND,
+            TenantError::SingleCompany | TenantError::Taken(_) | TenantError::Platform => StatusCode::CONFLICT,
+            TenantError::Admin(AccountError::Database(_)) => return ApiError::internal(e),
+            TenantError::Admin(AccountError::Taken(_)) => StatusCode::CONFLICT,
+            TenantError::Admin(_) => StatusCode::BAD_REQUEST,
+            TenantError::Store(_) => {
+                let TenantError::Store(store) = e else { unreachable!("matched") };
+                return store.into();
+            }
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
 impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         match e {
@@ -259,6 +278,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// The whole app: pages, API, probes and metrics, behind the layers they share.
 pub fn router(state: AppState) -> axum::Router {
     api::routes()
+        .merge(operators::routes())
         .merge(pages::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

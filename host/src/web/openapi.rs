@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::api;
+use super::{api, operators};
 use crate::directory::{ChangeKind, ChangeRecord, Counts, FieldChange, IssueRecord, Run, RunKind, RunState, Trigger};
 
 /// Every error body: `{"error": {"message": "what went wrong and what to do"}}`.
@@ -70,6 +70,9 @@ pub struct ErrorMessage {
         api::webhook_on,
         api::webhook_off,
         api::hook_delivery,
+        operators::list_tenants,
+        operators::add_tenant,
+        operators::change_tenant,
     ),
     components(schemas(
         crate::accounts::Role,

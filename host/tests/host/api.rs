@@ -8,7 +8,7 @@ use crate::common::request;
 use crate::server::{PASSWORD, server, server_with};
 
 /// Every endpoint that needs an admin.
-const PROTECTED: [(&str, &str); 38] = [
+const PROTECTED: [(&str, &str); 41] = [
     ("GET", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
     ("POST", "/api/v1/session/password"),
@@ -47,6 +47,9 @@ const PROTECTED: [(&str, &str); 38] = [
     ("GET", "/api/v1/integrations/1/webhook"),
     ("PUT", "/api/v1/integrations/1/webhook"),
     ("DELETE", "/api/v1/integrations/1/webhook"),
+    ("GET", "/api/v1/tenants"),
+    ("POST", "/api/v1/tenants"),
+    ("PATCH", "/api/v1/tenants/1"),
 ];
 
 #[tokio::test]
@@ -340,6 +343,7 @@ async fn the_openapi_document_describes_exactly_the_endpoints() {
             let path = path
                 .replace("{id}", "1")
                 .replace("{username}", "1")
+                .replace("{slug}", "1")
                 .replace("{field}", "job-title")
                 .replace("{hook}", "unknown");
             documented.push((method.to_uppercase(), path));

@@ -681,6 +681,9 @@ fn tenants_are_added_listed_and_disabled_on_postgres_and_refused_on_sqlite() {
     assert!(stderr(&again).contains("a tenant `acme-gmbh` exists already"), "{}", stderr(&again));
     let bad = pg(&["tenant", "add", "Acme_GmbH", "--name", "Acme", "--admin", "bob@acme.example"]);
     assert!(stderr(&bad).contains("is not a tenant slug"), "{}", stderr(&bad));
+    // Usernames are unique across tenants: a taken one adds no tenant.
+    let taken = pg(&["tenant", "add", "globex", "--name", "Globex", "--admin", "ann@acme.example"]);
+    assert!(stderr(&taken).contains("an account named `ann@acme.example` exists already"), "{}", stderr(&taken));
 
     let tenants = json(&pg(&["tenant", "list", "--json"]));
     let slugs: Vec<&str> = tenants.as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();

@@ -31,7 +31,7 @@ async fn with_roles() -> (Server, Browser, Browser, Browser) {
 }
 
 /// Every API route, a body it may take, and the least role it needs.
-pub(crate) const API: [(&str, &str, &str, Role); 38] = [
+pub(crate) const API: [(&str, &str, &str, Role); 41] = [
     ("GET", "/api/v1/session", "", Role::Viewer),
     ("POST", "/api/v1/session/password", "{}", Role::Viewer),
     ("GET", "/api/v1/tokens", "", Role::Viewer),
@@ -69,6 +69,9 @@ pub(crate) const API: [(&str, &str, &str, Role); 38] = [
     ("GET", "/api/v1/integrations/1/webhook", "", Role::Viewer),
     ("PUT", "/api/v1/integrations/1/webhook", "", Role::Admin),
     ("DELETE", "/api/v1/integrations/1/webhook", "", Role::Admin),
+    ("GET", "/api/v1/tenants", "", Role::Admin),
+    ("POST", "/api/v1/tenants", "{}", Role::Admin),
+    ("PATCH", "/api/v1/tenants/nobody", "{}", Role::Admin),
     ("DELETE", "/api/v1/session", "", Role::Viewer),
 ];
 
@@ -138,7 +141,11 @@ async fn every_api_route_and_page_enforces_its_role_for_every_role() {
     let mut documented: Vec<(String, String)> = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
-            let path = path.replace("{id}", "1").replace("{username}", "nobody").replace("{field}", "job-title");
+            let path = path
+                .replace("{id}", "1")
+                .replace("{username}", "nobody")
+                .replace("{slug}", "nobody")
+                .replace("{field}", "job-title");
             let path = if path == "/api/v1/tokens/1" { "/api/v1/tokens/999".to_string() } else { path };
             documented.push((method.to_uppercase(), path));
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hrsync::accounts::{Accounts, Role};
 use hrsync::directory::prelude::*;
-use hrsync::directory::{IntegrationId, RunId, Trigger, UserQuery};
+use hrsync::directory::{IntegrationId, RunId, RunKind, RunState, Trigger, UserQuery};
 use hrsync::sandbox::Edit;
 use hrsync_pg_cluster::Cluster;
 use serde_json::json;
@@ -84,6 +84,13 @@ async fn no_route_reads_or_changes_another_tenants_data() {
             ("PUT", format!("/api/v1/integrations/{integration}"), r#"{"name": "Hacked", "auto_import": true}"#.into()),
             ("POST", format!("/api/v1/runs/{run}/revert"), "{}".into()),
             ("POST", "/api/v1/users/invitations".into(), format!(r#"{{"user_ids": [{user}]}}"#)),
+            ("PATCH", "/api/v1/tenants/default".into(), r#"{"disabled": true}"#.into()),
+            (
+                "POST",
+                "/api/v1/tenants".into(),
+                r#"{"slug": "evil", "name": "Evil", "admin": {"username": "evil", "password": "evil admin password"}}"#
+                    .into(),
+            ),
         ]
         .map(|(m, p, b)| (m.to_string(), p, b)),
     );
@@ -92,6 +99,11 @@ async fn no_route_reads_or_changes_another_tenants_data() {
             continue; // signs Globex out; done last
         }
         let r = api_call(&s, &globex, method, path, body).await;
+        if path.starts_with("/api/v1/tenants") {
+            // The operator API is the platform's, not a tenant admin's.
+            assert_eq!(r.status, 403, "{method} {path} as Globex's admin: {}", r.body);
+            continue;
+        }
         assert!(r.status != 401 && r.status != 403, "Globex's admin may call {method} {path}: {} {}", r.status, r.body);
         if let Some(leak) = leaks(&r.body) {
             panic!("{method} {path} showed Acme's `{leak}` to Globex: {}", r.body);
@@ -128,6 +140,9 @@ async fn no_route_reads_or_changes_another_tenants_data() {
             .all(|i| i.config.name != "Hacked")
     );
     assert!(hrsync::directory::RunStore::run(&globex_store, RunId(run)).is_err());
+    let slugs: Vec<String> = pg.tenants().unwrap().into_iter().map(|t| t.slug).collect();
+    assert_eq!(slugs, ["default", "globex"], "Globex added no tenant");
+    assert!(pg.tenant_by_slug("default").unwrap().disabled_at.is_none(), "nor disabled the platform's");
     let acme_page = page_call(&s, &acme, "GET", "/directory").await;
     assert!(acme_page.body.contains(people[0].profile.email.as_str()), "Acme still sees its people");
     assert_eq!(api_call(&s, &globex, "DELETE", "/api/v1/session", "").await.status, 204);
@@ -175,4 +190,128 @@ async fn a_second_tenants_webhooks_reach_its_own_directory() {
     assert_eq!(runs[0].trigger, Trigger::Event, "{runs:#?}");
     assert!(s.store.runs(None, 0, 10).unwrap().is_empty(), "nothing ran in the default tenant");
     assert!(s.store.users(&UserQuery::default()).unwrap().0.is_empty());
+
+    // The deployment's metrics count every tenant's runs and deliveries, and its tenants.
+    let metrics = crate::common::request("GET", &s.url("/metrics"), &[], "").await.body;
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let imports = globex_store
+        .runs(None, 0, 100)
+        .unwrap()
+        .iter()
+        .filter(|r| r.kind == RunKind::Import && r.state == RunState::Succeeded)
+        .count();
+    assert!(imports >= 2, "the first import and the event's");
+    assert_eq!(value("hrsync_runs{kind=\"import\",state=\"succeeded\"}"), imports as f64, "{metrics}");
+    assert!(value("hrsync_webhook_deliveries{outcome=\"accepted\"}") >= 1.0, "{metrics}");
+    assert!(value("hrsync_event_lag_seconds{kind=\"count\"}") >= 1.0, "{metrics}");
+    assert_eq!(value("hrsync_tenants{state=\"enabled\"}"), 2.0, "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_platforms_admins_add_list_disable_and_enable_tenants_over_the_api() {
+    let cluster = Arc::new(Cluster::start().expect("a PostgreSQL cluster (apt-get install postgresql)"));
+    let url = cluster.create_database("operator_api").unwrap();
+    let s = server_with(Options { postgres: Some(url), ..Options::default() }).await;
+    let pg = s.postgres.clone().unwrap();
+    s.accounts.ensure_admin(Some(PASSWORD)).unwrap();
+    let operator = s.sign_in().await;
+    let slugs = || pg.tenants().unwrap().into_iter().map(|t| t.slug).collect::<Vec<_>>();
+    let new_tenant = |slug: &str, name: &str, admin: &str, password: &str| json!({"slug": slug, "name": name, "admin": {"username": admin, "password": password}});
+
+    let added = s
+        .call(
+            &operator,
+            "POST",
+            "/api/v1/tenants",
+            Some(new_tenant("globex", " Globex ", "admin@globex", "globex admin password")),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    assert_eq!((added.json()["slug"].as_str(), added.json()["name"].as_str()), (Some("globex"), Some("Globex")));
+    assert!(added.json()["disabled_at"].is_null() && !added.body.contains("globex admin password"), "{}", added.body);
+    let globex = s.sign_in_as("admin@globex", "globex admin password").await;
+    let listed = s.call(&operator, "GET", "/api/v1/tenants", None).await.json();
+    let listed: Vec<&str> = listed.as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["default", "globex"]);
+
+    // Refusals say why and add nothing: a bad slug, a taken slug, a short
+    // password, and an admin username another tenant has.
+    for (body, status, says) in [
+        (new_tenant("Bad_Slug", "Bad", "admin@bad", "a long enough password"), 400, "is not a tenant slug"),
+        (new_tenant("globex", "Globex again", "other@globex", "a long enough password"), 409, "exists already"),
+        (new_tenant("initech", "Initech", "admin@initech", "short"), 400, "at least 12 characters"),
+        (
+            new_tenant("initech", "Initech", "admin@globex", "a long enough password"),
+            409,
+            "`admin@globex` exists already",
+        ),
+        (new_tenant("initech", "  ", "admin@initech", "a long enough password"), 400, "name is empty"),
+    ] {
+        let r = s.call(&operator, "POST", "/api/v1/tenants", Some(body.clone())).await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains(says), "{body}: {}", r.body);
+    }
+    assert_eq!(slugs(), ["default", "globex"], "nothing was half-added");
+
+    // A tenant's own admin may not manage tenants, its own included.
+    for (method, path, body) in [
+        ("GET", "/api/v1/tenants", None),
+        ("PATCH", "/api/v1/tenants/globex", Some(json!({"disabled": true}))),
+        ("POST", "/api/v1/tenants", Some(new_tenant("mine", "Mine", "admin@mine", "a long enough password"))),
+    ] {
+        let r = s.call(&globex, method, path, body).await;
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains("platform's admins"), "{}", r.body);
+    }
+
+    // Disabling ends the tenant's sessions; enabling lets its admin back in.
+    let off = s.call(&operator, "PATCH", "/api/v1/tenants/globex", Some(json!({"disabled": true}))).await;
+    assert_eq!(off.status, 200, "{}", off.body);
+    assert!(off.json()["disabled_at"].is_string(), "{}", off.body);
+    assert_eq!(s.call(&globex, "GET", "/api/v1/session", None).await.status, 401);
+    let platform = s.call(&operator, "PATCH", "/api/v1/tenants/default", Some(json!({"disabled": true}))).await;
+    assert_eq!(platform.status, 409, "{}", platform.body);
+    let unknown = s.call(&operator, "PATCH", "/api/v1/tenants/nope", Some(json!({"disabled": true}))).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    let on = s.call(&operator, "PATCH", "/api/v1/tenants/globex", Some(json!({"disabled": false}))).await;
+    assert!(on.status == 200 && on.json()["disabled_at"].is_null(), "{}", on.body);
+    let again = s.sign_in_as("admin@globex", "globex admin password").await;
+    assert_eq!(s.call(&again, "GET", "/api/v1/session", None).await.status, 200);
+
+    // The platform's log says who did what; the new tenant's log starts with its admin.
+    let log = s.call(&operator, "GET", "/api/v1/audit", None).await.json();
+    let tenant_entries: Vec<(String, String)> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("tenant-"))
+        .map(|e| (e["action"].as_str().unwrap().to_string(), e["actor"].as_str().unwrap().to_string()))
+        .collect();
+    let by_admin = |a: &str| (a.to_string(), "admin".to_string());
+    assert_eq!(tenant_entries, [by_admin("tenant-enabled"), by_admin("tenant-disabled"), by_admin("tenant-added")]);
+    let globex_log = s.call(&again, "GET", "/api/v1/audit", None).await.json();
+    assert!(
+        globex_log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "account-created" && e["actor"] == "admin"),
+        "{globex_log}"
+    );
+}
+
+#[tokio::test]
+async fn a_single_company_install_says_tenants_need_postgresql() {
+    let s = crate::server::server().await;
+    let admin = s.sign_in().await;
+    let r = s.call(&admin, "GET", "/api/v1/tenants", None).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.json()["error"]["message"].as_str().unwrap().contains("tenants need a PostgreSQL database"),
+        "{}",
+        r.body
+    );
 }

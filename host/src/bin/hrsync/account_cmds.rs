@@ -92,14 +92,9 @@ fn open(global: &Global) -> anyhow::Result<(Accounts, Audit)> {
 
 pub fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
     use hrsync::model::TenantId;
-    use hrsync::tenancy::Database;
+    use hrsync::tenancy::{add_tenant, set_tenant_disabled};
     let (database, _) = global.database()?;
-    let Database::Postgres(pg) = &database else {
-        anyhow::bail!(
-            "this install keeps one company in SQLite; tenants need a PostgreSQL database (set database_url or {})",
-            hrsync::tenancy::DATABASE_URL_ENV
-        );
-    };
+    let pg = database.platform()?;
     // Tenant changes are the platform's: the default tenant's log keeps them.
     let (_, platform_audit) = database.accounts_and_audit(TenantId::DEFAULT)?;
     let log = |action, slug: &str, detail: Option<String>| {
@@ -114,18 +109,11 @@ pub fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
     match command {
         TenantCommand::Add { slug, name, admin } => {
             let (password, generated) = new_password();
-            let id = pg.create_tenant(slug.trim(), &name)?;
-            let (accounts, audit) = database.accounts_and_audit(id)?;
-            if let Err(e) = accounts.create_account(&admin, &password, Role::Admin) {
-                // A tenant nobody can manage is of no use: take it back.
-                pg.set_tenant_disabled(id, true)?;
-                return Err(anyhow::Error::new(e).context(format!(
-                    "tenant `{slug}` was added but disabled, because its admin could not be created; `hrsync tenant enable {slug}` after `hrsync --tenant {slug} admin add`"
-                )));
-            }
-            record(&audit, Action::AccountCreated, &admin, Some("admin".into()));
-            log(Action::TenantAdded, &slug, Some(name.clone()));
-            println!("Added tenant `{slug}` ({name}) with the admin `{admin}`.");
+            let tenant = add_tenant(pg, &slug, &name, &admin, &password)?;
+            let (_, audit) = database.accounts_and_audit(tenant.id)?;
+            record(&audit, Action::AccountCreated, admin.trim(), Some("admin".into()));
+            log(Action::TenantAdded, &tenant.slug, Some(tenant.name.clone()));
+            println!("Added tenant `{}` ({}) with the admin `{}`.", tenant.slug, tenant.name, admin.trim());
             if generated {
                 println!("Initial password (shown once): {password}");
             }
@@ -142,17 +130,14 @@ pub fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        TenantCommand::Disable { slug } | TenantCommand::Enable { slug } if slug == "default" => {
-            anyhow::bail!("the default tenant holds the platform's own accounts and cannot be disabled or enabled")
-        }
         TenantCommand::Disable { slug } => {
-            pg.set_tenant_disabled(pg.tenant_by_slug(&slug)?.id, true)?;
-            log(Action::TenantDisabled, &slug, None);
+            let tenant = set_tenant_disabled(pg, &slug, true)?;
+            log(Action::TenantDisabled, &tenant.slug, None);
             println!("Disabled tenant `{slug}`: its accounts cannot sign in and its integrations do not run.");
         }
         TenantCommand::Enable { slug } => {
-            pg.set_tenant_disabled(pg.tenant_by_slug(&slug)?.id, false)?;
-            log(Action::TenantEnabled, &slug, None);
+            let tenant = set_tenant_disabled(pg, &slug, false)?;
+            log(Action::TenantEnabled, &tenant.slug, None);
             println!("Enabled tenant `{slug}`.");
         }
     }

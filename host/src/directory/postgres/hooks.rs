@@ -42,14 +42,15 @@ impl PgStore {
         Ok(row.map(|r| TenantId(r.get(0))))
     }
 
-    /// The enabled tenants with deliveries waiting to be processed.
+    /// The enabled tenants with deliveries waiting that nobody holds.
     pub fn tenants_with_pending_events(&self) -> Result<Vec<TenantId>, StoreError> {
         let rows = self.block(async {
             self.client()
                 .await?
                 .query(
                     "SELECT DISTINCT i.tenant_id FROM events e JOIN integrations i ON i.id = e.integration_id \
-                     JOIN tenants t ON t.id = i.tenant_id WHERE e.state = 'pending' AND t.disabled_at IS NULL ORDER BY 1",
+                     JOIN tenants t ON t.id = i.tenant_id WHERE e.state = 'pending' AND t.disabled_at IS NULL \
+                     AND (e.claimed_until IS NULL OR e.claimed_until <= now()) ORDER BY 1",
                     &[],
                 )
                 .await
@@ -153,20 +154,29 @@ impl HookStore for PgStore {
         })
     }
 
-    fn pending_events(&self, integration: IntegrationId, limit: u64) -> Result<Vec<PendingEvent>, StoreError> {
+    fn claim_events(
+        &self,
+        integration: IntegrationId,
+        limit: u64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<PendingEvent>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self.block(async {
+            // Rows another replica is claiming are skipped, not waited for.
             self.client()
                 .await?
                 .query(
-                    "SELECT e.id, e.received_at, e.headers, e.body FROM events e JOIN integrations i ON i.id = e.integration_id \
-                     WHERE e.integration_id = $1 AND i.tenant_id = $2 AND e.state = 'pending' ORDER BY e.id LIMIT $3",
-                    &[&integration.0, &self.tenant.0, &limit],
+                    "UPDATE events SET claimed_until = $5 WHERE id IN (SELECT e.id FROM events e \
+                     JOIN integrations i ON i.id = e.integration_id WHERE e.integration_id = $1 AND i.tenant_id = $2 \
+                     AND e.state = 'pending' AND (e.claimed_until IS NULL OR e.claimed_until <= $4) \
+                     ORDER BY e.id LIMIT $3 FOR UPDATE OF e SKIP LOCKED) RETURNING id, received_at, headers, body",
+                    &[&integration.0, &self.tenant.0, &limit, &now, &until],
                 )
                 .await
                 .map_err(sql)
         })?;
-        Ok(rows
+        let mut claimed: Vec<PendingEvent> = rows
             .iter()
             .map(|r| PendingEvent {
                 id: r.get(0),
@@ -177,18 +187,36 @@ impl HookStore for PgStore {
                     body: r.get(3),
                 },
             })
-            .collect())
+            .collect();
+        claimed.sort_by_key(|p| p.id);
+        Ok(claimed)
     }
 
-    fn pending_integrations(&self) -> Result<Vec<Waiting>, StoreError> {
+    fn release_events(&self, ids: &[i64]) -> Result<(), StoreError> {
+        self.block(async {
+            self.client()
+                .await?
+                .execute(
+                    "UPDATE events e SET claimed_until = NULL FROM integrations i \
+                     WHERE e.id = ANY($1) AND e.state = 'pending' AND i.id = e.integration_id AND i.tenant_id = $2",
+                    &[&ids, &self.tenant.0],
+                )
+                .await
+                .map_err(sql)?;
+            Ok(())
+        })
+    }
+
+    fn pending_integrations(&self, now: DateTime<Utc>) -> Result<Vec<Waiting>, StoreError> {
         let rows = self.block(async {
             self.client()
                 .await?
                 .query(
                     "SELECT e.integration_id, MIN(e.received_at), MAX(e.received_at) FROM events e \
                      JOIN integrations i ON i.id = e.integration_id WHERE e.state = 'pending' AND i.tenant_id = $1 \
+                     AND (e.claimed_until IS NULL OR e.claimed_until <= $2) \
                      GROUP BY e.integration_id ORDER BY MIN(e.received_at)",
-                    &[&self.tenant.0],
+                    &[&self.tenant.0, &now],
                 )
                 .await
                 .map_err(sql)

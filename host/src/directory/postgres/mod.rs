@@ -42,13 +42,14 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0002_wakeups.sql"),
     include_str!("../../../migrations/postgres/0003_sign_in_failures.sql"),
     include_str!("../../../migrations/postgres/0004_claims.sql"),
+    include_str!("../../../migrations/postgres/0005_event_claims.sql"),
 ];
 
 /// Subscribes to the channel on which the database says a run may be due
 /// sooner (migration 0002).
 const LISTEN_SCHEDULES: &str = "LISTEN hrsync_schedules";
 
-/// The tenant id of [`PgStore::every_tenants_outbox`]; no tenant has it.
+/// The tenant id of [`PgStore::every_tenant`]; no tenant has it.
 const EVERY_TENANT: TenantId = TenantId(0);
 
 /// Connections per replica: runs, the scheduler, the courier and page
@@ -115,42 +116,74 @@ impl PgStore {
         PgStore { tenant, ..self.clone() }
     }
 
-    /// A handle for the courier of a replica, which delivers every
-    /// tenant's mail: the outbox's delivery calls (`claim_mail`,
-    /// `mail_sent`, `mail_failed`) span tenants; every other call of it
-    /// finds nothing, as no tenant has its id.
-    pub fn every_tenants_outbox(&self) -> Self {
+    /// A handle on every tenant at once, for a replica's own work: its
+    /// courier delivers every tenant's mail (`claim_mail`, `mail_sent`,
+    /// `mail_failed`), `/metrics` counts every tenant's runs (`run_stats`);
+    /// every other call of it finds nothing, as no tenant has its id.
+    pub fn every_tenant(&self) -> Self {
         PgStore { tenant: EVERY_TENANT, ..self.clone() }
     }
 
     /// Adds a tenant: `slug` is the operator's handle for it (lower case
     /// letters, digits and dashes), `name` the company's name.
     pub fn create_tenant(&self, slug: &str, name: &str) -> Result<TenantId, StoreError> {
-        let valid = !slug.is_empty()
-            && slug.len() <= 63
-            && !slug.starts_with('-')
-            && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !valid {
-            return Err(StoreError::Invalid(format!(
-                "`{slug}` is not a tenant slug: use up to 63 lower-case letters, digits and dashes, e.g. `acme-gmbh`"
-            )));
-        }
-        if name.trim().is_empty() {
-            return Err(StoreError::Invalid("the tenant's name is empty: enter the company's name".into()));
-        }
+        let name = Tenant::check_new(slug, name).map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.block(async {
             let row = self
                 .client()
                 .await?
                 .query_opt(
                     "INSERT INTO tenants (slug, name) VALUES ($1, $2) ON CONFLICT (slug) DO NOTHING RETURNING id",
-                    &[&slug, &name.trim()],
+                    &[&slug, &name],
                 )
                 .await
                 .map_err(sql)?;
             row.map(|r| TenantId(r.get(0)))
-                .ok_or_else(|| StoreError::Invalid(format!("a tenant `{slug}` exists already; choose another slug")))
+                .ok_or_else(|| StoreError::Invalid(TenantError::Taken(slug.into()).to_string()))
         })
+    }
+
+    /// Adds a tenant and its first admin (`password_hash` a PHC string) in
+    /// one transaction: when either is refused — the slug or the username
+    /// is taken — nothing is added.
+    pub fn create_tenant_with_admin(
+        &self,
+        slug: &str,
+        name: &str,
+        admin: &str,
+        password_hash: &str,
+    ) -> Result<Tenant, TenantError> {
+        let name = Tenant::check_new(slug, name)?;
+        self.block(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(sql)?;
+            let Some(row) = tx
+                .query_opt(
+                    "INSERT INTO tenants (slug, name) VALUES ($1, $2) ON CONFLICT (slug) DO NOTHING \
+                     RETURNING id, slug, name, disabled_at, created_at",
+                    &[&slug, &name],
+                )
+                .await
+                .map_err(sql)?
+            else {
+                return Ok(Err(TenantError::Taken(slug.into())));
+            };
+            let tenant = tenant_from_row(&row);
+            let inserted = tx
+                .execute(
+                    "INSERT INTO admins (tenant_id, username, password_hash, role, created_at, password_changed_at) \
+                     VALUES ($1, $2, $3, 'admin', now(), now()) ON CONFLICT ((lower(username))) DO NOTHING",
+                    &[&tenant.id.0, &admin, &password_hash],
+                )
+                .await
+                .map_err(sql)?;
+            if inserted == 0 {
+                // Usernames are unique across tenants, so sign-in needs none.
+                return Ok(Err(TenantError::Admin(crate::accounts::AccountError::Taken(admin.into()))));
+            }
+            tx.commit().await.map_err(sql)?;
+            Ok(Ok(tenant))
+        })?
     }
 
     /// Every tenant, by slug.
@@ -166,8 +199,8 @@ impl PgStore {
         })
     }
 
-    /// The tenant with this slug.
-    pub fn tenant_by_slug(&self, slug: &str) -> Result<Tenant, StoreError> {
+    /// The tenant with this slug, if there is one.
+    pub fn find_tenant(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
         self.block(async {
             let row = self
                 .client()
@@ -175,10 +208,13 @@ impl PgStore {
                 .query_opt("SELECT id, slug, name, disabled_at, created_at FROM tenants WHERE slug = $1", &[&slug])
                 .await
                 .map_err(sql)?;
-            row.as_ref()
-                .map(tenant_from_row)
-                .ok_or_else(|| StoreError::Invalid(format!("no tenant `{slug}`; `hrsync tenant list` lists them")))
+            Ok(row.as_ref().map(tenant_from_row))
         })
+    }
+
+    /// The tenant with this slug.
+    pub fn tenant_by_slug(&self, slug: &str) -> Result<Tenant, StoreError> {
+        self.find_tenant(slug)?.ok_or_else(|| StoreError::Invalid(TenantError::Unknown(slug.into()).to_string()))
     }
 
     /// Disables a tenant (its accounts cannot sign in, its sessions and

@@ -81,40 +81,62 @@ impl HookStore for SqliteStore {
         Ok(id)
     }
 
-    fn pending_events(&self, integration: IntegrationId, limit: u64) -> Result<Vec<PendingEvent>, StoreError> {
+    fn claim_events(
+        &self,
+        integration: IntegrationId,
+        limit: u64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<PendingEvent>, StoreError> {
+        // One statement: another process's claim cannot come in between.
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
-                "SELECT id, received_at, headers, body FROM events \
-                 WHERE integration_id = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
+                "UPDATE events SET claimed_until = ?4 WHERE id IN (SELECT id FROM events \
+                 WHERE integration_id = ?1 AND state = 'pending' AND (claimed_until IS NULL OR claimed_until <= ?3) \
+                 ORDER BY id LIMIT ?2) RETURNING id, received_at, headers, body",
             )
             .map_err(sql)?;
-        stmt.query_map(params![integration.0, limit], |r| {
-            let headers: String = r.get(2)?;
-            Ok(PendingEvent {
-                id: r.get(0)?,
-                event: NewEvent {
-                    integration,
-                    received_at: r.get(1)?,
-                    headers: serde_json::from_str(&headers).unwrap_or_default(),
-                    body: r.get(3)?,
-                },
+        let mut claimed: Vec<PendingEvent> = stmt
+            .query_map(params![integration.0, limit, now, until], |r| {
+                let headers: String = r.get(2)?;
+                Ok(PendingEvent {
+                    id: r.get(0)?,
+                    event: NewEvent {
+                        integration,
+                        received_at: r.get(1)?,
+                        headers: serde_json::from_str(&headers).unwrap_or_default(),
+                        body: r.get(3)?,
+                    },
+                })
             })
-        })
-        .map_err(sql)?
-        .collect::<Result<_, _>>()
-        .map_err(sql)
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        claimed.sort_by_key(|p| p.id);
+        Ok(claimed)
     }
 
-    fn pending_integrations(&self) -> Result<Vec<Waiting>, StoreError> {
+    fn release_events(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("UPDATE events SET claimed_until = NULL WHERE id = ?1 AND state = 'pending'")
+            .map_err(sql)?;
+        for id in ids {
+            stmt.execute([id]).map_err(sql)?;
+        }
+        Ok(())
+    }
+
+    fn pending_integrations(&self, now: DateTime<Utc>) -> Result<Vec<Waiting>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
                 "SELECT integration_id, MIN(received_at), MAX(received_at) FROM events WHERE state = 'pending' \
-                 GROUP BY integration_id ORDER BY MIN(received_at)",
+                 AND (claimed_until IS NULL OR claimed_until <= ?1) GROUP BY integration_id ORDER BY MIN(received_at)",
             )
             .map_err(sql)?;
-        stmt.query_map([], |r| {
+        stmt.query_map([now], |r| {
             Ok(Waiting { integration: IntegrationId(r.get(0)?), oldest: r.get(1)?, newest: r.get(2)? })
         })
         .map_err(sql)?

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0007_company.sql"),
     include_str!("../../../migrations/0008_webhooks.sql"),
     include_str!("../../../migrations/0009_claims.sql"),
+    include_str!("../../../migrations/0010_event_claims.sql"),
 ];
 
 /// SQLite storage. Operations are short; one connection behind a mutex keeps
