@@ -237,17 +237,16 @@ impl From<AccountError> for ApiError {
 
 impl From<TenantError> for ApiError {
     fn from(e: TenantError) -> Self {
-        let status = match &e {
+        let status = match e {
+            TenantError::Store(store) => return store.into(),
+            TenantError::Admin(AccountError::Database(ref cause)) => return ApiError::internal(cause),
             TenantError::BadSlug(_) | TenantError::NoName => StatusCode::BAD_REQUEST,
             TenantError::Unknown(_) => StatusCode::NOT_FOUND,
-            TenantError::SingleCompany | TenantError::Taken(_) | TenantError::Platform => StatusCode::CONFLICT,
-            TenantError::Admin(AccountError::Database(_)) => return ApiError::internal(e),
-            TenantError::Admin(AccountError::Taken(_)) => StatusCode::CONFLICT,
+            TenantError::SingleCompany
+            | TenantError::Taken(_)
+            | TenantError::Platform
+            | TenantError::Admin(AccountError::Taken(_)) => StatusCode::CONFLICT,
             TenantError::Admin(_) => StatusCode::BAD_REQUEST,
-            TenantError::Store(_) => {
-                let TenantError::Store(store) = e else { unreachable!("matched") };
-                return store.into();
-            }
         };
         ApiError::new(status, e.to_string())
     }

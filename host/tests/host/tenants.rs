@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use hrsync::accounts::{Accounts, Role};
+use hrsync::directory::postgres::PgStore;
 use hrsync::directory::prelude::*;
 use hrsync::directory::{IntegrationId, RunId, RunKind, RunState, Trigger, UserQuery};
 use hrsync::sandbox::Edit;
@@ -12,7 +13,17 @@ use hrsync_pg_cluster::Cluster;
 use serde_json::json;
 
 use crate::security::{API, PAGES, api_call, page_call};
-use crate::server::{Options, PASSWORD, server_with};
+use crate::server::{Options, PASSWORD, Server, server_with};
+
+/// A server on a database of a throwaway cluster (stopped when the
+/// cluster is dropped), and the database's store.
+async fn on_postgres(database: &str) -> (Arc<Cluster>, Server, PgStore) {
+    let cluster = Arc::new(Cluster::start().expect("a PostgreSQL cluster (apt-get install postgresql)"));
+    let url = cluster.create_database(database).unwrap();
+    let s = server_with(Options { postgres: Some(url), ..Options::default() }).await;
+    let pg = s.postgres.clone().unwrap();
+    (cluster, s, pg)
+}
 
 /// What one tenant can observe of its own data, to compare before and after.
 fn snapshot(store: &dyn hrsync::directory::DirectoryStore, accounts: &Accounts) -> String {
@@ -28,10 +39,7 @@ fn snapshot(store: &dyn hrsync::directory::DirectoryStore, accounts: &Accounts) 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_route_reads_or_changes_another_tenants_data() {
-    let cluster = Arc::new(Cluster::start().expect("a PostgreSQL cluster (apt-get install postgresql)"));
-    let url = cluster.create_database("tenants").unwrap();
-    let s = server_with(Options { postgres: Some(url), ..Options::default() }).await;
-    let pg = s.postgres.clone().unwrap();
+    let (_cluster, s, pg) = on_postgres("tenants").await;
 
     // Acme, the default tenant: an integration, an import, a kept value, a token.
     s.accounts.ensure_admin(Some(PASSWORD)).unwrap();
@@ -150,10 +158,7 @@ async fn no_route_reads_or_changes_another_tenants_data() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_tenants_webhooks_reach_its_own_directory() {
-    let cluster = Arc::new(Cluster::start().expect("a PostgreSQL cluster (apt-get install postgresql)"));
-    let url = cluster.create_database("tenant_hooks").unwrap();
-    let s = server_with(Options { postgres: Some(url), ..Options::default() }).await;
-    let pg = s.postgres.clone().unwrap();
+    let (_cluster, s, pg) = on_postgres("tenant_hooks").await;
     s.sandbox.set_rate_limit(None);
     s.sandbox.set_delivery_backoff(std::time::Duration::from_millis(100));
     let globex_id = pg.create_tenant("globex", "Globex").unwrap();
@@ -212,10 +217,7 @@ async fn a_second_tenants_webhooks_reach_its_own_directory() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_platforms_admins_add_list_disable_and_enable_tenants_over_the_api() {
-    let cluster = Arc::new(Cluster::start().expect("a PostgreSQL cluster (apt-get install postgresql)"));
-    let url = cluster.create_database("operator_api").unwrap();
-    let s = server_with(Options { postgres: Some(url), ..Options::default() }).await;
-    let pg = s.postgres.clone().unwrap();
+    let (_cluster, s, pg) = on_postgres("operator_api").await;
     s.accounts.ensure_admin(Some(PASSWORD)).unwrap();
     let operator = s.sign_in().await;
     let slugs = || pg.tenants().unwrap().into_iter().map(|t| t.slug).collect::<Vec<_>>();
