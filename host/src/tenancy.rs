@@ -205,11 +205,8 @@ impl Tenancy {
 
     /// How many tenants are enabled and how many disabled; `None` for a
     /// single-company install.
-    pub fn tenant_counts(&self) -> Result<Option<(usize, usize)>, StoreError> {
-        let Some(store) = &self.postgres else { return Ok(None) };
-        let tenants = store.tenants()?;
-        let disabled = tenants.iter().filter(|t| t.disabled_at.is_some()).count();
-        Ok(Some((tenants.len() - disabled, disabled)))
+    pub fn tenant_counts(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        self.postgres.as_ref().map(PgStore::tenant_counts).transpose()
     }
 
     /// The tenant a webhook delivery to `/hooks/<hook>` is for: the
@@ -282,6 +279,5 @@ pub fn set_tenant_disabled(pg: &PgStore, slug: &str, disabled: bool) -> Result<T
     if tenant.id == TenantId::DEFAULT {
         return Err(TenantError::Platform);
     }
-    pg.set_tenant_disabled(tenant.id, disabled)?;
-    pg.find_tenant(&tenant.slug)?.ok_or_else(unknown)
+    pg.set_tenant_disabled(tenant.id, disabled)?.ok_or_else(unknown)
 }

@@ -218,18 +218,39 @@ impl PgStore {
     }
 
     /// Disables a tenant (its accounts cannot sign in, its sessions and
-    /// tokens stop, its integrations are not scheduled) or enables it again.
-    pub fn set_tenant_disabled(&self, tenant: TenantId, disabled: bool) -> Result<(), StoreError> {
+    /// tokens stop, its integrations are not scheduled) or enables it again;
+    /// the tenant after the change, if it exists.
+    pub fn set_tenant_disabled(&self, tenant: TenantId, disabled: bool) -> Result<Option<Tenant>, StoreError> {
         self.block(async {
-            self.client()
+            let row = self
+                .client()
                 .await?
-                .execute(
-                    "UPDATE tenants SET disabled_at = CASE WHEN $2 THEN COALESCE(disabled_at, now()) END WHERE id = $1",
+                .query_opt(
+                    "UPDATE tenants SET disabled_at = CASE WHEN $2 THEN COALESCE(disabled_at, now()) END WHERE id = $1 \
+                     RETURNING id, slug, name, disabled_at, created_at",
                     &[&tenant.0, &disabled],
                 )
                 .await
                 .map_err(sql)?;
-            Ok(())
+            Ok(row.as_ref().map(tenant_from_row))
+        })
+    }
+
+    /// How many tenants are enabled and how many disabled.
+    pub fn tenant_counts(&self) -> Result<(u64, u64), StoreError> {
+        self.block(async {
+            let row = self
+                .client()
+                .await?
+                .query_one(
+                    "SELECT COUNT(*) FILTER (WHERE disabled_at IS NULL), COUNT(*) FILTER (WHERE disabled_at IS NOT NULL) \
+                     FROM tenants",
+                    &[],
+                )
+                .await
+                .map_err(sql)?;
+            let n = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+            Ok((n(0), n(1)))
         })
     }
 
